@@ -1,0 +1,1 @@
+"""HTTP face of the ledger (FastAPI). Built in the HTTP API issue; nothing here yet."""

@@ -1,0 +1,109 @@
+"""The entry log's canonical encoding and hash chain.
+
+An entry is `{"seq", "kind", "at", "body"}` encoded as canonical JSON: keys
+sorted, no spaces, ASCII only, integers only where they are exact in every
+language (|n| < 2**53), everything bigger as a decimal string, no floats. Any
+implementation can rebuild the bytes and so the hashes (docs/ledger-model.md).
+
+    entry_hash = keccak256(canonical_bytes)
+    chain_hash = keccak256(prev_chain_hash ‖ entry_hash), with 32 zero bytes before seq 1
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import InvalidInput
+from .hashing import ZERO32, keccak256
+
+_SAFE_INT = 2**53
+
+KINDS = (
+    "community.created",
+    "account.opened",
+    "limit.set",
+    "account.status",
+    "transfer.posted",
+)
+
+
+def _check_value(value: object, path: str) -> None:
+    if value is None or isinstance(value, (str, bool)):
+        return
+    if isinstance(value, int):
+        if -_SAFE_INT < value < _SAFE_INT:
+            return
+        raise InvalidInput(f"{path}: integer {value} must be encoded as a decimal string")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{path}: keys must be strings")
+            _check_value(item, f"{path}.{key}")
+        return
+    raise InvalidInput(f"{path}: {type(value).__name__} has no canonical encoding")
+
+
+def canonical_bytes(seq: int, kind: str, at: int, body: dict) -> bytes:
+    _check_value(body, "body")
+    return json.dumps({"at": at, "body": body, "kind": kind, "seq": seq},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def chain_next(prev_chain_hash: bytes, entry_hash: bytes) -> bytes:
+    return keccak256(prev_chain_hash + entry_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    kind: str
+    at: int  # unix time in milliseconds, the ledger's clock when the entry was written
+    body: dict
+    entry_hash: bytes
+    chain_hash: bytes
+
+    @classmethod
+    def make(cls, seq: int, kind: str, at: int, body: dict, prev_chain_hash: bytes) -> "Entry":
+        if kind not in KINDS:
+            raise InvalidInput(f"unknown entry kind {kind!r}")
+        entry_hash = keccak256(canonical_bytes(seq, kind, at, body))
+        return cls(seq, kind, at, body, entry_hash, chain_next(prev_chain_hash, entry_hash))
+
+    def as_dict(self) -> dict:
+        return {"seq": self.seq, "kind": self.kind, "at": self.at, "body": self.body,
+                "entryHash": "0x" + self.entry_hash.hex(), "chainHash": "0x" + self.chain_hash.hex()}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFault:
+    seq: int
+    problem: str
+    expected: str
+    found: str
+
+
+def verify_chain(entries, *, prev_chain_hash: bytes = ZERO32, expect_seq: int = 1) -> list[ChainFault]:
+    """Recompute every hash from the stored content; report each break with where it is.
+
+    `entries` yields Entry-like records in seq order (a suffix may be checked by
+    passing the previous chain hash and the first expected seq)."""
+    faults: list[ChainFault] = []
+    prev = prev_chain_hash
+    for e in entries:
+        if e.seq != expect_seq:
+            faults.append(ChainFault(e.seq, "seq gap or reorder", str(expect_seq), str(e.seq)))
+        entry_hash = keccak256(canonical_bytes(e.seq, e.kind, e.at, e.body))
+        if entry_hash != e.entry_hash:
+            faults.append(ChainFault(e.seq, "entry hash does not match content",
+                                     "0x" + entry_hash.hex(), "0x" + e.entry_hash.hex()))
+        chain = chain_next(prev, e.entry_hash)
+        if chain != e.chain_hash:
+            faults.append(ChainFault(e.seq, "chain hash does not link to previous entry",
+                                     "0x" + chain.hex(), "0x" + e.chain_hash.hex()))
+        prev = e.chain_hash
+        expect_seq = e.seq + 1
+    return faults

@@ -1,0 +1,377 @@
+"""Use cases: initialise a community, submit signed actions, read balances, verify.
+
+Posting discipline (docs/ledger-model.md, "Why posting is safe"):
+1. Everything that needs no database happens first, outside any lock: field
+   validation, memo commitment, EIP-712 digest, signature recovery, expiry.
+2. One database transaction per batch: lock the log head (BEGIN IMMEDIATE on
+   SQLite, SELECT ... FOR UPDATE on PostgreSQL), load the touched accounts,
+   run the pure rules (ledger.core.state.apply_action) for each action in order,
+   write entries + projections + nonces, move the head, commit. Each action is
+   atomic on its own: a refused one leaves no trace and does not affect the others.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+from sqlalchemy import Engine, bindparam, func, insert, select, update
+
+from .core import errors as E
+from .core.amounts import Currency
+from .core.entries import Entry, verify_chain
+from .core.hashing import ZERO32
+from .core.rules import AccountState, Position, check_nonce, check_not_expired
+from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_faults
+from .core.typed_data import Action, Transfer, memo_hash, recover_signer
+from .store import tables as T
+from .store.db import make_engine
+from .store.migrate import upgrade
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A signed action as a client sends it; the memo (if any) travels beside the
+    signed memoHash so it can be stored off-log and erased later."""
+
+    action: Action
+    signature: str
+    memo: str | None = None
+    memo_salt: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    seq: int
+    kind: str
+    digest: str
+    duplicate: bool  # True: an idempotent retry; the original entry is `seq`
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    submission: Submission
+    signer: str
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    entries: int
+    chain_faults: list = field(default_factory=list)
+    replay_faults: list = field(default_factory=list)
+    balance_faults: list = field(default_factory=list)
+    zero_sum_faults: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.chain_faults or self.replay_faults or self.balance_faults or self.zero_sum_faults)
+
+
+def entry_from_row(row) -> Entry:
+    return Entry(row.seq, row.kind, row.at, json.loads(row.body), row.entry_hash, row.chain_hash)
+
+
+def _body_text(body: dict) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+class Ledger:
+    def __init__(self, engine: Engine, *, clock: Callable[[], int] = now_ms):
+        self.engine = engine
+        self.clock = clock
+        self._genesis: Genesis | None = None
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True, **kwargs) -> "Ledger":
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine, **kwargs)
+
+    def _reader(self):
+        return self.engine.connect().execution_options(ayni_readonly=True)
+
+    # -- community -----------------------------------------------------------------
+    def initialise(self, genesis: Genesis) -> Entry:
+        """Write the genesis entry: domain, currencies, defaults and the first treasurer."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(T.ledger_head.c.seq)).first() is not None:
+                raise E.LedgerError("this database already holds a community", code="already_initialised")
+            at = self.clock()
+            entry = Entry.make(1, "community.created", at, genesis.body(), ZERO32)
+            conn.execute(insert(T.entries), [self._entry_row(entry)])
+            conn.execute(insert(T.currencies), [
+                {"code": c.code, "name": c.name, "style": c.style, "decimals": c.decimals}
+                for c in genesis.currencies])
+            self._insert_account(conn, genesis, genesis.treasurer, "treasurer", 1)
+            conn.execute(insert(T.ledger_head), [{"id": 1, "seq": 1, "chain_hash": entry.chain_hash}])
+        self._genesis = genesis
+        return entry
+
+    @property
+    def genesis(self) -> Genesis:
+        if self._genesis is None:
+            with self._reader() as conn:
+                row = conn.execute(select(T.entries).where(T.entries.c.seq == 1)).first()
+            if row is None:
+                raise E.NotInitialised("no community here yet: run `ayni init` first")
+            self._genesis = Genesis.from_body(json.loads(row.body))
+        return self._genesis
+
+    @property
+    def currencies(self) -> dict[str, Currency]:
+        return {c.code: c for c in self.genesis.currencies}
+
+    # -- writing -------------------------------------------------------------------
+    def submit(self, submission: Submission) -> Posted:
+        """Apply one signed action, or raise LedgerError (and write nothing)."""
+        result = self.submit_many([submission])[0]
+        if isinstance(result, E.LedgerError):
+            raise result
+        return result
+
+    def submit_many(self, submissions: Sequence[Submission]) -> list[Posted | E.LedgerError]:
+        """Apply a batch in one transaction (group commit); one result per submission, in order.
+        Each action stands alone: a refusal is returned in its place, the others proceed."""
+        genesis = self.genesis
+        results: list[Posted | E.LedgerError | None] = [None] * len(submissions)
+        prepared: list[tuple[int, _Prepared]] = []
+        now = self.clock()
+        for i, sub in enumerate(submissions):
+            try:
+                prepared.append((i, self._prepare(genesis, sub, now)))
+            except E.LedgerError as exc:
+                results[i] = exc
+        if prepared:
+            for i, outcome in self._write(genesis, prepared):
+                results[i] = outcome
+        return results  # type: ignore[return-value]
+
+    def _prepare(self, genesis: Genesis, sub: Submission, now: int) -> _Prepared:
+        action = sub.action
+        if type(action) not in KIND_OF:
+            raise E.InvalidInput(f"cannot submit {type(action).__name__}")
+        if isinstance(action, Transfer) and sub.memo:
+            if memo_hash(sub.memo, sub.memo_salt) != action.memo_hash:
+                raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")
+        elif sub.memo:
+            raise E.InvalidInput("only transfers carry a memo")
+        check_not_expired(action.valid_until, now)
+        digest = genesis.domain.digest(action.struct_hash())
+        signer = recover_signer(digest, sub.signature)
+        if isinstance(action, Transfer) and signer != action.payer:
+            raise E.WrongSigner(f"transfer signed by {signer}, not by the payer {action.payer}")
+        return _Prepared(sub, signer, digest)
+
+    def _write(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
+        addresses: set[str] = set()
+        nonces: set[str] = set()
+        for _, p in prepared:
+            a = p.submission.action
+            addresses.update((a.payer, a.payee) if isinstance(a, Transfer) else (p.signer, a.account))
+            nonces.add(str(a.nonce))
+        outcomes = []
+        with self.engine.begin() as conn:
+            head = conn.execute(select(T.ledger_head).where(T.ledger_head.c.id == 1)
+                                .with_for_update()).one()
+            state, nonce_seq = self._load(conn, genesis, head.seq, addresses, nonces)
+            prev_chain, at = head.chain_hash, self.clock()
+            entry_rows, transfer_rows, nonce_rows, memo_rows, new_accounts = [], [], [], [], []
+            status_changed: set[str] = set()
+            touched: set[tuple[str, str]] = set()
+            for i, p in prepared:
+                a, sub = p.submission.action, p.submission
+                key = (p.signer, a.nonce)
+                try:
+                    if check_nonce(state.used_nonces.get(key), p.digest):
+                        outcomes.append((i, Posted(nonce_seq[key], KIND_OF[type(a)], "0x" + p.digest.hex(), True)))
+                        continue
+                    seq = state.seq + 1
+                    state.apply_action(seq, at, a, p.signer, p.digest)
+                except E.LedgerError as exc:
+                    outcomes.append((i, exc))
+                    continue
+                kind = KIND_OF[type(a)]
+                entry = Entry.make(seq, kind, at, action_body(a, p.signer, sub.signature, p.digest), prev_chain)
+                prev_chain = entry.chain_hash
+                entry_rows.append(self._entry_row(entry))
+                nonce_rows.append({"signer": p.signer, "nonce": str(a.nonce), "digest": p.digest, "seq": seq})
+                nonce_seq[key] = seq
+                if kind == "transfer.posted":
+                    transfer_rows.append({"seq": seq, "payer": a.payer, "payee": a.payee,
+                                          "currency": a.currency, "amount": a.amount,
+                                          "request_id": None if a.request_id == ZERO32 else a.request_id,
+                                          "at": at})
+                    touched.update(((a.payer, a.currency), (a.payee, a.currency)))
+                    if sub.memo:
+                        memo_rows.append({"seq": seq, "salt": sub.memo_salt, "memo": sub.memo})
+                elif kind == "account.opened":
+                    new_accounts.append((a.account, a.role, seq))
+                elif kind == "limit.set":
+                    touched.add((a.account, a.currency))
+                else:
+                    status_changed.add(a.account)
+                outcomes.append((i, Posted(seq, kind, "0x" + p.digest.hex(), False)))
+            if entry_rows:
+                self._flush(conn, genesis, state, entry_rows, transfer_rows, nonce_rows, memo_rows,
+                            new_accounts, status_changed, touched)
+                conn.execute(update(T.ledger_head).where(T.ledger_head.c.id == 1)
+                             .values(seq=state.seq, chain_hash=prev_chain))
+        return outcomes
+
+    def _load(self, conn, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[str]):
+        """A partial LedgerState holding just the accounts and nonces this batch touches."""
+        state = LedgerState(genesis=genesis, seq=head_seq)
+        for r in conn.execute(select(T.accounts.c.address, T.accounts.c.role, T.accounts.c.status)
+                              .where(T.accounts.c.address.in_(addresses))):
+            state.accounts[r.address] = AccountState(r.address, r.role, r.status)
+        for r in conn.execute(select(T.balances).where(T.balances.c.address.in_(addresses))):
+            state.positions[(r.address, r.currency)] = Position(r.balance, r.credit_limit, r.ceiling)
+        nonce_seq: dict[tuple[str, int], int] = {}
+        for r in conn.execute(select(T.signed_actions).where(T.signed_actions.c.nonce.in_(nonces))):
+            state.used_nonces[(r.signer, int(r.nonce))] = r.digest
+            nonce_seq[(r.signer, int(r.nonce))] = r.seq
+        return state, nonce_seq
+
+    def _flush(self, conn, genesis, state, entry_rows, transfer_rows, nonce_rows, memo_rows,
+               new_accounts, status_changed, touched) -> None:
+        conn.execute(insert(T.entries), entry_rows)
+        for address, role, seq in new_accounts:
+            self._insert_account(conn, genesis, address, role, seq)
+            touched.difference_update({(address, c.code) for c in genesis.currencies})
+        if status_changed:
+            conn.execute(update(T.accounts).where(T.accounts.c.address == bindparam("a"))
+                         .values(status=bindparam("s")),
+                         [{"a": a, "s": state.accounts[a].status} for a in status_changed])
+        if touched:
+            conn.execute(
+                update(T.balances).where(T.balances.c.address == bindparam("a"),
+                                         T.balances.c.currency == bindparam("c"))
+                .values(balance=bindparam("b"), credit_limit=bindparam("l"), ceiling=bindparam("x")),
+                [{"a": a, "c": c, "b": state.positions[(a, c)].balance,
+                  "l": state.positions[(a, c)].credit_limit, "x": state.positions[(a, c)].ceiling}
+                 for a, c in sorted(touched)])
+        conn.execute(insert(T.signed_actions), nonce_rows)
+        if transfer_rows:
+            conn.execute(insert(T.transfers), transfer_rows)
+        if memo_rows:
+            conn.execute(insert(T.memos), memo_rows)
+
+    def _insert_account(self, conn, genesis: Genesis, address: str, role: str, seq: int) -> None:
+        conn.execute(insert(T.accounts), [{"address": address, "role": role, "status": "active",
+                                           "opened_seq": seq}])
+        rows = []
+        for c in genesis.currencies:
+            limit, ceiling = genesis.default_for(c.code, role)
+            rows.append({"address": address, "currency": c.code, "balance": 0,
+                         "credit_limit": limit, "ceiling": ceiling})
+        conn.execute(insert(T.balances), rows)
+
+    @staticmethod
+    def _entry_row(entry: Entry) -> dict:
+        return {"seq": entry.seq, "kind": entry.kind, "at": entry.at, "body": _body_text(entry.body),
+                "entry_hash": entry.entry_hash, "chain_hash": entry.chain_hash}
+
+    # -- profiles (personal data, never in the log) ------------------------------------
+    def set_profile(self, address: str, *, display_name: str | None, contact: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(select(T.accounts.c.address).where(T.accounts.c.address == address)).first() is None:
+                raise E.UnknownAccount(f"{address} has no account here")
+            values = {"display_name": display_name, "contact": contact, "updated_at": self.clock()}
+            if conn.execute(update(T.profiles).where(T.profiles.c.address == address).values(**values)).rowcount == 0:
+                conn.execute(insert(T.profiles).values(address=address, **values))
+
+    def profiles(self) -> dict[str, str | None]:
+        with self._reader() as conn:
+            return {r.address: r.display_name for r in conn.execute(select(T.profiles))}
+
+    # -- reading -------------------------------------------------------------------
+    def account(self, address: str) -> AccountState | None:
+        with self._reader() as conn:
+            r = conn.execute(select(T.accounts).where(T.accounts.c.address == address)).first()
+        return AccountState(r.address, r.role, r.status) if r else None
+
+    def accounts(self) -> list[AccountState]:
+        with self._reader() as conn:
+            return [AccountState(r.address, r.role, r.status)
+                    for r in conn.execute(select(T.accounts).order_by(T.accounts.c.opened_seq))]
+
+    def positions(self, address: str | None = None) -> dict[tuple[str, str], Position]:
+        q = select(T.balances)
+        if address is not None:
+            q = q.where(T.balances.c.address == address)
+        with self._reader() as conn:
+            return {(r.address, r.currency): Position(r.balance, r.credit_limit, r.ceiling)
+                    for r in conn.execute(q)}
+
+    def head(self) -> tuple[int, bytes]:
+        with self._reader() as conn:
+            r = conn.execute(select(T.ledger_head)).first()
+        return (r.seq, r.chain_hash) if r else (0, ZERO32)
+
+    def iter_entries(self, after_seq: int = 0, page: int = 2000) -> Iterator[Entry]:
+        """All entries after `after_seq`, in order, fetched page by page (constant memory)."""
+        while True:
+            with self._reader() as conn:
+                rows = conn.execute(select(T.entries).where(T.entries.c.seq > after_seq)
+                                    .order_by(T.entries.c.seq).limit(page)).all()
+            for r in rows:
+                yield entry_from_row(r)
+            if len(rows) < page:
+                return
+            after_seq = rows[-1].seq
+
+    def memo(self, seq: int) -> str | None:
+        with self._reader() as conn:
+            r = conn.execute(select(T.memos.c.memo).where(T.memos.c.seq == seq)).first()
+        return r.memo if r else None
+
+    def transfer_count(self) -> int:
+        with self._reader() as conn:
+            return conn.execute(select(func.count()).select_from(T.transfers)).scalar_one()
+
+    # -- verification --------------------------------------------------------------
+    def verify(self, *, verify_signatures: bool = True) -> VerifyReport:
+        """Invariants 1, 3 and 4: re-hash the chain, replay every entry through the rules
+        (signatures included), compare with stored balances, check zero-sum and the head."""
+        chain_faults, replay_faults, balance_faults = [], [], []
+        state = LedgerState()
+        entries: list[Entry] = []
+
+        def stream() -> Iterable[Entry]:
+            for e in self.iter_entries():
+                entries.append(e)
+                yield e
+
+        chain_faults = verify_chain(stream())
+        for e in entries:
+            try:
+                state.apply(e, verify_signatures=verify_signatures)
+            except E.LedgerError as exc:
+                replay_faults.append({"seq": e.seq, "code": exc.code, "message": exc.message})
+                break  # later entries depend on this one; replaying further would mislead
+        stored = self.positions()
+        if not replay_faults:
+            for key in sorted(set(stored) | set(state.positions)):
+                want, got = state.positions.get(key), stored.get(key)
+                if want != got:
+                    balance_faults.append({"account": key[0], "currency": key[1],
+                                           "expected": want and want.balance, "found": got and got.balance,
+                                           "expected_limits": want and (want.credit_limit, want.ceiling),
+                                           "found_limits": got and (got.credit_limit, got.ceiling)})
+            for acct in self.accounts():
+                if state.accounts.get(acct.address) != acct:
+                    balance_faults.append({"account": acct.address, "problem": "account status/role",
+                                           "expected": state.accounts.get(acct.address), "found": acct})
+        head_seq, head_chain = self.head()
+        last = entries[-1] if entries else None
+        if (last.seq, last.chain_hash) != (head_seq, head_chain) if last else head_seq != 0:
+            chain_faults.append({"seq": head_seq, "problem": "ledger head does not match the last entry"})
+        zs = zero_sum_faults({k: p.balance for k, p in stored.items()})
+        return VerifyReport(len(entries), chain_faults, replay_faults, balance_faults, zs)

@@ -1,0 +1,62 @@
+"""Engine creation: one code path for SQLite and PostgreSQL.
+
+SQLite: WAL (readers never block the writer), foreign keys on, a busy timeout, and
+BEGIN IMMEDIATE so a writer takes the write lock when it starts instead of failing
+half-way with "database is locked". PostgreSQL: READ COMMITTED plus a row lock
+on ledger_head (see ledger.store.repository)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+DEFAULT_DB_URL = "sqlite:///ayni-data/ayni.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get("AYNI_DB_URL") or DEFAULT_DB_URL
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:
+    url = resolve_url(url)
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return _sqlite_engine(url, parsed, **kwargs)
+    if parsed.drivername in ("postgresql", "postgres"):
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_engine(url: str, parsed, **kwargs) -> Engine:
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
+                                              "check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # NORMAL in WAL mode: a commit survives a process crash; a power cut may lose
+        # the last commits but never corrupts. Documented in docs/ledger-model.md.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # Readers (execution option ayni_readonly) must not take the write lock.
+        readonly = conn.get_execution_options().get("ayni_readonly", False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"

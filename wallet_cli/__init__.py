@@ -1,0 +1,1 @@
+"""`ayni-wallet`: the member and treasurer command line."""
