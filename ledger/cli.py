@@ -13,7 +13,7 @@ from .core import errors as E
 from .core.addresses import normalize_address
 from .store.db import resolve_url
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni: mutual-credit ledger for platform cooperatives.")
 DB_HELP = "Database URL (default: $AYNI_DB_URL or sqlite:///ayni-data/ayni.db)"
 err = Console(stderr=True)
@@ -97,11 +97,15 @@ def balances(db: str = typer.Option(None, "--db", help=DB_HELP),
 
 
 def main() -> None:
+    from sqlalchemy.exc import SQLAlchemyError
     try:
         app()
     except E.LedgerError as exc:  # anything a command forgot to catch still exits cleanly
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
+    except SQLAlchemyError as exc:  # unreachable server, bad URL, locked file...
+        err.print(f"[red]database error:[/] {str(exc).splitlines()[0]}")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

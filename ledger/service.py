@@ -27,7 +27,7 @@ from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_fau
 from .core.typed_data import Action, Transfer, memo_hash, recover_signer
 from .store import tables as T
 from .store.db import make_engine
-from .store.migrate import upgrade
+from .store.migrate import is_current, upgrade
 
 
 def now_ms() -> int:
@@ -92,6 +92,9 @@ class Ledger:
         engine = make_engine(url)
         if migrate:
             upgrade(engine)
+        elif not is_current(engine):
+            engine.dispose()
+            raise E.NotInitialised("this database has no current Ayni schema: run `ayni init` first")
         return cls(engine, **kwargs)
 
     def _reader(self):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni wallet: member keys, payments, and independent reconciliation for treasurers.")
+
+
+@app.callback()
+def _root() -> None:
+    """Ayni wallet: member keys, payments, and independent reconciliation for treasurers."""
 
 
 @app.command()
