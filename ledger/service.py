@@ -27,6 +27,7 @@ from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_fau
 from .core.typed_data import Action, Transfer, memo_hash, recover_signer
 from .store import tables as T
 from .store.db import make_engine
+from .store.posting_sql import PostingSQL, driver_cursor
 from .store.migrate import is_current, upgrade
 
 
@@ -85,6 +86,7 @@ class Ledger:
     def __init__(self, engine: Engine, *, clock: Callable[[], int] = now_ms):
         self.engine = engine
         self.clock = clock
+        self._sql = PostingSQL(engine.dialect.name)
         self._genesis: Genesis | None = None
 
     @classmethod
@@ -179,12 +181,14 @@ class Ledger:
             a = p.submission.action
             addresses.update((a.payer, a.payee) if isinstance(a, Transfer) else (p.signer, a.account))
             nonces.add(str(a.nonce))
+        sql = self._sql
         outcomes = []
         with self.engine.begin() as conn:
-            head = conn.execute(select(T.ledger_head).where(T.ledger_head.c.id == 1)
-                                .with_for_update()).one()
-            state, nonce_seq = self._load(conn, genesis, head.seq, addresses, nonces)
-            prev_chain, at = head.chain_hash, self.clock()
+            cur = driver_cursor(conn)
+            cur.execute(sql.head)
+            head_seq, prev_chain = cur.fetchone()
+            state, nonce_seq = self._load(cur, genesis, head_seq, addresses, nonces)
+            at = self.clock()
             entry_rows, transfer_rows, nonce_rows, memo_rows, new_accounts = [], [], [], [], []
             status_changed: set[str] = set()
             touched: set[tuple[str, str]] = set()
@@ -203,17 +207,15 @@ class Ledger:
                 kind = KIND_OF[type(a)]
                 entry = Entry.make(seq, kind, at, action_body(a, p.signer, sub.signature, p.digest), prev_chain)
                 prev_chain = entry.chain_hash
-                entry_rows.append(self._entry_row(entry))
-                nonce_rows.append({"signer": p.signer, "nonce": str(a.nonce), "digest": p.digest, "seq": seq})
+                entry_rows.append((seq, kind, at, _body_text(entry.body), entry.entry_hash, entry.chain_hash))
+                nonce_rows.append((p.signer, str(a.nonce), p.digest, seq))
                 nonce_seq[key] = seq
                 if kind == "transfer.posted":
-                    transfer_rows.append({"seq": seq, "payer": a.payer, "payee": a.payee,
-                                          "currency": a.currency, "amount": a.amount,
-                                          "request_id": None if a.request_id == ZERO32 else a.request_id,
-                                          "at": at})
+                    transfer_rows.append((seq, a.payer, a.payee, a.currency, a.amount,
+                                          None if a.request_id == ZERO32 else a.request_id, at))
                     touched.update(((a.payer, a.currency), (a.payee, a.currency)))
                     if sub.memo:
-                        memo_rows.append({"seq": seq, "salt": sub.memo_salt, "memo": sub.memo})
+                        memo_rows.append((seq, sub.memo_salt, sub.memo))
                 elif kind == "account.opened":
                     new_accounts.append((a.account, a.role, seq))
                 elif kind == "limit.set":
@@ -222,49 +224,41 @@ class Ledger:
                     status_changed.add(a.account)
                 outcomes.append((i, Posted(seq, kind, "0x" + p.digest.hex(), False)))
             if entry_rows:
-                self._flush(conn, genesis, state, entry_rows, transfer_rows, nonce_rows, memo_rows,
-                            new_accounts, status_changed, touched)
-                conn.execute(update(T.ledger_head).where(T.ledger_head.c.id == 1)
-                             .values(seq=state.seq, chain_hash=prev_chain))
+                cur.executemany(sql.insert_entry, entry_rows)
+                for address, role, seq in new_accounts:
+                    self._insert_account(conn, genesis, address, role, seq)
+                    touched.difference_update({(address, c.code) for c in genesis.currencies})
+                if status_changed:
+                    cur.executemany(sql.update_status, [(state.accounts[a].status, a) for a in sorted(status_changed)])
+                if touched:
+                    positions = state.positions
+                    cur.executemany(sql.update_balance, [
+                        (positions[k].balance, positions[k].credit_limit, positions[k].ceiling, k[0], k[1])
+                        for k in sorted(touched)])
+                cur.executemany(sql.insert_nonce, nonce_rows)
+                if transfer_rows:
+                    cur.executemany(sql.insert_transfer, transfer_rows)
+                if memo_rows:
+                    cur.executemany(sql.insert_memo, memo_rows)
+                cur.execute(sql.move_head, (state.seq, prev_chain))
         return outcomes
 
-    def _load(self, conn, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[str]):
+    def _load(self, cur, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[str]):
         """A partial LedgerState holding just the accounts and nonces this batch touches."""
+        sql, addrs, nonce_list = self._sql, sorted(addresses), sorted(nonces)
         state = LedgerState(genesis=genesis, seq=head_seq)
-        for r in conn.execute(select(T.accounts.c.address, T.accounts.c.role, T.accounts.c.status)
-                              .where(T.accounts.c.address.in_(addresses))):
-            state.accounts[r.address] = AccountState(r.address, r.role, r.status)
-        for r in conn.execute(select(T.balances).where(T.balances.c.address.in_(addresses))):
-            state.positions[(r.address, r.currency)] = Position(r.balance, r.credit_limit, r.ceiling)
+        cur.execute(sql.accounts(len(addrs)), addrs)
+        for address, role, status in cur.fetchall():
+            state.accounts[address] = AccountState(address, role, status)
+        cur.execute(sql.positions(len(addrs)), addrs)
+        for address, currency, balance, credit_limit, ceiling in cur.fetchall():
+            state.positions[(address, currency)] = Position(balance, credit_limit, ceiling)
         nonce_seq: dict[tuple[str, int], int] = {}
-        for r in conn.execute(select(T.signed_actions).where(T.signed_actions.c.nonce.in_(nonces))):
-            state.used_nonces[(r.signer, int(r.nonce))] = r.digest
-            nonce_seq[(r.signer, int(r.nonce))] = r.seq
+        cur.execute(sql.nonces(len(nonce_list)), nonce_list)
+        for signer, nonce, digest, seq in cur.fetchall():
+            state.used_nonces[(signer, int(nonce))] = bytes(digest)
+            nonce_seq[(signer, int(nonce))] = seq
         return state, nonce_seq
-
-    def _flush(self, conn, genesis, state, entry_rows, transfer_rows, nonce_rows, memo_rows,
-               new_accounts, status_changed, touched) -> None:
-        conn.execute(insert(T.entries), entry_rows)
-        for address, role, seq in new_accounts:
-            self._insert_account(conn, genesis, address, role, seq)
-            touched.difference_update({(address, c.code) for c in genesis.currencies})
-        if status_changed:
-            conn.execute(update(T.accounts).where(T.accounts.c.address == bindparam("a"))
-                         .values(status=bindparam("s")),
-                         [{"a": a, "s": state.accounts[a].status} for a in status_changed])
-        if touched:
-            conn.execute(
-                update(T.balances).where(T.balances.c.address == bindparam("a"),
-                                         T.balances.c.currency == bindparam("c"))
-                .values(balance=bindparam("b"), credit_limit=bindparam("l"), ceiling=bindparam("x")),
-                [{"a": a, "c": c, "b": state.positions[(a, c)].balance,
-                  "l": state.positions[(a, c)].credit_limit, "x": state.positions[(a, c)].ceiling}
-                 for a, c in sorted(touched)])
-        conn.execute(insert(T.signed_actions), nonce_rows)
-        if transfer_rows:
-            conn.execute(insert(T.transfers), transfer_rows)
-        if memo_rows:
-            conn.execute(insert(T.memos), memo_rows)
 
     def _insert_account(self, conn, genesis: Genesis, address: str, role: str, seq: int) -> None:
         conn.execute(insert(T.accounts), [{"address": address, "role": role, "status": "active",

@@ -1,0 +1,47 @@
+"""The posting hot path in plain SQL on the driver's cursor.
+
+Same tables as ledger.store.tables, same transaction as the surrounding SQLAlchemy
+connection; only the statement building is skipped. SQLAlchemy's per-statement
+compile and result machinery cost ~0.2 ms a statement here, five times the
+database work itself, and a posting runs about eight statements (measured in
+benchmarks/posting.py; see docs/ledger-model.md)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+class PostingSQL:
+    def __init__(self, dialect: str):
+        self.pg = dialect == "postgresql"
+        mark = "%s" if self.pg else "?"
+        self._mark = mark
+        self.head = ("SELECT seq, chain_hash FROM ledger_head WHERE id = 1"
+                     + (" FOR UPDATE" if self.pg else ""))
+        self.move_head = f"UPDATE ledger_head SET seq = {mark}, chain_hash = {mark} WHERE id = 1"
+        self.insert_entry = f"INSERT INTO entries (seq, kind, at, body, entry_hash, chain_hash) VALUES ({', '.join([mark] * 6)})"
+        self.insert_nonce = f"INSERT INTO signed_actions (signer, nonce, digest, seq) VALUES ({', '.join([mark] * 4)})"
+        self.insert_transfer = ("INSERT INTO transfers (seq, payer, payee, currency, amount, request_id, at) "
+                                f"VALUES ({', '.join([mark] * 7)})")
+        self.insert_memo = f"INSERT INTO memos (seq, salt, memo) VALUES ({mark}, {mark}, {mark})"
+        self.update_balance = (f"UPDATE balances SET balance = {mark}, credit_limit = {mark}, ceiling = {mark} "
+                               f"WHERE address = {mark} AND currency = {mark}")
+        self.update_status = f"UPDATE accounts SET status = {mark} WHERE address = {mark}"
+
+    @lru_cache(maxsize=256)
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
+
+    def accounts(self, n: int) -> str:
+        return f"SELECT address, role, status FROM accounts WHERE address IN ({self._marks(n)})"
+
+    def positions(self, n: int) -> str:
+        return ("SELECT address, currency, balance, credit_limit, ceiling FROM balances "
+                f"WHERE address IN ({self._marks(n)})")
+
+    def nonces(self, n: int) -> str:
+        return f"SELECT signer, nonce, digest, seq FROM signed_actions WHERE nonce IN ({self._marks(n)})"
+
+
+def driver_cursor(conn):
+    """The DB-API cursor of a SQLAlchemy Connection, inside its current transaction."""
+    return conn.connection.driver_connection.cursor()
