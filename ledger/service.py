@@ -20,7 +20,7 @@ from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from .core import errors as E
 from .core.amounts import Currency
-from .core.entries import Entry, verify_chain
+from .core.entries import Entry, canonical_body, verify_chain
 from .core.hashing import ZERO32
 from .core.rules import AccountState, Position, check_nonce, check_not_expired
 from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_faults
@@ -79,7 +79,7 @@ def entry_from_row(row) -> Entry:
 
 
 def _body_text(body: dict) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return canonical_body(body)
 
 
 class Ledger:
@@ -158,6 +158,14 @@ class Ledger:
                 results[i] = outcome
         return results  # type: ignore[return-value]
 
+    def prepare(self, submission: Submission) -> _Prepared:
+        """The database-free half of posting (validation, digest, signature recovery)."""
+        return self._prepare(self.genesis, submission, self.clock())
+
+    def write_prepared(self, prepared: list[tuple[int, _Prepared]]) -> list[tuple[int, Posted | E.LedgerError]]:
+        """The database half, for callers that prepared elsewhere (ledger.group_commit)."""
+        return self._write(self.genesis, prepared)
+
     def _prepare(self, genesis: Genesis, sub: Submission, now: int) -> _Prepared:
         action = sub.action
         if type(action) not in KIND_OF:
@@ -205,9 +213,13 @@ class Ledger:
                     outcomes.append((i, exc))
                     continue
                 kind = KIND_OF[type(a)]
-                entry = Entry.make(seq, kind, at, action_body(a, p.signer, sub.signature, p.digest), prev_chain)
+                # action_body holds only strings and ints below 2**53 (amounts are
+                # bounded by MAX_AMOUNT), so its canonical text needs no re-validation.
+                body = action_body(a, p.signer, sub.signature, p.digest)
+                body_text = canonical_body(body, validate=False)
+                entry = Entry.from_body_text(seq, kind, at, body, body_text, prev_chain)
                 prev_chain = entry.chain_hash
-                entry_rows.append((seq, kind, at, _body_text(entry.body), entry.entry_hash, entry.chain_hash))
+                entry_rows.append((seq, kind, at, body_text, entry.entry_hash, entry.chain_hash))
                 nonce_rows.append((p.signer, str(a.nonce), p.digest, seq))
                 nonce_seq[key] = seq
                 if kind == "transfer.posted":

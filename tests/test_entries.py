@@ -54,3 +54,21 @@ def test_rewritten_history_with_rehashed_entry_breaks_the_next_link():
                         log[0].chain_hash)
     faults = verify_chain([log[0], forged, log[2], log[3]])
     assert [f.seq for f in faults] == [3] and "chain hash" in faults[0].problem
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from ledger.core.entries import canonical_body  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10)
+
+
+@given(st.integers(1, 2**40), st.sampled_from(["transfer.posted", "limit.set"]), st.integers(0, 2**45),
+       st.dictionaries(st.text(max_size=6), json_values, max_size=5))
+def test_fast_path_hash_equals_the_canonical_document_hash(seq, kind, at, body):
+    slow = Entry.make(seq, kind, at, body, ZERO32)
+    fast = Entry.from_body_text(seq, kind, at, body, canonical_body(body), ZERO32)
+    assert fast == slow

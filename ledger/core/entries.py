@@ -47,10 +47,23 @@ def _check_value(value: object, path: str) -> None:
     raise InvalidInput(f"{path}: {type(value).__name__} has no canonical encoding")
 
 
+def canonical_body(body: dict, *, validate: bool = True) -> str:
+    """The body's canonical JSON text (what the entries table stores)."""
+    if validate:
+        _check_value(body, "body")
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _document(seq: int, kind: str, at: int, body_text: str) -> bytes:
+    # Keys in sorted order (at, body, kind, seq): identical to json.dumps(sort_keys=True)
+    # of the whole document, without encoding the body twice.
+    return ('{"at":%d,"body":%s,"kind":%s,"seq":%d}' % (at, body_text, json.dumps(kind), seq)).encode("ascii")
+
+
 def canonical_bytes(seq: int, kind: str, at: int, body: dict) -> bytes:
-    _check_value(body, "body")
-    return json.dumps({"at": at, "body": body, "kind": kind, "seq": seq},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    if not (isinstance(seq, int) and isinstance(at, int)) or isinstance(seq, bool) or isinstance(at, bool):
+        raise InvalidInput("seq and at must be integers")
+    return _document(seq, kind, at, canonical_body(body))
 
 
 def chain_next(prev_chain_hash: bytes, entry_hash: bytes) -> bytes:
@@ -71,6 +84,14 @@ class Entry:
         if kind not in KINDS:
             raise InvalidInput(f"unknown entry kind {kind!r}")
         entry_hash = keccak256(canonical_bytes(seq, kind, at, body))
+        return cls(seq, kind, at, body, entry_hash, chain_next(prev_chain_hash, entry_hash))
+
+    @classmethod
+    def from_body_text(cls, seq: int, kind: str, at: int, body: dict, body_text: str,
+                       prev_chain_hash: bytes) -> "Entry":
+        """Hot path: `body_text` is canonical_body(body) already (ledger.service builds it once
+        and stores exactly those bytes)."""
+        entry_hash = keccak256(_document(seq, kind, at, body_text))
         return cls(seq, kind, at, body, entry_hash, chain_next(prev_chain_hash, entry_hash))
 
     def as_dict(self) -> dict:

@@ -29,9 +29,11 @@ __all__ = [
     "ENTRY_LEAF_TYPES",
     "MerkleTree",
     "StandardMerkleTree",
+    "build_entry_tree",
     "build_tree",
     "entry_leaf",
     "entry_leaves",
+    "is_valid_tree",
     "leaf_hash",
     "make_tree",
     "node_hash",
@@ -124,10 +126,6 @@ def make_tree(leaves: Sequence[bytes]) -> list[bytes]:
     tree.extend(bytes(x) for x in reversed(leaves))
     _fill(tree)
     return tree
-
-
-def _sibling(i: int) -> int:
-    return i + 1 if i % 2 else i - 1
 
 
 def _proof_at(tree: Sequence[bytes], index: int) -> list[bytes]:
@@ -281,8 +279,9 @@ def _to_abi(typ: str, value: Any) -> Any:
     if typ.startswith(("uint", "int")):
         if isinstance(value, bool):
             raise TypeError(f"{typ} value must be an integer, not bool")
-        if isinstance(value, str):
-            return int(value, 0)
+        if isinstance(value, str):  # decimal like the library's dumps; 0x hex accepted too
+            v = value.strip()
+            return int(v, 16) if v.lower().lstrip("-").startswith("0x") else int(v, 10)
         return int(value)
     if typ.startswith("bytes"):
         if isinstance(value, str):
@@ -414,7 +413,7 @@ class StandardMerkleTree:
         index = leaf if isinstance(leaf, int) else self.leaf_lookup(leaf)
         self._validate_value_at(index)
         ti = self.values[index][1]
-        if not 2 * ti + 1 >= len(self.tree):
+        if 2 * ti + 1 < len(self.tree):  # a leaf has no children
             raise ValueError("Index is not a leaf")
         proof = _proof_at(self.tree, ti)
         if process_proof(self.tree[ti], proof) != self.root:  # sanity check, as the library does

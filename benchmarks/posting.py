@@ -1,0 +1,199 @@
+"""Signed transfers posted per second, next to the raw signature-recovery rate
+measured in the same run (the hardware-bound ceiling: every posting must recover
+one secp256k1 public key). Writes JSON; see docs/ledger-model.md for the method.
+
+    python benchmarks/posting.py [--transfers 4000] [--threads 4] [--batch 500] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import coincurve
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ledger import signing  # noqa: E402
+from ledger.community import new_genesis  # noqa: E402
+from ledger.core.typed_data import address_of_key  # noqa: E402
+from ledger.group_commit import GroupCommitter  # noqa: E402
+from ledger.service import Ledger  # noqa: E402
+
+PG_ADMIN = os.environ.get("AYNI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def raw_recover_rate(n: int) -> float:
+    """coincurve's recovery alone: the floor of any signed-transfer ledger in Python."""
+    key = coincurve.PrivateKey()
+    pairs = []
+    for i in range(n):
+        msg = i.to_bytes(32, "big")
+        pairs.append((key.sign_recoverable(msg, hasher=None), msg))
+    start = time.perf_counter()
+    for sig, msg in pairs:
+        coincurve.PublicKey.from_signature_and_message(sig, msg, hasher=None)
+    return n / (time.perf_counter() - start)
+
+
+def setup(url: str, accounts: int):
+    treasurer = signing.new_key()
+    ledger = Ledger.open(url)
+    ledger.initialise(new_genesis("bench", address_of_key(treasurer)))
+    domain = ledger.genesis.domain
+    keys = [signing.new_key() for _ in range(accounts)]
+    ledger.submit_many([signing.open_account(treasurer, domain, account=address_of_key(k)) for k in keys])
+    ledger.submit_many([signing.set_limit(treasurer, domain, account=address_of_key(k), currency="CRED",
+                                          credit_limit=2**50) for k in keys])
+    return ledger, domain, keys
+
+
+def signed_transfers(domain, keys, n: int, offset: int = 0):
+    out = []
+    for i in range(n):
+        payer = keys[(i + offset) % len(keys)]
+        payee = keys[(i * 7 + offset + 1) % len(keys)]
+        if payer == payee:
+            payee = keys[(i + offset + 1) % len(keys)]
+        out.append(signing.transfer(payer, domain, payee=address_of_key(payee), currency="CRED", amount=1 + i % 500))
+    return out
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_single(ledger, subs):
+    for s in subs:
+        ledger.submit(s)
+
+
+def run_batched(ledger, subs, batch):
+    for k in range(0, len(subs), batch):
+        results = ledger.submit_many(subs[k:k + batch])
+        assert all(not isinstance(r, Exception) for r in results), results[:3]
+
+
+def run_threads(threads: int, subs, post) -> float:
+    """`threads` clients, each posting its share one transfer at a time through `post`."""
+    per = len(subs) // threads
+
+    def work(t):
+        for s in subs[t * per:(t + 1) * per]:
+            post(s)
+
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    start = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return per * threads / (time.perf_counter() - start)
+
+
+def run_group_commit(ledger, subs, threads: int) -> float:
+    committer = GroupCommitter(ledger)
+    try:
+        return run_threads(threads, subs, committer.submit)
+    finally:
+        committer.close()
+
+
+def bench_sqlite(n: int, batch: int, accounts: int, threads: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        ledger, domain, keys = setup(f"sqlite:///{d}/bench.db", accounts)
+        subs = signed_transfers(domain, keys, 3 * n)
+        single = timed(lambda: run_single(ledger, subs[:n]))
+        batched = timed(lambda: run_batched(ledger, subs[n:2 * n], batch))
+        grouped = run_group_commit(ledger, subs[2 * n:], threads)
+        assert ledger.verify(verify_signatures=False).ok
+        size = Path(f"{d}/bench.db").stat().st_size + sum(
+            p.stat().st_size for p in Path(d).glob("bench.db-*"))
+        ledger.engine.dispose()
+    return {"single_per_s": n / single, "batched_per_s": n / batched, "batch": batch,
+            "group_commit_threads": threads, "group_commit_per_s": grouped,
+            "db_bytes_per_transfer": size / (3 * n)}
+
+
+def bench_postgres(n: int, batch: int, accounts: int, threads: int) -> dict:
+    from sqlalchemy import create_engine, text
+    name = f"ayni_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        return {"skipped": f"PostgreSQL unreachable at {PG_ADMIN}: {str(exc).splitlines()[0]}"}
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    try:
+        ledger, domain, keys = setup(url, accounts)
+        subs = signed_transfers(domain, keys, 3 * n)
+        # each client thread with its own engine, posting directly: one transaction per transfer
+        single = run_threads(threads, subs[:n], lambda s, _l=threading.local(): (
+            getattr(_l, "ledger", None) or setattr(_l, "ledger", Ledger.open(url, migrate=False))
+            or _l.ledger).submit(s))
+        batched = timed(lambda: run_batched(ledger, subs[n:2 * n], batch))
+        grouped = run_group_commit(ledger, subs[2 * n:], threads)
+        assert ledger.verify(verify_signatures=False).ok
+        with ledger.engine.connect() as conn:
+            size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
+        ledger.engine.dispose()
+        return {"threads": threads, "single_per_s": single, "batched_per_s": n / batched,
+                "batch": batch, "group_commit_per_s": grouped,
+                "db_bytes_per_transfer_incl_empty_db": size / (3 * n)}
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--transfers", type=int, default=4000)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--accounts", type=int, default=100)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    raw = raw_recover_rate(max(2000, args.transfers))
+    sqlite = bench_sqlite(args.transfers, args.batch, args.accounts, args.threads)
+    raw_after = raw_recover_rate(max(2000, args.transfers))  # bracket the run: machines are shared
+    pg = bench_postgres(args.transfers, args.batch, args.accounts, args.threads)
+    raw_rate = (raw + raw_after) / 2
+    result = {
+        "benchmark": "posting",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "transfers": args.transfers,
+        "raw_recover_per_s": raw_rate,
+        "raw_recover_per_s_before_after": [raw, raw_after],
+        "sqlite": sqlite,
+        "postgres": pg,
+        "ratios_to_raw_recover": {
+            "sqlite_single": sqlite["single_per_s"] / raw_rate,
+            "sqlite_batched": sqlite["batched_per_s"] / raw_rate,
+            "sqlite_group_commit": sqlite["group_commit_per_s"] / raw_rate,
+            **({"postgres_threads_single": pg["single_per_s"] / raw_rate,
+                "postgres_batched": pg["batched_per_s"] / raw_rate,
+                "postgres_group_commit": pg["group_commit_per_s"] / raw_rate} if "single_per_s" in pg else {}),
+        },
+        "target": "sqlite rate >= 0.5 x raw recover rate",
+    }
+    text_out = json.dumps(result, indent=2)
+    print(text_out)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text_out + "\n")
+
+
+if __name__ == "__main__":
+    main()
