@@ -20,12 +20,17 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/ayni demo
 
-test: install
-	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+# node_modules is rebuilt from the lock file whenever it changes (Hardhat, solc-js, OZ).
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+test: install node_modules/.package-lock.json
+	npm run --silent test:contracts
 	$(PY) -m pytest
 
-bench: install
+bench: install node_modules/.package-lock.json
 	$(PY) benchmarks/posting.py --out benchmarks/results/posting.json
+	$(PY) benchmarks/merkle.py --out benchmarks/results/merkle.json
 
 clean:
 	rm -rf $(VENV) node_modules ayni-data .pytest_cache .hypothesis
