@@ -58,11 +58,25 @@ class GroupCommitter:
                 outcomes = dict(self.ledger.write_prepared([(i, p) for i, (p, _) in enumerate(batch)]))
                 for i, (_, fut) in enumerate(batch):
                     fut.set_result(outcomes[i])
-            except BaseException as exc:  # noqa: BLE001 - the whole batch was rolled back
-                for _, fut in batch:
-                    fut.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - the whole batch was rolled back
+                if len(batch) == 1:
+                    batch[0][1].set_exception(exc)
+                    continue
+                # one poisoned item must not sink its neighbours: each alone, in its own transaction
+                for p, fut in batch:
+                    try:
+                        fut.set_result(dict(self.ledger.write_prepared([(0, p)]))[0])
+                    except Exception as single:  # noqa: BLE001 - reported to that caller only
+                        fut.set_exception(single)
 
     def close(self) -> None:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
+        while True:  # anything queued after the sentinel: tell its caller, never hang it
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[1].set_exception(E.LedgerError("the ledger writer is shut down", code="unavailable"))

@@ -24,7 +24,7 @@ from .core.entries import Entry, canonical_body, verify_chain
 from .core.hashing import ZERO32
 from .core.rules import AccountState, Position, check_nonce, check_not_expired
 from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_faults
-from .core.typed_data import Action, Transfer, memo_hash, recover_signer
+from .core.typed_data import Action, Transfer, canonical_signature, memo_hash, recover_signer
 from .store import tables as T
 from .store.db import make_engine
 from .store.posting_sql import PostingSQL, driver_cursor
@@ -74,6 +74,18 @@ class VerifyReport:
         return not (self.chain_faults or self.replay_faults or self.balance_faults or self.zero_sum_faults)
 
 
+MAX_MEMO_CHARS = 500
+
+
+def _check_memo(memo: object) -> None:
+    if not isinstance(memo, str):
+        raise E.InvalidInput("memo must be text")
+    if len(memo) > MAX_MEMO_CHARS:
+        raise E.InvalidInput(f"memo is longer than {MAX_MEMO_CHARS} characters")
+    if "\x00" in memo or any(0xD800 <= ord(ch) <= 0xDFFF for ch in memo):
+        raise E.InvalidInput("memo contains a NUL or an unpaired surrogate character")
+
+
 def entry_from_row(row) -> Entry:
     return Entry(row.seq, row.kind, row.at, json.loads(row.body), row.entry_hash, row.chain_hash)
 
@@ -91,7 +103,7 @@ class Ledger:
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, **kwargs) -> "Ledger":
-        engine = make_engine(url)
+        engine = make_engine(url, create=migrate)
         if migrate:
             upgrade(engine)
         elif not is_current(engine):
@@ -170,25 +182,30 @@ class Ledger:
         action = sub.action
         if type(action) not in KIND_OF:
             raise E.InvalidInput(f"cannot submit {type(action).__name__}")
+        if sub.memo is not None:
+            _check_memo(sub.memo)
         if isinstance(action, Transfer) and sub.memo:
             if memo_hash(sub.memo, sub.memo_salt) != action.memo_hash:
                 raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")
         elif sub.memo:
             raise E.InvalidInput("only transfers carry a memo")
-        check_not_expired(action.valid_until, now)
+        # No expiry check here: a retry of an already posted message must get its original
+        # result even after validUntil; apply_action checks expiry after the duplicate check.
         digest = genesis.domain.digest(action.struct_hash())
         signer = recover_signer(digest, sub.signature)
         if isinstance(action, Transfer) and signer != action.payer:
             raise E.WrongSigner(f"transfer signed by {signer}, not by the payer {action.payer}")
+        # one stored form per signature (lowercase hex, v = 27/28), never raw bytes
+        sub = Submission(action, canonical_signature(sub.signature), sub.memo, sub.memo_salt)
         return _Prepared(sub, signer, digest)
 
     def _write(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
         addresses: set[str] = set()
-        nonces: set[str] = set()
+        nonces: set[tuple[str, str]] = set()
         for _, p in prepared:
             a = p.submission.action
             addresses.update((a.payer, a.payee) if isinstance(a, Transfer) else (p.signer, a.account))
-            nonces.add(str(a.nonce))
+            nonces.add((p.signer, str(a.nonce)))
         sql = self._sql
         outcomes = []
         with self.engine.begin() as conn:
@@ -238,8 +255,9 @@ class Ledger:
             if entry_rows:
                 cur.executemany(sql.insert_entry, entry_rows)
                 for address, role, seq in new_accounts:
+                    # default rows first; the balance update below then writes whatever
+                    # later actions in this batch did to the new account
                     self._insert_account(conn, genesis, address, role, seq)
-                    touched.difference_update({(address, c.code) for c in genesis.currencies})
                 if status_changed:
                     cur.executemany(sql.update_status, [(state.accounts[a].status, a) for a in sorted(status_changed)])
                 if touched:
@@ -255,7 +273,7 @@ class Ledger:
                 cur.execute(sql.move_head, (state.seq, prev_chain))
         return outcomes
 
-    def _load(self, cur, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[str]):
+    def _load(self, cur, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[tuple[str, str]]):
         """A partial LedgerState holding just the accounts and nonces this batch touches."""
         sql, addrs, nonce_list = self._sql, sorted(addresses), sorted(nonces)
         state = LedgerState(genesis=genesis, seq=head_seq)
@@ -266,7 +284,7 @@ class Ledger:
         for address, currency, balance, credit_limit, ceiling in cur.fetchall():
             state.positions[(address, currency)] = Position(balance, credit_limit, ceiling)
         nonce_seq: dict[tuple[str, int], int] = {}
-        cur.execute(sql.nonces(len(nonce_list)), nonce_list)
+        cur.execute(sql.nonces(len(nonce_list)), [x for pair in nonce_list for x in pair])
         for signer, nonce, digest, seq in cur.fetchall():
             state.used_nonces[(signer, int(nonce))] = bytes(digest)
             nonce_seq[(signer, int(nonce))] = seq
@@ -347,40 +365,6 @@ class Ledger:
 
     # -- verification --------------------------------------------------------------
     def verify(self, *, verify_signatures: bool = True) -> VerifyReport:
-        """Invariants 1, 3 and 4: re-hash the chain, replay every entry through the rules
-        (signatures included), compare with stored balances, check zero-sum and the head."""
-        chain_faults, replay_faults, balance_faults = [], [], []
-        state = LedgerState()
-        entries: list[Entry] = []
-
-        def stream() -> Iterable[Entry]:
-            for e in self.iter_entries():
-                entries.append(e)
-                yield e
-
-        chain_faults = verify_chain(stream())
-        for e in entries:
-            try:
-                state.apply(e, verify_signatures=verify_signatures)
-            except E.LedgerError as exc:
-                replay_faults.append({"seq": e.seq, "code": exc.code, "message": exc.message})
-                break  # later entries depend on this one; replaying further would mislead
-        stored = self.positions()
-        if not replay_faults:
-            for key in sorted(set(stored) | set(state.positions)):
-                want, got = state.positions.get(key), stored.get(key)
-                if want != got:
-                    balance_faults.append({"account": key[0], "currency": key[1],
-                                           "expected": want and want.balance, "found": got and got.balance,
-                                           "expected_limits": want and (want.credit_limit, want.ceiling),
-                                           "found_limits": got and (got.credit_limit, got.ceiling)})
-            for acct in self.accounts():
-                if state.accounts.get(acct.address) != acct:
-                    balance_faults.append({"account": acct.address, "problem": "account status/role",
-                                           "expected": state.accounts.get(acct.address), "found": acct})
-        head_seq, head_chain = self.head()
-        last = entries[-1] if entries else None
-        if (last.seq, last.chain_hash) != (head_seq, head_chain) if last else head_seq != 0:
-            chain_faults.append({"seq": head_seq, "problem": "ledger head does not match the last entry"})
-        zs = zero_sum_faults({k: p.balance for k, p in stored.items()})
-        return VerifyReport(len(entries), chain_faults, replay_faults, balance_faults, zs)
+        """Invariants 1, 3 and 4 and every projection, from one read snapshot (ledger.audit)."""
+        from .audit import audit
+        return audit(self, verify_signatures=verify_signatures)

@@ -101,8 +101,11 @@ class Community:
         return self.ledger.positions(self.addr(name))[(self.addr(name), currency)].balance
 
     def snapshot(self):
-        """Everything a refusal must leave unchanged."""
-        return self.ledger.head(), self.ledger.positions(), self.ledger.transfer_count()
+        """Everything a refusal must leave unchanged: every table's rows."""
+        from ledger.store.tables import metadata
+        with self.ledger.engine.connect() as conn:
+            return {t.name: sorted(map(tuple, conn.execute(t.select()).all()), key=repr)
+                    for t in metadata.sorted_tables}
 
     def dispose(self):
         self.ledger.engine.dispose()

@@ -24,6 +24,7 @@ pay = st.tuples(st.just("pay"), st.integers(0, N - 1), st.integers(0, N - 1), st
 ops = st.lists(st.one_of(
     pay, pay, pay, pay,
     edge, edge, edge,  # amounts exactly on, one below, or one past a limit or a ceiling
+    st.tuples(st.just("batch"), st.lists(pay, min_size=1, max_size=6)),  # one group-committed batch
     st.tuples(st.just("retry")),
     st.tuples(st.just("reuse_nonce"), st.integers(1, 50)),
     st.tuples(st.just("forge"), st.integers(0, N - 1), st.integers(0, N - 1)),
@@ -73,6 +74,16 @@ def run(c: Community, sequence, hour_limits=()):
             _, high = model.lim[(j, cur)]
             room = model.bal[(i, cur)] + low if which == "limit" or high is None else high - model.bal[(j, cur)]
             op = ("pay", i, j, cur, max(1, min(room + delta, 2**53 - 1)))
+        if op[0] == "batch":
+            subs, expected = [], []
+            for _, i, j, cur, a in op[1]:
+                t = Transfer.create(payer=c.addr(names[i]), payee=c.addr(names[j]), currency=cur, amount=a,
+                                    nonce=signing.new_nonce(), valid_until=2**40, memo_hash=b"\x00" * 32)
+                subs.append(Submission(t, sign_action(c.keys[names[i]], c.domain, t)))
+                expected.append(model.pay(i, j, cur, a))
+            results = c.ledger.submit_many(subs)
+            assert [not isinstance(r, E.LedgerError) for r in results] == expected, (op, results)
+            continue
         if op[0] == "pay":
             _, i, j, cur, a = op
             t = Transfer.create(payer=c.addr(names[i]), payee=c.addr(names[j]), currency=cur, amount=a,

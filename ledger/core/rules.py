@@ -91,7 +91,10 @@ def check_open_account(a: OpenAccount, existing: AccountState | None) -> None:
         raise E.AccountExists(f"account {a.account} is already open ({existing.status})")
 
 
-def check_set_limit(a: SetLimit, account: AccountState | None, currencies: Mapping[str, Currency]) -> None:
+def check_set_limit(a: SetLimit, account: AccountState | None, currencies: Mapping[str, Currency],
+                    signer: str) -> None:
+    if a.account == signer:
+        raise E.InvalidTransition("a treasurer cannot set the limits of their own account")
     if a.currency not in currencies:
         raise E.UnknownCurrency(f"currency {a.currency} is not used in this community")
     if account is None:

@@ -188,7 +188,7 @@ class LedgerState:
                 rules.check_open_account(action, self.accounts.get(action.account))
                 self._open(action.account, action.role)
             elif isinstance(action, SetLimit):
-                rules.check_set_limit(action, self.accounts.get(action.account), self.currencies)
+                rules.check_set_limit(action, self.accounts.get(action.account), self.currencies, signer)
                 old = self.positions[(action.account, action.currency)]
                 self.positions[(action.account, action.currency)] = rules.Position(
                     old.balance, action.credit_limit, action.ceiling)

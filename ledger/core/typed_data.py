@@ -7,6 +7,7 @@ the signature recovery itself; tests prove it byte-equal to eth-account's
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import coincurve
@@ -54,19 +55,21 @@ def _str(s: str) -> bytes:
     return keccak256(s.encode("utf-8"))
 
 
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}", re.ASCII)
+_HEX65 = re.compile(r"0x[0-9a-fA-F]{130}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,78}", re.ASCII)  # uint256 has at most 78 decimal digits
+
+
 def _b32(value: object, what: str) -> bytes:
     if isinstance(value, bytes) and len(value) == 32:
         return value
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            pass
+    if isinstance(value, str) and _HEX32.fullmatch(value):
+        return bytes.fromhex(value[2:])
     raise InvalidInput(f"{what} must be 32 bytes as 0x-prefixed hex")
 
 
 def _uint(value: object, what: str, maximum: int) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
         raise InvalidInput(f"{what} must be an integer between 0 and {maximum}")
@@ -126,7 +129,7 @@ class Transfer:
     def create(cls, *, payer, payee, currency, amount, nonce, valid_until,
                memo_hash=ZERO32, request_id=ZERO32) -> "Transfer":
         """Build from untrusted values, with a clear error for each malformed field."""
-        if not isinstance(currency, str) or not CURRENCY_CODE.match(currency):
+        if not isinstance(currency, str) or not CURRENCY_CODE.fullmatch(currency):
             raise InvalidInput(f"currency {currency!r} is not a currency code")
         return cls(
             payer=normalize_address(payer, what="payer"),
@@ -194,7 +197,7 @@ class SetLimit:
 
     @classmethod
     def create(cls, *, account, currency, credit_limit, ceiling, nonce, valid_until) -> "SetLimit":
-        if not isinstance(currency, str) or not CURRENCY_CODE.match(currency):
+        if not isinstance(currency, str) or not CURRENCY_CODE.fullmatch(currency):
             raise InvalidInput(f"currency {currency!r} is not a currency code")
         return cls(
             normalize_address(account, what="account"), currency,
@@ -257,7 +260,7 @@ def full_message(domain: Domain, action: Action) -> dict:
 
 def _int_amount(value: object) -> object:
     # JSON clients may send big integers as decimal strings; accept those, nothing looser.
-    if isinstance(value, str) and value.isdigit() and len(value) <= 20:
+    if isinstance(value, str) and _DIGITS.fullmatch(value) and len(value) <= 20:
         return int(value)
     return value
 
@@ -265,12 +268,9 @@ def _int_amount(value: object) -> object:
 def parse_signature(signature: object) -> bytes:
     """65-byte r‖s‖v (v 27/28 or 0/1), hex with 0x; low-s only, so one message has one valid form."""
     if isinstance(signature, str):
-        if not (signature.startswith("0x") and len(signature) == 132):
+        if not _HEX65.fullmatch(signature):
             raise BadSignature("signature must be 65 bytes as 0x-prefixed hex")
-        try:
-            sig = bytes.fromhex(signature[2:])
-        except ValueError:
-            raise BadSignature("signature is not valid hex") from None
+        sig = bytes.fromhex(signature[2:])
     elif isinstance(signature, bytes) and len(signature) == 65:
         sig = signature
     else:
@@ -284,6 +284,12 @@ def parse_signature(signature: object) -> bytes:
     if not (0 < r < _SECP256K1_N and 0 < s <= _SECP256K1_N // 2):
         raise BadSignature("signature has r or s out of range (high-s signatures are refused, EIP-2)")
     return sig[:64] + bytes([v])
+
+
+def canonical_signature(signature: object) -> str:
+    """The one stored form of a valid signature: lowercase hex, v = 27/28."""
+    sig = parse_signature(signature)
+    return "0x" + sig[:64].hex() + format(sig[64] + 27, "02x")
 
 
 def recover_signer(digest: bytes, signature: object) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from ..core.errors import NotInitialised
+
 DEFAULT_DB_URL = "sqlite:///ayni-data/ayni.db"
 BUSY_TIMEOUT_MS = 30_000
 
@@ -20,20 +22,32 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("AYNI_DB_URL") or DEFAULT_DB_URL
 
 
-def make_engine(url: str | None = None, **kwargs) -> Engine:
+def make_engine(url: str | None = None, *, create: bool = True, **kwargs) -> Engine:
+    """`create=False`: an SQLite file must already exist (read-only commands never make one)."""
     url = resolve_url(url)
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError and friends
+        raise NotInitialised(f"{url!r} is not a database URL (e.g. sqlite:///ayni-data/ayni.db)") from None
     if parsed.drivername.startswith("sqlite"):
-        return _sqlite_engine(url, parsed, **kwargs)
+        return _sqlite_engine(url, parsed, create, **kwargs)
     if parsed.drivername in ("postgresql", "postgres"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_pre_ping", True)
+    # Pinned: the head-lock protocol is designed for READ COMMITTED (a server default of
+    # REPEATABLE READ would turn every concurrent posting into a serialization failure).
+    kwargs.setdefault("isolation_level", "READ COMMITTED")
     return create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: str, parsed, **kwargs) -> Engine:
+def _sqlite_engine(url: str, parsed, create: bool, **kwargs) -> Engine:
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        if path.is_dir():
+            raise NotInitialised(f"{path} is a directory, not an SQLite database file")
+        if not create and not path.exists():
+            raise NotInitialised(f"no database at {path}: run `ayni init` first")
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
                                               "check_same_thread": False}, **kwargs)
 

@@ -30,7 +30,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with engine.connect().execution_options(ayni_readonly=True) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

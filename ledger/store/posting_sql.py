@@ -38,8 +38,12 @@ class PostingSQL:
         return ("SELECT address, currency, balance, credit_limit, ceiling FROM balances "
                 f"WHERE address IN ({self._marks(n)})")
 
+    @lru_cache(maxsize=256)
     def nonces(self, n: int) -> str:
-        return f"SELECT signer, nonce, digest, seq FROM signed_actions WHERE nonce IN ({self._marks(n)})"
+        """Exact (signer, nonce) primary-key lookups: a plain `nonce IN (...)` cannot use
+        the (signer, nonce) key and scans the whole table under the head lock."""
+        pair = f"(signer = {self._mark} AND nonce = {self._mark})"
+        return f"SELECT signer, nonce, digest, seq FROM signed_actions WHERE {' OR '.join([pair] * n)}"
 
 
 def driver_cursor(conn):

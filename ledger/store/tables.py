@@ -67,7 +67,9 @@ signed_actions = Table(
     "signed_actions", metadata,
     Column("signer", ADDRESS, primary_key=True),
     Column("nonce", String(78), primary_key=True),  # uint256 as decimal text
-    Column("digest", LargeBinary(32), nullable=False, unique=True),
+    # not unique: admin messages do not name their signer, so two treasurers may sign
+    # the same SetLimit; (signer, nonce) is the key that matters
+    Column("digest", LargeBinary(32), nullable=False),
     Column("seq", BigInteger, ForeignKey("entries.seq"), nullable=False),
 )
 
@@ -99,4 +101,26 @@ profiles = Table(
     Column("display_name", String(120), nullable=True),
     Column("contact", String(240), nullable=True),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Anchoring: one row per attempt to commit entries first_seq..last_seq to a chain.
+# status: sending (row written, transaction not yet known to be sent) | pending (sent,
+# tx_hash known) | confirmed | failed (reverted or lost; a new row retries the range).
+anchor_batches = Table(
+    "anchor_batches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("chain_id", BigInteger, nullable=False),
+    Column("contract", ADDRESS, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("tx_hash", String(66), nullable=True),
+    Column("block", BigInteger, nullable=True),
+    Column("gas_used", BigInteger, nullable=True),
+    Column("effective_gas_price", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_anchor_batches_contract_first_seq", "contract", "first_seq"),
 )

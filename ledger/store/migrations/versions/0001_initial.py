@@ -68,7 +68,6 @@ def upgrade() -> None:
         sa.Column("digest", sa.LargeBinary(32), nullable=False),
         sa.Column("seq", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("signer", "nonce", name="pk_signed_actions"),
-        sa.UniqueConstraint("digest", name="uq_signed_actions_digest"),
         sa.ForeignKeyConstraint(["seq"], ["entries.seq"], name="fk_signed_actions_seq_entries"),
     )
     op.create_table(
