@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -96,6 +98,151 @@ def balances(db: str = typer.Option(None, "--db", help=DB_HELP),
             typer.echo(f"{r['account']}  {r['currency']:5} {r['formatted']:>12}")
 
 
+# -- anchoring ----------------------------------------------------------------------
+chain_app = typer.Typer(no_args_is_help=True, help="The chain Ayni anchors to: keys and the Anchor contract.")
+app.add_typer(chain_app, name="chain")
+CHAIN_HELP = "JSON-RPC URL of an Ethereum-compatible node (default: $AYNI_CHAIN_URL)"
+KEYSTORE_HELP = "Encrypted V3 keystore of the anchoring key (default: $AYNI_ANCHOR_KEYSTORE)"
+PASSWORD_HELP = "File holding the keystore passphrase (else $AYNI_ANCHOR_PASSWORD, else a hidden prompt)"
+CONTRACT_HELP = "Address of the Anchor contract (default: $AYNI_ANCHOR_CONTRACT)"
+
+
+def _password(password_file: Path | None, *, confirm: bool = False) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\n")
+        except OSError as exc:
+            _fail(f"cannot read password file {password_file}: {exc.strerror}")
+    if os.environ.get("AYNI_ANCHOR_PASSWORD"):
+        return os.environ["AYNI_ANCHOR_PASSWORD"]
+    if not sys.stdin.isatty():
+        _fail("no passphrase: give --password-file or set AYNI_ANCHOR_PASSWORD")
+    return typer.prompt("keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def _chain(url: str | None, keystore: Path | None, password_file: Path | None, contract: str | None,
+           *, need_key: bool = True, need_contract: bool = True):
+    from .chain import AnchorChain
+    from .chain.keys import load_keystore
+    if not url:
+        _fail("anchoring needs --chain URL (or AYNI_CHAIN_URL): the embedded chain lives only inside "
+              "one process, as in `ayni demo`")
+    key = None
+    if need_key:
+        if keystore is None:
+            _fail("anchoring needs the anchoring key: --keystore PATH (or AYNI_ANCHOR_KEYSTORE)")
+        key = load_keystore(str(keystore), _password(password_file))
+    if need_contract and not contract:
+        _fail("no Anchor contract: give --contract ADDRESS (or AYNI_ANCHOR_CONTRACT); deploy one with "
+              "`ayni chain deploy`")
+    if contract:
+        contract = normalize_address(contract, what="contract")
+    return AnchorChain.connect(url, private_key=key, contract_address=contract)
+
+
+@chain_app.command("new-key")
+def chain_new_key(keystore: Path = typer.Option(..., help="Where to write the encrypted keystore"),
+                  password_file: Path = typer.Option(None, help=PASSWORD_HELP)) -> None:
+    """Create an anchoring key as an encrypted V3 keystore (scrypt); prints its address only."""
+    from .chain.keys import write_keystore
+    from .core.typed_data import address_of_key
+    from .signing import new_key
+    if keystore.exists():
+        _fail(f"{keystore} exists; refusing to overwrite a key")
+    key = new_key()
+    write_keystore(str(keystore), key, _password(password_file, confirm=True))
+    typer.echo(address_of_key(key))
+
+
+@chain_app.command("deploy")
+def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
+                 keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
+                 password_file: Path = typer.Option(None, help=PASSWORD_HELP),
+                 admin: str = typer.Option(None, help="Admin of the contract (default: the anchoring key)")) -> None:
+    """Deploy the Anchor contract; the anchoring key becomes its anchorer."""
+    c = _chain(chain, keystore, password_file, None, need_contract=False)
+    address, gas = c.deploy(admin=normalize_address(admin, what="admin") if admin else None)
+    typer.echo(f"Anchor deployed at {address} on chain {c.chain_id} ({gas} gas)\n"
+               f"export AYNI_ANCHOR_CONTRACT={address}")
+
+
+def _print_anchor_report(report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(asdict(report)))
+        return
+    gas = f", gas per anchor {min(report.gas_used)}-{max(report.gas_used)}" if report.gas_used else ""
+    typer.echo(f"sent {report.sent} batches, confirmed {report.confirmed}, failed {report.failed}, "
+               f"adopted {report.adopted}{gas}; anchored through seq {report.anchored_through} of "
+               f"{report.head_seq}{' (a batch is still pending)' if report.pending else ''}")
+
+
+@app.command()
+def anchor(db: str = typer.Option(None, "--db", help=DB_HELP),
+           chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
+           contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
+           keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
+           password_file: Path = typer.Option(None, help=PASSWORD_HELP),
+           max_batch: int = typer.Option(1000, min=1, help="Entries per batch at most"),
+           confirmations: int = typer.Option(1, min=1, help="Blocks before a batch counts as confirmed"),
+           watch: bool = typer.Option(False, help="Keep anchoring every --interval seconds (Ctrl-C stops)"),
+           interval: float = typer.Option(30.0, min=0.1, help="Seconds between rounds with --watch"),
+           min_entries: int = typer.Option(1, min=1, help="With --watch, anchor once this many entries wait"),
+           as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+    """Anchor every entry not yet anchored, in batches of at most --max-batch."""
+    import time as _time
+    from .anchoring import Anchoring
+    from .chain import ChainError, ChainUnavailable
+    from .service import Ledger
+    ledger = Ledger.open(resolve_url(db), migrate=False)
+    c = _chain(chain, keystore, password_file, contract)
+    job = Anchoring(ledger, c, max_batch=max_batch, confirmations=confirmations)
+    if not watch:
+        try:
+            report = job.run()
+        except ChainError as exc:
+            _fail(f"{exc.code}: {exc}")
+        _print_anchor_report(report, as_json)
+        raise typer.Exit(0 if not report.pending else 3)
+    backoff = 1.0
+    while True:  # a daemon: posting never waits on this loop, and chain faults only delay it
+        try:
+            through = max([b["last_seq"] for b in job.batches(include_failed=False)], default=0)
+            if ledger.head()[0] - through >= min_entries:
+                _print_anchor_report(job.run(), as_json)
+            backoff = 1.0
+            _time.sleep(interval)
+        except ChainUnavailable as exc:
+            err.print(f"[yellow]chain unavailable, retrying in {backoff:.0f} s:[/] {exc}")
+            _time.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+        except ChainError as exc:
+            err.print(f"[yellow]{exc.code}, retrying in {backoff:.0f} s:[/] {exc}")
+            _time.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+        except KeyboardInterrupt:
+            return
+
+
+@app.command()
+def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's seq)"),
+            db: str = typer.Option(None, "--db", help=DB_HELP),
+            contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
+            out: Path = typer.Option(None, help="Write the receipt here (default: print it)")) -> None:
+    """Write the JSON receipt proving entry SEQ is in an anchored batch."""
+    from .anchoring import Anchoring
+    from .service import Ledger
+    ledger = Ledger.open(resolve_url(db), migrate=False)
+    if not contract:
+        _fail("which Anchor contract? give --contract ADDRESS (or AYNI_ANCHOR_CONTRACT)")
+    doc = Anchoring(ledger, contract=normalize_address(contract, what="contract")).receipt(seq)
+    text = json.dumps(doc, indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n")
+        typer.echo(f"receipt for entry {seq} written to {out}")
+
+
 def main() -> None:
     from sqlalchemy.exc import SQLAlchemyError
     try:
@@ -106,6 +253,11 @@ def main() -> None:
     except SQLAlchemyError as exc:  # unreachable server, bad URL, locked file...
         err.print(f"[red]database error:[/] {str(exc).splitlines()[0]}")
         sys.exit(2)
+    except Exception as exc:  # chain adapter faults carry a code; anything else is a bug
+        if hasattr(exc, "code") and type(exc).__module__.startswith("ledger.chain"):
+            err.print(f"[red]error:[/] {exc.code}: {exc}")
+            sys.exit(1)
+        raise
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ def run_demo(db_path: str = "ayni-data/demo.db", *, transfers: int = 300, seed: 
     shown = _show_refusals(ledger, domain, treasurer, carers, clients, shops, console)
 
     _print_balances(ledger, console)
+    anchoring = _anchor(ledger, console, posted)
     report = ledger.verify()
     console.rule("Invariants")
     console.print(f"hash chain over {report.entries} entries: "
@@ -103,8 +104,35 @@ def run_demo(db_path: str = "ayni-data/demo.db", *, transfers: int = 300, seed: 
                      else f"[red]{report.replay_faults or report.balance_faults}[/]"))
     console.print("every currency sums to zero: "
                   + ("[green]yes[/]" if not report.zero_sum_faults else f"[red]{report.zero_sum_faults}[/]"))
+    ok = report.ok and anchoring["receipt_ok"]
     return {"posted": posted, "refused": refused, "refusals": refusals, "shown": shown,
-            "entries": report.entries, "ok": report.ok, "db": str(path)}
+            "entries": report.entries, "ok": ok, "db": str(path), "anchoring": anchoring}
+
+
+def _anchor(ledger: Ledger, console: Console, transfers: int) -> dict:
+    """Anchor the whole log on the embedded EVM, then prove one payment with a receipt."""
+    from .anchoring import Anchoring
+    from .chain import AnchorChain
+    from .core.receipts import verify_receipt
+    console.rule("Anchoring on the embedded EVM (py-evm)")
+    chain = AnchorChain.embedded()
+    address, deploy_gas = chain.deploy()
+    report = Anchoring(ledger, chain, max_batch=64).run()
+    total = sum(report.gas_used)
+    console.print(f"Anchor contract {address} deployed ({deploy_gas:,} gas); {report.confirmed} batches of ≤64 "
+                  f"entries anchored through seq {report.anchored_through}")
+    console.print(f"gas per anchor: {min(report.gas_used):,}–{max(report.gas_used):,}; gas per transfer: "
+                  f"{total / max(transfers, 1):,.0f} (all {report.anchored_through} entries, {total:,} gas in all)")
+    seq = next(e.seq for e in ledger.iter_entries() if e.kind == "transfer.posted")
+    receipt = Anchoring(ledger, chain).receipt(seq)
+    problems = verify_receipt(receipt, chain)
+    console.print(f"receipt for transfer seq {seq}: leaf {receipt['leaf'][:12]}…, proof of "
+                  f"{len(receipt['proof'])} hashes, root {receipt['root'][:12]}… → "
+                  + ("[green]verified against the chain[/]" if not problems else f"[red]{problems}[/]"))
+    console.print("on chain: only roots and sequence numbers; no address, name or memo leaves the cooperative")
+    return {"contract": address, "deploy_gas": deploy_gas, "batches": report.confirmed,
+            "gas_per_anchor": report.gas_used, "gas_total": total, "receipt_ok": not problems,
+            "chain": chain}
 
 
 def _show_refusals(ledger, domain, treasurer, carers, clients, shops, console) -> dict[str, str]:
@@ -161,7 +189,7 @@ def _print_balances(ledger: Ledger, console: Console) -> None:
         for code, cur in currencies.items():
             p = positions[(acct.address, code)]
             ceiling = "∞" if p.ceiling is None else cur.format(p.ceiling)
-            cells.append(f"{cur.format(p.balance)} [dim][-{cur.format(p.credit_limit)}, {ceiling}][/]")
+            cells.append(f"{cur.format(p.balance)} [dim][{cur.format(-p.credit_limit)}, {ceiling}][/]")
         status = "" if acct.status == "active" else f" ({acct.status})"
         table.add_row(f"{names.get(acct.address) or acct.address[:10]}{status}", acct.role, *cells)
     console.print(table)

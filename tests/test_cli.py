@@ -61,4 +61,4 @@ def test_bad_input_gets_a_message_and_nonzero_exit(tmp_path, args, fragment):
 
 def test_wallet_prints_help():
     r = subprocess.run([str(BIN / "ayni-wallet"), "--help"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "Ayni wallet" in r.stdout
+    assert r.returncode == 0 and "Ayni wallet" in r.stdout and "verify" in r.stdout

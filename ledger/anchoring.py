@@ -1,0 +1,206 @@
+"""Use case: commit the entry log to a chain in Merkle-rooted batches, and issue receipts.
+
+Safety rules (docs/anchoring.md, "Operating the anchorer"):
+- A batch row is written *before* its transaction is sent (status `sending`), so a crash
+  between sending and recording leaves a trace; on restart the chain is read to learn
+  whether that batch landed (adopt it) or not (mark it failed and send again).
+- The contract itself refuses any batch that does not start right after the last one,
+  so a retried send can never anchor a range twice or skip one: at worst it reverts.
+- One batch is in flight at a time (the next one must start after it on chain).
+- Anchoring never blocks posting: it reads the log in its own short transactions, and
+  chain faults surface here as ChainError, retried by the caller with backoff.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlalchemy import insert, select, update
+
+from .chain import AnchorChain, AnchorReverted, ChainUnavailable
+from .core import errors as E
+from .core.merkle import MerkleTree, build_entry_tree
+from .core.receipts import build_receipt
+from .service import Ledger, now_ms
+from .store import tables as T
+
+AB = T.anchor_batches
+
+
+@dataclass
+class AnchorReport:
+    sent: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    adopted: int = 0
+    gas_used: list[int] = field(default_factory=list)
+    anchored_through: int = 0
+    head_seq: int = 0
+    pending: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+class Anchoring:
+    def __init__(self, ledger: Ledger, chain: AnchorChain | None = None, *, contract: str | None = None,
+                 max_batch: int = 1000, confirmations: int = 1, clock: Callable[[], int] = now_ms):
+        """`chain` is needed to anchor; reading batches and making receipts need only `contract`."""
+        contract = chain.contract_address if chain is not None else contract
+        if contract is None:
+            raise E.InvalidInput("no anchor contract configured: deploy one with `ayni chain deploy`")
+        if max_batch < 1:
+            raise E.InvalidInput("max batch must be at least 1")
+        self.ledger, self.chain, self.contract = ledger, chain, contract
+        self.max_batch, self.confirmations, self.clock = max_batch, confirmations, clock
+
+    # -- reading -------------------------------------------------------------------
+    def batches(self, *, include_failed: bool = True) -> list[dict]:
+        q = select(AB).where(AB.c.contract == self.contract).order_by(AB.c.first_seq, AB.c.id)
+        if not include_failed:
+            q = q.where(AB.c.status != "failed")
+        with self.ledger.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def _live(self) -> list[dict]:
+        return self.batches(include_failed=False)
+
+    def tree(self, first_seq: int, last_seq: int) -> MerkleTree:
+        pairs = []
+        for e in self.ledger.iter_entries(after_seq=first_seq - 1):
+            if e.seq > last_seq:
+                break
+            pairs.append((e.seq, e.entry_hash))
+        if len(pairs) != last_seq - first_seq + 1:
+            raise E.IntegrityViolation(f"entries {first_seq}..{last_seq} are not all in the log")
+        return build_entry_tree(pairs)
+
+    # -- writing -------------------------------------------------------------------
+    def _set(self, batch_id: int, **values) -> None:
+        with self.ledger.engine.begin() as conn:
+            conn.execute(update(AB).where(AB.c.id == batch_id).values(updated_at=self.clock(), **values))
+
+    def _record(self, first: int, last: int, root: bytes, status: str, **values) -> int:
+        now = self.clock()
+        with self.ledger.engine.begin() as conn:
+            return conn.execute(insert(AB).values(
+                first_seq=first, last_seq=last, root=root, chain_id=self.chain.chain_id,
+                contract=self.contract, status=status, created_at=now, updated_at=now, **values)
+            ).inserted_primary_key[0]
+
+    def reconcile(self, report: AnchorReport) -> None:
+        """Bring every unfinished batch up to date with what the chain says."""
+        for b in self._live():
+            if b["status"] == "confirmed":
+                continue
+            if b["status"] == "sending" or b["tx_hash"] is None:
+                self._recover_unsent(b, report)
+                continue
+            st = self.chain.tx_status(b["tx_hash"], min_confirmations=self.confirmations)
+            if st.status == "confirmed":
+                self._set(b["id"], status="confirmed", block=st.block, gas_used=st.gas_used,
+                          effective_gas_price=st.effective_gas_price, error=None)
+                report.confirmed += 1
+                report.gas_used.append(st.gas_used)
+            elif st.status == "failed":
+                self._set(b["id"], status="failed", block=st.block, gas_used=st.gas_used,
+                          effective_gas_price=st.effective_gas_price, error="transaction reverted on chain")
+                report.failed += 1
+            elif st.status == "unknown":  # dropped (node restarted, evicted): did it land anyway?
+                self._recover_unsent(b, report)
+            else:
+                report.pending = True
+
+    def _recover_unsent(self, b: dict, report: AnchorReport) -> None:
+        event = self.chain.find_batch(b["first_seq"])
+        if event is None:
+            self._set(b["id"], status="failed", error="never reached the chain; will be sent again")
+            report.failed += 1
+            return
+        if (event.root, event.last_seq) != (b["root"], b["last_seq"]):
+            raise E.IntegrityViolation(
+                f"the chain holds a different batch at seq {b['first_seq']} "
+                f"({event.first_seq}..{event.last_seq}, root 0x{event.root.hex()}) than recorded here")
+        self._set(b["id"], status="pending", tx_hash=event.tx_hash, error=None)
+        report.adopted += 1
+        report.pending = True  # confirmations are checked on the next pass
+
+    def anchor_next(self, report: AnchorReport) -> bool:
+        """Send the next batch if nothing is in flight. True if a batch was sent or adopted."""
+        live = self._live()
+        if any(b["status"] != "confirmed" for b in live):
+            report.pending = True
+            return False
+        first = (live[-1]["last_seq"] if live else 0) + 1
+        head_seq, _ = self.ledger.head()
+        report.head_seq = head_seq
+        if first > head_seq:
+            return False
+        on_chain = self.chain.last_anchored_seq()
+        if on_chain >= first:  # the chain is ahead of our records (restored backup, lost row)
+            event = self.chain.find_batch(first)
+            if event is None:
+                raise E.IntegrityViolation(f"chain says seq {on_chain} is anchored but has no batch at {first}")
+            tree = self.tree(first, event.last_seq)
+            if tree.root != event.root:
+                raise E.IntegrityViolation(f"the chain's root for {first}..{event.last_seq} differs from our log")
+            self._record(first, event.last_seq, event.root, "pending", tx_hash=event.tx_hash)
+            report.adopted += 1
+            return True
+        if on_chain != first - 1:
+            raise E.IntegrityViolation(f"chain anchored through seq {on_chain}, our records through {first - 1}")
+        last = min(head_seq, first + self.max_batch - 1)
+        root = self.tree(first, last).root
+        batch_id = self._record(first, last, root, "sending")
+        try:
+            tx_hash = self.chain.send_anchor(root, first, last)
+        except AnchorReverted as exc:
+            self._set(batch_id, status="failed", error=str(exc.message if hasattr(exc, "message") else exc))
+            report.failed += 1
+            raise
+        except ChainUnavailable:
+            raise  # the row stays `sending`; reconcile() finds out what happened next time
+        self._set(batch_id, status="pending", tx_hash=tx_hash)
+        report.sent += 1
+        return True
+
+    def run(self, *, max_batches: int | None = None, wait_s: float = 30.0) -> AnchorReport:
+        """Anchor everything not yet anchored (or up to `max_batches` batches): reconcile,
+        send, wait for confirmations, repeat. Raises ChainError on chain faults."""
+        report = AnchorReport()
+        sent = 0
+        deadline = time.monotonic() + wait_s
+        while True:
+            report.pending = False
+            self.reconcile(report)
+            if report.pending:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+                continue
+            if max_batches is not None and sent >= max_batches:
+                break
+            if not self.anchor_next(report):
+                break
+            sent += 1
+            deadline = time.monotonic() + wait_s
+        live = [b for b in self._live() if b["status"] == "confirmed"]
+        report.anchored_through = live[-1]["last_seq"] if live else 0
+        report.head_seq = self.ledger.head()[0]
+        return report
+
+    # -- receipts ------------------------------------------------------------------
+    def receipt(self, seq: int) -> dict:
+        for b in self._live():
+            if b["first_seq"] <= seq <= b["last_seq"]:
+                if b["status"] != "confirmed":
+                    raise E.LedgerError(f"entry {seq} is in a batch that is still {b['status']}",
+                                        code="not_anchored")
+                entry = next(self.ledger.iter_entries(after_seq=seq - 1, page=1))
+                tree = self.tree(b["first_seq"], b["last_seq"])
+                return build_receipt(entry, tree, first_seq=b["first_seq"], last_seq=b["last_seq"],
+                                     chain_id=b["chain_id"], contract=b["contract"], tx_hash=b["tx_hash"],
+                                     block=b["block"], community=self.ledger.genesis.community)
+        head_seq, _ = self.ledger.head()
+        if not 1 <= seq <= head_seq:
+            raise E.LedgerError(f"there is no entry {seq} (the log ends at {head_seq})", code="unknown_entry")
+        raise E.LedgerError(f"entry {seq} is not anchored yet: run `ayni anchor`", code="not_anchored")

@@ -1,0 +1,47 @@
+"""Chain adapter for anchoring: the Anchor contract over web3.py (no database here).
+
+    from ledger.chain import AnchorChain, ChainUnavailable, AnchorReverted, WrongContract
+
+`AnchorChain` (web3_anchor.py) is imported lazily so that importing the errors, the value
+types or the pure accumulator does not pull in web3 (~0.8 s).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ledger.chain.accumulator import accumulate, genesis, replay
+from ledger.chain.errors import (
+    AnchorReverted,
+    BadKeystore,
+    ChainError,
+    ChainUnavailable,
+    InsufficientFunds,
+    WrongContract,
+)
+from ledger.chain.types import AnchoredEvent, TxStatus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ledger.chain.web3_anchor import AnchorChain
+
+__all__ = [
+    "AnchorChain",
+    "AnchorReverted",
+    "AnchoredEvent",
+    "BadKeystore",
+    "ChainError",
+    "ChainUnavailable",
+    "InsufficientFunds",
+    "TxStatus",
+    "WrongContract",
+    "accumulate",
+    "genesis",
+    "replay",
+]
+
+
+def __getattr__(name: str):
+    if name == "AnchorChain":
+        from ledger.chain.web3_anchor import AnchorChain
+
+        return AnchorChain
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

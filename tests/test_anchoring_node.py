@@ -1,0 +1,115 @@
+"""The operator's and the member's commands against a real JSON-RPC node (Hardhat):
+deploy, anchor, receipt, independent verification, and the faults a person meets."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger import signing
+from ledger.chain.keys import write_keystore
+from ledger.core.typed_data import address_of_key
+from ledger.service import Ledger
+
+from .hardhat_node import HARDHAT_KEYS, hardhat_node
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, *args):
+    return subprocess.run([str(BIN / cmd), *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if not k.startswith("AYNI_")})
+
+
+@pytest.fixture(scope="module")
+def node():
+    with hardhat_node() as url:
+        yield url
+
+
+@pytest.fixture
+def coop(tmp_path):
+    url = f"sqlite:///{tmp_path / 'coop.db'}"
+    treasurer = signing.new_key()
+    assert run("ayni", "init", "--db", url, "--treasurer", address_of_key(treasurer)).returncode == 0
+    ledger = Ledger.open(url, migrate=False)
+    domain = ledger.genesis.domain
+    keys = [signing.new_key() for _ in range(3)]
+    for k in keys:
+        ledger.submit(signing.open_account(treasurer, domain, account=address_of_key(k)))
+    for i in range(9):
+        ledger.submit(signing.transfer(keys[i % 3], domain, payee=address_of_key(keys[(i + 1) % 3]),
+                                       currency="HOUR", amount=15, memo="shopping for Don Julio"))
+    keystore, password = tmp_path / "anchor.json", tmp_path / "pass.txt"
+    password.write_text("correct horse\n")
+    write_keystore(str(keystore), HARDHAT_KEYS[0], "correct horse")
+    yield {"url": url, "ledger": ledger, "keystore": keystore, "password": password, "tmp": tmp_path,
+           "keys": keys, "domain": domain}
+    ledger.engine.dispose()
+
+
+def deploy(node, coop):
+    r = run("ayni", "chain", "deploy", "--chain", node, "--keystore", coop["keystore"],
+            "--password-file", coop["password"])
+    assert r.returncode == 0, r.stderr
+    return re.search(r"deployed at (0x[0-9a-fA-F]{40})", r.stdout).group(1)
+
+
+def test_deploy_anchor_receipt_verify_over_json_rpc(node, coop):
+    contract = deploy(node, coop)
+    head = coop["ledger"].head()[0]
+    r = run("ayni", "anchor", "--db", coop["url"], "--chain", node, "--contract", contract,
+            "--keystore", coop["keystore"], "--password-file", coop["password"], "--max-batch", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["anchored_through"] == head and report["confirmed"] == -(-head // 5)
+    assert all(21_000 < g <= 31_500 for g in report["gas_used"])
+
+    receipt = coop["tmp"] / "receipt.json"
+    r = run("ayni", "receipt", "7", "--db", coop["url"], "--contract", contract, "--out", receipt)
+    assert r.returncode == 0, r.stderr
+    assert "Don Julio" not in receipt.read_text()
+    ok = run("ayni-wallet", "verify", receipt, "--chain", node)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK: entry 7"), ok.stderr
+
+    doc = json.loads(receipt.read_text())
+    doc["entry"]["body"]["amount"] = 1500
+    edited = coop["tmp"] / "edited.json"
+    edited.write_text(json.dumps(doc))
+    bad = run("ayni-wallet", "verify", edited, "--chain", node)
+    assert bad.returncode == 1 and "FAILED" in bad.stderr and "Traceback" not in bad.stderr
+
+    other = deploy(node, coop)  # a contract where this batch was never anchored
+    wrong = run("ayni-wallet", "verify", receipt, "--chain", node, "--contract", other)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+
+    # more entries, anchored in the next run; the first batches are not sent again
+    coop["ledger"].submit(signing.transfer(coop["keys"][0], coop["domain"], currency="CRED", amount=100,
+                                           payee=address_of_key(coop["keys"][1])))
+    r = run("ayni", "anchor", "--db", coop["url"], "--chain", node, "--contract", contract,
+            "--keystore", coop["keystore"], "--password-file", coop["password"], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["sent"] == 1
+
+
+@pytest.mark.parametrize("case", ["wrong passphrase", "no chain", "no contract", "dead node", "not json"])
+def test_operator_mistakes_get_clear_errors(node, coop, case):
+    args = ["--db", coop["url"], "--chain", node, "--contract", "0x" + "12" * 20,
+            "--keystore", coop["keystore"], "--password-file", coop["password"]]
+    if case == "wrong passphrase":
+        coop["password"].write_text("wrong\n")
+        r, expect = run("ayni", "anchor", *args), "bad_keystore"
+    elif case == "no chain":
+        r, expect = run("ayni", "anchor", *args[:2], *args[4:]), "--chain"
+    elif case == "no contract":
+        r, expect = run("ayni", "anchor", *args[:4], *args[6:]), "--contract"
+    elif case == "dead node":
+        r, expect = run("ayni", "anchor", *args[:2], "--chain", "http://127.0.0.1:9", *args[4:]), "chain_unavailable"
+    else:
+        (coop["tmp"] / "r.json").write_text("{nope")
+        r, expect = run("ayni-wallet", "verify", coop["tmp"] / "r.json", "--chain", node), "not JSON"
+    assert r.returncode != 0
+    assert expect in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
