@@ -113,3 +113,37 @@ def test_operator_mistakes_get_clear_errors(node, coop, case):
     assert r.returncode != 0
     assert expect in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_watch_mode_anchors_new_entries_until_interrupted(node, coop):
+    import signal
+    import time
+    contract = deploy(node, coop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
+    proc = subprocess.Popen([str(BIN / "ayni"), "anchor", "--watch", "--interval", "0.3", "--json",
+                             "--db", coop["url"], "--chain", node, "--contract", contract,
+                             "--keystore", str(coop["keystore"]), "--password-file", str(coop["password"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        from ledger.anchoring import Anchoring
+        job = Anchoring(coop["ledger"], contract=contract)
+
+        def anchored_through():
+            return max([b["last_seq"] for b in job.batches(include_failed=False) if b["status"] == "confirmed"],
+                       default=0)
+
+        deadline = time.monotonic() + 60
+        while anchored_through() < coop["ledger"].head()[0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        first_round = anchored_through()
+        assert first_round == coop["ledger"].head()[0]
+        coop["ledger"].submit(signing.transfer(coop["keys"][2], coop["domain"], currency="CRED", amount=7,
+                                               payee=address_of_key(coop["keys"][0])))
+        while anchored_through() <= first_round and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert anchored_through() == first_round + 1  # posted while the anchorer ran; picked up
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
