@@ -18,6 +18,7 @@ from .store.db import resolve_url
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni: mutual-credit ledger for platform cooperatives.")
 DB_HELP = "Database URL (default: $AYNI_DB_URL or sqlite:///ayni-data/ayni.db)"
+CONTRACT_HELP = "Address of the Anchor contract (default: $AYNI_ANCHOR_CONTRACT)"
 err = Console(stderr=True)
 
 
@@ -98,13 +99,35 @@ def balances(db: str = typer.Option(None, "--db", help=DB_HELP),
             typer.echo(f"{r['account']}  {r['currency']:5} {r['formatted']:>12}")
 
 
+@app.command()
+def serve(db: str = typer.Option(None, "--db", help=DB_HELP),
+          host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+          port: int = typer.Option(8000, min=1, max=65535),
+          workers: int = typer.Option(1, min=1, max=64, help="Worker processes (PostgreSQL for more than one)"),
+          public_uri: str = typer.Option(None, help="Public base URL members sign in to (SIWE); default http://HOST:PORT"),
+          contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP)) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json)."""
+    import uvicorn
+    from .service import Ledger
+    url = resolve_url(db)
+    Ledger.open(url).engine.dispose()  # migrate once, before workers start
+    if workers > 1 and url.startswith("sqlite"):
+        err.print("[yellow]note:[/] several workers on SQLite serialise on one file; PostgreSQL is the production path")
+    uri = public_uri or f"http://{host}:{port}"
+    os.environ.update({"AYNI_DB_URL": url, "AYNI_PUBLIC_URI": uri,
+                       "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
+    if contract:
+        os.environ["AYNI_ANCHOR_CONTRACT"] = normalize_address(contract, what="contract")
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
 # -- anchoring ----------------------------------------------------------------------
 chain_app = typer.Typer(no_args_is_help=True, help="The chain Ayni anchors to: keys and the Anchor contract.")
 app.add_typer(chain_app, name="chain")
 CHAIN_HELP = "JSON-RPC URL of an Ethereum-compatible node (default: $AYNI_CHAIN_URL)"
 KEYSTORE_HELP = "Encrypted V3 keystore of the anchoring key (default: $AYNI_ANCHOR_KEYSTORE)"
 PASSWORD_HELP = "File holding the keystore passphrase (else $AYNI_ANCHOR_PASSWORD, else a hidden prompt)"
-CONTRACT_HELP = "Address of the Anchor contract (default: $AYNI_ANCHOR_CONTRACT)"
 
 
 def _password(password_file: Path | None, *, confirm: bool = False) -> str:

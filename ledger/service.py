@@ -86,6 +86,13 @@ def _check_memo(memo: object) -> None:
         raise E.InvalidInput("memo contains a NUL or an unpaired surrogate character")
 
 
+def _request_key(action) -> tuple | None:
+    """The key of uq_transfers_request_key: at most one transfer pays a payment request."""
+    if isinstance(action, Transfer) and action.request_id != ZERO32:
+        return (action.request_id, action.payer, action.payee, action.currency, action.amount)
+    return None
+
+
 def entry_from_row(row) -> Entry:
     return Entry(row.seq, row.kind, row.at, json.loads(row.body), row.entry_hash, row.chain_hash)
 
@@ -213,6 +220,9 @@ class Ledger:
             cur.execute(sql.head)
             head_seq, prev_chain = cur.fetchone()
             state, nonce_seq = self._load(cur, genesis, head_seq, addresses, nonces)
+            # payment requests already paid, read under the head lock (uq_transfers_request_key)
+            request_keys = {_request_key(p.submission.action) for _, p in prepared} - {None}
+            paid = self._paid_requests(cur, request_keys) if request_keys else set()
             at = self.clock()
             entry_rows, transfer_rows, nonce_rows, memo_rows, new_accounts = [], [], [], [], []
             status_changed: set[str] = set()
@@ -224,8 +234,13 @@ class Ledger:
                     if check_nonce(state.used_nonces.get(key), p.digest):
                         outcomes.append((i, Posted(nonce_seq[key], KIND_OF[type(a)], "0x" + p.digest.hex(), True)))
                         continue
+                    rkey = _request_key(a)
+                    if rkey is not None and rkey in paid:
+                        raise E.RequestAlreadyPaid("this payment request is already paid")
                     seq = state.seq + 1
                     state.apply_action(seq, at, a, p.signer, p.digest)
+                    if rkey is not None:
+                        paid.add(rkey)
                 except E.LedgerError as exc:
                     outcomes.append((i, exc))
                     continue
@@ -272,6 +287,11 @@ class Ledger:
                     cur.executemany(sql.insert_memo, memo_rows)
                 cur.execute(sql.move_head, (state.seq, prev_chain))
         return outcomes
+
+    def _paid_requests(self, cur, keys: set[tuple]) -> set[tuple]:
+        ids = sorted({k[0] for k in keys})
+        cur.execute(self._sql.paid_requests(len(ids)), ids)
+        return {(bytes(r), payer, payee, cur_, amount) for r, payer, payee, cur_, amount in cur.fetchall()}
 
     def _load(self, cur, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[tuple[str, str]]):
         """A partial LedgerState holding just the accounts and nonces this batch touches."""

@@ -135,7 +135,8 @@ def test_nothing_personal_reaches_the_chain(tmp_path):
     from rich.console import Console
 
     from ledger.demo import run_demo
-    result = run_demo(str(tmp_path / "demo.db"), transfers=80, seed=7, console=Console(file=open("/dev/null", "w")))
+    import io
+    result = run_demo(str(tmp_path / "demo.db"), transfers=80, seed=7, console=Console(file=io.StringIO()))
     chain = result["anchoring"]["chain"]
     blob = b"".join(chain.transcript())
     assert len(blob) > 1000  # the scan saw the anchoring transactions

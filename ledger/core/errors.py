@@ -93,6 +93,13 @@ class MemoMismatch(LedgerError):
     code = "memo_mismatch"
 
 
+class RequestAlreadyPaid(LedgerError):
+    """A transfer naming a payment request that another transfer (same payer, payee,
+    currency, amount) already paid."""
+
+    code = "request_already_paid"
+
+
 class InvalidTransition(LedgerError):
     code = "invalid_transition"
 

@@ -38,6 +38,10 @@ class PostingSQL:
         return ("SELECT address, currency, balance, credit_limit, ceiling FROM balances "
                 f"WHERE address IN ({self._marks(n)})")
 
+    def paid_requests(self, n: int) -> str:
+        return ("SELECT request_id, payer, payee, currency, amount FROM transfers "
+                f"WHERE request_id IN ({self._marks(n)})")
+
     @lru_cache(maxsize=256)
     def nonces(self, n: int) -> str:
         """Exact (signer, nonce) primary-key lookups: a plain `nonce IN (...)` cannot use

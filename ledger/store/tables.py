@@ -124,3 +124,8 @@ anchor_batches = Table(
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_anchor_batches_contract_first_seq", "contract", "first_seq"),
 )
+
+
+# Tables defined beside their use cases, on this same metadata (imported last: they
+# refer to the tables above).
+from . import auth_tables, request_tables  # noqa: E402,F401

@@ -1,0 +1,63 @@
+"""Every client fault as JSON `{"error": {"code", "message"}}` with the right 4xx.
+
+The code is the ledger's own (ledger.core.errors), so a client branches on the same
+strings whether it talks to the API, reads a CLI's --json, or replays the log."""
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.core.errors import LedgerError
+
+STATUS = {
+    # malformed input
+    "invalid_input": 400, "invalid_amount": 400, "invalid_address": 400, "bad_signature": 400,
+    "memo_mismatch": 400,
+    # who you are / what you may do
+    "unauthenticated": 401, "forbidden": 403, "not_authorised": 403, "wrong_signer": 403,
+    # what does not exist
+    "unknown_account": 404, "unknown_entry": 404, "unknown_request": 404, "not_found": 404,
+    "not_anchored": 404,
+    # conflicts with what is already recorded
+    "nonce_reused": 409, "account_exists": 409, "already_initialised": 409, "invalid_transition": 409,
+    "request_not_open": 409, "request_already_paid": 409,
+    # well-formed, but the rules refuse it
+    "credit_limit_exceeded": 422, "ceiling_exceeded": 422, "same_payer_payee": 422,
+    "unknown_currency": 422, "account_not_active": 422, "expired": 422, "balance_overflow": 422,
+    "request_expired": 422, "request_mismatch": 422,
+    "payload_too_large": 413, "not_initialised": 503, "unavailable": 503,
+}
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def status_for(code: str) -> int:
+    return STATUS.get(code, 400)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    async def _ledger(_: Request, exc: LedgerError):
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc.code))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+        return JSONResponse(error_body("invalid_input", "; ".join(parts) or "invalid request"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):  # a bug: say so without leaking internals
+        return JSONResponse(error_body("internal_error", "the server failed; nothing was acknowledged"),
+                            status_code=500)

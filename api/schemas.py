@@ -1,0 +1,69 @@
+"""Request bodies (validated at the edge with pydantic) and the examples OpenAPI shows.
+
+Numbers that can exceed 2**53 (nonces, validUntil) travel as decimal strings; amounts
+may be either (they never exceed 2**53 - 1). See docs/typed-data.md."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ZERO32 = "0x" + "00" * 32
+Uint = int | str
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransferMessage(Strict):
+    payer: str = Field(examples=["0x0c6C78f7274A93b337Fe4177034D8aDCe9Dd1807"])
+    payee: str = Field(examples=["0xF2b142AC2987e5a86AfFC2b952628FcdC3d0AbfA"])
+    currency: str = Field(examples=["HOUR"])
+    amount: Uint = Field(description="minor units: minutes for HOUR, cents for CRED", examples=[90])
+    nonce: Uint = Field(description="any unused number of the payer, as a decimal string", examples=["1"])
+    validUntil: Uint = Field(description="unix seconds", examples=["1893456000"])
+    memoHash: str = Field(ZERO32, description="keccak256(salt ‖ utf8(memo)) or zero")
+    requestId: str = Field(ZERO32, description="the payment request this settles, or zero")
+
+
+class PostTransfer(Strict):
+    transfer: TransferMessage
+    signature: str = Field(description="65-byte EIP-712 signature by the payer, 0x hex")
+    memo: str | None = Field(None, max_length=500, description="kept off the log; erasable")
+    memoSalt: str | None = Field(None, description="the 32-byte salt of memoHash, 0x hex")
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "transfer": {"payer": "0x0c6C78f7274A93b337Fe4177034D8aDCe9Dd1807",
+                     "payee": "0xF2b142AC2987e5a86AfFC2b952628FcdC3d0AbfA", "currency": "HOUR",
+                     "amount": 90, "nonce": "1", "validUntil": "1893456000",
+                     "memoHash": "0x40fd4a038facefe55d1528284dea3d51fcc23c1af0865eea3a26e18d9883b55a",
+                     "requestId": ZERO32},
+        "signature": "0x54f94c32d6916d06a3a1d669c3cb41d78d2917fd3e2d55e87becedbc6d027268"
+                     "471d2d07080d35bb362e07c3d8a0506041d6e09b0a8c65b9dc56152d6e20b4191b",
+        "memo": "home visit", "memoSalt": "0x" + "11" * 32}]})
+
+
+class AdminAction(Strict):
+    type: Literal["OpenAccount", "SetLimit", "SetStatus"]
+    message: dict = Field(description="the EIP-712 message fields of that type (docs/typed-data.md)",
+                          examples=[{"account": "0xF2b142AC2987e5a86AfFC2b952628FcdC3d0AbfA", "role": "member",
+                                     "nonce": "7", "validUntil": "1893456000"}])
+    signature: str = Field(description="65-byte EIP-712 signature by an active treasurer")
+
+
+class ChallengeIn(Strict):
+    address: str = Field(examples=["0x0c6C78f7274A93b337Fe4177034D8aDCe9Dd1807"])
+
+
+class TokenIn(Strict):
+    message: str = Field(description="the EIP-4361 message exactly as issued")
+    signature: str = Field(description="personal_sign signature of the message")
+
+
+class RequestIn(Strict):
+    payer: str
+    currency: str
+    amount: Uint
+    memo: str | None = Field(None, max_length=500)
+    expiresInSeconds: int = Field(86_400, ge=60, le=90 * 86_400)

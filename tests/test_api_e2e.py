@@ -1,0 +1,85 @@
+"""A real `ayni serve` process on a free loopback port, over real HTTP."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from ledger import signing
+from ledger.core.typed_data import address_of_key
+from ledger.service import Ledger
+
+from .test_api import transfer_body
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(db_url, tmp_path):
+    treasurer = signing.new_key()
+    ledger = Ledger.open(db_url)
+    from ledger.community import new_genesis
+    ledger.initialise(new_genesis("e2e", address_of_key(treasurer)))
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AYNI_")},
+           "AYNI_SESSION_KEY_FILE": str(tmp_path / "session.key")}
+    workers = "2" if db_url.startswith("postgresql") else "1"
+    proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", db_url, "--port", str(port), "--workers", workers],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"ayni serve did not become ready: {proc.stderr.read() if proc.poll() is not None else ''}")
+    yield base, ledger, treasurer
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    ledger.engine.dispose()
+
+
+def test_pay_and_read_over_real_http(server):
+    base, ledger, treasurer = server
+    domain = ledger.genesis.domain
+    ana, bea = signing.new_key(), signing.new_key()
+    with httpx.Client(base_url=base, timeout=10) as http:
+        for k in (ana, bea):
+            sub = signing.open_account(treasurer, domain, account=address_of_key(k))
+            r = http.post("/v1/admin/actions", json={
+                "type": "OpenAccount", "signature": sub.signature,
+                "message": {"account": sub.action.account, "role": "member", "nonce": str(sub.action.nonce),
+                            "validUntil": str(sub.action.valid_until)}})
+            assert r.status_code == 201, r.text
+        pay = signing.transfer(ana, domain, payee=address_of_key(bea), currency="HOUR", amount=45, memo="ride")
+        r = http.post("/v1/transfers", json=transfer_body(pay))
+        assert r.status_code == 201, r.text
+        seq = r.json()["seq"]
+        ch = http.post("/v1/auth/challenge", json={"address": address_of_key(bea)}).json()
+        sig = Account.sign_message(encode_defunct(text=ch["message"]), bea).signature.hex()
+        token = http.post("/v1/auth/token", json={"message": ch["message"],
+                                                  "signature": "0x" + sig.removeprefix("0x")}).json()["token"]
+        got = http.get(f"/v1/transfers/{seq}", headers={"Authorization": f"Bearer {token}"}).json()
+        assert got["amount"] == 45 and got["memo"] == "ride" and got["direction"] == "in"
+        assert "ayni_transfers_total" in http.get("/metrics").text
