@@ -261,6 +261,31 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         entries, nxt = queries.log(after_seq=after, limit=limit)
         return {"entries": [e.as_dict() for e in entries], "nextAfter": nxt}
 
+    # -- anchoring ---------------------------------------------------------------------------
+    def anchoring():
+        from ledger.anchoring import Anchoring
+        if not settings.anchor_contract:
+            raise E.LedgerError("this cooperative does not anchor to a chain", code="not_found")
+        return Anchoring(ledger, contract=settings.anchor_contract)
+
+    @app.get("/v1/anchors", tags=["anchoring"])
+    def anchors(limit: int = Query(100, ge=1, le=1000), after: int = Query(0, ge=0, description="first seq after")):
+        """Anchored batches: ranges, roots and transactions only (public, nothing personal)."""
+        rows = [b for b in anchoring().batches(include_failed=False) if b["first_seq"] > after][:limit]
+        return {"contract": settings.anchor_contract, "batches": [
+            {"firstSeq": b["first_seq"], "lastSeq": b["last_seq"], "root": "0x" + bytes(b["root"]).hex(),
+             "chainId": str(b["chain_id"]), "status": b["status"], "txHash": b["tx_hash"], "block": b["block"],
+             "gasUsed": b["gas_used"]} for b in rows]}
+
+    @app.get("/v1/receipts/{seq}", tags=["anchoring"])
+    def receipt(seq: int, p=Depends(signed_in)):
+        """The receipt a member keeps: checkable with `ayni-wallet verify` and any node of the chain."""
+        job = anchoring()
+        v = queries.transfer(seq)
+        if p.role != "treasurer" and (v is None or p.address not in (v.payer, v.payee)):
+            raise E.LedgerError("receipts are for the payer, the payee and treasurers", code="forbidden")
+        return job.receipt(seq)
+
     # -- payment requests ------------------------------------------------------------------
     def _request_view(r) -> dict:
         return {"id": r.id, "payee": r.payee, "payer": r.payer, "currency": r.currency, "amount": r.amount,

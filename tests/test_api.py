@@ -228,3 +228,37 @@ def test_payment_request_flow(api):
     wrong = signing.transfer(a.c.keys["ana"], a.c.domain, payee=a.c.addr("shop"), currency="CRED", amount=1,
                              request_id=secrets.token_bytes(32))
     assert a.client.post("/v1/transfers", json=transfer_body(wrong)).status_code == 404
+
+
+def test_anchors_and_receipts(db_url, tmp_path):
+    from ledger.anchoring import Anchoring
+    from ledger.chain import AnchorChain
+    from ledger.core.receipts import verify_receipt
+    c = Community(db_url)
+    for n in ("ana", "bea", "cho"):
+        c.member(n)
+    seq = c.ledger.submit(c.pay("ana", "bea", 30, memo="lunch")).seq
+    chain = AnchorChain.embedded()
+    chain.deploy()
+    Anchoring(c.ledger, chain, max_batch=4).run()
+    settings = Settings(db_url=db_url, public_host="ayni.test", public_uri="https://ayni.test",
+                        secret_file=str(tmp_path / "k"), anchor_contract=chain.contract_address)
+    a = Api.__new__(Api)
+    a.c, a.tokens = c, {}
+    a.client = TestClient(create_app(c.ledger, settings))
+    try:
+        batches = a.client.get("/v1/anchors").json()["batches"]
+        assert batches and batches[-1]["lastSeq"] == c.ledger.head()[0] and batches[0]["firstSeq"] == 1
+        got = [a.client.get(f"/v1/receipts/{seq}", headers=a.h(r)).status_code for r in (None, "cho", "ana", "bea",
+                                                                                          "treasurer")]
+        assert got == [401, 403, 200, 200, 200]
+        receipt = a.client.get(f"/v1/receipts/{seq}", headers=a.h("ana")).json()
+        assert verify_receipt(receipt, chain) == [] and "lunch" not in json.dumps(receipt)
+    finally:
+        a.client.close()
+        c.dispose()
+
+
+def test_anchoring_endpoints_say_when_there_is_no_chain(api):
+    r = api.client.get("/v1/anchors")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
