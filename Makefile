@@ -30,7 +30,7 @@ test: install node_modules/.package-lock.json
 
 bench: install node_modules/.package-lock.json
 	$(PY) benchmarks/posting.py --out benchmarks/results/posting.json
-	$(PY) benchmarks/merkle.py --out benchmarks/results/merkle.json
+	$(PY) benchmarks/anchoring.py --out benchmarks/results/anchoring.json
 
 clean:
 	rm -rf $(VENV) node_modules ayni-data .pytest_cache .hypothesis
