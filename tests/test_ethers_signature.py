@@ -265,3 +265,32 @@ def test_sign_script_refuses_integers_json_would_round(node):
     proc = subprocess.run([node, str(SCRIPT)], input=json.dumps([req]), cwd=ROOT,
                           capture_output=True, text=True, timeout=NODE_TIMEOUT_S)
     assert proc.returncode != 0 and "not a safe integer" in proc.stderr
+
+
+def test_ethers_wallet_pays_over_http_using_only_the_community_document(node, db_url, tmp_path):
+    """What a JavaScript wallet does: read GET /v1/community, sign with ethers, POST the
+    transfer. Nothing from the Python signing code is used on the wallet side."""
+    from fastapi.testclient import TestClient
+
+    from api.app import Settings, create_app
+    from ledger.signing import new_nonce
+
+    from .conftest import Community
+    c = Community(db_url)
+    try:
+        ana, bea = c.member("ana"), c.member("bea")
+        client = TestClient(create_app(c.ledger, Settings(db_url=db_url, secret_file=str(tmp_path / "k"))))
+        info = client.get("/v1/community").json()
+        types = {"Transfer": info["types"]["Transfer"]}
+        message = {"payer": ana, "payee": bea, "currency": "HOUR", "amount": "45", "nonce": str(new_nonce()),
+                   "validUntil": str(int(time.time()) + 600), "memoHash": "0x" + "00" * 32,
+                   "requestId": "0x" + "00" * 32}
+        [signed] = ethers_sign(node, [{"privateKey": "0x" + c.keys["ana"].hex(), "domain": info["domain"],
+                                       "types": types, "primaryType": "Transfer", "message": message}])
+        r = client.post("/v1/transfers", json={"transfer": message, "signature": signed["signature"]})
+        assert r.status_code == 201, r.text
+        assert r.json()["digest"] == signed["digest"]
+        assert c.balance("ana") == -45 and c.balance("bea") == 45
+        client.close()
+    finally:
+        c.dispose()
