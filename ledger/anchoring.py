@@ -12,6 +12,7 @@ Safety rules (docs/anchoring.md, "Operating the anchorer"):
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -204,3 +205,23 @@ class Anchoring:
         if not 1 <= seq <= head_seq:
             raise E.LedgerError(f"there is no entry {seq} (the log ends at {head_seq})", code="unknown_entry")
         raise E.LedgerError(f"entry {seq} is not anchored yet: run `ayni anchor`", code="not_anchored")
+
+
+def watch(job: Anchoring, *, interval: float, min_entries: int, stop: threading.Event,
+          on_report: Callable[[AnchorReport], None], on_error: Callable[[str], None]) -> None:
+    """Anchor whenever `min_entries` entries wait, checking every `interval` seconds, until
+    `stop` is set. Chain faults only delay it (exponential backoff, 1 s to 60 s): posting
+    never waits on this loop."""
+    from .chain import ChainError
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            through = max([b["last_seq"] for b in job.batches(include_failed=False)], default=0)
+            if job.ledger.head()[0] - through >= min_entries:
+                on_report(job.run())
+            backoff = 1.0
+            stop.wait(interval)
+        except (ChainError, E.LedgerError) as exc:
+            on_error(f"{exc.code}: {exc}; retrying in {backoff:.0f} s")
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 60.0)

@@ -19,6 +19,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Ayni: mutual-credit ledger for platform cooperatives.")
 DB_HELP = "Database URL (default: $AYNI_DB_URL or sqlite:///ayni-data/ayni.db)"
 CONTRACT_HELP = "Address of the Anchor contract (default: $AYNI_ANCHOR_CONTRACT)"
+CHAIN_HELP = "JSON-RPC URL of an Ethereum-compatible node (default: $AYNI_CHAIN_URL)"
+KEYSTORE_HELP = "Encrypted V3 keystore of the anchoring key (default: $AYNI_ANCHOR_KEYSTORE)"
+PASSWORD_HELP = "File holding the keystore passphrase (else $AYNI_ANCHOR_PASSWORD, else a hidden prompt)"
 err = Console(stderr=True)
 
 
@@ -105,12 +108,28 @@ def serve(db: str = typer.Option(None, "--db", help=DB_HELP),
           port: int = typer.Option(8000, min=1, max=65535),
           workers: int = typer.Option(1, min=1, max=64, help="Worker processes (PostgreSQL for more than one)"),
           public_uri: str = typer.Option(None, help="Public base URL members sign in to (SIWE); default http://HOST:PORT"),
-          contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP)) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json)."""
+          contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
+          anchor_every: float = typer.Option(0, min=0, help="Anchor automatically every this many seconds "
+                                             "(0: off); needs --chain/--keystore as for `ayni anchor`"),
+          anchor_min_entries: int = typer.Option(1, min=1, help="...or only once this many entries wait"),
+          chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
+          keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
+          password_file: Path = typer.Option(None, help=PASSWORD_HELP)) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json), optionally anchoring in the background."""
+    import threading
     import uvicorn
     from .service import Ledger
     url = resolve_url(db)
-    Ledger.open(url).engine.dispose()  # migrate once, before workers start
+    ledger = Ledger.open(url)  # migrate once, before workers start
+    if anchor_every:
+        # One anchorer for the whole server, in this (parent) process: workers never race
+        # to anchor, and a slow or dead chain never touches a request.
+        from .anchoring import Anchoring, watch
+        job = Anchoring(ledger, _chain(chain, keystore, password_file, contract))
+        threading.Thread(target=watch, daemon=True, name="ayni-anchorer", kwargs=dict(
+            job=job, interval=anchor_every, min_entries=anchor_min_entries, stop=threading.Event(),
+            on_report=lambda r: err.print(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)"),
+            on_error=lambda m: err.print(f"[yellow]anchoring:[/] {m}"))).start()
     if workers > 1 and url.startswith("sqlite"):
         err.print("[yellow]note:[/] several workers on SQLite serialise on one file; PostgreSQL is the production path")
     uri = public_uri or f"http://{host}:{port}"
@@ -125,9 +144,6 @@ def serve(db: str = typer.Option(None, "--db", help=DB_HELP),
 # -- anchoring ----------------------------------------------------------------------
 chain_app = typer.Typer(no_args_is_help=True, help="The chain Ayni anchors to: keys and the Anchor contract.")
 app.add_typer(chain_app, name="chain")
-CHAIN_HELP = "JSON-RPC URL of an Ethereum-compatible node (default: $AYNI_CHAIN_URL)"
-KEYSTORE_HELP = "Encrypted V3 keystore of the anchoring key (default: $AYNI_ANCHOR_KEYSTORE)"
-PASSWORD_HELP = "File holding the keystore passphrase (else $AYNI_ANCHOR_PASSWORD, else a hidden prompt)"
 
 
 def _password(password_file: Path | None, *, confirm: bool = False) -> str:
@@ -212,9 +228,8 @@ def anchor(db: str = typer.Option(None, "--db", help=DB_HELP),
            min_entries: int = typer.Option(1, min=1, help="With --watch, anchor once this many entries wait"),
            as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
     """Anchor every entry not yet anchored, in batches of at most --max-batch."""
-    import time as _time
     from .anchoring import Anchoring
-    from .chain import ChainError, ChainUnavailable
+    from .chain import ChainError
     from .service import Ledger
     ledger = Ledger.open(resolve_url(db), migrate=False)
     c = _chain(chain, keystore, password_file, contract)
@@ -226,24 +241,15 @@ def anchor(db: str = typer.Option(None, "--db", help=DB_HELP),
             _fail(f"{exc.code}: {exc}")
         _print_anchor_report(report, as_json)
         raise typer.Exit(0 if not report.pending else 3)
-    backoff = 1.0
-    while True:  # a daemon: posting never waits on this loop, and chain faults only delay it
-        try:
-            through = max([b["last_seq"] for b in job.batches(include_failed=False)], default=0)
-            if ledger.head()[0] - through >= min_entries:
-                _print_anchor_report(job.run(), as_json)
-            backoff = 1.0
-            _time.sleep(interval)
-        except ChainUnavailable as exc:
-            err.print(f"[yellow]chain unavailable, retrying in {backoff:.0f} s:[/] {exc}")
-            _time.sleep(backoff)
-            backoff = min(backoff * 2, 60.0)
-        except ChainError as exc:
-            err.print(f"[yellow]{exc.code}, retrying in {backoff:.0f} s:[/] {exc}")
-            _time.sleep(backoff)
-            backoff = min(backoff * 2, 60.0)
-        except KeyboardInterrupt:
-            return
+    import threading
+    from .anchoring import watch as watch_loop
+    stop = threading.Event()
+    try:
+        watch_loop(job, interval=interval, min_entries=min_entries, stop=stop,
+                   on_report=lambda r: _print_anchor_report(r, as_json),
+                   on_error=lambda m: err.print(f"[yellow]anchoring:[/] {m}"))
+    except KeyboardInterrupt:
+        return
 
 
 @app.command()

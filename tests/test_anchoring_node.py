@@ -147,3 +147,51 @@ def test_watch_mode_anchors_new_entries_until_interrupted(node, coop):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_serve_anchors_in_the_background(node, coop):
+    """`ayni serve --anchor-every`: entries posted over HTTP get anchored while it runs."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    from .test_api import transfer_body
+    contract = deploy(node, coop)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AYNI_")},
+           "AYNI_SESSION_KEY_FILE": str(coop["tmp"] / "session.key")}
+    proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", coop["url"], "--port", str(port),
+                             "--contract", contract, "--anchor-every", "0.3", "--chain", node,
+                             "--keystore", str(coop["keystore"]), "--password-file", str(coop["password"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pay = signing.transfer(coop["keys"][0], coop["domain"], payee=address_of_key(coop["keys"][2]),
+                               currency="HOUR", amount=20)
+        seq = httpx.post(f"{base}/v1/transfers", json=transfer_body(pay), timeout=10).json()["seq"]
+        batches = []
+        while time.monotonic() < deadline:
+            batches = httpx.get(f"{base}/v1/anchors", timeout=5).json()["batches"]
+            if batches and batches[-1]["lastSeq"] >= seq and batches[-1]["status"] == "confirmed":
+                break
+            time.sleep(0.3)
+        assert batches and batches[-1]["lastSeq"] >= seq, batches
+        assert [b["firstSeq"] for b in batches] == [1] + [b["lastSeq"] + 1 for b in batches[:-1]]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
