@@ -26,7 +26,7 @@ from ledger.service import Ledger, Posted, Submission
 
 from . import errors
 from .metrics import Metrics
-from .schemas import AdminAction, ChallengeIn, PostTransfer, RequestIn, TokenIn
+from .schemas import AdminAction, ChallengeIn, Error, PostTransfer, RequestIn, TokenIn
 
 MAX_BODY = 64 * 1024
 
@@ -69,10 +69,19 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
-        if "committer" in state:  # flush and stop the writer before the process exits
-            state["committer"].close()
+        writer = state.pop("committer", None)  # flush and stop the writer; a restart makes a new one
+        if writer is not None:
+            writer.close()
 
-    app = FastAPI(lifespan=lifespan, title="Ayni", version="1", description="Mutual-credit ledger for platform cooperatives. "
+    error_responses = {status: {"model": Error, "description": text} for status, text in (
+        (400, "malformed input"), (401, "not signed in, or the token is invalid or expired"),
+        (403, "not yours, not a treasurer, or not signed by the payer"), (404, "no such thing"),
+        (409, "conflicts with what is recorded (e.g. nonce reused)"), (413, "body larger than 64 KiB"),
+        (422, "well-formed but refused by the rules, or not matching the schema"),
+        (503, "the database or the ledger writer is unavailable"))}
+    duplicate = {200: {"description": "an idempotent retry: the original result, `duplicate: true`"}}
+
+    app = FastAPI(lifespan=lifespan, responses=error_responses, title="Ayni", version="1", description="Mutual-credit ledger for platform cooperatives. "
                   "Errors: {\"error\": {\"code\", \"message\"}}. Sign in with Ethereum (EIP-4361), then send "
                   "`Authorization: Bearer <token>`.")
     errors.install(app)
@@ -167,7 +176,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         body = {"seq": result.seq, "kind": result.kind, "digest": result.digest, "duplicate": result.duplicate}
         return JSONResponse(body, status_code=200 if result.duplicate else 201)
 
-    @app.post("/v1/transfers", tags=["transfers"], status_code=201)
+    @app.post("/v1/transfers", tags=["transfers"], status_code=201, responses=duplicate)
     def post_transfer(body: PostTransfer):
         m = body.transfer
         salt = None
@@ -189,7 +198,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         metrics.transfer("duplicate" if result.duplicate else "posted")
         return _posted(result)
 
-    @app.post("/v1/admin/actions", tags=["accounts"], status_code=201)
+    @app.post("/v1/admin/actions", tags=["accounts"], status_code=201, responses=duplicate)
     def admin_action(body: AdminAction):
         m = body.message
         try:

@@ -67,3 +67,14 @@ class RequestIn(Strict):
     amount: Uint
     memo: str | None = Field(None, max_length=500)
     expiresInSeconds: int = Field(86_400, ge=60, le=90 * 86_400)
+
+
+class ErrorDetail(Strict):
+    code: str = Field(examples=["credit_limit_exceeded"])
+    message: str = Field(examples=["payer would reach -11h HOUR, below the credit limit of -10h (can still spend 30m)"])
+
+
+class Error(Strict):
+    """Every client fault, whatever the status."""
+
+    error: ErrorDetail

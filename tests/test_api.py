@@ -262,3 +262,17 @@ def test_anchors_and_receipts(db_url, tmp_path):
 def test_anchoring_endpoints_say_when_there_is_no_chain(api):
     r = api.client.get("/v1/anchors")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_the_app_survives_a_restart_of_its_lifespan(api):
+    """Shutdown closes the group-commit writer; starting again must make a new one."""
+    app = api.client.app
+    for amount in (3, 4):
+        with TestClient(app) as client:
+            r = client.post("/v1/transfers", json=transfer_body(api.c.pay("ana", "bea", amount)))
+            assert r.status_code == 201, r.text
+
+
+def test_body_that_is_not_utf8_is_an_input_error(api):
+    r = api.client.post("/v1/transfers", content=b"\xfb\xff", headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422) and r.json()["error"]["code"] == "invalid_input"
