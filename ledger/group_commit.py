@@ -39,6 +39,19 @@ class GroupCommitter:
             raise result
         return result
 
+    async def submit_async(self, submission: Submission) -> Posted:
+        """The same for an asyncio caller: no thread parked per request while the batch commits."""
+        import asyncio
+        if self._closed:
+            raise E.LedgerError("the ledger writer is shut down", code="unavailable")
+        prepared = self.ledger.prepare(submission)
+        fut: Future = Future()
+        self._queue.put((prepared, fut))
+        result = await asyncio.wrap_future(fut)
+        if isinstance(result, E.LedgerError):
+            raise result
+        return result
+
     def _run(self) -> None:
         while True:
             item = self._queue.get()
