@@ -197,6 +197,14 @@ def test_authorisation_matrix(api):
     for (method, path), expected in matrix.items():
         got = [a.client.request(method, path, headers=a.h(role)).status_code for role in ROLES]
         assert got == expected, (path, got)
+    # creating a request: anyone signed in, as the payee; never anonymously
+    got = [a.client.post("/v1/requests", headers=a.h(role),
+                         json={"payer": a.c.addr("bea"), "currency": "CRED", "amount": 1}).status_code
+           for role in ROLES]
+    assert got == [401, 201, 422, 201, 201]  # bea cannot ask herself (same_payer_payee)
+    # public: the community document, health, metrics, sign-in; signature-authorised: posting
+    for path in ("/v1/community", "/healthz", "/readyz", "/metrics", "/openapi.json"):
+        assert [a.client.get(path, headers=a.h(role)).status_code for role in ROLES] == [200] * 5, path
     # declining: only the payer
     got = [a.client.post(f"/v1/requests/{rid}/decline", headers=a.h(role)).status_code
            for role in (None, "bea", "shop", "treasurer", "ana")]
