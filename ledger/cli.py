@@ -241,15 +241,16 @@ def anchor(db: str = typer.Option(None, "--db", help=DB_HELP),
             _fail(f"{exc.code}: {exc}")
         _print_anchor_report(report, as_json)
         raise typer.Exit(0 if not report.pending else 3)
+    import signal
     import threading
     from .anchoring import watch as watch_loop
     stop = threading.Event()
-    try:
-        watch_loop(job, interval=interval, min_entries=min_entries, stop=stop,
-                   on_report=lambda r: _print_anchor_report(r, as_json),
-                   on_error=lambda m: err.print(f"[yellow]anchoring:[/] {m}"))
-    except KeyboardInterrupt:
-        return
+    # Ctrl-C / SIGTERM: finish the batch in hand, then stop (never leave a batch half-recorded).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    watch_loop(job, interval=interval, min_entries=min_entries, stop=stop,
+               on_report=lambda r: _print_anchor_report(r, as_json),
+               on_error=lambda m: err.print(f"[yellow]anchoring:[/] {m}"))
 
 
 @app.command()
