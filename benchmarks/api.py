@@ -46,14 +46,8 @@ def free_port() -> int:
 
 
 def transfer_body(sub) -> bytes:
-    """The POST /v1/transfers JSON (as tests/test_api.py transfer_body), encoded once."""
-    t = sub.action
-    body = {"transfer": {"payer": t.payer, "payee": t.payee, "currency": t.currency, "amount": t.amount,
-                         "nonce": str(t.nonce), "validUntil": str(t.valid_until),
-                         "memoHash": "0x" + t.memo_hash.hex(), "requestId": "0x" + t.request_id.hex()},
-            "signature": sub.signature}
-    if sub.memo:
-        body.update(memo=sub.memo, memoSalt="0x" + sub.memo_salt.hex())
+    """The POST /v1/transfers JSON, encoded once (before the clock starts)."""
+    body = signing.transfer_json(sub)
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -59,7 +59,7 @@ from .core.addresses import normalize_address
 from .core.amounts import check_amount
 from .core.hashing import ZERO32
 from .core.typed_data import Transfer
-from .service import MAX_MEMO_CHARS, Ledger, Posted, Submission
+from .service import Ledger, Posted, Submission, check_memo
 from .store import tables as T
 from .store.request_tables import payment_requests as R
 
@@ -108,12 +108,7 @@ class PaymentRequest:
 def _check_memo(memo: object) -> str | None:
     if memo is None or memo == "":
         return None
-    if not isinstance(memo, str):
-        raise E.InvalidInput("memo must be text")
-    if len(memo) > MAX_MEMO_CHARS:
-        raise E.InvalidInput(f"memo is longer than {MAX_MEMO_CHARS} characters")
-    if "\x00" in memo or any(0xD800 <= ord(ch) <= 0xDFFF for ch in memo):
-        raise E.InvalidInput("memo contains a NUL or an unpaired surrogate character")
+    check_memo(memo)  # the same rule as a transfer's memo
     return memo
 
 

@@ -77,7 +77,7 @@ class VerifyReport:
 MAX_MEMO_CHARS = 500
 
 
-def _check_memo(memo: object) -> None:
+def check_memo(memo: object) -> None:
     if not isinstance(memo, str):
         raise E.InvalidInput("memo must be text")
     if len(memo) > MAX_MEMO_CHARS:
@@ -190,7 +190,7 @@ class Ledger:
         if type(action) not in KIND_OF:
             raise E.InvalidInput(f"cannot submit {type(action).__name__}")
         if sub.memo is not None:
-            _check_memo(sub.memo)
+            check_memo(sub.memo)
         if isinstance(action, Transfer) and sub.memo:
             if memo_hash(sub.memo, sub.memo_salt) != action.memo_hash:
                 raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")

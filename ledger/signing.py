@@ -55,3 +55,16 @@ def set_status(treasurer_key: bytes, domain: Domain, *, account: str, status: st
                valid_for: int = DEFAULT_VALIDITY_S) -> Submission:
     a = SetStatus.create(account=account, status=status, nonce=new_nonce(), valid_until=_valid_until(valid_for))
     return Submission(a, sign_action(treasurer_key, domain, a))
+
+
+def transfer_json(sub: Submission) -> dict:
+    """The body of POST /v1/transfers for a signed transfer: big integers as decimal
+    strings, bytes as 0x hex (docs/typed-data.md, "Carrying typed data in JSON")."""
+    t = sub.action
+    body = {"transfer": {"payer": t.payer, "payee": t.payee, "currency": t.currency, "amount": t.amount,
+                         "nonce": str(t.nonce), "validUntil": str(t.valid_until),
+                         "memoHash": "0x" + t.memo_hash.hex(), "requestId": "0x" + t.request_id.hex()},
+            "signature": sub.signature}
+    if sub.memo:
+        body.update(memo=sub.memo, memoSalt="0x" + sub.memo_salt.hex())
+    return body

@@ -15,15 +15,7 @@ from ledger.core.typed_data import address_of_key
 from .conftest import Community
 
 
-def transfer_body(sub) -> dict:
-    t = sub.action
-    body = {"transfer": {"payer": t.payer, "payee": t.payee, "currency": t.currency, "amount": t.amount,
-                         "nonce": str(t.nonce), "validUntil": str(t.valid_until),
-                         "memoHash": "0x" + t.memo_hash.hex(), "requestId": "0x" + t.request_id.hex()},
-            "signature": sub.signature}
-    if sub.memo:
-        body.update(memo=sub.memo, memoSalt="0x" + sub.memo_salt.hex())
-    return body
+transfer_body = signing.transfer_json
 
 
 class Api:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pytest
 
+from ledger import signing
+
 schemathesis = pytest.importorskip("schemathesis")
 
 from eth_account import Account  # noqa: E402
@@ -87,7 +89,7 @@ class FuzzEnv:
         self.tokens["garbage"] = "not-a-token"
         # something for the readers to find: seq 1.. exist, one open request
         sub = self.c.pay("ana", "shop", 5, currency="CRED", memo="seed")
-        r = client.post("/v1/transfers", json=_transfer_body(sub))
+        r = client.post("/v1/transfers", json=signing.transfer_json(sub))
         assert r.status_code == 201, r.text
         r = client.post("/v1/requests", headers=self.headers("shop"),
                         json={"payer": self.c.addr("ana"), "currency": "CRED", "amount": 7, "memo": "seed"})
@@ -126,15 +128,6 @@ class FuzzEnv:
         self.c.dispose()
 
 
-def _transfer_body(sub) -> dict:
-    t = sub.action
-    body = {"transfer": {"payer": t.payer, "payee": t.payee, "currency": t.currency, "amount": t.amount,
-                         "nonce": str(t.nonce), "validUntil": str(t.valid_until),
-                         "memoHash": "0x" + t.memo_hash.hex(), "requestId": "0x" + t.request_id.hex()},
-            "signature": sub.signature}
-    if sub.memo:
-        body.update(memo=sub.memo, memoSalt="0x" + sub.memo_salt.hex())
-    return body
 
 
 def _published_operations() -> list[tuple[str, str]]:
