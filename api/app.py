@@ -263,6 +263,17 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         entries, nxt = queries.log(after_seq=after, limit=limit)
         return {"entries": [e.as_dict() for e in entries], "nextAfter": nxt}
 
+    @app.get("/v1/balances", tags=["audit"])
+    def balance_sheet(p=Depends(signed_in)):
+        """Every account's balances and limits as of `headSeq` (one snapshot): what a treasurer
+        reconciles against an independent replay of the log up to that seq."""
+        if p.role != "treasurer":
+            raise E.LedgerError("the balance sheet is for treasurers", code="forbidden")
+        seq, chain_hash, positions = ledger.balance_sheet()
+        return {"headSeq": seq, "headChainHash": "0x" + chain_hash.hex(), "balances": [
+            {"account": a, "currency": c, "balance": pos.balance, "creditLimit": pos.credit_limit,
+             "ceiling": pos.ceiling} for (a, c), pos in sorted(positions.items())]}
+
     # -- anchoring ---------------------------------------------------------------------------
     def anchoring():
         from ledger.anchoring import Anchoring
@@ -319,7 +330,19 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
     def decline_request(request_id: str, p=Depends(signed_in)):
         return _request_view(requests.decline(request_id, by=p.address))
 
+    mount_web_app(app)
     return app
+
+
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def mount_web_app(app: FastAPI) -> None:
+    """The member web app (static files built once, shipped in the package) at `/`.
+    Mounted last so every API route above takes precedence."""
+    if (WEB_DIR / "index.html").is_file():
+        from fastapi.staticfiles import StaticFiles
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
 
 
 def app_from_env() -> FastAPI:

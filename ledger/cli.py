@@ -273,6 +273,22 @@ def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's se
         typer.echo(f"receipt for entry {seq} written to {out}")
 
 
+# Command groups that live in their own modules (cost report, data policy, retention, bench).
+def _register_optional_commands() -> None:
+    import importlib
+    for name in ("cli_costs", "cli_privacy", "cli_bench"):
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_optional_commands()
+
+
 def main() -> None:
     from sqlalchemy.exc import SQLAlchemyError
     try:

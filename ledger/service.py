@@ -357,6 +357,16 @@ class Ledger:
             return {(r.address, r.currency): Position(r.balance, r.credit_limit, r.ceiling)
                     for r in conn.execute(q)}
 
+    def balance_sheet(self) -> tuple[int, bytes, dict[tuple[str, str], Position]]:
+        """(head seq, head chain hash, every position) from one read snapshot, so a reconciler
+        can replay the log up to exactly that seq and compare."""
+        from .audit import _snapshot
+        with _snapshot(self.engine) as conn, conn.begin():
+            r = conn.execute(select(T.ledger_head)).first()
+            positions = {(b.address, b.currency): Position(b.balance, b.credit_limit, b.ceiling)
+                         for b in conn.execute(select(T.balances))}
+        return (r.seq, r.chain_hash, positions) if r else (0, ZERO32, positions)
+
     def head(self) -> tuple[int, bytes]:
         with self._reader() as conn:
             r = conn.execute(select(T.ledger_head)).first()

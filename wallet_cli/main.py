@@ -67,6 +67,22 @@ def verify(receipt: Path = typer.Argument(..., help="Receipt JSON written by `ay
     raise typer.Exit(0 if ok else 1)
 
 
+# Command groups in their own modules (keys, member, treasurer, reconcile, export, privacy).
+def _register_commands() -> None:
+    import importlib
+    for name in ("keys", "member", "admin", "reconcile", "export", "privacy"):
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 
