@@ -273,6 +273,21 @@ def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's se
         typer.echo(f"receipt for entry {seq} written to {out}")
 
 
+@app.command("export-log")
+def export_log_cmd(out: Path = typer.Option(..., "--out", help="File to write (JSON Lines; replaced atomically)"),
+                   db: str = typer.Option(None, "--db", help=DB_HELP),
+                   contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP)) -> None:
+    """Export the whole entry log with the balance sheet and anchor records at its head, for
+    `ayni-wallet reconcile --log FILE` (an auditor needs no access to the server)."""
+    from .log_export import export_log
+    from .service import Ledger
+    try:
+        summary = export_log(Ledger.open(resolve_url(db), migrate=False), out, anchor_contract=contract)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror}")
+    typer.echo(f"exported {summary['entries']} entries (head seq {summary['headSeq']}) to {out}")
+
+
 # Command groups that live in their own modules (cost report, data policy, retention, bench).
 def _register_optional_commands() -> None:
     import importlib

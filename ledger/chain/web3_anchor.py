@@ -613,6 +613,28 @@ class AnchorChain:
                 return False
         return True
 
+    def batch_history(self) -> tuple[list[AnchoredEvent], list[str]]:
+        """Every batch the contract holds, from its Anchored events, and what is wrong with that
+        history: the accumulator replayed from GENESIS (computed, not read) must reproduce each
+        emitted accumulator and land on the contract's head, read at the same block, so no
+        batch can be hidden, added or altered without the replay saying so."""
+        contract = self._need_contract()
+        snapshot = self.block_number()
+        events = self.anchored_events(to_block=snapshot)
+        acc, last, problems = genesis(self.chain_id, contract.address), 0, []
+        for ev in events:
+            if ev.first_seq != last + 1 or ev.last_seq < ev.first_seq:
+                problems.append(f"batch {ev.first_seq}..{ev.last_seq} does not follow seq {last} (tx {ev.tx_hash})")
+            acc = accumulate(acc, ev.root, ev.first_seq, ev.last_seq)
+            last = ev.last_seq
+            if acc != ev.accumulator:
+                problems.append(f"batch {ev.first_seq}..{ev.last_seq}: emitted accumulator differs from the replay")
+        head_acc, head_last = self.head(block=snapshot)
+        if (acc, last) != (head_acc, head_last) and not self._call("isKnownState", acc, last, block=snapshot):
+            problems.append(f"the contract's head (lastSeq {head_last}, accumulator 0x{head_acc.hex()}) differs "
+                            f"from the replay of its events (lastSeq {last}, accumulator 0x{acc.hex()})")
+        return events, problems
+
     # ------------------------------------------------------------------ privacy audit
 
     def transcript(self, *, from_block: int = 0) -> list[bytes]:

@@ -1,0 +1,370 @@
+"""Independent reconciliation of an Ayni log: a streaming fold that trusts nothing it is given.
+
+A treasurer (or auditor) hands in the entries, the balances the server reports and the
+batches the chain holds; the reconciler recomputes everything from the entries alone and
+reports each disagreement at the place it is found (seq, account, currency), with what it
+expected and what it found. Pure: no I/O; signature recovery can be handed to a parallel
+checker by the caller (it is the one expensive step, ~0.1 ms per entry).
+
+Checks, in the order a reader meets them:
+  sequence     seq is 1, 2, 3... with no gap, repeat or reordering      (invariant 4)
+  entry_hash   keccak256 of the canonical encoding equals the entry hash (invariant 4)
+  chain_hash   keccak256(prev chain hash ‖ entry hash) equals the chain hash
+  rules        replay from zero re-checks digests, nonces, limits, status (invariant 2)
+  signature    the digest recovers to the signer the entry names
+  balance      replayed balances equal the reported ones               (invariant 3)
+  limit        every reported balance lies within its reported limits  (invariant 2)
+  zero_sum     every currency sums to zero, replayed and reported      (invariant 1)
+  anchor_*     each on-chain batch root equals the root recomputed from the entries, the
+               server's record of batches agrees with the chain, and nothing older than
+               the anchoring deadline is left unanchored               (invariant 5)
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+
+from . import errors as E
+from .entries import _document, canonical_body, chain_next
+from .hashing import ZERO32, keccak256
+from .merkle import build_tree, entry_leaves
+from .state import Genesis, LedgerState, action_from_body, zero_sum_faults
+from .typed_data import recover_signer
+
+MAX_LISTED = 200  # discrepancies listed in full; beyond that only counted
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    check: str
+    seq: int | None
+    expected: str
+    found: str
+    account: str | None = None
+    currency: str | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBatch:
+    """A batch as the chain holds it (from its Anchored events, replayed)."""
+    first_seq: int
+    last_seq: int
+    root: bytes
+    tx_hash: str = ""
+    block: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """A batch as the server's records claim it (GET /v1/anchors or an export)."""
+    first_seq: int
+    last_seq: int
+    root: bytes
+    status: str = "confirmed"
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    head_seq: int = 0
+    head_chain_hash: str = "0x" + ZERO32.hex()
+    accounts: int = 0
+    currencies: dict[str, int] = field(default_factory=dict)  # currency -> sum of replayed balances
+    signatures_checked: int = 0
+    batches_checked: int = 0
+    anchored_through: int = 0
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    checks_run: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "entries": self.entries, "headSeq": self.head_seq,
+                "headChainHash": self.head_chain_hash, "accounts": self.accounts,
+                "currencyTotals": self.currencies, "signaturesChecked": self.signatures_checked,
+                "batchesChecked": self.batches_checked, "anchoredThrough": self.anchored_through,
+                "checks": self.checks_run, "discrepancyCounts": self.counts,
+                "discrepancies": [d.as_dict() for d in self.discrepancies]}
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def _b32(value: object) -> bytes | None:
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            return None
+    return None
+
+
+# (seq, digest, signature, claimed signer)
+SignatureJob = tuple[int, bytes, str, str]
+
+
+class InlineSignatures:
+    """Recover each signature as it comes. A caller with several cores passes its own checker
+    with the same two methods (submit now, collect at the end) to overlap recovery with replay."""
+
+    def __init__(self) -> None:
+        self._bad: list[SignatureJob] = []
+
+    def submit(self, jobs: list[SignatureJob]) -> None:
+        bad = set(bad_signatures(jobs))
+        self._bad += [j for j in jobs if j[0] in bad]
+
+    def collect(self) -> list[SignatureJob]:
+        return self._bad
+
+
+def bad_signatures(jobs: list[SignatureJob]) -> list[int]:
+    """Seqs whose signature does not recover to the signer the entry names."""
+    bad = []
+    for seq, digest, signature, signer in jobs:
+        try:
+            if recover_signer(digest, signature) != signer:
+                bad.append(seq)
+        except E.LedgerError:
+            bad.append(seq)
+    return bad
+
+
+class Reconciler:
+    """Feed entries in log order, then balances and batches; read `report`.
+
+    `signatures`: an InlineSignatures-like checker, or None to skip recovery (the hash chain,
+    digests and rules are still checked, but a server could then invent signed-looking entries)."""
+
+    def __init__(self, *, signatures: InlineSignatures | None = None, verify_signatures: bool = True,
+                 signature_batch: int = 2048):
+        self._check = (signatures or InlineSignatures()) if verify_signatures else None
+        self._batch: list[SignatureJob] = []
+        self._batch_size = signature_batch
+        self.state = LedgerState()
+        self.report = Report(checks_run=["sequence", "entry_hash", "chain_hash", "rules"]
+                             + (["signature"] if self._check else []))
+        self._expect_seq = 1
+        self._prev_chain = ZERO32
+        self._hashes = bytearray()  # entry hashes by seq-1, for Merkle roots (32 bytes each)
+        self._ats: list[int] = []  # entry times by seq-1, for the anchoring deadline
+        self._signer_of: dict[int, str] = {}
+
+    # -- findings ---------------------------------------------------------------------
+    def flag(self, check: str, seq: int | None, expected: object, found: object, **where) -> None:
+        counts = self.report.counts
+        counts[check] = counts.get(check, 0) + 1
+        if len(self.report.discrepancies) < MAX_LISTED:
+            self.report.discrepancies.append(Discrepancy(check, seq, str(expected), str(found), **where))
+
+    # -- the log --------------------------------------------------------------------
+    def feed(self, entry: Mapping) -> None:
+        """One entry as served by GET /v1/log or read from an export line."""
+        try:
+            seq, kind, at, body = entry["seq"], entry["kind"], entry["at"], entry["body"]
+            found_entry_hash, found_chain_hash = _b32(entry["entryHash"]), _b32(entry["chainHash"])
+            if not (type(seq) is int and type(at) is int and isinstance(kind, str) and isinstance(body, dict)):
+                raise TypeError("seq/at must be integers, kind a string, body an object")
+        except (KeyError, TypeError) as exc:
+            self.flag("malformed", self._expect_seq, "an entry {seq, kind, at, body, entryHash, chainHash}",
+                      f"{type(exc).__name__}: {exc}")
+            self._expect_seq += 1
+            return
+        if seq != self._expect_seq:
+            self.flag("sequence", seq, f"seq {self._expect_seq}", f"seq {seq}",
+                      detail="missing" if seq > self._expect_seq else "repeated or out of order")
+            if seq < self._expect_seq:
+                return  # a repeat or a row moved back: do not apply it twice
+            self._hashes.extend(ZERO32 * (seq - self._expect_seq))
+            self._ats.extend([0] * (seq - self._expect_seq))
+        self._expect_seq = seq + 1
+        try:
+            entry_hash = keccak256(_document(seq, kind, at, canonical_body(body)))
+        except E.LedgerError as exc:
+            self.flag("entry_hash", seq, "a canonically encodable body", str(exc))
+            entry_hash = found_entry_hash or ZERO32
+        else:
+            if entry_hash != found_entry_hash:
+                self.flag("entry_hash", seq, _hex(entry_hash), entry["entryHash"],
+                          detail="the entry's content does not match its hash")
+        chain_hash = chain_next(self._prev_chain, entry_hash)
+        if chain_hash != found_chain_hash:
+            self.flag("chain_hash", seq, _hex(chain_hash), entry["chainHash"],
+                      detail="the chain hash does not follow from the previous entry")
+            # continue from what was found, so one break is reported once, not at every later entry
+            self._prev_chain = found_chain_hash or chain_hash
+        else:
+            self._prev_chain = chain_hash
+        self._hashes += entry_hash
+        self._ats.append(at)
+        self.report.entries += 1
+        self.report.head_seq = seq
+        self.report.head_chain_hash = _hex(self._prev_chain)
+        self._replay(seq, kind, at, body)
+
+    def _replay(self, seq: int, kind: str, at: int, body: dict) -> None:
+        st = self.state
+        try:
+            if kind == "community.created":
+                if st.genesis is not None:
+                    raise E.IntegrityViolation("a second community.created entry")
+                st.genesis = Genesis.from_body(body)
+                st._open(st.genesis.treasurer, "treasurer")
+                st.seq = seq
+                return
+            if st.genesis is None:
+                raise E.IntegrityViolation("the log does not start with community.created")
+            action, signer, signature = action_from_body(kind, body)
+            digest = st.genesis.domain.digest(action.struct_hash())
+            if body.get("digest") != _hex(digest):
+                self.flag("rules", seq, _hex(digest), body.get("digest"),
+                          detail="stored digest differs from the digest of the stored fields")
+                return
+            if self._check is not None:
+                self._batch.append((seq, digest, signature, signer))
+                if len(self._batch) >= self._batch_size:
+                    self._flush_signatures()
+            previous = st.used_nonces.get((signer, action.nonce))
+            if previous is not None:
+                self.flag("rules", seq, "a fresh (signer, nonce)", f"nonce {action.nonce} of {signer} reused",
+                          account=signer)
+                return
+            st.apply_action(seq, at, action, signer, digest)
+        except E.LedgerError as exc:
+            where = {}
+            if kind == "transfer.posted" and isinstance(body.get("payer"), str):
+                where = {"account": body.get("payer"), "currency": body.get("currency")}
+            elif isinstance(body.get("account"), str):
+                where = {"account": body.get("account")}
+            self.flag("rules", seq, "an entry the posting rules accept", f"{exc.code}: {exc}", **where)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.flag("rules", seq, "a well-formed entry body", f"{type(exc).__name__}: {exc}")
+
+    def _flush_signatures(self) -> None:
+        if not self._batch:
+            return
+        jobs, self._batch = self._batch, []
+        self._check.submit(jobs)
+        self.report.signatures_checked += len(jobs)
+
+    def finish_log(self) -> None:
+        if self._check is not None:
+            self._flush_signatures()
+            for seq, _digest, _sig, signer in sorted(self._check.collect()):
+                self.flag("signature", seq, f"signed by {signer}", "a signature that does not recover to it",
+                          account=signer)
+        st = self.state
+        self.report.accounts = len(st.accounts)
+        totals: dict[str, int] = {}
+        for (_, currency), pos in st.positions.items():
+            totals[currency] = totals.get(currency, 0) + pos.balance
+        self.report.currencies = totals
+        for currency, total in zero_sum_faults(st.balances()).items():
+            self.flag("zero_sum", self.report.head_seq, "0", total, currency=currency,
+                      detail="replayed balances do not sum to zero")
+
+    # -- what the server reports ----------------------------------------------------
+    def compare_balances(self, head_seq: int, reported: Iterable[Mapping]) -> None:
+        """Compare the server's balance sheet (as of head_seq) with the replay."""
+        self.report.checks_run += ["balance", "limit", "zero_sum"]
+        if head_seq != self.report.head_seq:
+            self.flag("balance", head_seq, f"balances as of seq {self.report.head_seq}",
+                      f"balances as of seq {head_seq}", detail="the balance sheet and the log end at different seqs")
+        replayed = dict(self.state.positions)
+        seen: set[tuple[str, str]] = set()
+        totals: dict[str, int] = {}
+        for row in reported:
+            key = (row["account"], row["currency"])
+            if key in seen:
+                self.flag("balance", head_seq, "one row per account and currency", "a repeated row",
+                          account=key[0], currency=key[1])
+                continue
+            seen.add(key)
+            balance, limit, ceiling = int(row["balance"]), int(row["creditLimit"]), row.get("ceiling")
+            totals[key[1]] = totals.get(key[1], 0) + balance
+            mine = replayed.get(key)
+            if mine is None:
+                self.flag("balance", head_seq, "no such account in the log", f"balance {balance}",
+                          account=key[0], currency=key[1])
+                continue
+            if mine.balance != balance:
+                self.flag("balance", head_seq, mine.balance, balance, account=key[0], currency=key[1])
+            if (mine.credit_limit, mine.ceiling) != (limit, None if ceiling is None else int(ceiling)):
+                self.flag("balance", head_seq, f"limit {mine.credit_limit}, ceiling {mine.ceiling}",
+                          f"limit {limit}, ceiling {ceiling}", account=key[0], currency=key[1],
+                          detail="reported limits differ from those the log set")
+            if balance < -limit or (ceiling is not None and balance > int(ceiling)):
+                self.flag("limit", head_seq, f"within [-{limit}, {ceiling if ceiling is not None else '∞'}]",
+                          balance, account=key[0], currency=key[1])
+        for key in sorted(set(replayed) - seen):
+            self.flag("balance", head_seq, f"balance {replayed[key].balance}", "missing from the report",
+                      account=key[0], currency=key[1])
+        for currency, total in sorted(totals.items()):
+            if total != 0:
+                self.flag("zero_sum", head_seq, "0", total, currency=currency,
+                          detail="reported balances do not sum to zero")
+
+    # -- the chain --------------------------------------------------------------------
+    def root_of(self, first_seq: int, last_seq: int) -> bytes | None:
+        if not (1 <= first_seq <= last_seq <= self.report.head_seq):
+            return None
+        h = self._hashes
+        pairs = ((s, bytes(h[(s - 1) * 32:s * 32])) for s in range(first_seq, last_seq + 1))
+        return build_tree(entry_leaves(pairs)).root
+
+    def check_anchors(self, chain_batches: list[ChainBatch], claimed: list[ClaimedBatch] | None = None, *,
+                      now_ms: int | None = None, deadline_ms: int | None = None,
+                      chain_problems: Iterable[str] = ()) -> None:
+        """Invariant 5 against the chain's own batches (already replayed against the contract's
+        head by the caller: `chain_problems` carries what that found)."""
+        self.report.checks_run += ["anchor_root", "anchor_record"] + (["anchor_deadline"] if deadline_ms else [])
+        for problem in chain_problems:
+            self.flag("anchor_chain", None, "an unbroken anchor history on chain", problem)
+        through = 0
+        for b in chain_batches:
+            self.report.batches_checked += 1
+            root = self.root_of(b.first_seq, b.last_seq)
+            if root is None:
+                self.flag("anchor_root", b.first_seq, f"entries {b.first_seq}..{b.last_seq} in the log",
+                          f"the log ends at seq {self.report.head_seq}",
+                          detail=f"batch {b.first_seq}..{b.last_seq} anchored in tx {b.tx_hash}")
+                continue
+            if root != b.root:
+                bad = self._first_bad_seq(b)
+                self.flag("anchor_root", bad, _hex(b.root), _hex(root),
+                          detail=f"batch {b.first_seq}..{b.last_seq}: the chain's root (expected) differs from "
+                                 f"the root of the entries (found); tx {b.tx_hash}")
+            through = max(through, b.last_seq)
+        self.report.anchored_through = through
+        on_chain = {(b.first_seq, b.last_seq): b.root for b in chain_batches}
+        for c in claimed or []:
+            if c.status != "confirmed":
+                continue
+            root = on_chain.get((c.first_seq, c.last_seq))
+            if root is None:
+                self.flag("anchor_record", c.first_seq, "the batch on chain",
+                          f"server claims batch {c.first_seq}..{c.last_seq} but the chain has no such batch")
+            elif root != c.root:
+                self.flag("anchor_record", c.first_seq, _hex(root), _hex(c.root),
+                          detail=f"server's record of batch {c.first_seq}..{c.last_seq} differs from the chain")
+        if deadline_ms is not None and now_ms is not None:
+            late = [s for s in range(through + 1, self.report.head_seq + 1)
+                    if self._ats[s - 1] and self._ats[s - 1] + deadline_ms < now_ms]
+            if late:
+                self.flag("anchor_deadline", late[0], f"entries older than {deadline_ms // 1000} s anchored",
+                          f"{len(late)} entries unanchored ({late[0]}..{late[-1]})",
+                          detail=f"anchored through seq {through}")
+
+    def _first_bad_seq(self, b: ChainBatch) -> int:
+        """A root mismatch says *that* a batch changed; the chain hashes say *where* only if the
+        attacker did not recompute them. Best effort: the batch's first seq."""
+        return b.first_seq
+
