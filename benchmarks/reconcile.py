@@ -62,10 +62,13 @@ def generate(path: Path, n_entries: int, n_members: int, seed: int = 7) -> None:
                                       for i, a in enumerate(addrs[1:], 1)]
     balance = [0] * (n_members + 1)
     for i in range(n_entries - 1 - n_members):
-        p, q = rng.sample(range(1, n_members + 1), 2)
-        amount = rng.randint(1, 30)
-        if balance[p] - amount < -600 or balance[q] + amount > 2400:  # member limits: -10 h .. 40 h
-            p, q = q, p
+        while True:  # a payment the member limits allow (-10 h .. 40 h), as real members' are
+            p, q = rng.sample(range(1, n_members + 1), 2)
+            amount = rng.randint(1, 30)
+            if balance[p] - amount < -600 or balance[q] + amount > 2400:
+                p, q = q, p
+            if balance[p] - amount >= -600 and balance[q] + amount <= 2400:
+                break
         balance[p] -= amount
         balance[q] += amount
         jobs.append((p, Transfer.create(payer=addrs[p], payee=addrs[q], currency="HOUR", amount=amount,
