@@ -58,6 +58,31 @@ def demo(db: str = typer.Option("ayni-data/demo.db", help="SQLite file for the d
     result = run_demo(db, transfers=transfers, seed=seed)
     if not result["ok"]:
         _fail("an invariant failed: see above")
+    if not _demo_reconcile(result):
+        _fail("the treasurer's reconciliation found discrepancies: see above")
+
+
+def _demo_reconcile(result: dict) -> bool:
+    """The demo's last step: the treasurer exports the log and reconciles it, independently of
+    the service's code, against the chain (what `ayni-wallet reconcile` does)."""
+    from rich.console import Console
+    from wallet_cli.reconcile import reconcile, render
+    from .log_export import export_log
+    from .service import Ledger
+    console = Console()
+    console.rule("The treasurer reconciles the ledger and the chain")
+    anchoring = result["anchoring"]
+    ledger = Ledger.open(f"sqlite:///{result['db']}", migrate=False)
+    path = Path(result["db"]).with_suffix(".log.jsonl")
+    try:
+        export_log(ledger, path, anchor_contract=anchoring["contract"])
+    finally:
+        ledger.engine.dispose()
+    console.print(f"`ayni export-log` wrote {path}; `ayni-wallet reconcile --log {path}` reads it with "
+                  "ledger.core and web3 only")
+    report = reconcile(export=path, chain=anchoring["chain"])
+    render(report, console)
+    return report.ok
 
 
 @app.command()
