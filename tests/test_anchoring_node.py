@@ -47,7 +47,7 @@ def coop(tmp_path):
     password.write_text("correct horse\n")
     write_keystore(str(keystore), HARDHAT_KEYS[0], "correct horse")
     yield {"url": url, "ledger": ledger, "keystore": keystore, "password": password, "tmp": tmp_path,
-           "keys": keys, "domain": domain}
+           "keys": keys, "domain": domain, "treasurer": treasurer}
     ledger.engine.dispose()
 
 
@@ -189,9 +189,42 @@ def test_serve_anchors_in_the_background(node, coop):
             time.sleep(0.3)
         assert batches and batches[-1]["lastSeq"] >= seq, batches
         assert [b["firstSeq"] for b in batches] == [1] + [b["lastSeq"] + 1 for b in batches[:-1]]
+        treasurer_reconciles_over_http(base, node, coop)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def treasurer_reconciles_over_http(base, node, coop):
+    """`ayni-wallet reconcile --api`: the log fetched over HTTP (checkpointed), the balances the
+    server reports, the chain read over JSON-RPC; then a balance edited in the database."""
+    from sqlalchemy import update
+
+    from ledger.store import tables as T
+    keystore = coop["tmp"] / "treasurer.json"
+    write_keystore(str(keystore), coop["treasurer"], "correct horse")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
+    env.update(XDG_DATA_HOME=str(coop["tmp"] / "data"), XDG_CONFIG_HOME=str(coop["tmp"] / "config"))
+
+    def reconcile():
+        return subprocess.run([str(BIN / "ayni-wallet"), "reconcile", "--api", base, "--key", str(keystore),
+                               "--password-file", str(coop["password"]), "--chain", node, "--json"],
+                              capture_output=True, text=True, timeout=120, env=env)
+    r = reconcile()
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] and report["entries"] == report["headSeq"] and report["batchesChecked"] >= 1
+    assert list((coop["tmp"] / "data" / "ayni" / "reconcile").glob("*.jsonl"))  # the checkpoint
+    again = reconcile()  # resumes from the checkpoint: same verdict
+    assert again.returncode == 0 and json.loads(again.stdout)["entries"] == report["entries"]
+    who = address_of_key(coop["keys"][1])
+    with coop["ledger"].engine.begin() as conn:
+        conn.execute(update(T.balances).where(T.balances.c.address == who, T.balances.c.currency == "HOUR")
+                     .values(balance=T.balances.c.balance - 5))
+    bad = reconcile()
+    assert bad.returncode == 1, bad.stderr
+    found = json.loads(bad.stdout)["discrepancies"]
+    assert {(d["check"], d["account"], d["currency"]) for d in found} >= {("balance", who, "HOUR")}

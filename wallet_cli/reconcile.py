@@ -107,34 +107,41 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
                         contract=anchors.get("contract"), batches=_claimed(anchors.get("batches") or []))
 
 
-def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, progress=None) -> ServerClaims:
+def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, progress=None,
+              refetch: bool = False) -> ServerClaims:
     """Fetch the balance sheet first (it fixes headSeq), then the log up to that seq: entries
-    already in the checkpoint file are read from disk, the rest fetched and appended to it."""
+    already in the checkpoint file are read from disk (and the server's chain hash at the
+    resume point must equal the cached one), the rest fetched and appended to it. A resumed
+    run trusts that the server's rows before the checkpoint still hold what was fetched; a
+    periodic `--refetch` re-reads everything."""
+    if refetch:
+        checkpoint.unlink(missing_ok=True)
     sheet = client.get("/v1/balances")
     head = int(sheet["headSeq"])
     anchors = _anchor_records(client)
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     after = 0
-    if checkpoint.exists():
+    if checkpoint.exists() and _same_ledger(client, checkpoint):
         with open(checkpoint, encoding="ascii") as f:
             try:
-                reader = log_format.ExportReader(f, name=str(checkpoint), require_end=False)
-            except log_format.ExportInvalid:
-                reader = None
-            if reader is not None and reader.header.get("community") == sheet.get("community", reader.header.get("community")):
-                try:
-                    for entry in reader.entries():
-                        if entry["seq"] > head:
-                            break
-                        rec.feed(entry)
-                        after = entry["seq"]
-                except (log_format.ExportInvalid, KeyError, TypeError):
-                    pass  # a torn last line: keep what was read, fetch the rest
+                for entry in log_format.ExportReader(f, name=str(checkpoint), require_end=False).entries():
+                    if entry["seq"] > head:
+                        break
+                    rec.feed(entry)
+                    after = entry["seq"]
+            except (log_format.ExportInvalid, KeyError, TypeError):
+                pass  # a torn last line: keep what was read, fetch the rest
         if after:
             _truncate_after(checkpoint, after)
+            theirs = (client.get("/v1/log", params={"after": after - 1, "limit": 1}).get("entries") or [{}])[0]
+            if theirs.get("chainHash") != rec.report.head_chain_hash:
+                rec.flag("chain_hash", after, rec.report.head_chain_hash, theirs.get("chainHash"),
+                         detail="the server's chain hash differs from the one fetched earlier: history was "
+                                "rewritten since the checkpoint (run with --refetch to see where)")
     if not after:
         checkpoint.write_text(log_format.dumps(log_format.header(sheet.get("community", ""), head,
                                                                  int(time.time() * 1000))) + "\n")
+    # the rest is fetched and appended; every cached entry is re-checked on each run anyway
     with open(checkpoint, "a", encoding="ascii") as out:
         while after < head:
             data = client.get("/v1/log", params={"after": after, "limit": page})
@@ -154,6 +161,18 @@ def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, pr
                 break
     return ServerClaims(head_seq=head, balances=sheet.get("balances") or [],
                         contract=anchors.get("contract"), batches=_claimed(anchors.get("batches") or []))
+
+
+def _same_ledger(client, checkpoint: Path) -> bool:
+    """The checkpoint belongs to this server's ledger iff its genesis entry hash is the server's."""
+    try:
+        with open(checkpoint, encoding="ascii") as f:
+            next(f)
+            first = json.loads(next(f))
+    except (OSError, StopIteration, ValueError, UnicodeDecodeError):
+        return False
+    theirs = (client.get("/v1/log", params={"after": 0, "limit": 1}).get("entries") or [{}])[0]
+    return first.get("seq") == 1 and first.get("entryHash") == theirs.get("entryHash")
 
 
 def _anchor_records(client) -> dict:
@@ -193,7 +212,8 @@ def chain_batches(chain) -> tuple[list[ChainBatch], list[str]]:
 
 def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | None = None, chain=None,
               skip_chain: bool = False, deadline_s: int | None = 86_400, verify_signatures: bool = True,
-              workers: int | None = None, progress=None, now_ms: int | None = None) -> Report:
+              workers: int | None = None, progress=None, now_ms: int | None = None,
+              refetch: bool = False) -> Report:
     """Run every check; raise ReconcileInputError for input that cannot be reconciled at all."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
     checker = ProcessSignatures(workers) if verify_signatures and workers > 1 else None
@@ -202,7 +222,7 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
         if export is not None:
             claims = feed_export(export, rec, progress)
         else:
-            claims = feed_http(client, rec, checkpoint, progress=progress)
+            claims = feed_http(client, rec, checkpoint, progress=progress, refetch=refetch)
         rec.finish_log()
     finally:
         if checker is not None:
@@ -266,6 +286,7 @@ def register(app: typer.Typer) -> None:
                                            help="Skip signature recovery (faster; digests and rules still checked)"),
         workers: int = typer.Option(None, "--workers", min=1, help="Processes for signature recovery (default: cores)"),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="Local copy of the fetched log, to resume from"),
+        refetch: bool = typer.Option(False, "--refetch", help="Ignore the checkpoint and fetch the whole log again"),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable report"),
     ) -> None:
         """Verify the whole ledger independently: hashes, replayed balances, zero-sum, limits, anchors.
@@ -283,7 +304,8 @@ def register(app: typer.Typer) -> None:
             with _progress(console, as_json) as progress:
                 report = reconcile(export=log, client=client, checkpoint=checkpoint, chain=node,
                                    skip_chain=skip_chain, deadline_s=deadline or None,
-                                   verify_signatures=not no_signatures, workers=workers, progress=progress)
+                                   verify_signatures=not no_signatures, workers=workers, progress=progress,
+                                   refetch=refetch)
         except ReconcileInputError as exc:
             _fail(str(exc), 2)
         except Exception as exc:  # noqa: BLE001 - wallet/chain faults carry a one-line message
