@@ -14,6 +14,9 @@ const SOLC_SETTINGS = {
 const EXPORTED = {
   "contracts/Anchor.sol": ["Anchor"],
   "contracts/harness/MerkleProofHarness.sol": ["MerkleProofHarness"],
+  // cost comparison (ayni cost-report): the ledger fully on chain, and a plain ERC-20
+  "contracts/MutualCredit.sol": ["MutualCredit"],
+  "contracts/CommunityToken.sol": ["CommunityToken"],
 };
 
 module.exports = { SOLC_VERSION, SOLC_SETTINGS, EXPORTED };

@@ -293,3 +293,18 @@ def test_merkle_proofs_from_ledger_core_verify_with_openzeppelin_on_chain(chain)
             if proof:
                 bad = [bytes([proof[0][0] ^ 1]) + proof[0][1:]] + proof[1:]
                 assert harness.functions.verify(bad, tree.root, leaf).call() is False
+
+
+# --------------------------------------------------------------------------- cost-report contracts
+
+
+@pytest.mark.parametrize("name", ["MutualCredit", "CommunityToken"])
+def test_cost_contract_artifacts_equal_fresh_compile(fresh_compile, name):
+    """contracts/build/{MutualCredit,CommunityToken}.json (used by `ayni cost-report`) are what
+    the pinned solc-js compiles from the sources today."""
+    committed, fresh = artifact(name), fresh_compile["contracts"][name]
+    assert committed["sourceName"] == fresh["sourceName"] == f"contracts/{name}.sol"
+    assert committed["abi"] == fresh["abi"]
+    assert committed["bytecode"] == fresh["bytecode"]
+    assert committed["deployedBytecode"] == fresh["deployedBytecode"]
+    assert f"pragma solidity {committed['compiler']['version']};" in (ROOT / fresh["sourceName"]).read_text()

@@ -1,0 +1,94 @@
+"""`ayni cost-report`: what anchoring, a fully on-chain ledger, an ERC-20 and plain hosting would
+cost a cooperative per month, from gas and CPU measured in this very run (ledger/costs)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+PRESET_HELP = "care-coop (250 members), community-currency (~3,000 active, ~145,000 transfers/year), federation (100,000)"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("cost-report")(cost_report)
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def cost_report(
+    preset: str = typer.Option("care-coop", help=PRESET_HELP),
+    members: int = typer.Option(None, help="Members (overrides the preset)"),
+    transfers_per_member: float = typer.Option(None, help="Transfers per member per month (overrides the preset)"),
+    anchor_every: float = typer.Option(None, help="Hours between anchors (overrides the preset)"),
+    growth: float = typer.Option(None, help="New members per month as a fraction of members, e.g. 0.02"),
+    prices_file: Path = typer.Option(None, "--prices", help="Price file (default: the one shipped, ledger/costs/prices.json)"),
+    scenario: list[str] = typer.Option(None, help="Only these price scenarios (repeatable)"),
+    gas_price_gwei: float = typer.Option(None, help="Replace the Ethereum L1 scenarios by one at this gas price"),
+    eth_usd: float = typer.Option(None, help="ETH price in USD for every ETH-paid scenario"),
+    vm_usd: float = typer.Option(None, help="Monthly price of one VM in USD"),
+    postgres_usd: float = typer.Option(None, help="Monthly price of the managed PostgreSQL in USD"),
+    sample: int = typer.Option(300, help="Signed transfers posted to measure the off-chain cost"),
+    postgres_url: str = typer.Option(None, help="PostgreSQL server to measure on too (a throwaway database "
+                                                "is created and dropped); skipped if not given"),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON"),
+    csv_file: Path = typer.Option(None, "--csv", help="Also write the cost rows as CSV to this file"),
+    chart_file: Path = typer.Option(None, "--chart", help="Also write a PNG chart (cost against members)"),
+) -> None:
+    """Monthly cost of Ayni + anchoring vs every transfer on chain vs an ERC-20 vs hosting, measured."""
+    from dataclasses import replace
+
+    from .costs import model, report
+    from .costs.measure import MeasureError, measure_all
+    from .costs.prices import PricesError, load, with_overrides
+
+    if preset not in model.PRESETS:
+        _fail(f"unknown preset {preset!r} (known: {', '.join(model.PRESETS)})")
+    if sample < 10 or sample > 100_000:
+        _fail("--sample must be between 10 and 100000")
+    if chart_file is not None and chart_file.suffix.lower() != ".png":
+        _fail(f"--chart must name a .png file, got {chart_file}")
+    try:
+        base = model.PRESETS[preset]
+        changes = {k: v for k, v in (("members", members), ("transfers_per_member", transfers_per_member),
+                                     ("anchor_every_hours", anchor_every), ("growth", growth)) if v is not None}
+        workload = replace(base, name=base.name if not changes else f"{base.name} (adjusted)", **changes)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        prices = with_overrides(load(prices_file), eth_usd=eth_usd, gas_price_gwei=gas_price_gwei,
+                                vm_usd=vm_usd, postgres_usd=postgres_usd, only=scenario or None)
+    except PricesError as exc:
+        _fail(str(exc))
+    if not prices.scenarios:
+        _fail("no price scenario left to report")
+    console = Console(stderr=as_json)
+    with console.status("measuring gas on the embedded EVM and posting signed transfers..."):
+        try:
+            measured = measure_all(sample=sample, postgres_url=postgres_url)
+        except MeasureError as exc:
+            _fail(f"measurement failed: {exc}")
+    data = report.build(workload, prices, measured)
+    if csv_file is not None:
+        try:
+            csv_file.parent.mkdir(parents=True, exist_ok=True)
+            csv_file.write_text(report.to_csv(data))
+        except OSError as exc:
+            _fail(f"cannot write {csv_file}: {exc.strerror or exc}")
+    if chart_file is not None:
+        from .costs.chart import write_chart
+        try:
+            write_chart(chart_file, workload, prices, measured)
+        except OSError as exc:
+            _fail(f"cannot write {chart_file}: {exc.strerror or exc}")
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    report.render(data, console)
+    for path, what in ((csv_file, "CSV"), (chart_file, "chart")):
+        if path is not None:
+            console.print(f"{what} written to {path}")

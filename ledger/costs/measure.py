@@ -1,0 +1,304 @@
+"""Measurements for the cost report, all taken in the same run, nothing assumed:
+
+- gas of real transactions on the embedded EVM (py-evm via eth-tester): Ayni's anchoring through
+  the real pipeline (signed transfers -> SQL log -> Merkle root -> Anchor.anchor), MutualCredit.sol
+  (every transfer on chain, sent by the payer or relayed with the payer's EIP-712 signature) and
+  an OpenZeppelin ERC-20;
+- the off-chain service's own cost: process CPU seconds and database bytes per signed transfer
+  posted through `ledger.service.Ledger` on SQLite and, when reachable, PostgreSQL.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import signing
+from ..community import new_genesis
+from ..core.typed_data import Domain, Transfer, address_of_key, sign_action
+from ..service import Ledger
+
+BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
+NO_CEILING = 2**64 - 1
+HOUR, CRED = b"HOUR".ljust(12, b"\0"), b"CRED".ljust(12, b"\0")
+
+
+class MeasureError(RuntimeError):
+    """A measurement could not be taken (e.g. a transaction reverted)."""
+
+
+@dataclass
+class GasFigures:
+    """gasUsed from transaction receipts."""
+    anchor: int                      # mean per anchor call, real pipeline
+    anchor_calls: list[int]
+    anchor_deploy: int
+    mc_deploy: int
+    mc_add_currency: int
+    mc_open_account: int             # opens both currencies (HOUR, CRED) with default limits
+    mc_set_limit: int
+    mc_freeze: int
+    mc_transfer_first: int           # to a freshly opened account
+    mc_transfer_repeat: int
+    mc_transfer_sig_new_word: int    # relayed, nonce in a fresh bitmap word (Ayni's random nonces)
+    mc_transfer_sig_same_word: int   # relayed, nonce in a word already used (sequential nonces)
+    erc20_deploy: int
+    erc20_transfer_new_holder: int
+    erc20_transfer_existing: int
+    eth_funding: int                 # plain ETH send, so a member can pay gas herself
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class OffChain:
+    backend: str
+    transfers: int
+    cpu_s_per_transfer: float | None = None
+    wall_s_per_transfer: float | None = None
+    db_bytes_per_transfer: float | None = None
+    skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def artifact(name: str) -> dict:
+    return json.loads((BUILD / f"{name}.json").read_text())
+
+
+# ------------------------------------------------------------------ on-chain gas
+
+class _Evm:
+    """Deploy and call contracts from eth-tester's unlocked, funded accounts; every figure is
+    the receipt's gasUsed, and a failed transaction is an error, never a number."""
+
+    def __init__(self, w3):
+        self.w3 = w3
+        self.accounts = w3.eth.accounts
+
+    def _receipt(self, tx_hash):
+        r = self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        if r.status != 1:
+            raise MeasureError(f"transaction {tx_hash.hex()} failed")
+        return r
+
+    def deploy(self, name: str, *args, sender=None):
+        art = artifact(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+        r = self._receipt(factory.constructor(*args).transact({"from": sender or self.accounts[0]}))
+        return self.w3.eth.contract(address=r.contractAddress, abi=art["abi"]), int(r.gasUsed)
+
+    def gas(self, fn, sender=None) -> int:
+        return int(self._receipt(fn.transact({"from": sender or self.accounts[0]})).gasUsed)
+
+    def send_eth(self, to: str, wei: int) -> int:
+        return int(self._receipt(self.w3.eth.send_transaction(
+            {"from": self.accounts[0], "to": to, "value": wei})).gasUsed)
+
+
+def _new_address() -> str:
+    return address_of_key(signing.new_key())
+
+
+def measure_mutual_credit(w3) -> dict:
+    evm = _Evm(w3)
+    admin, alice, relayer = evm.accounts[0], evm.accounts[1], evm.accounts[2]
+    community = secrets.token_bytes(32)
+    mc, deploy = evm.deploy("MutualCredit", admin, community)
+    f = mc.functions
+    add = evm.gas(f.addCurrency(HOUR, 600, 2400))
+    evm.gas(f.addCurrency(CRED, 10_000, NO_CEILING))
+    opened = [evm.gas(f.openAccount(alice))]
+    bob = _new_address()
+    opened.append(evm.gas(f.openAccount(bob)))
+    first = evm.gas(f.transfer(bob, CRED, 1234), alice)  # bob's first receipt ever
+    repeat = evm.gas(f.transfer(bob, CRED, 1234), alice)
+    set_limit = evm.gas(f.setLimit(alice, CRED, 50_000, NO_CEILING))
+    carol = _new_address()
+    evm.gas(f.openAccount(carol))
+    freeze = evm.gas(f.setStatus(carol, 2))
+    # relayed: a member who holds no ETH signs Ayni's own EIP-712 Transfer; the relayer pays gas
+    key = signing.new_key()
+    payer = address_of_key(key)
+    evm.gas(f.openAccount(payer))
+    domain = Domain(chain_id=int(w3.eth.chain_id), salt=community)
+    valid_until = int(w3.eth.get_block("latest")["timestamp"]) + 3600
+    word = secrets.randbits(120) << 8
+
+    def relayed(nonce: int) -> int:
+        t = Transfer.create(payer=payer, payee=bob, currency="CRED", amount=321, nonce=nonce,
+                            valid_until=valid_until)
+        sig = bytes.fromhex(sign_action(key, domain, t)[2:])
+        return evm.gas(f.transferWithSig(t.payer, t.payee, t.currency, t.amount, t.nonce, t.valid_until,
+                                         t.memo_hash, t.request_id, sig), relayer)
+
+    # low bytes 1 and 2: both non-zero, so both calls have exactly the same calldata cost
+    sig_new, sig_same = relayed(word + 1), relayed(word + 2)
+    if f.balanceOf(payer, CRED).call() != -642:
+        raise MeasureError("relayed transfers did not move the balance")
+    return {"mc_deploy": deploy, "mc_add_currency": add, "mc_open_account": max(opened),
+            "mc_set_limit": set_limit, "mc_freeze": freeze, "mc_transfer_first": first,
+            "mc_transfer_repeat": repeat, "mc_transfer_sig_new_word": sig_new,
+            "mc_transfer_sig_same_word": sig_same}
+
+
+def measure_erc20(w3) -> dict:
+    evm = _Evm(w3)
+    treasury, alice = evm.accounts[0], evm.accounts[1]
+    token, deploy = evm.deploy("CommunityToken", "Community Credit", "CRED", treasury, 10**12)
+    f = token.functions
+    evm.gas(f.transfer(alice, 100_000))  # alice keeps a balance: emptying it would earn a refund
+    newcomer = _new_address()
+    to_new = evm.gas(f.transfer(newcomer, 5_000), alice)
+    existing = evm.gas(f.transfer(newcomer, 5_000), alice)
+    return {"erc20_deploy": deploy, "erc20_transfer_new_holder": to_new, "erc20_transfer_existing": existing,
+            "eth_funding": evm.send_eth(_new_address(), 10**15)}
+
+
+def measure_anchoring(ledger: Ledger, chain=None, *, batches: int = 4) -> dict:
+    """Anchor the whole log of `ledger` in `batches` batches through ledger.anchoring."""
+    from ..anchoring import Anchoring
+    from ..chain import AnchorChain
+    chain = chain or AnchorChain.embedded()
+    _, deploy_gas = chain.deploy()
+    head, _ = ledger.head()
+    report = Anchoring(ledger, chain, max_batch=max(1, -(-head // batches))).run()
+    if not report.gas_used or report.anchored_through != head:
+        raise MeasureError(f"anchoring stopped at seq {report.anchored_through} of {head}: {report.errors}")
+    return {"anchor": round(sum(report.gas_used) / len(report.gas_used)), "anchor_calls": list(report.gas_used),
+            "anchor_deploy": deploy_gas}
+
+
+# ------------------------------------------------------------------ off-chain cost
+
+def _community(url: str, accounts: int):
+    ledger = Ledger.open(url)
+    treasurer = signing.new_key()
+    ledger.initialise(new_genesis("cost-report", address_of_key(treasurer)))
+    domain = ledger.genesis.domain
+    keys = [signing.new_key() for _ in range(accounts)]
+    ledger.submit_many([signing.open_account(treasurer, domain, account=address_of_key(k)) for k in keys])
+    # generous limits so that no sampled payment is refused: we measure postings, not refusals
+    ledger.submit_many([signing.set_limit(treasurer, domain, account=address_of_key(k), currency="CRED",
+                                          credit_limit=2**40) for k in keys])
+    return ledger, domain, keys
+
+
+def _signed(domain, keys, n: int) -> list:
+    out = []
+    for i in range(n):
+        payer, payee = keys[i % len(keys)], keys[(i * 7 + 1) % len(keys)]
+        if payer == payee:
+            payee = keys[(i + 1) % len(keys)]
+        out.append(signing.transfer(payer, domain, payee=address_of_key(payee), currency="CRED",
+                                    amount=1 + i % 500, memo="groceries" if i % 3 == 0 else None))
+    return out
+
+
+def _post(ledger: Ledger, subs: list) -> tuple[float, float]:
+    """Post one signed transfer per database transaction (as the API does); CPU and wall seconds."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for s in subs:
+        ledger.submit(s)
+    return time.process_time() - cpu0, time.perf_counter() - wall0
+
+
+def _sqlite_bytes(ledger: Ledger, path: Path) -> int:
+    """File bytes after moving the WAL into the main file (pooled connections closed first:
+    the engine opens every connection inside a transaction, where a checkpoint cannot run)."""
+    import sqlite3
+    ledger.engine.dispose()
+    conn = sqlite3.connect(path)
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.close()
+    if busy:
+        raise MeasureError("could not checkpoint the SQLite WAL to measure the file size")
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def measure_sqlite(transfers: int, *, accounts: int = 20, anchor_chain=None, anchor: bool = True) -> tuple[OffChain, dict | None]:
+    """Post `transfers` signed transfers on a temporary SQLite file; then (if `anchor`) anchor its log."""
+    with tempfile.TemporaryDirectory(prefix="ayni-costs-") as d:
+        path = Path(d) / "costs.db"
+        ledger, domain, keys = _community(f"sqlite:///{path}", accounts)
+        subs = _signed(domain, keys, transfers)
+        before = _sqlite_bytes(ledger, path)
+        cpu, wall = _post(ledger, subs)
+        after = _sqlite_bytes(ledger, path)
+        gas = measure_anchoring(ledger, anchor_chain) if anchor else None
+        ledger.engine.dispose()
+    return OffChain("sqlite", transfers, cpu / transfers, wall / transfers, (after - before) / transfers,
+                    notes=["CPU includes signature recovery, rules and SQLite I/O, all in this process"]), gas
+
+
+def measure_postgres(url: str, transfers: int, *, accounts: int = 20) -> OffChain:
+    """Same on PostgreSQL, in a throwaway database created next to `url` and dropped after."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    try:
+        base = make_url(url)
+        if not base.drivername.startswith("postgresql"):
+            return OffChain("postgresql", transfers, skipped=f"not a PostgreSQL URL: {base.drivername}")
+        if base.drivername == "postgresql":
+            base = base.set(drivername="postgresql+psycopg")
+        admin = create_engine(base, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        name = f"ayni_costs_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: skip, say why
+        return OffChain("postgresql", transfers, skipped=f"PostgreSQL unreachable: {str(exc).splitlines()[0]}")
+    try:
+        db_url = base.set(database=name).render_as_string(hide_password=False)
+        ledger, domain, keys = _community(db_url, accounts)
+        subs = _signed(domain, keys, transfers)
+        size_sql = text("SELECT pg_database_size(current_database())")
+        with ledger.engine.connect() as conn:
+            before = conn.execute(size_sql).scalar()
+        cpu, wall = _post(ledger, subs)
+        with ledger.engine.connect() as conn:
+            after = conn.execute(size_sql).scalar()
+        ledger.engine.dispose()
+        return OffChain("postgresql", transfers, cpu / transfers, wall / transfers, (after - before) / transfers,
+                        notes=["CPU is this process only (signature recovery, rules, driver); the server's own "
+                               "CPU is the managed database's, paid in its monthly price"])
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Measurements:
+    gas: GasFigures
+    offchain: list[OffChain]
+    seconds: float
+    evm: str = "py-evm (eth-tester), cancun rules"
+
+    def sqlite(self) -> OffChain:
+        return next(o for o in self.offchain if o.backend == "sqlite")
+
+    def to_json(self) -> dict:
+        return {"gas": self.gas.to_json(), "offchain": [o.to_json() for o in self.offchain],
+                "seconds": self.seconds, "evm": self.evm}
+
+
+def measure_all(*, sample: int = 300, postgres_url: str | None = None) -> Measurements:
+    from ..chain import AnchorChain
+    if sample < 10:
+        raise ValueError("the sample must be at least 10 transfers")
+    start = time.perf_counter()
+    chain = AnchorChain.embedded()
+    sqlite, anchor_gas = measure_sqlite(sample, anchor_chain=chain)
+    gas = GasFigures(**anchor_gas, **measure_mutual_credit(chain.w3), **measure_erc20(chain.w3))
+    pg = (measure_postgres(postgres_url, sample) if postgres_url
+          else OffChain("postgresql", 0, skipped="not measured: pass --postgres-url to measure PostgreSQL too"))
+    return Measurements(gas, [sqlite, pg], time.perf_counter() - start)

@@ -1,0 +1,339 @@
+"""ayni cost-report: measured gas is what the contracts really use, the arithmetic is right,
+the price file is validated with clear errors, and the CLI writes JSON, CSV and a PNG."""
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from ledger.costs import demo_cost_summary, model
+from ledger.costs.measure import (CRED, NO_CEILING, GasFigures, artifact, measure_erc20, measure_mutual_credit,
+                                  measure_postgres, measure_sqlite)
+from ledger.costs.prices import DEFAULT_FILE, PricesError, load, parse, with_overrides
+
+BIN = Path(sys.executable).parent
+SSTORE_NEW_SLOT_EXTRA = 20_000 - 2_900  # EIP-2200/2929: zero -> non-zero vs non-zero -> non-zero
+
+
+def ayni(*args):
+    return subprocess.run([str(BIN / "ayni"), *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "COLUMNS": "120"})
+
+
+# --------------------------------------------------------------------------- prices
+
+
+def test_shipped_price_file_is_valid_and_every_value_is_dated_and_sourced():
+    raw = json.loads(DEFAULT_FILE.read_text())
+    prices = load()
+    assert {s.name for s in prices.scenarios} >= {"l1-2025", "l2-op-stack", "gnosis"}
+    dated = [prices.eth_usd, prices.hosting.vm_usd, prices.hosting.pg_usd, prices.hosting.cpu_utilisation]
+    for s in prices.scenarios:
+        dated += [s.gas_price_gwei, s.native_usd] + ([s.l1_data_fee_usd_per_tx] if s.l1_data_fee_usd_per_tx else [])
+    for d in dated:
+        assert dt.date.fromisoformat(d.as_of) <= dt.date.today()
+        assert len(d.source) > 20
+    assert raw["scenarios"][0]["gas_price_gwei"]["value"] == prices.scenarios[0].gas_price_gwei.value
+
+
+def _mutate(fn):
+    data = json.loads(DEFAULT_FILE.read_text())
+    fn(data)
+    return data
+
+
+@pytest.mark.parametrize("mutation, message", [
+    (lambda d: d.pop("eth_usd"), ".eth_usd is missing"),
+    (lambda d: d.update(schema="other/9"), "schema must be"),
+    (lambda d: d["eth_usd"].update(value="3000"), ".eth_usd.value must be a non-negative number"),
+    (lambda d: d["eth_usd"].update(value=-1), ".eth_usd.value must be a non-negative number"),
+    (lambda d: d["eth_usd"].update(as_of="last week"), ".eth_usd.as_of must be a date YYYY-MM-DD"),
+    (lambda d: d["eth_usd"].pop("source"), ".eth_usd.source is missing"),
+    (lambda d: d["scenarios"][1]["gas_price_gwei"].update(value=0), ".scenarios[1].gas_price_gwei.value must be greater than 0"),
+    (lambda d: d["scenarios"][0].update(kind="moon"), ".scenarios[0].kind must be one of"),
+    (lambda d: d["scenarios"].append(copy.deepcopy(d["scenarios"][0])), "appears twice"),
+    (lambda d: d["scenarios"][4].pop("native_usd"), ".scenarios[4].native_usd is missing"),
+    (lambda d: d.update(scenarios=[]), ".scenarios must be a non-empty list"),
+    (lambda d: d["hosting"]["vm"].update(vcpus=0), ".hosting.vm.vcpus must be a positive integer"),
+    (lambda d: d["hosting"]["cpu_utilisation"].update(value=1.5), "fraction between 0 and 1"),
+    (lambda d: d["eth_usd"].update(price=1), "unknown field"),
+])
+def test_malformed_price_file_is_refused_with_a_clear_message(mutation, message):
+    with pytest.raises(PricesError) as info:
+        parse(_mutate(mutation))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_or_invalid_json_price_file(tmp_path):
+    with pytest.raises(PricesError, match="cannot read price file"):
+        load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(PricesError, match="is not valid JSON"):
+        load(bad)
+
+
+def test_overrides_reprice_eth_and_replace_l1_scenarios():
+    p = with_overrides(load(), eth_usd=2000, gas_price_gwei=10, vm_usd=5, only=None)
+    l1 = [s for s in p.scenarios if s.kind == "ethereum-l1"]
+    assert [(s.name, s.gas_price_gwei.value, s.native_usd.value) for s in l1] == [("l1-custom", 10, 2000)]
+    assert l1[0].gas_price_gwei.source == "command-line override"
+    assert p.scenario("l2-op-stack").native_usd.value == 2000
+    assert p.scenario("gnosis").native_usd.value == 1.0  # xDAI is not repriced by --eth-usd
+    assert p.hosting.vm_usd.value == 5
+    with pytest.raises(PricesError, match="unknown price scenario"):
+        with_overrides(load(), only=["nowhere"])
+    with pytest.raises(PricesError, match="--eth-usd must be"):
+        with_overrides(load(), eth_usd=-5)
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+def _gas(**over) -> GasFigures:
+    base = dict(anchor=30_000, anchor_calls=[30_000], anchor_deploy=1, mc_deploy=1, mc_add_currency=1,
+                mc_open_account=80_000, mc_set_limit=1, mc_freeze=1, mc_transfer_first=36_000,
+                mc_transfer_repeat=36_000, mc_transfer_sig_new_word=67_000, mc_transfer_sig_same_word=49_000,
+                erc20_deploy=1, erc20_transfer_new_holder=51_000, erc20_transfer_existing=34_000, eth_funding=21_000)
+    return GasFigures(**{**base, **over})
+
+
+def _prices():
+    data = _mutate(lambda d: None)
+    data["eth_usd"]["value"] = 2000
+    data["scenarios"] = [
+        {"name": "l1", "label": "L1", "kind": "ethereum-l1", "native": "ETH",
+         "gas_price_gwei": {"value": 10, "as_of": "2026-01-01", "source": "test value"}},
+        {"name": "l2", "label": "L2", "kind": "l2", "native": "ETH",
+         "gas_price_gwei": {"value": 0.01, "as_of": "2026-01-01", "source": "test value"},
+         "l1_data_fee_usd_per_tx": {"value": 0.002, "as_of": "2026-01-01", "source": "test value"}}]
+    data["hosting"]["vm"]["usd_per_month"]["value"] = 20
+    data["hosting"]["vm"]["vcpus"] = 2
+    data["hosting"]["managed_postgres"]["usd_per_month"]["value"] = 15
+    data["hosting"]["cpu_utilisation"]["value"] = 0.5
+    return parse(data)
+
+
+def test_monthly_cost_arithmetic_by_hand():
+    prices, gas = _prices(), _gas()
+    w = model.Workload("t", members=1_000, transfers_per_member=5, anchor_every_hours=24, growth=0.02)
+    assert (w.transfers_per_month, w.new_members_per_month) == (5_000, 20)
+    assert w.anchors_per_month == pytest.approx(730 / 24)
+    # 1 ms of CPU per transfer: a 2-vCPU VM at 50% = 2 * 2,628,000 s * 0.5 / 0.001 transfers a month
+    hosted, rows = model.costs(w, prices, gas, cpu_s_per_transfer=0.001, db_bytes_per_transfer=1024)
+    assert hosted.transfers_per_vm_month == pytest.approx(2_628_000_000)
+    assert hosted.vms == 1
+    assert hosted.storage_gib_per_year == pytest.approx(5_000 * 12 * 1024 / 2**30)
+    c = {(r.scenario, r.mode): r.monthly_usd for r in rows}
+    usd_gas_l1 = 10e-9 * 2000  # USD per gas unit at 10 gwei and $2,000
+    assert c[("l1", "hosting")] == pytest.approx(35)
+    assert c[("l1", "anchored")] == pytest.approx(35 + 730 / 24 * 30_000 * usd_gas_l1)
+    assert c[("l1", "mc-direct")] == pytest.approx(5_000 * 36_000 * usd_gas_l1 + 20 * (80_000 + 21_000) * usd_gas_l1)
+    relayed = 49_000 + (67_000 - 49_000) / 256
+    assert c[("l1", "mc-relayed")] == pytest.approx(5_000 * relayed * usd_gas_l1 + 20 * 80_000 * usd_gas_l1)
+    assert c[("l1", "erc20")] == pytest.approx(5_000 * 34_000 * usd_gas_l1 + 20 * (51_000 + 21_000) * usd_gas_l1)
+    usd_gas_l2, fee = 0.01e-9 * 2000, 0.002  # a rollup adds its L1 data fee to every transaction
+    assert c[("l2", "mc-direct")] == pytest.approx(5_000 * (36_000 * usd_gas_l2 + fee)
+                                                  + 20 * ((80_000 + 21_000) * usd_gas_l2 + 2 * fee))
+    assert c[("l2", "anchored")] == pytest.approx(35 + 730 / 24 * (30_000 * usd_gas_l2 + fee))
+
+
+def test_vm_count_grows_with_measured_cpu_and_anchors_need_entries():
+    prices, gas = _prices(), _gas()
+    big = model.Workload("big", members=1_000_000, transfers_per_member=100, anchor_every_hours=1, growth=0)
+    hosted, rows = model.costs(big, prices, gas, cpu_s_per_transfer=0.01, db_bytes_per_transfer=1)
+    # 1e8 transfers * 0.01 s = 1e6 CPU s; one VM gives 2,628,000 * 0.5 * 2 = 2,628,000 s -> 1 VM; 0.05 s -> 2 VMs
+    assert hosted.vms == 1
+    assert model.hosting_needs(big, prices, 0.05, 1).vms == 2
+    quiet = model.Workload("quiet", members=2, transfers_per_member=1, anchor_every_hours=1, growth=0)
+    assert quiet.anchors_per_month == 2  # no anchor without a new entry to anchor
+    with pytest.raises(ValueError, match="anchor interval"):
+        model.Workload("bad", 10, 1, 0, 0)
+    with pytest.raises(ValueError, match="members"):
+        model.Workload("bad", 0, 1, 1, 0)
+
+
+def test_presets():
+    cc = model.PRESETS["community-currency"]
+    assert cc.members == 3_000 and cc.transfers_per_month * 12 == pytest.approx(145_000)
+    assert model.PRESETS["care-coop"].members == 250
+    assert model.PRESETS["federation"].members == 100_000
+
+
+# --------------------------------------------------------------------------- measured gas is real
+
+@pytest.fixture(scope="module")
+def chain_and_measured():
+    w3 = Web3(EthereumTesterProvider())
+    return w3, {**measure_mutual_credit(w3), **measure_erc20(w3)}
+
+
+@pytest.fixture(scope="module")
+def measured(chain_and_measured):
+    return chain_and_measured[1]
+
+
+# A payee address is 20 random bytes in the calldata; each zero byte costs 4 gas instead of 16.
+ADDRESS_CALLDATA_SLACK = 12 * 20
+
+
+def test_every_measured_figure_is_a_receipt_on_the_chain_it_was_measured_on(chain_and_measured):
+    w3, measured = chain_and_measured
+    used = set()
+    for n in range(w3.eth.block_number + 1):
+        for tx in w3.eth.get_block(n)["transactions"]:
+            receipt = w3.eth.get_transaction_receipt(tx)
+            assert receipt.status == 1
+            used.add(receipt.gasUsed)
+    assert set(measured.values()) <= used
+
+
+def _deploy(w3, name, *args):
+    art = artifact(name)
+    tx = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]).constructor(*args).transact({"from": w3.eth.accounts[0]})
+    r = w3.eth.wait_for_transaction_receipt(tx)
+    return w3.eth.contract(address=r.contractAddress, abi=art["abi"])
+
+
+def _gas_used(w3, fn, sender):
+    r = w3.eth.wait_for_transaction_receipt(fn.transact({"from": sender}))
+    assert r.status == 1
+    return r.gasUsed
+
+
+def test_measured_gas_equals_receipts_of_independent_transactions(measured):
+    """The same calls made here on another chain, by other accounts, use the measured gas (up to
+    the calldata cost of zero bytes in the random payee addresses)."""
+    w3 = Web3(EthereumTesterProvider())
+    a, b, c = w3.eth.accounts[3:6]
+    mc = _deploy(w3, "MutualCredit", w3.eth.accounts[0], secrets.token_bytes(32))
+    f = mc.functions
+    _gas_used(w3, f.addCurrency(b"HOUR".ljust(12, b"\0"), 600, 2400), w3.eth.accounts[0])
+    _gas_used(w3, f.addCurrency(CRED, 10_000, NO_CEILING), w3.eth.accounts[0])
+    near = lambda got, key: abs(got - measured[key]) <= ADDRESS_CALLDATA_SLACK  # noqa: E731
+    assert near(_gas_used(w3, f.openAccount(a), w3.eth.accounts[0]), "mc_open_account")
+    _gas_used(w3, f.openAccount(b), w3.eth.accounts[0])
+    assert near(_gas_used(w3, f.transfer(b, CRED, 1234), a), "mc_transfer_first")
+    assert near(_gas_used(w3, f.transfer(b, CRED, 1234), a), "mc_transfer_repeat")
+    token = _deploy(w3, "CommunityToken", "Community Credit", "CRED", a, 10**12)
+    assert near(_gas_used(w3, token.functions.transfer(c, 5_000), a), "erc20_transfer_new_holder")
+    assert near(_gas_used(w3, token.functions.transfer(c, 5_000), a), "erc20_transfer_existing")
+    assert w3.eth.estimate_gas({"from": a, "to": mc.address, "data": f.transfer(b, CRED, 1234)._encode_transaction_data()}) \
+        >= measured["mc_transfer_repeat"]
+
+
+def test_measured_gas_follows_the_protocol(measured):
+    # a new storage slot (new ERC-20 holder, new nonce word) costs exactly the SSTORE difference more
+    assert measured["erc20_transfer_new_holder"] - measured["erc20_transfer_existing"] == SSTORE_NEW_SLOT_EXTRA
+    # (up to zero bytes of the two random signatures in the calldata: 12 gas each)
+    sig_diff = measured["mc_transfer_sig_new_word"] - measured["mc_transfer_sig_same_word"] - SSTORE_NEW_SLOT_EXTRA
+    assert abs(sig_diff) <= 48 and sig_diff % 12 == 0
+    # MutualCredit writes the slot at opening: the first transfer to an account costs no more
+    assert measured["mc_transfer_first"] == measured["mc_transfer_repeat"]
+    assert measured["eth_funding"] == 21_000
+    # opening writes two new slots (two currencies): at least 2 x 22,100 on top of the 21,000 base
+    assert measured["mc_open_account"] > 21_000 + 2 * 22_100
+    assert 21_000 < measured["mc_transfer_repeat"] < 40_000
+    # the relayed path pays for the signature check (ecrecover 3,000 + hashing) and the nonce
+    assert measured["mc_transfer_sig_same_word"] > measured["mc_transfer_repeat"] + 5_000
+
+
+# --------------------------------------------------------------------------- off-chain, real postings
+
+def test_sqlite_measurement_posts_and_anchors_for_real():
+    off, gas = measure_sqlite(40, accounts=6)
+    assert off.backend == "sqlite" and off.transfers == 40 and off.skipped is None
+    assert 0 < off.cpu_s_per_transfer < 0.5
+    assert 200 < off.db_bytes_per_transfer < 50_000
+    assert len(gas["anchor_calls"]) >= 2
+    assert max(gas["anchor_calls"]) - min(gas["anchor_calls"]) <= 100  # constant per batch
+    assert 21_000 < gas["anchor"] <= 31_500
+
+
+@pytest.mark.postgres
+def test_postgres_measurement(pg_server_url):
+    off = measure_postgres(pg_server_url, 30, accounts=5)
+    assert off.skipped is None, off.skipped
+    assert off.cpu_s_per_transfer > 0 and off.db_bytes_per_transfer > 0
+
+
+def test_postgres_unreachable_is_a_clear_skip():
+    off = measure_postgres("postgresql+psycopg://nobody@127.0.0.1:1/none", 30)
+    assert off.skipped.startswith("PostgreSQL unreachable")
+    assert measure_postgres("sqlite:///x.db", 30).skipped.startswith("not a PostgreSQL URL")
+
+
+# --------------------------------------------------------------------------- CLI and demo
+
+def test_cli_report_json_csv_chart(tmp_path):
+    out_csv, out_png = tmp_path / "r.csv", tmp_path / "r.png"
+    r = ayni("cost-report", "--preset", "community-currency", "--sample", "30", "--json",
+             "--csv", str(out_csv), "--chart", str(out_png), "--eth-usd", "2500")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["workload"]["members"] == 3_000
+    g = data["measured"]["gas"]
+    assert all(isinstance(g[k], int) and g[k] > 21_000 for k in g if k not in ("anchor_calls", "eth_funding"))
+    scenarios = [s["name"] for s in data["prices"]["scenarios"]]
+    assert len(data["costs"]) == len(scenarios) * len(model.MODES)
+    # recompute one cell from the reported figures
+    l1 = next(s for s in data["prices"]["scenarios"] if s["name"] == "l1-2025")
+    assert l1["native_usd"]["value"] == 2500
+    cell = next(c for c in data["costs"] if (c["scenario"], c["mode"]) == ("l1-2025", "mc-direct"))
+    w = data["workload"]
+    per_gas = l1["gas_price_gwei"]["value"] * 1e-9 * 2500
+    assert cell["monthly_usd"] == pytest.approx(w["transfers_per_month"] * g["mc_transfer_repeat"] * per_gas
+                                                + w["new_members_per_month"] * (g["mc_open_account"] + g["eth_funding"]) * per_gas)
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert len(rows) == len(data["costs"]) and {r["mode"] for r in rows} == set(model.MODES)
+    assert math.isclose(float(rows[0]["monthly_usd"]), data["costs"][0]["monthly_usd"], rel_tol=1e-5)
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out_png.stat().st_size > 20_000
+    assert data["measured"]["offchain"][1]["skipped"].startswith("not measured")
+
+
+def test_cli_table_output():
+    r = ayni("cost-report", "--preset", "care-coop", "--sample", "20", "--scenario", "gnosis")
+    assert r.returncode == 0, r.stderr
+    for text in ("Monthly cost (USD)", "mc-relayed", "gnosis", "stops being enough", "docs/costs.md"):
+        assert text in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "village"], "unknown preset 'village'"),
+    (["--members", "0"], "members must be a positive whole number"),
+    (["--scenario", "mars"], "unknown price scenario(s) mars"),
+    (["--chart", "x.svg"], "--chart must name a .png file"),
+])
+def test_cli_bad_input_is_one_line_and_non_zero(args, message):
+    r = ayni("cost-report", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_malformed_price_file(tmp_path):
+    bad = tmp_path / "prices.json"
+    bad.write_text(json.dumps(_mutate(lambda d: d["eth_usd"].update(as_of="soon"))))
+    r = ayni("cost-report", "--prices", str(bad))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert ".eth_usd.as_of must be a date YYYY-MM-DD" in r.stderr
+
+
+def test_demo_cost_summary_is_short_and_measured(measured):
+    lines = demo_cost_summary(15, 300, anchor_gas=[29_738, 29_750])
+    assert 3 <= len(lines) <= 6
+    assert "anchor 29,744" in lines[0] and f"transfer {measured['mc_transfer_repeat']:,}" in lines[0]
+    assert any(line.startswith("Ethereum L1") for line in lines)
