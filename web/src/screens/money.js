@@ -1,0 +1,221 @@
+// Balances, paying (form -> exact confirmation -> sign in the browser -> receipt), history.
+import { h, add, show, field, busy, FAILED, loading, errorBox, short } from "../ui.js";
+import { t, human } from "../i18n.js";
+import { api } from "../api.js";
+import * as W from "../wallet.js";
+import { parseAddress } from "../crypto.js";
+import { parseAmount, formatAmount } from "../amounts.js";
+import { contacts, saveContact, nameOf } from "../contacts.js";
+import { qrSvg } from "../qr.js";
+
+const who = (address) => nameOf(address) || short(address);
+const when = (ms) => new Date(ms).toLocaleString();
+const currencyOf = (com, code) => com.currencies.find((c) => c.code === code) || { code, style: "decimal", decimals: 0 };
+
+/** Load data behind a visible loading state; on failure show the reason and a retry. */
+export async function load(main, work, render) {
+  const slot = loading();
+  add(main, slot);
+  try {
+    const data = await work();
+    slot.remove();
+    render(data);
+  } catch (err) {
+    slot.replaceWith(errorBox(err), h("button", { type: "button", onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange")) }, t("common.retry")));
+  }
+}
+
+export function home() {
+  const me = W.current().address;
+  const main = show(t("home.title"));
+  load(main, async () => Promise.all([W.getCommunity(), api(`/v1/accounts/${me}`),
+    api("/v1/requests?direction=incoming&status=open&limit=50")]), ([com, acct, reqs]) => {
+    const cards = acct.balances.map((b) => {
+      const c = currencyOf(com, b.currency);
+      return h("section", { class: "card balance", "aria-label": c.name, "data-currency": b.currency },
+        h("h2", {}, `${c.name} (${c.code})`),
+        h("p", { class: "big" }, t("home.balance", { amount: human(c, b.balance) })),
+        h("p", { class: "can-spend" }, t("home.canSpend", { amount: human(c, b.canSpend) })),
+        h("p", { class: "hint" }, t("home.limit", { amount: human(c, b.creditLimit) })));
+    });
+    add(main, ...(cards.length ? cards : [h("p", {}, t("home.noBalances"))]));
+    if (reqs.items.length) {
+      add(main, h("p", { class: "notice" }, h("a", { href: "#/requests" }, t("home.openRequests", { n: reqs.items.length }))));
+    }
+    add(main, h("p", { class: "actions" }, h("a", { class: "button primary", href: "#/pay" }, t("nav.pay")),
+      " ", h("a", { class: "button", href: "#/request/new" }, t("nav.request"))));
+    add(main, h("details", {}, h("summary", {}, t("home.myAddress")),
+      h("p", {}, h("code", { class: "address", id: "my-address" }, me)),
+      h("div", { class: "qr", html: qrSvg(me, t("keys.addressQr")) })));
+  });
+}
+
+/** An address input with the contacts as suggestions and, where the browser can, a scanner. */
+export function addressInput(id, value) {
+  const input = h("input", { id, type: "text", list: `${id}-contacts`, autocomplete: "off", spellcheck: "false",
+    required: true, value: value || "", inputmode: "text" });
+  const list = h("datalist", { id: `${id}-contacts` }, contacts().map((c) => h("option", { value: c.address, label: c.name })));
+  const extra = [list];
+  if ("BarcodeDetector" in window && navigator.mediaDevices) {
+    extra.push(h("button", { type: "button", onclick: () => scan(input) }, t("pay.scan")));
+  }
+  return { input, extra };
+}
+
+async function scan(input) {
+  // Uses the browser's own QR decoder (no library download on a slow link).
+  const video = h("video", { playsinline: true, "aria-label": t("pay.scanning") });
+  const dialog = h("dialog", {}, video, h("button", { type: "button", onclick: () => stop() }, t("common.cancel")));
+  document.body.append(dialog);
+  let stream, done = false;
+  const stop = () => { done = true; stream && stream.getTracks().forEach((tr) => tr.stop()); dialog.remove(); };
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    dialog.showModal();
+    video.srcObject = stream;
+    await video.play();
+    const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    while (!done) {
+      const codes = await detector.detect(video);
+      if (codes.length) {
+        const text = codes[0].rawValue;
+        if (text.includes("#/pay")) { stop(); location.href = text; return; }
+        input.value = parseAddress(text) || text;
+        return stop();
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } catch (err) {
+    stop();
+    alert(t("pay.scanFailed"));
+  }
+}
+
+let pending = null; // the transfer awaiting confirmation
+
+export function pay(params) {
+  const main = show(t("pay.title"));
+  if (params.get("request")) return payRequest(main, params.get("request"));
+  load(main, () => W.getCommunity(), (com) => {
+    const { input: to, extra } = addressInput("pay-to", params.get("to"));
+    const amount = h("input", { id: "pay-amount", type: "text", inputmode: "decimal", required: true, autocomplete: "off" });
+    const currency = h("select", { id: "pay-currency" }, com.currencies.map((c) => h("option", { value: c.code }, `${c.name} (${c.code})`)));
+    if (params.get("currency")) currency.value = params.get("currency");
+    const c0 = () => currencyOf(com, currency.value);
+    if (params.get("amount")) amount.value = formatAmount(c0(), Number(params.get("amount")));
+    const memo = h("input", { id: "pay-memo", type: "text", maxlength: "500", value: params.get("memo") || "" });
+    const name = h("input", { id: "pay-save-name", type: "text", autocomplete: "off" });
+    const slot = h("div", { id: "status" });
+    const submit = h("button", { type: "submit", class: "primary" }, t("pay.review"));
+    add(main, h("form", { novalidate: true, onsubmit: (e) => {
+      e.preventDefault();
+      const payee = parseAddress(to.value);
+      if (!payee) return slot.replaceChildren(errorBox({ code: "bad_address_input" }));
+      let minor;
+      try { minor = parseAmount(c0(), amount.value); } catch (err) { return slot.replaceChildren(errorBox({ code: err.code })); }
+      if (payee === W.current().address) return slot.replaceChildren(errorBox({ code: "same_payer_payee" }));
+      if (name.value.trim()) saveContact(name.value, payee);
+      confirmTransfer({ payee, currency: currency.value, amount: minor, memo: memo.value.trim() });
+    } },
+    field(t("pay.to"), to, t("pay.toHint")), ...extra,
+    field(t("pay.currency"), currency),
+    field(t("pay.amount"), amount, t("pay.amountHint")),
+    field(t("pay.memo"), memo, t("pay.memoHint")),
+    nameOf(parseAddress(to.value) || "") ? null : field(t("pay.saveAs"), name, t("pay.saveAsHint")),
+    submit, slot));
+  });
+}
+
+function payRequest(main, id) {
+  load(main, () => api(`/v1/requests/${encodeURIComponent(id)}`), (r) => {
+    if (r.payer !== W.current().address) {
+      return add(main, errorBox({ code: "request_not_yours" }));
+    }
+    if (r.status !== "open") {
+      return add(main, errorBox({ code: `request_status_${r.status}` }), h("a", { href: "#/" }, t("common.home")));
+    }
+    confirmTransfer({ payee: r.payee, currency: r.currency, amount: r.amount, memo: r.memo || "", requestId: r.id, request: r });
+  });
+}
+
+async function confirmTransfer(intent) {
+  const main = show(t("confirm.title"));
+  load(main, async () => [await W.getCommunity(), await W.transferDocument(intent)], ([com, prepared]) => {
+    pending = prepared;
+    const m = prepared.doc.message;
+    const c = currencyOf(com, m.currency);
+    const d = prepared.doc.domain;
+    const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+    const slot = h("div", { id: "status" });
+    const go = h("button", { type: "button", class: "primary", id: "sign-and-pay" }, t("confirm.sign"));
+    go.addEventListener("click", async () => {
+      const res = await busy(go, slot, () => W.signAndPost(pending), t("confirm.sending"));
+      if (res !== FAILED) { pending = null; location.hash = `#/tx/${res.seq}?new=1`; }
+    });
+    add(main, 
+      intent.request ? h("p", { class: "notice" }, t("confirm.forRequest", { who: who(intent.request.payee) })) : null,
+      h("p", { class: "summary", id: "confirm-summary" }, t("confirm.summary",
+        { amount: human(c, m.amount), who: who(m.payee) })),
+      prepared.memo ? h("p", {}, t("confirm.memo", { memo: prepared.memo })) : null,
+      h("h2", {}, t("confirm.exact")),
+      h("dl", { class: "exact", id: "typed-data" },
+        row("payer", m.payer), row("payee", m.payee), row("currency", m.currency),
+        row("amount", `${m.amount} (${formatAmount(c, m.amount)})`), row("nonce", m.nonce),
+        row("validUntil", `${m.validUntil} (${when(Number(m.validUntil) * 1000)})`),
+        row("memoHash", m.memoHash), row("requestId", m.requestId),
+        row("domain", `${d.name} v${d.version}, chainId ${d.chainId}, salt ${d.salt}`)),
+      h("p", { class: "hint" }, t("confirm.explain")),
+      go, " ", h("a", { class: "button", href: "#/" }, t("common.cancel")), slot);
+  });
+}
+
+export function transfer(seq, params) {
+  const main = show(t("tx.title", { seq }));
+  load(main, async () => [await W.getCommunity(), await api(`/v1/transfers/${seq}`)], ([com, tx]) => {
+    const c = currencyOf(com, tx.currency);
+    const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+    if (params.get("new")) add(main, h("p", { class: "success", role: "status" }, t("tx.done")));
+    add(main, h("dl", { class: "exact", id: "receipt" },
+      row(t("tx.when"), when(tx.at)),
+      row(t(tx.direction === "in" ? "tx.from" : "tx.to"), `${who(tx.direction === "in" ? tx.payer : tx.payee)} (${tx.direction === "in" ? tx.payer : tx.payee})`),
+      row(t("tx.amount"), human(c, tx.amount)),
+      tx.memo ? row(t("tx.memo"), tx.memo) : null,
+      row(t("tx.digest"), tx.digest)));
+    const anchor = h("section", { class: "card", "aria-labelledby": "anchor-h" }, h("h2", { id: "anchor-h" }, t("tx.anchoring")));
+    add(main, anchor);
+    load(anchor, () => api(`/v1/receipts/${seq}`).catch((err) => ({ error: err })), (r) => {
+      if (r.error) {
+        const key = r.error.code === "not_anchored" ? "tx.notAnchoredYet" : r.error.code === "not_found" ? "tx.noAnchoring" : null;
+        return add(anchor, key ? h("p", { id: "anchor-status" }, t(key)) : errorBox(r.error));
+      }
+      const file = new Blob([JSON.stringify(r, null, 2)], { type: "application/json" });
+      add(anchor, h("p", { id: "anchor-status" }, t("tx.anchored", { first: r.batch.firstSeq, last: r.batch.lastSeq, chain: r.chainId })),
+        h("p", {}, h("code", {}, r.txHash)),
+        h("a", { class: "button", download: `ayni-receipt-${seq}.json`, href: URL.createObjectURL(file) }, t("tx.download")));
+    });
+  });
+}
+
+export function history(params) {
+  const main = show(t("history.title"));
+  const me = W.current().address;
+  const list = h("ol", { class: "history", id: "history" });
+  const more = h("button", { type: "button", id: "older" }, t("history.older"));
+  const page = (com, cursor) => load(main, () => api(`/v1/accounts/${me}/history?limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), (data) => {
+    for (const tx of data.items) {
+      const c = currencyOf(com, tx.currency);
+      const incoming = tx.direction === "in";
+      list.append(h("li", { class: incoming ? "in" : "out" }, h("a", { href: `#/tx/${tx.seq}` },
+        h("span", { class: "amount" }, (incoming ? "+" : "−") + human(c, tx.amount)), " ",
+        t(incoming ? "history.from" : "history.to", { who: who(incoming ? tx.payer : tx.payee) }),
+        tx.memo ? h("span", { class: "memo" }, ` · ${tx.memo}`) : null,
+        h("span", { class: "when" }, when(tx.at)))));
+    }
+    if (!list.children.length) list.replaceWith(h("p", {}, t("history.empty")));
+    more.hidden = !data.nextCursor;
+    more.onclick = () => { more.hidden = true; page(com, data.nextCursor); };
+    add(main, more);
+  });
+  add(main, list);
+  load(main, () => W.getCommunity(), (com) => page(com, null));
+}
