@@ -24,7 +24,12 @@ demo: install
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-test: install node_modules/.package-lock.json
+# Debian's Chromium drives the web app's browser tests (Playwright, tests/test_web.py).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: install node_modules/.package-lock.json $(CHROMIUM)
 	npm run --silent test:contracts
 	$(PY) -m pytest
 

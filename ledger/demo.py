@@ -95,6 +95,11 @@ def run_demo(db_path: str = "ayni-data/demo.db", *, transfers: int = 300, seed: 
 
     _print_balances(ledger, console)
     anchoring = _anchor(ledger, console, posted)
+    from .costs import demo_cost_summary
+    console.rule("What this would cost per month")
+    for line in demo_cost_summary(len(people), posted, chain=anchoring["chain"],
+                                  anchor_gas=anchoring["gas_per_anchor"]):
+        console.print(line)
     report = ledger.verify()
     console.rule("Invariants")
     console.print(f"hash chain over {report.entries} entries: "
