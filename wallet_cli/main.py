@@ -40,6 +40,9 @@ def verify(receipt: Path = typer.Argument(..., help="Receipt JSON written by `ay
     except ValueError as exc:
         _fail(f"{receipt} is not JSON: {exc}")
     if not chain:
+        from .config import load_config
+        chain = load_config().chain_url
+    if not chain:
         _fail("give --chain URL (or AYNI_CHAIN_URL): a node of the chain the receipt names")
     try:
         target = contract or (doc.get("contract") if isinstance(doc, dict) else None)
