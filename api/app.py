@@ -4,7 +4,10 @@ render. Business rules live in ledger/; this module only decides who may see wha
 Who may see what (docs/api.md has the full matrix):
 - a member sees their own balances, history and requests, never another member's;
 - a shop is a member for this purpose: payments to it are its own history;
-- a treasurer sees the log and every account's balances and history, never a memo;
+- anyone else reading a member's data names a purpose (`Ayni-Purpose` header): a declared
+  essential purpose for their role (a treasurer's `reconciliation` sees the log and balances,
+  never a memo) or the member's own grant; every such read goes to the member's access log
+  (ledger/privacy, docs/privacy.md);
 - anyone may post a signed action: the EIP-712 signature is the authorisation.
 """
 from __future__ import annotations
@@ -16,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ledger.core import errors as E
@@ -27,7 +30,8 @@ from ledger.service import Ledger, Posted, Submission
 
 from . import errors
 from .metrics import LimitsAndMetrics, Metrics
-from .schemas import AdminAction, ChallengeIn, Error, PostTransfer, RequestIn, TokenIn
+from .schemas import (AdminAction, ChallengeIn, ErasureIn, Error, GrantIn, PostTransfer, ProfileIn, RequestIn,
+                      TokenIn)
 
 MAX_BODY = 64 * 1024
 
@@ -39,6 +43,8 @@ class Settings:
     public_uri: str = "http://127.0.0.1:8000"  # SIWE URI
     secret_file: str = "ayni-data/session.key"
     anchor_contract: str | None = None
+    stats_k: int = 5                # smallest group /v1/stats releases (>= the policy's minimum)
+    data_policy: str | None = None  # a cooperative's own policy file (default: the shipped one)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -46,7 +52,9 @@ class Settings:
                    public_host=os.environ.get("AYNI_PUBLIC_HOST", "127.0.0.1:8000"),
                    public_uri=os.environ.get("AYNI_PUBLIC_URI", "http://127.0.0.1:8000"),
                    secret_file=os.environ.get("AYNI_SESSION_KEY_FILE", "ayni-data/session.key"),
-                   anchor_contract=os.environ.get("AYNI_ANCHOR_CONTRACT") or None)
+                   anchor_contract=os.environ.get("AYNI_ANCHOR_CONTRACT") or None,
+                   stats_k=int(os.environ.get("AYNI_STATS_K", "5")),
+                   data_policy=os.environ.get("AYNI_DATA_POLICY") or None)
 
 
 def _decimal(n: int) -> str:
@@ -57,8 +65,17 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
     from .auth import SiweAuth, load_or_create_secret
     from ledger.queries import Queries
     from ledger.requests import PaymentRequests
+    from ledger.privacy.access import ALL, Access, Reader
+    from ledger.privacy.grants import Preferences
+    from ledger.privacy.policy import load_policy
 
     settings = settings or Settings()
+    policy = load_policy(settings.data_policy)
+    if settings.stats_k < policy.statistics.minimumGroupSize:
+        raise ValueError(f"stats_k {settings.stats_k} is below the policy's minimum group size "
+                         f"{policy.statistics.minimumGroupSize}")
+    prefs = Preferences(ledger, policy)
+    access = Access(ledger, policy, prefs)
     Path(settings.secret_file).parent.mkdir(parents=True, exist_ok=True)
     auth = SiweAuth(ledger, domain=settings.public_host, uri=settings.public_uri,
                     secret=load_or_create_secret(settings.secret_file))
@@ -112,9 +129,20 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
                                 code="unauthenticated")
         return p
 
-    def may_read_account(p, address: str) -> None:
-        if p.address != address and p.role != "treasurer":
-            raise E.LedgerError("you may only read your own account", code="forbidden")
+    def asked_purpose(
+            ayni_purpose: str | None = Header(None, alias="Ayni-Purpose", max_length=64, description=(
+                "why you read another member's data: a purpose id of GET /v1/data-policy "
+                "(not needed for your own data)")),
+            purpose: str | None = Query(None, max_length=64, description="same as the Ayni-Purpose header")):
+        return ayni_purpose or purpose
+
+    def guard(p, subjects: list[str], need: tuple[str, ...], purpose, resource: str, want=()) -> set[str] | None:
+        """None: the reader's own data. Else the categories they may see (the read is logged)."""
+        return access.authorise(Reader(p.address, p.role), subjects, need, purpose, resource, want)
+
+    def only_self(p, address: str, what: str) -> None:
+        if p.address != address:
+            raise E.LedgerError(f"only the member may {what}", code="forbidden")
 
     def account_address(address: str) -> str:
         return normalize_address(address, what="account")
@@ -210,9 +238,9 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
 
     # -- reading ---------------------------------------------------------------------------
     @app.get("/v1/accounts/{address}", tags=["accounts"])
-    def account(address: str, p=Depends(signed_in)):
+    def account(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose)):
         address = account_address(address)
-        may_read_account(p, address)
+        guard(p, [address], ("account", "balances"), purpose, "GET /v1/accounts/{address}")
         acct = ledger.account(address)
         if acct is None:
             raise E.UnknownAccount(f"{address} has no account here")
@@ -226,49 +254,52 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
                              "formatted": {"balance": cur.format(pos.balance), "canSpend": cur.format(max(0, spendable))}})
         return {"address": acct.address, "role": acct.role, "status": acct.status, "balances": balances}
 
-    def _transfer_view(v, p) -> dict:
+    def _transfer_view(v, p, seen: set[str] | None) -> dict:
         out = {"seq": v.seq, "at": v.at, "payer": v.payer, "payee": v.payee, "currency": v.currency,
                "amount": v.amount, "requestId": v.request_id, "digest": v.digest}
+        if p.address in (v.payer, v.payee) or (seen is not None and "memos" in seen):
+            out["memo"] = v.memo  # the two parties, or whoever a member granted memos to
         if p.address in (v.payer, v.payee):
-            out["memo"] = v.memo  # memos are for the two parties only, never the treasurer
             out["direction"] = "out" if p.address == v.payer else "in"
         return out
 
     @app.get("/v1/transfers/{seq}", tags=["transfers"])
-    def get_transfer(seq: int, p=Depends(signed_in)):
+    def get_transfer(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose)):
         v = queries.transfer(seq)
         if v is None:
             raise E.LedgerError(f"there is no transfer {seq}", code="not_found")
-        if p.address not in (v.payer, v.payee) and p.role != "treasurer":
-            raise E.LedgerError("only the payer, the payee and treasurers may read a transfer", code="forbidden")
-        return _transfer_view(v, p)
+        seen = guard(p, [v.payer, v.payee], ("entries",), purpose, "GET /v1/transfers/{seq}", want=("memos",))
+        return _transfer_view(v, p, seen)
 
     @app.get("/v1/accounts/{address}/history", tags=["transfers"])
-    def history(address: str, p=Depends(signed_in), currency: str | None = None, counterparty: str | None = None,
+    def history(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose),
+                currency: str | None = None, counterparty: str | None = None,
                 since: int | None = Query(None, description="unix ms, inclusive"),
                 until: int | None = Query(None, description="unix ms, exclusive"),
                 limit: int = Query(50, ge=1, le=500), cursor: str | None = None):
         address = account_address(address)
-        may_read_account(p, address)
+        seen = guard(p, [address], ("entries",), purpose, "GET /v1/accounts/{address}/history", want=("memos",))
         if counterparty is not None:
             counterparty = normalize_address(counterparty, what="counterparty")
         items, nxt = queries.history(address, currency=currency, counterparty=counterparty, since_ms=since,
                                      until_ms=until, limit=limit, cursor=cursor)
-        return {"items": [_transfer_view(v, p) for v in items], "nextCursor": nxt}
+        return {"items": [_transfer_view(v, p, seen) for v in items], "nextCursor": nxt}
 
     @app.get("/v1/log", tags=["audit"])
-    def log(p=Depends(signed_in), after: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)):
-        if p.role != "treasurer":
-            raise E.LedgerError("the entry log is for treasurers", code="forbidden")
+    def log(p=Depends(signed_in), purpose=Depends(asked_purpose), after: int = Query(0, ge=0),
+            limit: int = Query(100, ge=1, le=1000)):
+        """The whole entry log, page by page (treasurers, `Ayni-Purpose: reconciliation`). Each
+        page read is one access-log row "all members", which every member can see."""
+        guard(p, [ALL], ("entries",), purpose, "GET /v1/log")
         entries, nxt = queries.log(after_seq=after, limit=limit)
         return {"entries": [e.as_dict() for e in entries], "nextAfter": nxt}
 
     @app.get("/v1/balances", tags=["audit"])
-    def balance_sheet(p=Depends(signed_in)):
+    def balance_sheet(p=Depends(signed_in), purpose=Depends(asked_purpose)):
         """Every account's balances and limits as of `headSeq` (one snapshot): what a treasurer
-        reconciles against an independent replay of the log up to that seq."""
-        if p.role != "treasurer":
-            raise E.LedgerError("the balance sheet is for treasurers", code="forbidden")
+        reconciles against an independent replay of the log up to that seq
+        (`Ayni-Purpose: reconciliation`; one access-log row "all members")."""
+        guard(p, [ALL], ("balances",), purpose, "GET /v1/balances")
         seq, chain_hash, positions = ledger.balance_sheet()
         return {"headSeq": seq, "headChainHash": "0x" + chain_hash.hex(), "balances": [
             {"account": a, "currency": c, "balance": pos.balance, "creditLimit": pos.credit_limit,
@@ -291,12 +322,13 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
              "gasUsed": b["gas_used"]} for b in rows]}
 
     @app.get("/v1/receipts/{seq}", tags=["anchoring"])
-    def receipt(seq: int, p=Depends(signed_in)):
-        """The receipt a member keeps: checkable with `ayni-wallet verify` and any node of the chain."""
+    def receipt(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose)):
+        """The receipt a member keeps: checkable with `ayni-wallet verify` and any node of the chain.
+        Others name a purpose (a treasurer: `reconciliation`)."""
         job = anchoring()
         v = queries.transfer(seq)
-        if p.role != "treasurer" and (v is None or p.address not in (v.payer, v.payee)):
-            raise E.LedgerError("receipts are for the payer, the payee and treasurers", code="forbidden")
+        subjects = [v.payer, v.payee] if v is not None else [ALL]  # non-transfer entries: the log's
+        guard(p, subjects, ("entries",), purpose, "GET /v1/receipts/{seq}")
         return job.receipt(seq)
 
     # -- payment requests ------------------------------------------------------------------
@@ -329,6 +361,82 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/requests/{request_id}/decline", tags=["requests"])
     def decline_request(request_id: str, p=Depends(signed_in)):
         return _request_view(requests.decline(request_id, by=p.address))
+
+    # -- data sovereignty (ledger/privacy, docs/privacy.md) --------------------------------
+    @app.get("/v1/data-policy", tags=["privacy"])
+    def data_policy():
+        """Every data item kept: category, purposes, whether essential, who sees it, retention
+        (docs/data-policy.schema.json). Public."""
+        return policy.as_json()
+
+    @app.get("/v1/accounts/{address}/preferences", tags=["privacy"])
+    def get_preferences(address: str, p=Depends(signed_in)):
+        """Your data-sharing preference document (docs/preferences.schema.json), portable to
+        another cooperative."""
+        address = account_address(address)
+        only_self(p, address, "read their preferences")
+        return prefs.export(address)
+
+    @app.put("/v1/accounts/{address}/preferences", tags=["privacy"])
+    def put_preferences(address: str, p=Depends(signed_in), doc: dict = Body(...)):
+        """Replace your grants with those of a preference document (e.g. exported elsewhere).
+        Grants this cooperative cannot honour are skipped and listed."""
+        address = account_address(address)
+        only_self(p, address, "change their preferences")
+        return prefs.import_(address, doc)
+
+    @app.post("/v1/accounts/{address}/grants", tags=["privacy"], status_code=201)
+    def add_grant(address: str, body: GrantIn, p=Depends(signed_in)):
+        address = account_address(address)
+        only_self(p, address, "grant access to their data")
+        return JSONResponse(prefs.grant(address, body.model_dump()).as_json(), status_code=201)
+
+    @app.delete("/v1/accounts/{address}/grants/{grant_id}", tags=["privacy"])
+    def revoke_grant(address: str, grant_id: str, p=Depends(signed_in)):
+        address = account_address(address)
+        only_self(p, address, "revoke their grants")
+        prefs.revoke(address, grant_id)
+        return {"revoked": grant_id}
+
+    @app.get("/v1/accounts/{address}/access-log", tags=["privacy"])
+    def access_log(address: str, p=Depends(signed_in), after: int = Query(0, ge=0, le=2**62),
+                   limit: int = Query(100, ge=1, le=500)):
+        """Who read your data, what, for which purpose, on which basis, when (oldest first)."""
+        address = account_address(address)
+        only_self(p, address, "read their access log")
+        rows, nxt = access.log_for(address, after_id=after, limit=limit)
+        return {"items": [r.as_json() for r in rows], "nextAfter": nxt}
+
+    @app.get("/v1/accounts/{address}/profile", tags=["privacy"])
+    def get_profile(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose)):
+        from ledger.privacy import profiles
+        address = account_address(address)
+        guard(p, [address], ("profile",), purpose, "GET /v1/accounts/{address}/profile")
+        return profiles.get(ledger, address)
+
+    @app.put("/v1/accounts/{address}/profile", tags=["privacy"])
+    def put_profile(address: str, body: ProfileIn, p=Depends(signed_in)):
+        from ledger.privacy import profiles
+        address = account_address(address)
+        only_self(p, address, "change their profile")
+        return profiles.put(ledger, address, display_name=body.displayName, contact=body.contact)
+
+    @app.post("/v1/accounts/{address}/erasure", tags=["privacy"])
+    def erase(address: str, body: ErasureIn, p=Depends(signed_in)):
+        """Erase your memos (memo and salt; the log keeps only the salted hash, so every
+        signature, anchor and receipt still verifies) and/or your profile, now."""
+        from ledger.privacy.retention import erase_member
+        address = account_address(address)
+        only_self(p, address, "ask for erasure of their data")
+        return {"erased": erase_member(ledger, address, memos=body.memos, profile=body.profile).as_dict()}
+
+    @app.get("/v1/stats", tags=["privacy"])
+    def stats(p=Depends(signed_in), k: int | None = Query(None, ge=2, le=1000, description=(
+            "a larger minimum group size than the cooperative's (never a smaller one)"))):
+        """Aggregates for collective bargaining: transfers and amounts per currency, payee role
+        and month, active members; every group smaller than k suppressed. No per-person figure."""
+        from ledger.privacy.stats import statistics
+        return statistics(ledger, k=max(settings.stats_k, k or 0))
 
     mount_web_app(app)
     return app

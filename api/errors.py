@@ -17,6 +17,7 @@ STATUS = {
     "memo_mismatch": 400,
     # who you are / what you may do
     "unauthenticated": 401, "forbidden": 403, "not_authorised": 403, "wrong_signer": 403,
+    "purpose_required": 403, "purpose_not_allowed": 403,
     # what does not exist
     "unknown_account": 404, "unknown_entry": 404, "unknown_request": 404, "not_found": 404,
     "not_anchored": 404,

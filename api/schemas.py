@@ -78,3 +78,24 @@ class Error(Strict):
     """Every client fault, whatever the status."""
 
     error: ErrorDetail
+
+
+# -- data sovereignty (ledger/privacy, docs/privacy.md) ----------------------------------------
+
+class GrantIn(Strict):
+    grantee: dict[str, str] = Field(description='exactly one of {"role": member|shop|treasurer}, '
+                                    '{"account": "0x..."}, {"organisation": "name"}',
+                                    examples=[{"organisation": "Cuidado Research Group"}])
+    category: str = Field(description="a data category declared in GET /v1/data-policy", examples=["entries"])
+    purpose: str = Field(description="a grantable (non-essential) purpose of the policy", examples=["research"])
+    until: str = Field(description="end of the grant, ISO 8601 with zone", examples=["2027-06-30T00:00:00Z"])
+
+
+class ProfileIn(Strict):
+    displayName: str | None = Field(None, max_length=120, examples=["Rosa"])
+    contact: str | None = Field(None, max_length=240, examples=["rosa@example.org"])
+
+
+class ErasureIn(Strict):
+    memos: bool = Field(True, description="erase the memos of every transfer and payment request you are party to")
+    profile: bool = Field(True, description="erase your display name and contact")

@@ -88,7 +88,8 @@ def test_post_transfer_then_retry_then_read_back(api):
     assert mine["memo"] == "bread" and mine["direction"] == "out" and mine["amount"] == 250
     theirs = api.client.get(f"/v1/transfers/{seq}", headers=api.h("shop")).json()
     assert theirs["memo"] == "bread" and theirs["direction"] == "in"
-    treasurer = api.client.get(f"/v1/transfers/{seq}", headers=api.h("treasurer")).json()
+    treasurer = api.client.get(f"/v1/transfers/{seq}", headers={**api.h("treasurer"),
+                                                                 "Ayni-Purpose": "reconciliation"}).json()
     assert "memo" not in treasurer  # treasurers see the log, never memos
     acct = api.client.get(f"/v1/accounts/{api.c.addr('ana')}", headers=api.h("ana")).json()
     cred = next(b for b in acct["balances"] if b["currency"] == "CRED")
@@ -177,18 +178,26 @@ def test_authorisation_matrix(api):
     assert req.status_code == 201, req.text
     rid = req.json()["id"]
     ana = a.c.addr("ana")
+    # everyone sends the purpose a treasurer needs (ledger/privacy/policy.json); it gives a
+    # member no right to another member's data
     matrix = {
-        ("GET", "/v1/community"): [200, 200, 200, 200, 200],
-        ("GET", f"/v1/accounts/{ana}"): [401, 200, 403, 403, 200],
-        ("GET", f"/v1/accounts/{ana}/history"): [401, 200, 403, 403, 200],
-        ("GET", f"/v1/transfers/{seq}"): [401, 200, 403, 200, 200],
-        ("GET", "/v1/log"): [401, 403, 403, 403, 200],
-        ("GET", f"/v1/requests/{rid}"): [401, 200, 403, 200, 403],
-        ("GET", "/v1/requests"): [401, 200, 200, 200, 200],
+        ("GET", "/v1/community", None): [200, 200, 200, 200, 200],
+        ("GET", f"/v1/accounts/{ana}", "account_administration"): [401, 200, 403, 403, 200],
+        ("GET", f"/v1/accounts/{ana}/history", "reconciliation"): [401, 200, 403, 403, 200],
+        ("GET", f"/v1/transfers/{seq}", "reconciliation"): [401, 200, 403, 200, 200],
+        ("GET", "/v1/log", "reconciliation"): [401, 403, 403, 403, 200],
+        ("GET", "/v1/balances", "reconciliation"): [401, 403, 403, 403, 200],
+        ("GET", f"/v1/requests/{rid}", None): [401, 200, 403, 200, 403],
+        ("GET", "/v1/requests", None): [401, 200, 200, 200, 200],
     }
-    for (method, path), expected in matrix.items():
-        got = [a.client.request(method, path, headers=a.h(role)).status_code for role in ROLES]
+    for (method, path, purpose), expected in matrix.items():
+        extra = {"Ayni-Purpose": purpose} if purpose else {}
+        got = [a.client.request(method, path, headers={**a.h(role), **extra}).status_code for role in ROLES]
         assert got == expected, (path, got)
+        if purpose:  # without a purpose, a treasurer is refused and told what to send
+            r = a.client.request(method, path, headers=a.h("treasurer"))
+            assert r.status_code == 403 and r.json()["error"]["code"] == "purpose_required", r.text
+            assert "Ayni-Purpose" in r.json()["error"]["message"]
     # creating a request: anyone signed in, as the payee; never anonymously
     got = [a.client.post("/v1/requests", headers=a.h(role),
                          json={"payer": a.c.addr("bea"), "currency": "CRED", "amount": 1}).status_code
@@ -202,7 +211,8 @@ def test_authorisation_matrix(api):
            for role in (None, "bea", "shop", "treasurer", "ana")]
     assert got == [401, 403, 403, 403, 200]
     # treasurers read history without memos; members see their own memos
-    t_hist = a.client.get(f"/v1/accounts/{ana}/history", headers=a.h("treasurer")).json()["items"]
+    t_hist = a.client.get(f"/v1/accounts/{ana}/history?purpose=reconciliation",
+                          headers=a.h("treasurer")).json()["items"]
     assert t_hist and all("memo" not in item for item in t_hist)
     own = a.client.get(f"/v1/accounts/{ana}/history", headers=a.h("ana")).json()["items"]
     assert own[0]["memo"] == "x"
@@ -249,8 +259,8 @@ def test_anchors_and_receipts(db_url, tmp_path):
     try:
         batches = a.client.get("/v1/anchors").json()["batches"]
         assert batches and batches[-1]["lastSeq"] == c.ledger.head()[0] and batches[0]["firstSeq"] == 1
-        got = [a.client.get(f"/v1/receipts/{seq}", headers=a.h(r)).status_code for r in (None, "cho", "ana", "bea",
-                                                                                          "treasurer")]
+        got = [a.client.get(f"/v1/receipts/{seq}", headers={**a.h(r), "Ayni-Purpose": "reconciliation"}).status_code
+               for r in (None, "cho", "ana", "bea", "treasurer")]
         assert got == [401, 403, 200, 200, 200]
         receipt = a.client.get(f"/v1/receipts/{seq}", headers=a.h("ana")).json()
         assert verify_receipt(receipt, chain) == [] and "lunch" not in json.dumps(receipt)

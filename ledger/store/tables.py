@@ -128,4 +128,4 @@ anchor_batches = Table(
 
 # Tables defined beside their use cases, on this same metadata (imported last: they
 # refer to the tables above).
-from . import auth_tables, request_tables  # noqa: E402,F401
+from . import auth_tables, privacy_tables, request_tables  # noqa: E402,F401

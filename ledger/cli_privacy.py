@@ -1,0 +1,130 @@
+"""`ayni data-policy`, `ayni retention run`, `ayni stats`, `ayni org`: the operator's side of
+data sovereignty (ledger/privacy, docs/privacy.md). Registered by ledger/cli.py."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from .core import errors as E
+from .store.db import resolve_url
+
+DB_HELP = "Database URL (default: $AYNI_DB_URL or sqlite:///ayni-data/ayni.db)"
+POLICY_HELP = "A cooperative's own policy file (default: $AYNI_DATA_POLICY or the shipped policy)"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _open(db: str | None):
+    from .service import Ledger
+    return Ledger.open(resolve_url(db), migrate=False)
+
+
+def register(app: typer.Typer) -> None:
+    retention_app = typer.Typer(no_args_is_help=True, help="Erase personal data the policy no longer lets us keep.")
+    org_app = typer.Typer(no_args_is_help=True, help="Accounts acting for a named organisation (for members' grants).")
+    app.add_typer(retention_app, name="retention")
+    app.add_typer(org_app, name="org")
+
+    @app.command("data-policy")
+    def data_policy(policy: str = typer.Option(None, "--policy", help=POLICY_HELP),
+                    as_json: bool = typer.Option(False, "--json", help="The full policy as JSON (as GET /v1/data-policy)")) -> None:
+        """Print the data-use declaration: every item kept, why, who sees it, for how long."""
+        from .privacy.policy import load_policy
+        try:
+            p = load_policy(policy)
+        except E.LedgerError as exc:
+            _fail(str(exc))
+        if as_json:
+            typer.echo(json.dumps(p.as_json(), indent=2, ensure_ascii=False))
+            return
+        typer.echo(f"Ayni data policy {p.policyVersion} (from {p.effectiveFrom})")
+        for item in p.items:
+            r = item.retention
+            keep = f"{r.days} days" if r.kind == "period" else r.kind.replace("_", " ")
+            typer.echo(f"- {item.id} [{item.category}{', essential' if item.essential else ''}]: "
+                       f"kept {keep}; seen by {'; '.join(item.visibleTo)}")
+        typer.echo("purposes: " + ", ".join(f"{u.id}{'*' if u.essential else ''}" for u in p.purposes)
+                   + "  (* essential: no grant needed)")
+        for n in p.notKept:
+            typer.echo(f"not kept: {n.item} ({n.why})")
+
+    @retention_app.command("run")
+    def retention_run(db: str = typer.Option(None, "--db", help=DB_HELP),
+                      policy: str = typer.Option(None, "--policy", help=POLICY_HELP),
+                      as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+        """Erase memos older than the policy's period, profiles of closed accounts, expired grants
+        and challenges, and old access-log rows. The log, anchors and receipts stay verifiable."""
+        from .privacy.policy import load_policy
+        from .privacy.retention import run
+        try:
+            report = run(_open(db), load_policy(policy))
+        except E.LedgerError as exc:
+            _fail(str(exc))
+        if as_json:
+            typer.echo(json.dumps(report.as_dict()))
+        else:
+            typer.echo("erased: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.as_dict().items()))
+
+    @app.command()
+    def stats(db: str = typer.Option(None, "--db", help=DB_HELP),
+              k: int = typer.Option(5, "--k", min=2, help="Smallest group released (default 5)"),
+              as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+        """Aggregates for collective bargaining, groups smaller than k suppressed. No per-person figure."""
+        from .privacy.stats import statistics
+        try:
+            out = statistics(_open(db), k=k)
+        except E.LedgerError as exc:
+            _fail(str(exc))
+        if as_json:
+            typer.echo(json.dumps(out, indent=2))
+            return
+        typer.echo(f"groups smaller than {k} members are suppressed (-)")
+        for c in out["cells"]:
+            figures = "-" if c.get("suppressed") else f"{c['transfers']} transfers, {c['amount']} minor units"
+            typer.echo(f"{c['month']}  {c['currency']:5} to {c['payeeRole']:9} {figures}")
+        for m in out["monthTotals"]:
+            figures = "-" if m.get("suppressed") else f"{m['transfers']} transfers, {m['amount']} minor units"
+            typer.echo(f"{m['month']}  {m['currency']:5} total        {figures}")
+        for a in out["activeMembers"]:
+            typer.echo(f"{a['month']}  active members: {a.get('members', '-')}")
+
+    @org_app.command("add")
+    def org_add(organisation: str, address: str, db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Record that ADDRESS acts for ORGANISATION (members' grants to it then cover that account)."""
+        from .privacy.grants import Preferences
+        from .privacy.policy import load_policy
+        try:
+            Preferences(_open(db), load_policy()).add_to_organisation(organisation, address)
+        except E.LedgerError as exc:
+            _fail(str(exc))
+        typer.echo(f"{address} acts for {organisation.strip()!r}")
+
+    @org_app.command("remove")
+    def org_remove(organisation: str, address: str, db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        from .privacy.grants import Preferences
+        from .privacy.policy import load_policy
+        try:
+            removed = Preferences(_open(db), load_policy()).remove_from_organisation(organisation, address)
+        except E.LedgerError as exc:
+            _fail(str(exc))
+        if not removed:
+            _fail(f"{address} was not recorded for {organisation!r}")
+        typer.echo(f"{address} no longer acts for {organisation.strip()!r}")
+
+    @org_app.command("list")
+    def org_list(db: str = typer.Option(None, "--db", help=DB_HELP),
+                 as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
+        from .privacy.grants import Preferences
+        from .privacy.policy import load_policy
+        try:
+            orgs = Preferences(_open(db), load_policy()).organisations()
+        except E.LedgerError as exc:
+            _fail(str(exc))
+        if as_json:
+            typer.echo(json.dumps(orgs))
+        for name, members in orgs.items() if not as_json else ():
+            typer.echo(f"{name}: {', '.join(members)}")

@@ -1,0 +1,91 @@
+"""Retention and erasure of personal data kept beside the log.
+
+What goes, and why nothing breaks:
+- transfer memos older than the policy's period: the row holding memo *and* salt is deleted.
+  The log only ever held keccak256(salt ‖ memo), so every entry hash, the hash chain, every
+  Merkle root and receipt, and every signature still verify; without the salt the hash
+  reveals nothing (not even for a short, guessable memo).
+- payment-request memos older than the period (the request itself stays);
+- profiles of closed accounts; expired sign-in challenges and grants; access-log rows older
+  than their period.
+A member may ask for their own memos (as payer or payee) and profile to be erased at once.
+Nothing here writes to the entry log."""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from sqlalchemy import delete, or_, select, update
+
+from ..store import tables as T
+from ..store.auth_tables import auth_challenges
+from ..store.request_tables import payment_requests as R
+from .access import Access
+from .grants import Preferences
+from .policy import Policy, load_policy
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Erased:
+    memos: int = 0
+    request_memos: int = 0
+    profiles: int = 0
+    grants: int = 0
+    access_log: int = 0
+    sign_in_challenges: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> Erased:
+    """Apply the policy's retention to everything beside the log."""
+    policy = policy or load_policy()
+    now = ledger.clock() if now_ms is None else now_ms
+    memo_cut = now - policy.retention_days("transfer_memo") * DAY_MS
+    request_cut = now - policy.retention_days("request_memo") * DAY_MS
+    log_cut = now - policy.retention_days("access_log") * DAY_MS
+    with ledger.engine.begin() as conn:
+        memos = conn.execute(delete(T.memos).where(T.memos.c.seq.in_(
+            select(T.transfers.c.seq).where(T.transfers.c.at < memo_cut)))).rowcount
+        request_memos = conn.execute(update(R).where(R.c.created_at < request_cut, R.c.memo.isnot(None))
+                                     .values(memo=None)).rowcount
+        profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address.in_(
+            select(T.accounts.c.address).where(T.accounts.c.status == "closed")))).rowcount
+        challenges = conn.execute(delete(auth_challenges)
+                                  .where(auth_challenges.c.expires_at <= now // 1000)).rowcount
+    prefs = Preferences(ledger, policy)
+    return Erased(memos, request_memos, profiles, prefs.delete_expired(now),
+                  Access(ledger, policy, prefs).delete_older_than(log_cut), challenges)
+
+
+def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True) -> Erased:
+    """A member's own erasure request: the memos of every transfer and payment request they
+    are party to (the memo is both parties' data; either may have it erased) and their profile."""
+    n_memos = n_requests = n_profiles = 0
+    with ledger.engine.begin() as conn:
+        if memos:
+            t = T.transfers
+            theirs = select(t.c.seq).where(or_(t.c.payer == address, t.c.payee == address))
+            n_memos = conn.execute(delete(T.memos).where(T.memos.c.seq.in_(theirs))).rowcount
+            n_requests = conn.execute(update(R).where(or_(R.c.payer == address, R.c.payee == address),
+                                                      R.c.memo.isnot(None)).values(memo=None)).rowcount
+        if profile:
+            n_profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address == address)).rowcount
+    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles)
+
+
+def watch(ledger, *, every_s: float, stop: threading.Event, policy: Policy | None = None,
+          on_report: Callable[[Erased], None] = lambda r: None,
+          on_error: Callable[[str], None] = lambda m: None) -> None:
+    """Run retention every `every_s` seconds until `stop` is set (a daemon thread of
+    `ayni serve --retention-every`). A failed run is reported and retried next time."""
+    while not stop.is_set():
+        try:
+            on_report(run(ledger, policy))
+        except Exception as exc:  # noqa: BLE001 - the server must outlive a failed run
+            on_error(f"{type(exc).__name__}: {exc}")
+        stop.wait(every_s)

@@ -1,0 +1,168 @@
+"""Retention and erasure (issue 6, item 4): memos (memo + salt) and profiles go, and the hash
+chain, every receipt, `ayni verify` and `ayni-wallet reconcile` still verify afterwards."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.app import Settings, create_app
+from ledger import signing
+from ledger.anchoring import Anchoring
+from ledger.chain import AnchorChain
+from ledger.core.receipts import verify_receipt
+from ledger.log_export import export_log
+from ledger.privacy import profiles, retention
+from ledger.privacy.access import Access, Reader
+from ledger.privacy.grants import Preferences
+from ledger.privacy.policy import load_policy
+from ledger.requests import PaymentRequests
+from ledger.store import tables as T
+from ledger.store.request_tables import payment_requests
+
+from .conftest import Community
+from .test_api import Api
+
+BIN = Path(sys.executable).parent
+DAY_MS = 86_400_000
+
+
+def run(tool, *args):
+    return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def count(ledger, table, *where):
+    with ledger.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def test_member_erasure_keeps_chain_receipts_verify_and_reconcile(sqlite_url, tmp_path):
+    c = Community(sqlite_url)
+    for n in ("ana", "bea", "cho"):
+        c.member(n)
+    seqs = [c.ledger.submit(c.pay("ana", "bea", 10 + i, memo=f"visit {i}")).seq for i in range(3)]
+    other = c.ledger.submit(c.pay("bea", "cho", 5, memo="not ana's")).seq
+    c.ledger.set_profile(c.addr("ana"), display_name="Ana", contact="ana@example.org")
+    chain = AnchorChain.embedded()
+    chain.deploy()
+    job = Anchoring(c.ledger, chain, max_batch=4)
+    job.run()
+    receipts = {s: job.receipt(s) for s in seqs + [other]}
+    head = c.ledger.head()
+    api = Api.__new__(Api)
+    api.c, api.tokens = c, {}
+    api.client = TestClient(create_app(c.ledger, Settings(
+        db_url=sqlite_url, public_host="ayni.test", public_uri="https://ayni.test",
+        secret_file=str(tmp_path / "k"), anchor_contract=chain.contract_address)))
+    try:
+        assert api.client.get(f"/v1/transfers/{seqs[0]}", headers=api.h("ana")).json()["memo"] == "visit 0"
+        r = api.client.post(f"/v1/accounts/{c.addr('ana')}/erasure", headers=api.h("ana"), json={})
+        assert r.status_code == 200, r.text
+        assert r.json()["erased"] == {"memos": 3, "request_memos": 0, "profiles": 1, "grants": 0,
+                                      "access_log": 0, "sign_in_challenges": 0}
+        # memo and salt are gone (one row holds both); bea-cho's memo stays
+        assert count(c.ledger, T.memos, T.memos.c.seq.in_(seqs)) == 0
+        assert c.ledger.memo(other) == "not ana's"
+        assert api.client.get(f"/v1/transfers/{seqs[0]}", headers=api.h("bea")).json()["memo"] is None
+        assert profiles.get(c.ledger, c.addr("ana"))["displayName"] is None
+        # nothing in the log moved: same head, chain verifies, receipts identical and valid on chain
+        assert c.ledger.head() == head
+        report = c.ledger.verify()
+        assert report.ok, report
+        for s, before in receipts.items():
+            after = api.client.get(f"/v1/receipts/{s}", headers=api.h("ana" if s != other else "bea")).json()
+            assert after == before and verify_receipt(after, chain) == []
+    finally:
+        api.client.close()
+    v = run("ayni", "verify", "--db", sqlite_url, "--json")
+    assert v.returncode == 0 and json.loads(v.stdout)["ok"], v.stdout + v.stderr
+    export_log(c.ledger, tmp_path / "log.jsonl")
+    rec = run("ayni-wallet", "reconcile", "--log", str(tmp_path / "log.jsonl"), "--skip-chain", "--json")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert json.loads(rec.stdout)["ok"] and json.loads(rec.stdout)["entries"] == head[0]
+    c.dispose()
+
+
+def test_retention_run_erases_what_the_policy_says_and_nothing_else(db_url):
+    now = [time.time_ns() // 1_000_000 - 400 * DAY_MS]
+    c = Community(db_url, clock=lambda: now[0])
+    for n in ("ana", "bea", "cho"):
+        c.member(n)
+    old = c.ledger.submit(c.pay("ana", "bea", 10, memo="old")).seq
+    reqs = PaymentRequests(c.ledger)
+    old_req = reqs.create(payee=c.addr("bea"), payer=c.addr("ana"), currency="HOUR", amount=5, memo="old ask",
+                          expires_in_s=3600)
+    policy = load_policy()
+    prefs = Preferences(c.ledger, policy)
+    access = Access(c.ledger, policy, prefs)
+    access.record(Reader(c.treasurer, "treasurer"), [c.addr("ana")], ["entries"], "reconciliation", "policy",
+                  "GET /v1/log", now[0] - 400 * DAY_MS)  # 800 days ago: past the log's 730
+    now[0] += 400 * DAY_MS - 364 * DAY_MS  # 364 days ago: inside the period
+    edge = c.ledger.submit(c.pay("ana", "bea", 11, memo="kept")).seq
+    prefs.grant(c.addr("ana"), {"grantee": {"role": "member"}, "category": "profile", "purpose": "member_directory",
+                                "until": now[0] + DAY_MS})
+    now[0] += 364 * DAY_MS  # today
+    new = c.ledger.submit(c.pay("bea", "ana", 12, memo="new")).seq
+    for n in ("bea", "cho"):
+        c.ledger.set_profile(c.addr(n), display_name=n.title())
+    c.ledger.submit(signing.set_status(c.treasurer_key, c.domain, account=c.addr("cho"), status="closed"))
+    access.record(Reader(c.treasurer, "treasurer"), [c.addr("ana")], ["entries"], "reconciliation", "policy",
+                  "GET /v1/log", now[0])
+    head = c.ledger.head()
+
+    erased = retention.run(c.ledger, policy)
+    assert erased.as_dict() == {"memos": 1, "request_memos": 1, "profiles": 1, "grants": 1, "access_log": 1,
+                                "sign_in_challenges": 0}
+    assert c.ledger.memo(old) is None and c.ledger.memo(edge) == "kept" and c.ledger.memo(new) == "new"
+    with c.ledger.engine.connect() as conn:
+        assert conn.execute(select(payment_requests.c.memo)).scalar_one() is None
+    assert reqs.get(old_req.id).amount == 5  # the request itself stays
+    assert profiles.get(c.ledger, c.addr("bea"))["displayName"] == "Bea"  # open account: kept
+    assert profiles.get(c.ledger, c.addr("cho"))["displayName"] is None   # closed: erased
+    assert prefs.grants(c.addr("ana")) == []
+    assert len(access.log_for(c.addr("ana"))[0]) == 1
+    assert c.ledger.head() == head and c.ledger.verify().ok
+    assert retention.run(c.ledger, policy).as_dict() == dict.fromkeys(erased.as_dict(), 0)  # idempotent
+    c.dispose()
+
+
+def test_retention_cli_and_background_schedule(sqlite_url):
+    now = [time.time_ns() // 1_000_000 - 800 * DAY_MS]  # posted two years ago
+    c = Community(sqlite_url, clock=lambda: now[0])
+    c.member("ana")
+    c.member("bea")
+    seq = c.ledger.submit(c.pay("ana", "bea", 10, memo="ancient")).seq
+    seq2 = c.ledger.submit(c.pay("bea", "ana", 3, memo="also ancient")).seq
+    now[0] += 800 * DAY_MS
+    c.ledger.submit(c.pay("bea", "ana", 4, memo="today"))
+    r = run("ayni", "retention", "run", "--db", sqlite_url, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["memos"] == 2 and c.ledger.memo(seq) is None and c.ledger.memo(seq2) is None
+    again = run("ayni", "retention", "run", "--db", sqlite_url)
+    assert again.returncode == 0 and "0 memos" in again.stdout
+    bad = run("ayni", "retention", "run", "--db", "sqlite:////nonexistent/dir/x.db")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+    c.member("cho")  # never traded: can close
+    c.ledger.set_profile(c.addr("cho"), display_name="Cho")
+    c.ledger.submit(signing.set_status(c.treasurer_key, c.domain, account=c.addr("cho"), status="closed"))
+    stop, reports = threading.Event(), []
+    t = threading.Thread(target=retention.watch, kwargs=dict(ledger=c.ledger, every_s=0.05, stop=stop,
+                                                             on_report=reports.append))
+    t.start()
+    deadline = time.monotonic() + 10
+    while profiles.get(c.ledger, c.addr("cho"))["displayName"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    t.join(5)
+    assert not t.is_alive() and reports and reports[0].profiles == 1 and reports[0].memos == 0
+    assert c.ledger.verify().ok
+    c.dispose()
