@@ -139,8 +139,12 @@ def serve(db: str = typer.Option(None, "--db", help=DB_HELP),
           anchor_min_entries: int = typer.Option(1, min=1, help="...or only once this many entries wait"),
           chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
           keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
-          password_file: Path = typer.Option(None, help=PASSWORD_HELP)) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json), optionally anchoring in the background."""
+          password_file: Path = typer.Option(None, help=PASSWORD_HELP),
+          retention_every: float = typer.Option(0, min=0, help="Run the declared retention (erase old memos, "
+                                                "closed accounts' profiles) every this many seconds (0: off)")
+          ) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json), optionally anchoring and applying retention
+    in the background."""
     import threading
     import uvicorn
     from .service import Ledger
@@ -155,6 +159,11 @@ def serve(db: str = typer.Option(None, "--db", help=DB_HELP),
             job=job, interval=anchor_every, min_entries=anchor_min_entries, stop=threading.Event(),
             on_report=lambda r: err.print(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)"),
             on_error=lambda m: err.print(f"[yellow]anchoring:[/] {m}"))).start()
+    if retention_every:
+        from .privacy import retention
+        threading.Thread(target=retention.watch, daemon=True, name="ayni-retention", kwargs=dict(
+            ledger=ledger, every_s=retention_every, stop=threading.Event(),
+            on_error=lambda m: err.print(f"[yellow]retention:[/] {m}"))).start()
     if workers > 1 and url.startswith("sqlite"):
         err.print("[yellow]note:[/] several workers on SQLite serialise on one file; PostgreSQL is the production path")
     uri = public_uri or f"http://{host}:{port}"

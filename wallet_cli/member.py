@@ -24,9 +24,11 @@ from .config import (API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT, WalletError,
 
 DEFAULT_VALIDITY_S = 3600
 RETRIES = 3                       # resends of one signed payload after a lost connection
-ACCOUNT_ADMIN = "account_administration"
+ACCOUNT_ADMIN = "account_administration"  # a treasurer's reads of an account's balances and status
+RECONCILIATION = "reconciliation"  # a treasurer's reads of entries (history, receipts)
 PURPOSE_OPT = typer.Option(None, "--purpose", help="Why you read another member's data (sent as Ayni-Purpose; "
-                           "default for a treasurer's reads of an account: account_administration; "
+                           "defaults for a treasurer: account_administration for balances, reconciliation for "
+                           "history and receipts; "
                            "see GET /v1/data-policy)")
 _DURATION = re.compile(r"([0-9]{1,7})([smhd]?)", re.ASCII)
 
@@ -274,7 +276,7 @@ def register(app: typer.Typer) -> None:
         cfg, c = _session(api, key, password_file)
         with c:
             who = normalize_address(account, what="account") if account else c.address
-            purpose = purpose or (ACCOUNT_ADMIN if who != c.address else None)
+            purpose = purpose or (RECONCILIATION if who != c.address else None)
             params = {"currency": currency, "limit": limit, "cursor": cursor,
                       "counterparty": normalize_address(counterparty, what="counterparty") if counterparty else None}
             items, nxt = [], None
@@ -311,7 +313,7 @@ def register(app: typer.Typer) -> None:
         """Download the receipt of an anchored transfer and keep it; check it with `verify`."""
         cfg, c = _session(api, key, password_file)
         with c:
-            doc = c.get(f"/v1/receipts/{seq}", purpose=purpose)
+            doc = c.get(f"/v1/receipts/{seq}", purpose=purpose or RECONCILIATION)  # ignored for your own
         if not isinstance(doc, dict) or "proof" not in doc:
             raise WalletError("the API's receipt is not a receipt document", "bad_response")
         from .keys import write_new_file
