@@ -65,7 +65,7 @@ class Coop:
         path = tmp_path / "log.jsonl"
         export_log(self.c.ledger, path, anchor_contract=self.chain.contract_address)
         kw.setdefault("chain", self.chain)
-        kw.setdefault("workers", 1)
+        kw.setdefault("workers", 0)  # inline recovery
         return reconcile(export=path, **kw)
 
 
@@ -231,15 +231,15 @@ def test_truncated_or_foreign_export_is_refused(coop, tmp_path):
     cut = tmp_path / "cut.jsonl"
     cut.write_text("".join(lines[:-5]))
     with pytest.raises(ReconcileInputError, match="truncated"):
-        reconcile(export=cut, chain=coop.chain, workers=1)
+        reconcile(export=cut, chain=coop.chain, workers=0)
     torn = tmp_path / "torn.jsonl"
     torn.write_text("".join(lines)[:-40])
     with pytest.raises(ReconcileInputError, match="truncated|incomplete"):
-        reconcile(export=torn, chain=coop.chain, workers=1)
+        reconcile(export=torn, chain=coop.chain, workers=0)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}\n')
     with pytest.raises(ReconcileInputError, match="not an Ayni log export"):
-        reconcile(export=other, chain=coop.chain, workers=1)
+        reconcile(export=other, chain=coop.chain, workers=0)
 
 
 def test_signature_recovery_in_worker_processes_finds_the_same(coop, tmp_path):

@@ -134,8 +134,8 @@ def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, pr
         if after:
             _truncate_after(checkpoint, after)
             theirs = (client.get("/v1/log", params={"after": after - 1, "limit": 1}).get("entries") or [{}])[0]
-            if theirs.get("chainHash") != rec.report.head_chain_hash:
-                rec.flag("chain_hash", after, rec.report.head_chain_hash, theirs.get("chainHash"),
+            if theirs.get("chainHash") != rec.head_chain_hash:
+                rec.flag("chain_hash", after, rec.head_chain_hash, theirs.get("chainHash"),
                          detail="the server's chain hash differs from the one fetched earlier: history was "
                                 "rewritten since the checkpoint (run with --refetch to see where)")
     if not after:
@@ -215,8 +215,9 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
               workers: int | None = None, progress=None, now_ms: int | None = None,
               refetch: bool = False) -> Report:
     """Run every check; raise ReconcileInputError for input that cannot be reconciled at all."""
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    checker = ProcessSignatures(workers) if verify_signatures and workers > 1 else None
+    # the replay keeps this process busy: recovery gets the other cores (one at least)
+    workers = workers if workers is not None else max(1, (os.cpu_count() or 1) - 1)
+    checker = ProcessSignatures(workers) if verify_signatures and (os.cpu_count() or 1) > 1 and workers else None
     rec = Reconciler(signatures=checker, verify_signatures=verify_signatures)
     try:
         if export is not None:
@@ -284,7 +285,7 @@ def register(app: typer.Typer) -> None:
                                      help="Seconds after which an entry must be anchored (0: do not check)"),
         no_signatures: bool = typer.Option(False, "--no-signatures",
                                            help="Skip signature recovery (faster; digests and rules still checked)"),
-        workers: int = typer.Option(None, "--workers", min=1, help="Processes for signature recovery (default: cores)"),
+        workers: int = typer.Option(None, "--workers", min=0, help="Processes for signature recovery (0: in this one; default: cores - 1)"),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="Local copy of the fetched log, to resume from"),
         refetch: bool = typer.Option(False, "--refetch", help="Ignore the checkpoint and fetch the whole log again"),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable report"),
