@@ -143,8 +143,9 @@ def serve(db: str = typer.Option(None, "--db", help=DB_HELP),
           retention_every: float = typer.Option(0, min=0, help="Run the declared retention (erase old memos, "
                                                 "closed accounts' profiles) every this many seconds (0: off)")
           ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json), optionally anchoring and applying retention
-    in the background."""
+    """Serve the HTTP API (OpenAPI at /openapi.json) and the member web app at /.
+
+    Optionally anchors (--anchor-every) and applies retention (--retention-every) in the background."""
     import threading
     import uvicorn
     from .service import Ledger
@@ -311,8 +312,9 @@ def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's se
 def export_log_cmd(out: Path = typer.Option(..., "--out", help="File to write (JSON Lines; replaced atomically)"),
                    db: str = typer.Option(None, "--db", help=DB_HELP),
                    contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP)) -> None:
-    """Export the whole entry log with the balance sheet and anchor records at its head, for
-    `ayni-wallet reconcile --log FILE` (an auditor needs no access to the server)."""
+    """Export the log with the balance sheet and anchor records, for `ayni-wallet reconcile --log`.
+
+    An auditor holding the file needs no access to the server."""
     from .log_export import export_log
     from .service import Ledger
     try:
