@@ -34,9 +34,7 @@ test: install node_modules/.package-lock.json $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: install node_modules/.package-lock.json
-	$(PY) benchmarks/posting.py --out benchmarks/results/posting.json
-	$(PY) benchmarks/anchoring.py --out benchmarks/results/anchoring.json
-	$(PY) benchmarks/api.py --out benchmarks/results/api.json
+	$(VENV)/bin/ayni bench --scale full --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) node_modules ayni-data .pytest_cache .hypothesis

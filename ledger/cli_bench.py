@@ -1,0 +1,184 @@
+"""`ayni bench`: run every script in benchmarks/ at one scale, write one JSON file and a short
+markdown summary in which each rate stands next to its ratio to the raw hardware-bound rate
+(secp256k1 recovery or keccak) that the same script measured in the same run. The README's
+figures are meant to be copied from this summary, so they stay true."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "benchmarks"
+
+# Arguments per script and scale; "full" is each script's own defaults unless listed.
+# Scripts not listed get `--scale` when their --help offers it, else only `--out`.
+ARGS = {
+    "small": {
+        "posting": ["--transfers", "1000"],
+        "anchoring": ["--leaves", "100000", "--transfers", "500", "--repeat", "1"],
+        "merkle": ["--leaves", "100000", "--proofs", "5000", "--repeat", "1"],
+        "api": ["--transfers", "1500", "--warmup", "100"],
+        "reconcile": ["--entries", "20000", "--members", "100"],
+    },
+    "full": {"api": ["--sqlite"]},
+}
+TIMEOUT_S = {"small": 900, "full": 3 * 3600}
+
+
+def _accepts_scale(script: Path) -> bool:
+    try:
+        text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
+                              timeout=60, cwd=ROOT).stdout
+    except subprocess.TimeoutExpired:
+        return False
+    return "--scale" in text
+
+
+def run_script(script: Path, scale: str, tmp: Path) -> dict:
+    name = script.stem
+    out = tmp / f"{name}.json"
+    args = ARGS[scale].get(name)
+    if args is None:
+        args = ["--scale", scale] if _accepts_scale(script) else []
+    cmd = [sys.executable, str(script), *args, "--out", str(out)]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S[scale], cwd=ROOT)
+        status, tail = proc.returncode, (proc.stderr or proc.stdout)[-1500:]
+    except subprocess.TimeoutExpired:
+        status, tail = None, f"timed out after {TIMEOUT_S[scale]} s"
+    run = {"args": args, "exit_status": status, "seconds": round(time.monotonic() - t0, 1)}
+    try:
+        run["result"] = json.loads(out.read_text())
+    except (OSError, ValueError):
+        run["result"] = None
+    if status != 0 or run["result"] is None:
+        run["error_tail"] = tail
+    return run
+
+
+# -- the summary: (figure, value, ratio to raw or None, raw rate named) ----------------------
+def _g(d, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def figures(name: str, r: dict) -> list[tuple[str, object, float | None, str]]:
+    rows: list[tuple[str, object, float | None, str]] = []
+
+    def add(label, value, ratio=None, raw=""):
+        if value is not None:
+            rows.append((label, value, ratio, raw))
+
+    if name == "posting":
+        raw = r.get("raw_recover_per_s")
+        for db in ("sqlite", "postgres"):
+            for k, label in (("single_per_s", "one transaction per transfer"), ("batched_per_s", "batched"),
+                             ("group_commit_per_s", "group commit")):
+                v = _g(r, db, k)
+                add(f"{db}: {label}, transfers/s", v, v / raw if v and raw else None, "secp256k1 recover")
+    elif name in ("api", "bank"):
+        raw = r.get("raw_recover_per_s")
+        key = "transfers_per_s" if name == "api" else "acknowledged_per_s"
+        for db in ("postgres", "sqlite"):
+            v = _g(r, db, key)
+            add(f"{db}: signed transfers/s over HTTP" + (" (under SIGKILLs)" if name == "bank" else ""), v,
+                v / raw if v and raw else None, "secp256k1 recover")
+            add(f"{db}: p99 latency, ms", _g(r, db, "latency_ms", "p99"))
+            if name == "bank" and _g(r, db, "ok") is not None:
+                add(f"{db}: checker faults / kills / acknowledged", f"{_g(r, db, 'faults')} / {_g(r, db, 'kills')} / "
+                    f"{_g(r, db, 'acknowledged')}")
+    elif name in ("merkle", "anchoring"):
+        m = r.get("merkle", r) if name == "anchoring" else r
+        add("Merkle build, hashes/s", m.get("build_hashes_per_s"), m.get("build_vs_raw"), "keccak")
+        add("Merkle leaves + build, hashes/s", m.get("e2e_hashes_per_s"), m.get("e2e_vs_raw"), "keccak")
+        gas = [g.get("gas_used") for g in r.get("gas_by_batch_size", [])]
+        if gas:
+            add("gas per anchor call (min-max over batch sizes)", f"{min(gas):,}-{max(gas):,}")
+    elif name == "reconcile":
+        add("reconcile with signatures, entries/s", r.get("full_entries_per_s"), r.get("full_vs_raw_keccak"), "keccak")
+        add("reconcile without signatures, entries/s", r.get("no_signatures_entries_per_s"),
+            r.get("no_signatures_vs_raw_keccak"), "keccak")
+    elif name == "fuzz_api":
+        add("fuzzed requests served / 5xx", f"{sum((r.get('requests_served_by_status') or {}).values())} / "
+            f"{r.get('server_errors_5xx')}")
+        add("operations failing a check", sum(x.get("operations_failed") or 0 for x in r.get("runs", [])))
+    else:  # a script this summary does not know yet: its rates and its ratios, as it names them
+        for k, v in r.items():
+            if isinstance(v, (int, float)) and (k.endswith("per_s") or "ratio" in k or "vs_raw" in k):
+                add(k, v)
+    return rows
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}" if v >= 10 else f"{v:.3g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Benchmarks ({report['scale']} scale, {report['when']})", "",
+             f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}. Ratios are to the raw rate "
+             "the same script measured in the same run, so they travel between machines better than rates.", "",
+             "| benchmark | figure | value | × raw rate |", "|---|---|---|---|"]
+    for name, run in report["runs"].items():
+        if run["result"] is None:
+            lines.append(f"| {name} | **failed** (exit {run['exit_status']}) | | |")
+            continue
+        for label, value, ratio, raw in figures(name, run["result"]):
+            lines.append(f"| {name} | {label} | {_fmt(value)} | "
+                         f"{f'{ratio:.3g} × {raw}' if ratio is not None else '—'} |")
+        if run["exit_status"] != 0:
+            lines.append(f"| {name} | **exit status {run['exit_status']}** (a target or a check failed) | | |")
+    return "\n".join(lines) + "\n"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(scale: str = typer.Option("small", help="small (minutes) or full (the figures in the README)"),
+              out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Directory for bench.json and bench.md"),
+              only: list[str] = typer.Option(None, "--only", help="Run just these scripts (by name, repeatable)")) -> None:
+        """Run every benchmark script at one scale; write bench.json and a markdown summary."""
+        if scale not in ARGS:
+            typer.echo("error: --scale must be small or full", err=True)
+            raise typer.Exit(2)
+        scripts = sorted(p for p in BENCH_DIR.glob("*.py") if not p.name.startswith("_"))
+        if not scripts:
+            typer.echo(f"error: no benchmark scripts in {BENCH_DIR} (run from a source checkout)", err=True)
+            raise typer.Exit(2)
+        if only:
+            unknown = set(only) - {p.stem for p in scripts}
+            if unknown:
+                typer.echo(f"error: no such benchmark: {', '.join(sorted(unknown))}", err=True)
+                raise typer.Exit(2)
+            scripts = [p for p in scripts if p.stem in only]
+        report = {"scale": scale, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                              "platform": platform.platform()}, "runs": {}}
+        with tempfile.TemporaryDirectory(prefix="ayni-bench-") as d:
+            for script in scripts:
+                typer.echo(f"running {script.name} ({scale}) ...", err=True)
+                run = run_script(script, scale, Path(d))
+                report["runs"][script.stem] = run
+                typer.echo(f"  exit {run['exit_status']} in {run['seconds']} s", err=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+        md = markdown(report)
+        (out / "bench.md").write_text(md)
+        typer.echo(md)
+        typer.echo(f"wrote {out / 'bench.json'} and {out / 'bench.md'}", err=True)
+        if any(r["exit_status"] != 0 or r["result"] is None for r in report["runs"].values()):
+            raise typer.Exit(1)
