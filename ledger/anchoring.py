@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from .chain import AnchorChain, AnchorReverted, ChainUnavailable
 from .core import errors as E
@@ -27,6 +27,10 @@ from .service import Ledger, now_ms
 from .store import tables as T
 
 AB = T.anchor_batches
+# Another anchorer's `sending` row is in flight, not dead, until it is this old: only then may
+# it be marked failed and the range sent again (a crashed sender's row waits this long).
+SENDING_GRACE_MS = 60_000
+ANCHOR_LOCK_KEY = 0x41594E49  # "AYNI": serialises batch-row inserts between anchorers on PostgreSQL
 
 
 @dataclass
@@ -44,7 +48,8 @@ class AnchorReport:
 
 class Anchoring:
     def __init__(self, ledger: Ledger, chain: AnchorChain | None = None, *, contract: str | None = None,
-                 max_batch: int = 1000, confirmations: int = 1, clock: Callable[[], int] = now_ms):
+                 max_batch: int = 1000, confirmations: int = 1, clock: Callable[[], int] = now_ms,
+                 sending_grace_ms: int = SENDING_GRACE_MS):
         """`chain` is needed to anchor; reading batches and making receipts need only `contract`."""
         contract = chain.contract_address if chain is not None else contract
         if contract is None:
@@ -53,6 +58,8 @@ class Anchoring:
             raise E.InvalidInput("max batch must be at least 1")
         self.ledger, self.chain, self.contract = ledger, chain, contract
         self.max_batch, self.confirmations, self.clock = max_batch, confirmations, clock
+        self.sending_grace_ms = sending_grace_ms
+        self._recorded_here: set[int] = set()  # batch rows this instance wrote (no other sender)
 
     # -- reading -------------------------------------------------------------------
     def batches(self, *, include_failed: bool = True) -> list[dict]:
@@ -80,13 +87,24 @@ class Anchoring:
         with self.ledger.engine.begin() as conn:
             conn.execute(update(AB).where(AB.c.id == batch_id).values(updated_at=self.clock(), **values))
 
-    def _record(self, first: int, last: int, root: bytes, status: str, **values) -> int:
+    def _record(self, first: int, last: int, root: bytes, status: str, **values) -> int | None:
+        """Insert a batch row unless another anchorer (`ayni anchor` beside `serve --anchor-every`)
+        already holds a live row starting at `first`: check and insert under one lock (SQLite's
+        BEGIN IMMEDIATE, a transaction-scoped advisory lock on PostgreSQL). None if it did."""
         now = self.clock()
         with self.ledger.engine.begin() as conn:
-            return conn.execute(insert(AB).values(
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ANCHOR_LOCK_KEY})
+            taken = conn.execute(select(AB.c.id).where(AB.c.contract == self.contract, AB.c.first_seq == first,
+                                                       AB.c.status != "failed")).first()
+            if taken is not None:
+                return None
+            batch_id = conn.execute(insert(AB).values(
                 first_seq=first, last_seq=last, root=root, chain_id=self.chain.chain_id,
                 contract=self.contract, status=status, created_at=now, updated_at=now, **values)
             ).inserted_primary_key[0]
+        self._recorded_here.add(batch_id)
+        return batch_id
 
     def reconcile(self, report: AnchorReport) -> None:
         """Bring every unfinished batch up to date with what the chain says."""
@@ -114,6 +132,10 @@ class Anchoring:
     def _recover_unsent(self, b: dict, report: AnchorReport) -> None:
         event = self.chain.find_batch(b["first_seq"])
         if event is None:
+            if (b["status"] == "sending" and b["id"] not in self._recorded_here
+                    and self.clock() - b["updated_at"] < self.sending_grace_ms):
+                report.pending = True  # another anchorer is still sending it
+                return
             self._set(b["id"], status="failed", error="never reached the chain; will be sent again")
             report.failed += 1
             return
@@ -144,7 +166,9 @@ class Anchoring:
             tree = self.tree(first, event.last_seq)
             if tree.root != event.root:
                 raise E.IntegrityViolation(f"the chain's root for {first}..{event.last_seq} differs from our log")
-            self._record(first, event.last_seq, event.root, "pending", tx_hash=event.tx_hash)
+            if self._record(first, event.last_seq, event.root, "pending", tx_hash=event.tx_hash) is None:
+                report.pending = True  # the anchorer that sent it recorded it meanwhile
+                return False
             report.adopted += 1
             return True
         if on_chain != first - 1:
@@ -152,6 +176,9 @@ class Anchoring:
         last = min(head_seq, first + self.max_batch - 1)
         root = self.tree(first, last).root
         batch_id = self._record(first, last, root, "sending")
+        if batch_id is None:  # another anchorer is sending this range
+            report.pending = True
+            return False
         try:
             tx_hash = self.chain.send_anchor(root, first, last)
         except AnchorReverted as exc:
@@ -160,7 +187,9 @@ class Anchoring:
             raise
         except ChainUnavailable:
             raise  # the row stays `sending`; reconcile() finds out what happened next time
-        self._set(batch_id, status="pending", tx_hash=tx_hash)
+        with self.ledger.engine.begin() as conn:  # unless given up on meanwhile (then adopted later)
+            conn.execute(update(AB).where(AB.c.id == batch_id, AB.c.status == "sending")
+                         .values(status="pending", tx_hash=tx_hash, updated_at=self.clock()))
         report.sent += 1
         return True
 
