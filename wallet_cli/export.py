@@ -70,11 +70,16 @@ def entries_from_api(client, page: int = 1000) -> Iterator[dict]:
     after = 0
     while True:
         data = client.get("/v1/log", params={"after": after, "limit": page})
-        entries = data.get("entries") or []
-        yield from entries
+        if not (isinstance(data, dict) and isinstance(data.get("entries"), list)):
+            raise ExportError("the server's log page is not {entries: [...]}")
+        entries = data["entries"]
+        for entry in entries:
+            if not (isinstance(entry, dict) and type(entry.get("seq")) is int and entry["seq"] > after):
+                raise ExportError("the server's log pages do not advance or hold an entry without a seq")
+            after = entry["seq"]
+            yield entry
         if not entries or data.get("nextAfter") is None:
             return
-        after = entries[-1]["seq"]
 
 
 # -- the books ------------------------------------------------------------------------------
@@ -125,6 +130,11 @@ class Books:
     def finish(self) -> None:
         if self.rec.state.genesis is None:
             raise ExportError("the log is empty: nothing to export")
+
+
+def _quoted(text: str) -> str:
+    """A Beancount string literal: backslashes and quotes escaped, one line."""
+    return '"' + " ".join(str(text).split()).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _display(cur: Currency, minor: int) -> str:
@@ -179,11 +189,11 @@ def write_beancount(books: Books, out) -> int:
     start = books.start or books.first_day
     end = books.end or (max(days) if days else start)
     w = out.write
-    w(f'option "title" "Ayni: {books.community} ({start} to {end})"\n')
+    w(f'option "title" {_quoted(f"Ayni: {books.community} ({start} to {end})")}\n')
     w('option "booking_method" "NONE"\n\n')
     for code, cur in sorted(cur_of.items()):
         unit = "minutes" if cur.style == "time" else f"units of {_unit(cur)}"
-        w(f'{books.first_day} commodity {commodity(cur)}\n  name: "{cur.name} ({unit})"\n\n')
+        w(f'{books.first_day} commodity {commodity(cur)}\n  name: {_quoted(f"{cur.name} ({unit})")}\n\n')
     accounts = sorted({(a, c) for (a, c) in books.rec.state.positions if a in books.opened
                        and books.opened[a] <= end})
     for address, code in accounts:

@@ -31,6 +31,9 @@ CHECK_TITLES = {
     "anchor_deadline": "nothing left unanchored past the deadline",
     "anchor_chain": "the chain's anchor history is unbroken",
     "malformed": "entries well-formed",
+    "clock": "entry times never run backwards or ahead",
+    "rollback": "nothing fetched earlier has vanished",
+    "trust_root": "same community, contract and chain as pinned",
 }
 
 
@@ -65,20 +68,36 @@ class ProcessSignatures:
 class ServerClaims:
     """What the server says, to be checked: its balance sheet and its anchor records."""
     head_seq: int = 0
-    balances: list[dict] = field(default_factory=list)
+    balances: list = field(default_factory=list)
     contract: str | None = None
     batches: list[ClaimedBatch] = field(default_factory=list)
 
 
-def _claimed(batches: list[dict]) -> list[ClaimedBatch]:
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ReconcileInputError(what)
+
+
+def _claimed(batches: object) -> list[ClaimedBatch]:
+    _need(isinstance(batches, list), "the anchor records are not a list")
     out = []
     for b in batches:
         try:
-            out.append(ClaimedBatch(int(b["firstSeq"]), int(b["lastSeq"]), bytes.fromhex(b["root"][2:]),
+            _need(type(b["firstSeq"]) is int and type(b["lastSeq"]) is int, f"malformed anchor record {b!r:.80}")
+            out.append(ClaimedBatch(b["firstSeq"], b["lastSeq"], bytes.fromhex(b["root"][2:]),
                                     b.get("status", "confirmed")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ReconcileInputError(f"malformed anchor record {b!r}: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise ReconcileInputError(f"malformed anchor record {b!r:.80}") from None
     return out
+
+
+def _claims(head: object, balances: object, anchors: object) -> ServerClaims:
+    _need(type(head) is int and head >= 0, f"the server's head seq {head!r:.40} is not a number")
+    _need(isinstance(balances, list), "the balance sheet is not a list of rows")
+    _need(isinstance(anchors, dict), "the anchor records are not an object")
+    contract = anchors.get("contract")
+    _need(contract is None or isinstance(contract, str), "the anchor contract is not an address")
+    return ServerClaims(head, balances, contract, _claimed(anchors.get("batches") or []))
 
 
 # -- sources ------------------------------------------------------------------------------
@@ -87,12 +106,10 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
         f = open(path, encoding="ascii", newline="\n")
     except OSError as exc:
         raise ReconcileInputError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ReconcileInputError(f"{path} is not an Ayni log export") from None
     with f:
         try:
             reader = log_format.ExportReader(f, name=str(path))
-            total = reader.header.get("headSeq") or 0
+            total = reader.header.get("headSeq") if type(reader.header.get("headSeq")) is int else 0
             for i, entry in enumerate(reader.entries(), 1):
                 rec.feed(entry)
                 if progress is not None and i % 5000 == 0:
@@ -102,65 +119,93 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
         except UnicodeDecodeError:
             raise ReconcileInputError(f"{path} holds non-ASCII bytes: not an export this wallet wrote") from None
     end = reader.end
-    anchors = end.get("anchors") or {}
-    return ServerClaims(head_seq=int(end.get("headSeq", 0)), balances=list(end.get("balances") or []),
-                        contract=anchors.get("contract"), batches=_claimed(anchors.get("batches") or []))
+    _need(isinstance(end, dict), f"{path}: the end marker is not an object")
+    return _claims(end.get("headSeq"), end.get("balances"), end.get("anchors", {}))
 
 
 def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, progress=None,
               refetch: bool = False) -> ServerClaims:
     """Fetch the balance sheet first (it fixes headSeq), then the log up to that seq: entries
-    already in the checkpoint file are read from disk (and the server's chain hash at the
+    already in the checkpoint file are re-checked from disk (the server's chain hash at the
     resume point must equal the cached one), the rest fetched and appended to it. A resumed
     run trusts that the server's rows before the checkpoint still hold what was fetched; a
-    periodic `--refetch` re-reads everything."""
-    if refetch:
-        checkpoint.unlink(missing_ok=True)
+    periodic `--refetch` re-reads everything. Entries cached earlier and gone from the server
+    (a rollback) are reported and kept on disk as evidence."""
     sheet = client.get("/v1/balances")
-    head = int(sheet["headSeq"])
-    anchors = _anchor_records(client)
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    after = 0
-    if checkpoint.exists() and _same_ledger(client, checkpoint):
-        with open(checkpoint, encoding="ascii") as f:
-            try:
-                for entry in log_format.ExportReader(f, name=str(checkpoint), require_end=False).entries():
+    _need(isinstance(sheet, dict), "the server's balance sheet is not an object")
+    claims = _claims(sheet.get("headSeq"), sheet.get("balances"), _anchor_records(client))
+    head = claims.head_seq
+    try:
+        after = _resume(client, rec, checkpoint, head, refetch)
+        if after == 0:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_text(log_format.dumps(log_format.header("", head, int(time.time() * 1000))) + "\n")
+        with open(checkpoint, "a", encoding="ascii") as out:
+            while after < head:
+                data = client.get("/v1/log", params={"after": after, "limit": page})
+                _need(isinstance(data, dict) and isinstance(data.get("entries"), list),
+                      "the server's log page is not {entries: [...]}")
+                entries = data["entries"]
+                if not entries:
+                    break
+                for entry in entries:
+                    _need(isinstance(entry, dict) and type(entry.get("seq")) is int,
+                          "the server's log page holds an entry without a seq")
+                    _need(entry["seq"] > after, f"the server's log pages do not advance (seq {entry['seq']} "
+                                                f"after {after})")
                     if entry["seq"] > head:
                         break
                     rec.feed(entry)
+                    out.write(log_format.dumps(entry) + "\n")
                     after = entry["seq"]
-            except (log_format.ExportInvalid, KeyError, TypeError):
-                pass  # a torn last line: keep what was read, fetch the rest
-        if after:
-            _truncate_after(checkpoint, after)
-            theirs = (client.get("/v1/log", params={"after": after - 1, "limit": 1}).get("entries") or [{}])[0]
-            if theirs.get("chainHash") != rec.head_chain_hash:
-                rec.flag("chain_hash", after, rec.head_chain_hash, theirs.get("chainHash"),
-                         detail="the server's chain hash differs from the one fetched earlier: history was "
-                                "rewritten since the checkpoint (run with --refetch to see where)")
-    if not after:
-        checkpoint.write_text(log_format.dumps(log_format.header(sheet.get("community", ""), head,
-                                                                 int(time.time() * 1000))) + "\n")
-    # the rest is fetched and appended; every cached entry is re-checked on each run anyway
-    with open(checkpoint, "a", encoding="ascii") as out:
-        while after < head:
-            data = client.get("/v1/log", params={"after": after, "limit": page})
-            entries = data.get("entries") or []
-            if not entries:
-                break
-            for entry in entries:
-                if entry["seq"] > head:
+                out.flush()
+                if progress is not None:
+                    progress(after, head)
+                if entries[-1]["seq"] >= head or data.get("nextAfter") is None:
                     break
-                rec.feed(entry)
-                out.write(log_format.dumps(entry) + "\n")
-                after = entry["seq"]
-            out.flush()
-            if progress is not None:
-                progress(after, head)
-            if entries[-1]["seq"] >= head or data.get("nextAfter") is None:
-                break
-    return ServerClaims(head_seq=head, balances=sheet.get("balances") or [],
-                        contract=anchors.get("contract"), batches=_claimed(anchors.get("batches") or []))
+    except OSError as exc:
+        raise ReconcileInputError(f"cannot write the checkpoint {checkpoint}: {exc.strerror}") from None
+    return claims
+
+
+def _resume(client, rec: Reconciler, checkpoint: Path, head: int, refetch: bool) -> int:
+    """Feed the cached entries; return the last seq fed (0: start afresh)."""
+    if not checkpoint.exists():
+        return 0
+    if refetch or not _same_ledger(client, checkpoint):
+        if not refetch:
+            rec.flag("trust_root", 1, "the genesis entry of the log fetched earlier", "another genesis",
+                     detail=f"the server's history starts differently from the checkpoint (kept as "
+                            f"{checkpoint.name}.replaced)")
+        os.replace(checkpoint, checkpoint.with_name(checkpoint.name + ".replaced"))
+        return 0
+    after, cached_last, torn = 0, 0, False
+    with open(checkpoint, encoding="ascii") as f:
+        try:
+            for entry in log_format.ExportReader(f, name=str(checkpoint), require_end=False).entries():
+                seq = entry.get("seq")
+                if type(seq) is not int:
+                    torn = True
+                    break
+                cached_last = max(cached_last, seq)
+                if seq <= head:
+                    rec.feed(entry)
+                    after = seq
+        except log_format.ExportInvalid:
+            torn = True  # a line torn by a killed fetch: keep what was read, fetch the rest
+    if cached_last > head:
+        rec.flag("rollback", head + 1, f"entries through seq {cached_last} (fetched earlier)",
+                 f"the server's log ends at seq {head}",
+                 detail="entries the server served before are gone; the checkpoint keeps them")
+    elif torn and after:
+        _truncate_after(checkpoint, after)
+    if after:
+        theirs = (client.get("/v1/log", params={"after": after - 1, "limit": 1}).get("entries") or [{}])[0]
+        if theirs.get("chainHash") != rec.head_chain_hash:
+            rec.flag("chain_hash", after, rec.head_chain_hash, theirs.get("chainHash"),
+                     detail="the server's chain hash differs from the one fetched earlier: history was "
+                            "rewritten since the checkpoint (run with --refetch to see where)")
+    return after if cached_last <= head else head
 
 
 def _same_ledger(client, checkpoint: Path) -> bool:
@@ -171,54 +216,98 @@ def _same_ledger(client, checkpoint: Path) -> bool:
             first = json.loads(next(f))
     except (OSError, StopIteration, ValueError, UnicodeDecodeError):
         return False
-    theirs = (client.get("/v1/log", params={"after": 0, "limit": 1}).get("entries") or [{}])[0]
-    return first.get("seq") == 1 and first.get("entryHash") == theirs.get("entryHash")
+    page = client.get("/v1/log", params={"after": 0, "limit": 1})
+    theirs = (page.get("entries") or [{}])[0] if isinstance(page, dict) else {}
+    return isinstance(first, dict) and first.get("seq") == 1 and first.get("entryHash") == theirs.get("entryHash")
 
 
 def _anchor_records(client) -> dict:
     from .config import WalletError
-    try:
-        return client.get("/v1/anchors", params={"limit": 1000})
-    except WalletError as exc:
-        if getattr(exc, "code", None) == "not_found":
-            return {"contract": None, "batches": []}  # this cooperative does not anchor
-        raise
+    batches, after, contract = [], 0, None
+    while True:
+        try:
+            page = client.get("/v1/anchors", params={"limit": 1000, "after": after})
+        except WalletError as exc:
+            if getattr(exc, "code", None) == "not_found":
+                return {"contract": None, "batches": []}  # this cooperative does not anchor
+            raise
+        _need(isinstance(page, dict) and isinstance(page.get("batches"), list), "the anchor records are not a list")
+        contract = page.get("contract")
+        batches += page["batches"]
+        if len(page["batches"]) < 1000:
+            return {"contract": contract, "batches": batches}
+        last = page["batches"][-1].get("lastSeq")
+        _need(type(last) is int and last > after, "the server's anchor pages do not advance")
+        after = last
 
 
 def _truncate_after(path: Path, last_seq: int) -> None:
-    """Drop anything after the line of `last_seq` (e.g. a line torn by a killed fetch)."""
+    """Drop anything after the line of `last_seq` (a line torn by a killed fetch)."""
     keep = []
     with open(path, encoding="ascii") as f:
         for line in f:
             if not line.endswith("\n"):
                 break
             keep.append(line)
-            if line.startswith('{"seq":') or '"seq":' in line:
-                try:
-                    if json.loads(line).get("seq") == last_seq:
-                        break
-                except ValueError:
+            try:
+                if json.loads(line).get("seq") == last_seq:
                     break
+            except (ValueError, AttributeError):
+                break
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(keep))
     os.replace(tmp, path)
 
 
+# -- pins: what the treasurer learnt the first time, held against the server later --------------
+def load_pins(path: Path | None) -> dict:
+    if path is None or not path.exists():
+        return {}
+    try:
+        pins = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReconcileInputError(f"cannot read the pins file {path}: {exc}") from None
+    _need(isinstance(pins, dict), f"{path} is not a pins file")
+    return pins
+
+
+def save_pins(path: Path, pins: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(pins, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 # -- the chain ----------------------------------------------------------------------------
-def chain_batches(chain) -> tuple[list[ChainBatch], list[str]]:
-    events, problems = chain.batch_history()
-    return [ChainBatch(e.first_seq, e.last_seq, e.root, e.tx_hash, e.block) for e in events], problems
+def chain_batches(chain, at_block: int | None = None) -> tuple[list[ChainBatch], list[str]]:
+    events, problems = chain.batch_history(at_block=at_block)
+    times: dict[int, int] = {}
+    out = []
+    for e in events:
+        if e.block not in times:
+            times[e.block] = chain.block_time_ms(e.block)
+        out.append(ChainBatch(e.first_seq, e.last_seq, e.root, e.tx_hash, e.block, times[e.block]))
+    return out, problems
 
 
 def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | None = None, chain=None,
               skip_chain: bool = False, deadline_s: int | None = 86_400, verify_signatures: bool = True,
               workers: int | None = None, progress=None, now_ms: int | None = None,
-              refetch: bool = False) -> Report:
-    """Run every check; raise ReconcileInputError for input that cannot be reconciled at all."""
+              refetch: bool = False, pins_path: Path | None = None, community_salt: str | None = None,
+              chain_id: int | None = None, treasurer: str | None = None) -> Report:
+    """Run every check; raise ReconcileInputError for input that cannot be reconciled at all.
+
+    `pins_path`: the trust root learnt at the first reconciliation (genesis entry, anchor contract,
+    chain); later runs hold the server to it. `treasurer`: an address that must hold treasurer
+    rights in the replayed history (the key the treasurer signs in with)."""
+    now_ms = now_ms or int(time.time() * 1000)
+    pins = load_pins(pins_path)
     # the replay keeps this process busy: recovery gets the other cores (one at least)
     workers = workers if workers is not None else max(1, (os.cpu_count() or 1) - 1)
     checker = ProcessSignatures(workers) if verify_signatures and (os.cpu_count() or 1) > 1 and workers else None
-    rec = Reconciler(signatures=checker, verify_signatures=verify_signatures)
+    rec = Reconciler(signatures=checker, verify_signatures=verify_signatures, now_ms=now_ms)
+    # read the chain as it was before the server's head: a batch past that head is then hidden entries
+    snapshot = chain.block_number() if chain is not None and export is None else None
     try:
         if export is not None:
             claims = feed_export(export, rec, progress)
@@ -228,14 +317,37 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
     finally:
         if checker is not None:
             checker.close()
+    rec.check_trust_root(genesis_hash=pins.get("genesisHash"), community_salt=community_salt or pins.get("communitySalt"),
+                         chain_id=chain_id if chain_id is not None else pins.get("chainId"), treasurer=treasurer)
     rec.compare_balances(claims.head_seq, claims.balances)
+    contract = pins.get("contract") or claims.contract
+    if pins.get("contract") and (claims.contract or "").lower() != pins["contract"].lower():
+        rec.flag("trust_root", None, pins["contract"], claims.contract,
+                 detail="the server names another anchor contract than the one pinned earlier")
     if chain is not None:
-        batches, problems = chain_batches(chain)
-        rec.check_anchors(batches, claims.batches, now_ms=now_ms or int(time.time() * 1000),
-                          deadline_ms=deadline_s * 1000 if deadline_s else None, chain_problems=problems)
-    elif claims.contract and not skip_chain:
-        raise ReconcileInputError(f"this ledger anchors to contract {claims.contract}: give --chain URL "
+        if chain.contract_address.lower() != (contract or chain.contract_address).lower():
+            rec.flag("trust_root", None, contract, chain.contract_address,
+                     detail="the chain is read at another contract than the ledger's")
+        batches, problems = chain_batches(chain, snapshot)
+        rec.check_anchors(batches, claims.batches, now_ms=now_ms, deadline_ms=deadline_s * 1000 if deadline_s else None,
+                          chain_problems=problems, log_may_be_older=export is not None)
+        if pins.get("chain") is not None and pins["chain"] != chain.chain_id:
+            rec.flag("trust_root", None, f"chain {pins['chain']}", f"chain {chain.chain_id}",
+                     detail="the node serves another chain than the one pinned earlier")
+    elif skip_chain:
+        rec.report.checks_run.append("anchors NOT checked (--skip-chain)")
+    elif contract:
+        raise ReconcileInputError(f"this ledger anchors to contract {contract}: give --chain URL "
                                   "(a node of that chain) or --skip-chain to reconcile without it")
+    else:
+        raise ReconcileInputError("this ledger names no anchor contract, so nothing can be checked on a chain: "
+                                  "give --skip-chain to reconcile without one, or --contract and --chain")
+    if pins_path is not None and not pins and "trust_root" not in rec.report.counts and rec.genesis_hash:
+        g = rec.state.genesis
+        save_pins(pins_path, {"genesisHash": rec.genesis_hash, "communitySalt": "0x" + g.domain.salt.hex(),
+                              "chainId": g.domain.chain_id, "contract": contract,
+                              "chain": chain.chain_id if chain is not None else None})
+        rec.report.checks_run.append(f"trust root pinned in {pins_path}")
     return rec.report
 
 
@@ -279,43 +391,58 @@ def register(app: typer.Typer) -> None:
         password_file: Path = typer.Option(None, "--password-file", help="File holding the keystore passphrase"),
         chain: str = typer.Option(None, "--chain", help="JSON-RPC URL of a node of the anchoring chain "
                                                        "(default: config / $AYNI_CHAIN_URL)"),
-        contract: str = typer.Option(None, "--contract", help="Anchor contract (default: the one the server names)"),
-        skip_chain: bool = typer.Option(False, "--skip-chain", help="Do not check anchors (say so in the report)"),
+        contract: str = typer.Option(None, "--contract", help="Anchor contract (default: the pinned one, else the "
+                                                             "one the ledger names)"),
+        skip_chain: bool = typer.Option(False, "--skip-chain", help="Do not check anchors (the report says so)"),
         deadline: int = typer.Option(86_400, "--anchor-deadline", min=0,
                                      help="Seconds after which an entry must be anchored (0: do not check)"),
         no_signatures: bool = typer.Option(False, "--no-signatures",
                                            help="Skip signature recovery (faster; digests and rules still checked)"),
-        workers: int = typer.Option(None, "--workers", min=0, help="Processes for signature recovery (0: in this one; default: cores - 1)"),
+        workers: int = typer.Option(None, "--workers", min=0,
+                                    help="Processes for signature recovery (0: in this one; default: cores - 1)"),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="Local copy of the fetched log, to resume from"),
         refetch: bool = typer.Option(False, "--refetch", help="Ignore the checkpoint and fetch the whole log again"),
+        pins: Path = typer.Option(None, "--pins", help="Trust root file: written at the first reconciliation "
+                                                      "(genesis, contract, chain), checked at every later one "
+                                                      "(default over HTTP: beside the checkpoint)"),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable report"),
     ) -> None:
         """Verify the whole ledger independently: hashes, replayed balances, zero-sum, limits, anchors.
 
         Exit 0 only when everything matches; 1 when a discrepancy is found; 2 when the input
-        cannot be reconciled (unreadable or truncated export, unreachable API or chain)."""
+        cannot be reconciled (unreadable or truncated export, unreachable API or chain); 3 on an
+        unexpected fault (a bug: please report it)."""
         from rich.console import Console
+        from .config import load_config
         from .main import _fail
         console = Console(stderr=as_json)
         client = None
         try:
+            cfg = load_config(api_url=api, keystore=key, password_file=password_file, chain_url=chain)
+            treasurer = None
             if log is None:
-                client, checkpoint = _http_client(api, key, password_file, checkpoint)
-            node = _connect_chain(chain, contract, log, client) if not skip_chain else None
+                client, checkpoint = _http_client(cfg, checkpoint)
+                treasurer = client.address
+                pins = pins or checkpoint.with_name(checkpoint.stem + ".pins.json")
+            pinned = load_pins(pins)
+            node = None if skip_chain else _connect_chain(cfg.chain_url, contract or pinned.get("contract"),
+                                                          log, client)
             with _progress(console, as_json) as progress:
                 report = reconcile(export=log, client=client, checkpoint=checkpoint, chain=node,
                                    skip_chain=skip_chain, deadline_s=deadline or None,
                                    verify_signatures=not no_signatures, workers=workers, progress=progress,
-                                   refetch=refetch)
+                                   refetch=refetch, pins_path=pins, community_salt=cfg.community_salt,
+                                   chain_id=cfg.chain_id, treasurer=treasurer)
         except ReconcileInputError as exc:
             _fail(str(exc), 2)
-        except Exception as exc:  # noqa: BLE001 - wallet/chain faults carry a one-line message
+        except KeyboardInterrupt:
+            _fail("interrupted: nothing was concluded (the checkpoint keeps what was fetched)", 130)
+        except Exception as exc:  # noqa: BLE001 - never a traceback: one line, a distinct exit code
             message = _known_fault(exc)
             if message is None:
-                raise
+                _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                      "(a bug in the wallet: please report it)", 3)
             _fail(message, 2)
-        if skip_chain:
-            report.checks_run.append("anchors NOT checked (--skip-chain)")
         if as_json:
             typer.echo(json.dumps(report.as_dict(), indent=1))
         else:
@@ -349,27 +476,26 @@ class _progress:
             self._p.stop()
 
 
-def _http_client(api, key, password_file, checkpoint):
+def _http_client(cfg, checkpoint):
+    import hashlib
     from .client import open_client
-    from .config import data_home, load_config
-    cfg = load_config(api_url=api, keystore=key, password_file=password_file)
+    from .config import data_home
     client = open_client(cfg, purpose="reconciliation")
-    if checkpoint is None:
-        safe = "".join(ch if ch.isalnum() else "_" for ch in cfg.api_url)
-        checkpoint = data_home() / "reconcile" / f"{safe}.jsonl"
+    if checkpoint is None:  # one per API URL (readable prefix + hash: no two URLs share a file)
+        safe = "".join(ch if ch.isalnum() else "_" for ch in cfg.api_url)[:60]
+        digest = hashlib.sha256(cfg.api_url.encode()).hexdigest()[:12]
+        checkpoint = data_home() / "reconcile" / f"{safe}-{digest}.jsonl"
     return client, checkpoint
 
 
 def _connect_chain(chain_url, contract, log, client):
     from ledger.chain import AnchorChain
-    from .config import load_config
-    chain_url = chain_url or load_config().chain_url
     if not chain_url:
         return None  # reconcile() refuses if the ledger anchors and --skip-chain was not given
     if contract is None:
         contract = _contract_named_by(log, client)
     if contract is None:
-        raise ReconcileInputError("the server names no anchor contract: give --contract or --skip-chain")
+        raise ReconcileInputError("the ledger names no anchor contract: give --contract, or --skip-chain")
     return AnchorChain.connect(chain_url, contract_address=contract)
 
 

@@ -613,13 +613,17 @@ class AnchorChain:
                 return False
         return True
 
-    def batch_history(self) -> tuple[list[AnchoredEvent], list[str]]:
+    def block_time_ms(self, block: int) -> int:
+        with self._rpc("eth_getBlockByNumber", revert_as=ChainError):
+            return int(self.w3.eth.get_block(block)["timestamp"]) * 1000
+
+    def batch_history(self, *, at_block: int | None = None) -> tuple[list[AnchoredEvent], list[str]]:
         """Every batch the contract holds, from its Anchored events, and what is wrong with that
         history: the accumulator replayed from GENESIS (computed, not read) must reproduce each
         emitted accumulator and land on the contract's head, read at the same block, so no
         batch can be hidden, added or altered without the replay saying so."""
         contract = self._need_contract()
-        snapshot = self.block_number()
+        snapshot = self.block_number() if at_block is None else at_block
         events = self.anchored_events(to_block=snapshot)
         acc, last, problems = genesis(self.chain_id, contract.address), 0, []
         for ev in events:

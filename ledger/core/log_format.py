@@ -60,6 +60,8 @@ class ExportReader:
                 obj = loads(line)
             except ValueError:
                 raise ExportInvalid(f"{self.name}: line {lineno} is not JSON (truncated or edited file?)") from None
+            if not isinstance(obj, dict):
+                raise ExportInvalid(f"{self.name}: line {lineno} is not an entry object")
             if "end" in obj:
                 self.end = obj["end"]
                 if next(self._lines, None) is not None:

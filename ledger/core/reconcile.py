@@ -32,6 +32,11 @@ from .state import Genesis, LedgerState, action_from_body, zero_sum_faults
 from .typed_data import recover_signer
 
 MAX_LISTED = 200  # discrepancies listed in full; beyond that only counted
+# How far an entry's time may run behind an earlier entry's, or ahead of the reconciler's clock:
+# an honest server's clock may step back a little; a server back-dating an entry (to post a
+# signature after its validUntil) or post-dating one is flagged beyond this.
+CLOCK_SKEW_MS = 300_000
+_INT = int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class ChainBatch:
     root: bytes
     tx_hash: str = ""
     block: int | None = None
+    timestamp_ms: int | None = None  # the anchoring block's time: no entry in it can be later
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,7 @@ class Report:
     currencies: dict[str, int] = field(default_factory=dict)  # currency -> sum of replayed balances
     signatures_checked: int = 0
     batches_checked: int = 0
+    batches_beyond: int = 0  # anchored after this log's head (an older export): not checkable here
     anchored_through: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -89,7 +96,8 @@ class Report:
         return {"ok": self.ok, "entries": self.entries, "headSeq": self.head_seq,
                 "headChainHash": self.head_chain_hash, "accounts": self.accounts,
                 "currencyTotals": self.currencies, "signaturesChecked": self.signatures_checked,
-                "batchesChecked": self.batches_checked, "anchoredThrough": self.anchored_through,
+                "batchesChecked": self.batches_checked, "batchesBeyondHead": self.batches_beyond,
+                "anchoredThrough": self.anchored_through,
                 "checks": self.checks_run, "discrepancyCounts": self.counts,
                 "discrepancies": [d.as_dict() for d in self.discrepancies]}
 
@@ -106,6 +114,8 @@ def _b32(value: object) -> bytes | None:
             return None
     return None
 
+
+_INT_FIELDS = {"transfer.posted": ("amount",), "limit.set": ("creditLimit", "ceiling")}
 
 # (seq, digest, signature, claimed signer)
 SignatureJob = tuple[int, bytes, str, str]
@@ -145,7 +155,7 @@ class Reconciler:
     digests and rules are still checked, but a server could then invent signed-looking entries)."""
 
     def __init__(self, *, signatures: InlineSignatures | None = None, verify_signatures: bool = True,
-                 signature_batch: int = 2048):
+                 signature_batch: int = 2048, now_ms: int | None = None, clock_skew_ms: int = CLOCK_SKEW_MS):
         self._check = (signatures or InlineSignatures()) if verify_signatures else None
         self._batch: list[SignatureJob] = []
         self._batch_size = signature_batch
@@ -155,8 +165,9 @@ class Reconciler:
         self._expect_seq = 1
         self._prev_chain = ZERO32
         self._hashes = bytearray()  # entry hashes by seq-1, for Merkle roots (32 bytes each)
-        self._ats: list[int] = []  # entry times by seq-1, for the anchoring deadline
-        self._signer_of: dict[int, str] = {}
+        self._ats: list[int | None] = []  # entry times by seq-1 (None: a gap), for the anchoring deadline
+        self._now_ms, self._skew = now_ms, clock_skew_ms
+        self._latest_at = 0
 
     # -- findings ---------------------------------------------------------------------
     def flag(self, check: str, seq: int | None, expected: object, found: object, **where) -> None:
@@ -185,7 +196,7 @@ class Reconciler:
             if seq < self._expect_seq:
                 return  # a repeat or a row moved back: do not apply it twice
             self._hashes.extend(ZERO32 * (seq - self._expect_seq))
-            self._ats.extend([0] * (seq - self._expect_seq))
+            self._ats.extend([None] * (seq - self._expect_seq))
         self._expect_seq = seq + 1
         # No canonical-form validation of the body here (it is the hot path): the hash compares
         # the exact bytes the server committed to, and replay validates every field it uses.
@@ -203,6 +214,10 @@ class Reconciler:
             self._prev_chain = chain_hash
         self._hashes += entry_hash
         self._ats.append(at)
+        if at < self._latest_at - self._skew or (self._now_ms is not None and at > self._now_ms + self._skew):
+            self.flag("clock", seq, f"a time after {self._latest_at - self._skew} and before now",
+                      at, detail="the entry's time runs backwards or into the future (back-dated?)")
+        self._latest_at = max(self._latest_at, at)
         self.report.entries += 1
         self.report.head_seq = seq
         self._replay(seq, kind, at, body)
@@ -223,6 +238,12 @@ class Reconciler:
                 return
             if st.genesis is None:
                 raise E.IntegrityViolation("the log does not start with community.created")
+            for name in _INT_FIELDS.get(kind, ()):
+                value = body.get(name)
+                if not (type(value) is int or (value is None and name == "ceiling")):
+                    self.flag("rules", seq, f"{name} as an integer", repr(value)[:40],
+                              detail="not the canonical encoding of the entry")
+                    return
             action, signer, signature = action_from_body(kind, body)
             digest = st.genesis.domain.digest(action.struct_hash())
             if body.get("digest") != _hex(digest):
@@ -273,6 +294,33 @@ class Reconciler:
             self.flag("zero_sum", self.report.head_seq, "0", total, currency=currency,
                       detail="replayed balances do not sum to zero")
 
+    # -- the trust root -----------------------------------------------------------------
+    @property
+    def genesis_hash(self) -> str | None:
+        return _hex(bytes(self._hashes[:32])) if len(self._hashes) >= 32 else None
+
+    def check_trust_root(self, *, genesis_hash: str | None = None, community_salt: str | None = None,
+                         chain_id: int | None = None, treasurer: str | None = None) -> None:
+        """What the treasurer knows independently of the server: the community they joined (its
+        genesis entry, pinned at the first reconciliation, or its salt and chain id), and their
+        own key. A server that rewrote history from a new genesis fails here."""
+        self.report.checks_run.append("trust_root")
+        g = self.state.genesis
+        if genesis_hash is not None and self.genesis_hash != genesis_hash:
+            self.flag("trust_root", 1, genesis_hash, self.genesis_hash,
+                      detail="the genesis entry differs from the one pinned at an earlier reconciliation")
+        if g is None:
+            return
+        if community_salt is not None and _hex(g.domain.salt).lower() != community_salt.lower():
+            self.flag("trust_root", 1, community_salt, _hex(g.domain.salt), detail="another community (salt)")
+        if chain_id is not None and g.domain.chain_id != chain_id:
+            self.flag("trust_root", 1, chain_id, g.domain.chain_id, detail="another chain id in the signing domain")
+        if treasurer is not None:
+            acct = self.state.accounts.get(treasurer)
+            if acct is None or acct.role != "treasurer" or acct.status != "active":
+                self.flag("trust_root", None, f"{treasurer} an active treasurer", "not in this log's replay",
+                          account=treasurer, detail="your own key holds no treasurer rights in this history")
+
     # -- what the server reports ----------------------------------------------------
     def compare_balances(self, head_seq: int, reported: Iterable[Mapping]) -> None:
         """Compare the server's balance sheet (as of head_seq) with the replay."""
@@ -284,13 +332,20 @@ class Reconciler:
         seen: set[tuple[str, str]] = set()
         totals: dict[str, int] = {}
         for row in reported:
+            if not (isinstance(row, Mapping) and isinstance(row.get("account"), str)
+                    and isinstance(row.get("currency"), str) and type(row.get("balance")) is int
+                    and type(row.get("creditLimit")) is int
+                    and (row.get("ceiling") is None or type(row.get("ceiling")) is int)):
+                self.flag("balance", head_seq, "a row {account, currency, balance, creditLimit, ceiling} of integers",
+                          repr(row)[:120], detail="malformed balance-sheet row")
+                continue
             key = (row["account"], row["currency"])
             if key in seen:
                 self.flag("balance", head_seq, "one row per account and currency", "a repeated row",
                           account=key[0], currency=key[1])
                 continue
             seen.add(key)
-            balance, limit, ceiling = int(row["balance"]), int(row["creditLimit"]), row.get("ceiling")
+            balance, limit, ceiling = row["balance"], row["creditLimit"], row.get("ceiling")
             totals[key[1]] = totals.get(key[1], 0) + balance
             mine = replayed.get(key)
             if mine is None:
@@ -299,11 +354,11 @@ class Reconciler:
                 continue
             if mine.balance != balance:
                 self.flag("balance", head_seq, mine.balance, balance, account=key[0], currency=key[1])
-            if (mine.credit_limit, mine.ceiling) != (limit, None if ceiling is None else int(ceiling)):
+            if (mine.credit_limit, mine.ceiling) != (limit, ceiling):
                 self.flag("balance", head_seq, f"limit {mine.credit_limit}, ceiling {mine.ceiling}",
                           f"limit {limit}, ceiling {ceiling}", account=key[0], currency=key[1],
                           detail="reported limits differ from those the log set")
-            if balance < -limit or (ceiling is not None and balance > int(ceiling)):
+            if balance < -limit or (ceiling is not None and balance > ceiling):
                 self.flag("limit", head_seq, f"within [-{limit}, {ceiling if ceiling is not None else '∞'}]",
                           balance, account=key[0], currency=key[1])
         for key in sorted(set(replayed) - seen):
@@ -324,9 +379,11 @@ class Reconciler:
 
     def check_anchors(self, chain_batches: list[ChainBatch], claimed: list[ClaimedBatch] | None = None, *,
                       now_ms: int | None = None, deadline_ms: int | None = None,
-                      chain_problems: Iterable[str] = ()) -> None:
+                      chain_problems: Iterable[str] = (), log_may_be_older: bool = False) -> None:
         """Invariant 5 against the chain's own batches (already replayed against the contract's
-        head by the caller: `chain_problems` carries what that found)."""
+        head by the caller: `chain_problems` carries what that found). `log_may_be_older`: an
+        export made before later batches were anchored; otherwise (the chain read before the
+        server's head) a batch reaching past the head means the server hides anchored entries."""
         self.report.checks_run += ["anchor_root", "anchor_record"] + (["anchor_deadline"] if deadline_ms else [])
         for problem in chain_problems:
             self.flag("anchor_chain", None, "an unbroken anchor history on chain", problem)
@@ -334,6 +391,10 @@ class Reconciler:
         for b in chain_batches:
             self.report.batches_checked += 1
             root = self.root_of(b.first_seq, b.last_seq)
+            if root is None and log_may_be_older and b.last_seq > self.report.head_seq:
+                self.report.batches_checked -= 1
+                self.report.batches_beyond += 1
+                continue
             if root is None:
                 self.flag("anchor_root", b.first_seq, f"entries {b.first_seq}..{b.last_seq} in the log",
                           f"the log ends at seq {self.report.head_seq}",
@@ -344,6 +405,12 @@ class Reconciler:
                 self.flag("anchor_root", bad, _hex(b.root), _hex(root),
                           detail=f"batch {b.first_seq}..{b.last_seq}: the chain's root (expected) differs from "
                                  f"the root of the entries (found); tx {b.tx_hash}")
+            if b.timestamp_ms is not None:
+                after = [q for q in range(b.first_seq, b.last_seq + 1)
+                         if (self._ats[q - 1] or 0) > b.timestamp_ms + self._skew]
+                if after:
+                    self.flag("clock", after[0], f"entries no later than their anchoring block ({b.timestamp_ms})",
+                              f"{len(after)} entries stamped later", detail=f"batch {b.first_seq}..{b.last_seq}")
             through = max(through, b.last_seq)
         self.report.anchored_through = through
         on_chain = {(b.first_seq, b.last_seq): b.root for b in chain_batches}
@@ -359,7 +426,7 @@ class Reconciler:
                           detail=f"server's record of batch {c.first_seq}..{c.last_seq} differs from the chain")
         if deadline_ms is not None and now_ms is not None:
             late = [s for s in range(through + 1, self.report.head_seq + 1)
-                    if self._ats[s - 1] and self._ats[s - 1] + deadline_ms < now_ms]
+                    if self._ats[s - 1] is not None and self._ats[s - 1] + deadline_ms < now_ms]
             if late:
                 self.flag("anchor_deadline", late[0], f"entries older than {deadline_ms // 1000} s anchored",
                           f"{len(late)} entries unanchored ({late[0]}..{late[-1]})",
