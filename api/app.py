@@ -136,9 +136,10 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
             purpose: str | None = Query(None, max_length=64, description="same as the Ayni-Purpose header")):
         return ayni_purpose or purpose
 
-    def guard(p, subjects: list[str], need: tuple[str, ...], purpose, resource: str, want=()) -> set[str] | None:
+    def guard(p, subjects: list[str], need: tuple[str, ...], purpose, resource: str, want=(),
+              whose: str = "this member") -> set[str] | None:
         """None: the reader's own data. Else the categories they may see (the read is logged)."""
-        return access.authorise(Reader(p.address, p.role), subjects, need, purpose, resource, want)
+        return access.authorise(Reader(p.address, p.role), subjects, need, purpose, resource, want, whose)
 
     def only_self(p, address: str, what: str) -> None:
         if p.address != address:
@@ -254,11 +255,14 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
                              "formatted": {"balance": cur.format(pos.balance), "canSpend": cur.format(max(0, spendable))}})
         return {"address": acct.address, "role": acct.role, "status": acct.status, "balances": balances}
 
-    def _transfer_view(v, p, seen: set[str] | None) -> dict:
+    def _transfer_view(v, p, seen: set[str] | None, memo_ok: set[str] | None = None) -> dict:
+        """`seen`: categories covered for the subject(s) read (None: the reader's own); `memo_ok`:
+        the counterparties who allow this reader memos too (None: no counterparty to check)."""
         out = {"seq": v.seq, "at": v.at, "payer": v.payer, "payee": v.payee, "currency": v.currency,
                "amount": v.amount, "requestId": v.request_id, "digest": v.digest}
-        if p.address in (v.payer, v.payee) or (seen is not None and "memos" in seen):
-            out["memo"] = v.memo  # the two parties, or whoever a member granted memos to
+        granted = seen is not None and "memos" in seen and (memo_ok is None or {v.payer, v.payee} & memo_ok)
+        if p.address in (v.payer, v.payee) or granted:
+            out["memo"] = v.memo  # the two parties, or a reader both parties granted memos to
         if p.address in (v.payer, v.payee):
             out["direction"] = "out" if p.address == v.payer else "in"
         return out
@@ -266,9 +270,11 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
     @app.get("/v1/transfers/{seq}", tags=["transfers"])
     def get_transfer(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose)):
         v = queries.transfer(seq)
+        # a reader who could not read it anyway is refused alike whether or not seq is a transfer
+        seen = guard(p, [v.payer, v.payee] if v else [], ("entries",), purpose, "GET /v1/transfers/{seq}",
+                     want=("memos",), whose="a party of this transfer")
         if v is None:
             raise E.LedgerError(f"there is no transfer {seq}", code="not_found")
-        seen = guard(p, [v.payer, v.payee], ("entries",), purpose, "GET /v1/transfers/{seq}", want=("memos",))
         return _transfer_view(v, p, seen)
 
     @app.get("/v1/accounts/{address}/history", tags=["transfers"])
@@ -283,7 +289,13 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
             counterparty = normalize_address(counterparty, what="counterparty")
         items, nxt = queries.history(address, currency=currency, counterparty=counterparty, since_ms=since,
                                      until_ms=until, limit=limit, cursor=cursor)
-        return {"items": [_transfer_view(v, p, seen) for v in items], "nextCursor": nxt}
+        memo_ok = None
+        if seen is not None:  # the page shows each counterparty's transfers too: logged for them
+            others = {v.payee if v.payer == address else v.payer for v in items}
+            memo_ok = access.counterparties(Reader(p.address, p.role), others, purpose,
+                                            "GET /v1/accounts/{address}/history",
+                                            want=("memos",) if "memos" in seen else ())
+        return {"items": [_transfer_view(v, p, seen, memo_ok) for v in items], "nextCursor": nxt}
 
     @app.get("/v1/log", tags=["audit"])
     def log(p=Depends(signed_in), purpose=Depends(asked_purpose), after: int = Query(0, ge=0),
@@ -326,10 +338,21 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         """The receipt a member keeps: checkable with `ayni-wallet verify` and any node of the chain.
         Others name a purpose (a treasurer: `reconciliation`)."""
         job = anchoring()
-        v = queries.transfer(seq)
-        subjects = [v.payer, v.payee] if v is not None else [ALL]  # non-transfer entries: the log's
-        guard(p, subjects, ("entries",), purpose, "GET /v1/receipts/{seq}")
+        guard(p, entry_subjects(seq), ("entries",), purpose, "GET /v1/receipts/{seq}", whose="a party of this entry")
         return job.receipt(seq)
+
+    def entry_subjects(seq: int) -> list[str]:
+        """Whose data the entry at `seq` is: a transfer's two parties, an account entry's
+        account (OpenAccount, SetLimit, SetStatus), every member for the community's genesis;
+        [] when there is no such entry."""
+        v = queries.transfer(seq)
+        if v is not None:
+            return [v.payer, v.payee]
+        if not 1 <= seq <= ledger.head()[0]:
+            return []
+        entries, _ = queries.log(after_seq=seq - 1, limit=1)
+        account = entries[0].body.get("account") if entries and entries[0].seq == seq else None
+        return [account] if isinstance(account, str) else [ALL] if entries else []
 
     # -- payment requests ------------------------------------------------------------------
     def _request_view(r) -> dict:
@@ -399,7 +422,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         return {"revoked": grant_id}
 
     @app.get("/v1/accounts/{address}/access-log", tags=["privacy"])
-    def access_log(address: str, p=Depends(signed_in), after: int = Query(0, ge=0, le=2**62),
+    def access_log(address: str, p=Depends(signed_in), after: int = Query(0, ge=0, le=2**31 - 1),
                    limit: int = Query(100, ge=1, le=500)):
         """Who read your data, what, for which purpose, on which basis, when (oldest first)."""
         address = account_address(address)
@@ -428,15 +451,17 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
         from ledger.privacy.retention import erase_member
         address = account_address(address)
         only_self(p, address, "ask for erasure of their data")
-        return {"erased": erase_member(ledger, address, memos=body.memos, profile=body.profile).as_dict()}
+        done = erase_member(ledger, address, memos=body.memos, profile=body.profile)
+        return {"erased": done.as_dict(), **({"warnings": list(done.warnings)} if done.warnings else {})}
 
     @app.get("/v1/stats", tags=["privacy"])
-    def stats(p=Depends(signed_in), k: int | None = Query(None, ge=2, le=1000, description=(
-            "a larger minimum group size than the cooperative's (never a smaller one)"))):
+    def stats(p=Depends(signed_in)):
         """Aggregates for collective bargaining: transfers and amounts per currency, payee role
-        and month, active members; every group smaller than k suppressed. No per-person figure."""
+        and closed month, active members; every group smaller than the cooperative's k, or
+        dominated by one party, suppressed. No per-person figure. k is the server's alone (a
+        caller's choice of k would let two answers be subtracted)."""
         from ledger.privacy.stats import statistics
-        return statistics(ledger, k=max(settings.stats_k, k or 0))
+        return statistics(ledger, k=settings.stats_k)
 
     mount_web_app(app)
     return app

@@ -88,7 +88,8 @@ class GrantIn(Strict):
                                     examples=[{"organisation": "Cuidado Research Group"}])
     category: str = Field(description="a data category declared in GET /v1/data-policy", examples=["entries"])
     purpose: str = Field(description="a grantable (non-essential) purpose of the policy", examples=["research"])
-    until: str = Field(description="end of the grant, ISO 8601 with zone", examples=["2027-06-30T00:00:00Z"])
+    until: str = Field(description="end of the grant (exclusive), ISO 8601 with zone, at most 9999-12-31T23:59:59Z",
+                       examples=["2027-06-30T00:00:00Z"])
 
 
 class ProfileIn(Strict):

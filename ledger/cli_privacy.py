@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
             report = run(_open(db), load_policy(policy))
         except E.LedgerError as exc:
             _fail(str(exc))
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
         if as_json:
             typer.echo(json.dumps(report.as_dict()))
         else:
@@ -71,11 +73,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def stats(db: str = typer.Option(None, "--db", help=DB_HELP),
-              k: int = typer.Option(5, "--k", min=2, help="Smallest group released (default 5)"),
+              k: int = typer.Option(None, "--k", help="Smallest group released (default and minimum: the "
+                                    "policy's minimumGroupSize, 5)"),
+              policy: str = typer.Option(None, "--policy", help=POLICY_HELP),
               as_json: bool = typer.Option(False, "--json", help="Machine-readable output")) -> None:
-        """Aggregates for collective bargaining, groups smaller than k suppressed. No per-person figure."""
+        """Aggregates for collective bargaining over closed months, groups smaller than k or
+        dominated by one party suppressed. No per-person figure."""
+        from .privacy.policy import load_policy
         from .privacy.stats import statistics
         try:
+            least = load_policy(policy).statistics.minimumGroupSize
+            if k is not None and k < least:
+                _fail(f"--k {k} is below the data policy's minimum group size {least}")
+            k = least if k is None else k
             out = statistics(_open(db), k=k)
         except E.LedgerError as exc:
             _fail(str(exc))

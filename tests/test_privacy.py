@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from api.app import Settings, create_app
 from ledger import signing
 from ledger.cli import app as ayni
+from ledger.privacy.access import Access
 from ledger.privacy.grants import Preferences
 from ledger.privacy.policy import DEFAULT_PATH, load_policy, undeclared_columns
 from ledger.store.privacy_tables import privacy_access_log
@@ -175,7 +176,10 @@ def test_access_log_records_who_what_purpose_when(coop):
             row["basis"], row["resource"]) == (a.c.treasurer, "treasurer", a.ana, ["entries"], "reconciliation",
                                                "policy", "GET /v1/accounts/{address}/history")
     assert row["at"] == a.clock.now
-    assert access_rows(a, "bea") == []  # ana's history was read, not bea's
+    # ana's history shows her transfer with bea: bea's data too, so logged for bea as well
+    assert [(r["subject"], r["categories"], r["basis"], r["resource"]) for r in access_rows(a, "bea")] == [
+        (a.c.addr("bea"), ["entries"], "policy", "GET /v1/accounts/{address}/history")]
+    assert access_rows(a, "cho") == []  # not on the page
     # a single transfer is both parties' data: logged for both
     get(a, f"/v1/transfers/{a.seq}", "treasurer", "reconciliation")
     assert access_rows(a, "bea")[-1]["resource"] == "GET /v1/transfers/{seq}"
@@ -225,10 +229,17 @@ def test_grant_to_an_account_covers_exactly_its_category_and_purpose(coop):
     assert get(a, f"/v1/accounts/{a.c.addr('bea')}/history", "cho", "care_coordination").status_code == 403
     grant(a, "ana", {"grantee": {"account": a.c.addr("cho")}, "category": "memos",
                      "purpose": "care_coordination", "until": until(a)})
+    # the memo of ana's transfer to bea is bea's too: not shown until bea also allows it
+    assert "memo" not in get(a, path, "cho", "care_coordination").json()["items"][0]
+    grant(a, "bea", {"grantee": {"account": a.c.addr("cho")}, "category": "memos",
+                     "purpose": "care_coordination", "until": until(a)})
     assert get(a, path, "cho", "care_coordination").json()["items"][0]["memo"] == "bath"
     rows = access_rows(a, "ana")
     assert [(r["accessor"], r["basis"], r["categories"]) for r in rows] == [
-        (a.c.addr("cho"), "grant", ["entries"]), (a.c.addr("cho"), "grant", ["entries", "memos"])]
+        (a.c.addr("cho"), "grant", ["entries"]), (a.c.addr("cho"), "grant", ["entries", "memos"]),
+        (a.c.addr("cho"), "grant", ["entries", "memos"])]
+    assert [(r["basis"], r["categories"]) for r in access_rows(a, "bea")] == [
+        ("counterparty", ["entries"]), ("counterparty", ["entries"]), ("grant", ["entries", "memos"])]
 
 
 def test_grant_to_a_role_lets_treasurers_see_memos_only_for_that_purpose(coop):
@@ -236,6 +247,10 @@ def test_grant_to_a_role_lets_treasurers_see_memos_only_for_that_purpose(coop):
     for category in ("entries", "memos"):
         assert grant(a, "ana", {"grantee": {"role": "treasurer"}, "category": category,
                                 "purpose": "dispute_resolution", "until": until(a)}).status_code == 201
+    one = get(a, f"/v1/transfers/{a.seq}", "treasurer", "dispute_resolution")
+    assert one.status_code == 200 and "memo" not in one.json()  # bea, the other party, has not allowed it
+    assert grant(a, "bea", {"grantee": {"role": "treasurer"}, "category": "memos",
+                            "purpose": "dispute_resolution", "until": until(a)}).status_code == 201
     assert get(a, f"/v1/transfers/{a.seq}", "treasurer", "dispute_resolution").json()["memo"] == "bath"
     assert "memo" not in get(a, f"/v1/transfers/{a.seq}", "treasurer", "reconciliation").json()
     # the grant names the treasurer role: a member is not covered
@@ -374,3 +389,154 @@ def test_nothing_scores_rates_or_ranks_workers(coop):
         assert word not in spec, word
     principles = (DOCS / "data-principles.md").read_text().lower()
     assert "score" in principles and "rank" in principles
+
+
+# -- review findings (issue 6 privacy review) ------------------------------------------------------
+
+def test_refusals_never_name_a_party_the_reader_did_not_name(coop):
+    """H1: a member enumerating /v1/transfers/{seq} learns nobody's address from the refusal,
+    and cannot tell a transfer from another entry or from nothing."""
+    a = coop
+    seq = a.client.post("/v1/transfers", json=signing.transfer_json(a.c.pay("cho", "dan", 7))).json()["seq"]
+    head = a.c.ledger.head()[0]
+    answers = {}
+    for s in (seq, 2, head + 50):  # a transfer, an account opening, nothing
+        r = get(a, f"/v1/transfers/{s}", "bea", "research")
+        answers[s] = (r.status_code, r.json()["error"]["code"], r.json()["error"]["message"])
+        for address in [a.c.addr(n) for n in ("ana", "bea", "cho", "dan")] + [a.c.treasurer]:
+            assert address not in r.text
+    assert answers[seq] == answers[2] == answers[head + 50], answers
+    assert answers[seq][0] == 403 and "a party of this transfer" in answers[seq][2]
+    assert get(a, f"/v1/transfers/{seq}", "bea").json()["error"]["code"] == "purpose_required"
+    assert get(a, f"/v1/transfers/{head + 50}", "bea").json()["error"]["code"] == "purpose_required"
+    # a reader whose role covers entries is told the truth: 404
+    assert get(a, f"/v1/transfers/{head + 50}", "treasurer", "reconciliation").status_code == 404
+    assert get(a, "/v1/transfers/2", "treasurer", "reconciliation").status_code == 404
+    assert access_rows(a, "cho") == [] and access_rows(a, "dan") == []  # nothing was read
+
+
+def test_memo_is_shown_to_a_third_party_only_if_both_parties_allow_it(coop):
+    """M4: ana's grant shows cho the transfer bea made to ana, but not bea's memo; bea is told."""
+    a = coop
+    seq = a.client.post("/v1/transfers", json=signing.transfer_json(
+        a.c.pay("bea", "ana", 5, memo="bea's private note"))).json()["seq"]
+    for cat in ("entries", "memos"):
+        assert grant(a, "ana", {"grantee": {"account": a.c.addr("cho")}, "category": cat,
+                                "purpose": "care_coordination", "until": until(a)}).status_code == 201
+    one = get(a, f"/v1/transfers/{seq}", "cho", "care_coordination")
+    assert one.status_code == 200 and one.json()["amount"] == 5 and "memo" not in one.json()
+    hist = get(a, f"/v1/accounts/{a.ana}/history", "cho", "care_coordination").json()["items"]
+    assert hist and all("memo" not in t for t in hist)
+    bea = access_rows(a, "bea")
+    assert [(r["accessor"], r["basis"], r["categories"], r["resource"]) for r in bea] == [
+        (a.c.addr("cho"), "counterparty", ["entries"], "GET /v1/transfers/{seq}"),
+        (a.c.addr("cho"), "counterparty", ["entries"], "GET /v1/accounts/{address}/history")]
+    # once bea allows it too, the memo shows, and bea's log says so
+    grant(a, "bea", {"grantee": {"account": a.c.addr("cho")}, "category": "memos",
+                     "purpose": "care_coordination", "until": until(a)})
+    assert get(a, f"/v1/transfers/{seq}", "cho", "care_coordination").json()["memo"] == "bea's private note"
+    assert access_rows(a, "bea")[-1]["categories"] == ["entries", "memos"]
+    # a party reads her own transfer's memo with no grant at all
+    assert get(a, f"/v1/transfers/{seq}", "bea").json()["memo"] == "bea's private note"
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
+                                   "+10000-01-01T00:00:00Z", 2**62, -1, 2**63])
+def test_grant_until_beyond_what_a_date_can_name_is_refused(coop, value):
+    """M1/M2: a far-future `until` was a 500, and an integer one poisoned the preferences."""
+    body = {"grantee": {"role": "member"}, "category": "profile", "purpose": "member_directory", "until": value}
+    if isinstance(value, str):
+        r = grant(coop, "ana", body)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input", r.text
+    path = f"/v1/accounts/{coop.ana}/preferences"
+    r = coop.client.put(path, headers=coop.h("ana"), json={"version": 1, "grants": [body]})
+    assert r.status_code == 200 and r.json()["imported"] == 0, r.text
+    assert r.json()["skipped"][0]["reason"].startswith("until must be")
+    assert coop.client.get(path, headers=coop.h("ana")).status_code == 200
+
+
+def test_the_latest_nameable_until_is_accepted(coop):
+    r = grant(coop, "ana", {"grantee": {"role": "member"}, "category": "profile", "purpose": "member_directory",
+                            "until": "9999-12-31T23:59:59Z"})
+    assert r.status_code == 201, r.text
+    doc = coop.client.get(f"/v1/accounts/{coop.ana}/preferences", headers=coop.h("ana")).json()
+    assert doc["grants"][0]["until"] == "9999-12-31T23:59:59Z"
+
+
+def test_import_warns_of_organisations_unknown_here(coop):
+    """L3: the grant is the member's wish, so it is kept, but she is told it covers nobody yet."""
+    a = coop
+    Preferences(a.c.ledger, load_policy()).add_to_organisation("Known Lab", a.c.addr("cho"))
+    doc = {"version": 1, "grants": [
+        {"grantee": {"organisation": name}, "category": "memos", "purpose": "care_coordination", "until": until(a)}
+        for name in ("Known Lab", "Care Research Lab")]}
+    r = a.client.put(f"/v1/accounts/{a.ana}/preferences", headers=a.h("ana"), json=doc)
+    assert r.status_code == 200 and r.json()["imported"] == 2 and r.json()["skipped"] == []
+    assert [w["index"] for w in r.json()["warnings"]] == [1]
+    assert "'Care Research Lab' is unknown here" in r.json()["warnings"][0]["reason"]
+
+
+@pytest.mark.parametrize("name", ["Care\u202eLab", "Care\u200bLab", "Care\u2028Lab", "Care\u2029Lab", "Care\x00Lab",
+                                  "\ufeffCare Lab", "Care\u00a0Lab", "x" * 121, ""])
+def test_organisation_names_are_printable(coop, name, db_url):
+    """L4: no bidi override, zero-width, separator or control character lets one name pass for another."""
+    a = coop
+    r = grant(a, "ana", {"grantee": {"organisation": name}, "category": "entries", "purpose": "research",
+                         "until": until(a)})
+    assert r.status_code == 400 and "organisation" in r.json()["error"]["message"], r.text
+    cli = CliRunner().invoke(ayni, ["org", "add", name, a.c.addr("cho"), "--db", db_url])
+    assert cli.exit_code == 1 and "printable" in cli.output
+    assert grant(a, "ana", {"grantee": {"organisation": "Cuidado Lab – Región Sur"}, "category": "entries",
+                            "purpose": "research", "until": until(a)}).status_code == 201
+
+
+def test_access_log_cursor_beyond_the_id_column_is_refused_not_a_500(coop):
+    """M3: the id is a 32-bit integer on PostgreSQL."""
+    a = coop
+    ok = get(a, f"/v1/accounts/{a.ana}/access-log?after={2**31 - 1}", "ana")
+    assert ok.status_code == 200 and ok.json()["items"] == []
+    for after in (2**31, 2**62, 10**30):
+        r = get(a, f"/v1/accounts/{a.ana}/access-log?after={after}", "ana")
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input", r.text
+
+
+def test_receipts_of_account_entries_are_the_accounts_data(db_url, tmp_path):
+    """M5: the receipt of a member's OpenAccount / SetStatus is hers (she reads it with no purpose,
+    a treasurer's read is in her log as hers), not "all members'"."""
+    from ledger.anchoring import Anchoring
+    from ledger.chain import AnchorChain
+    from .conftest import Community
+    c = Community(db_url)
+    c.member("ana")
+    c.member("bea")
+    limit = c.ledger.submit(signing.set_limit(c.treasurer_key, c.domain, account=c.addr("bea"), currency="HOUR",
+                                              credit_limit=120)).seq
+    frozen = c.ledger.submit(signing.set_status(c.treasurer_key, c.domain, account=c.addr("bea"),
+                                                status="frozen")).seq
+    chain = AnchorChain.embedded()
+    chain.deploy()
+    Anchoring(c.ledger, chain, max_batch=100).run()
+    a = Api.__new__(Api)
+    a.c, a.tokens = c, {}
+    a.client = TestClient(create_app(c.ledger, Settings(
+        db_url=db_url, public_host="ayni.test", public_uri="https://ayni.test", secret_file=str(tmp_path / "k"),
+        anchor_contract=chain.contract_address)))
+    try:
+        ana_opened = 2
+        assert get(a, f"/v1/receipts/{ana_opened}", "ana").status_code == 200
+        refused = get(a, f"/v1/receipts/{frozen}", "ana", "research")
+        assert refused.status_code == 403 and c.addr("bea") not in refused.text
+        assert "a party of this entry" in refused.json()["error"]["message"]
+        assert get(a, f"/v1/receipts/{frozen}", "treasurer", "reconciliation").status_code == 200
+        assert get(a, "/v1/receipts/1", "treasurer", "reconciliation").status_code == 200  # the genesis
+        assert get(a, "/v1/receipts/999", "treasurer", "reconciliation").json()["error"]["code"] == "unknown_entry"
+        assert get(a, "/v1/receipts/999", "ana", "research").json()["error"] == refused.json()["error"]
+        assert [(r["subject"], r["resource"]) for r in access_rows(a, "ana")] == [
+            ("all members", "GET /v1/receipts/{seq}")]  # the genesis only
+        assert get(a, f"/v1/receipts/{limit}", "treasurer", "reconciliation").status_code == 200
+        bea, _ = Access(c.ledger, load_policy(), Preferences(c.ledger, load_policy())).log_for(c.addr("bea"))
+        assert [(r.accessor, r.subject, r.basis) for r in bea if r.subject != "*"] == [
+            (c.treasurer, c.addr("bea"), "policy")] * 2  # the SetStatus and the SetLimit
+    finally:
+        a.client.close()
+        c.dispose()

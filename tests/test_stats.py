@@ -1,5 +1,7 @@
 """k-suppressed aggregates (issue 6, item 5): no released figure describes fewer than k
-members, a suppressed cell cannot be recovered from a released total, and nothing is per person."""
+members or is dominated by one, a suppressed cell cannot be recovered from a released total,
+from answers at another k or from answers before and after a known payment, and nothing is
+per person."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,13 +20,14 @@ from .test_api import Api
 
 MARCH = int(dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
 APRIL = int(dt.datetime(2026, 4, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
+MAY = int(dt.datetime(2026, 5, 2, tzinfo=dt.timezone.utc).timestamp() * 1000)
 CARERS = [f"m{i}" for i in range(6)]
 
 
 @pytest.fixture
 def market(db_url):
     """March: six members care for each other (HOUR), pay each other and two shops in CRED.
-    April: only two members trade."""
+    April: only two members trade. Now: May (both months closed)."""
     now = [MARCH]
     c = Community(db_url, clock=lambda: now[0])
     for n in CARERS:
@@ -37,6 +40,7 @@ def market(db_url):
         c.ledger.submit(c.pay(payer, CARERS[(i + 2) % 6], 10 + i, currency="CRED"))
     now[0] = APRIL
     c.ledger.submit(c.pay("m0", "m1", 15))
+    now[0] = MAY
     yield c
     c.dispose()
 
@@ -55,8 +59,10 @@ def check_safe(out: dict, k: int) -> None:
         assert r["active"] >= k
     for total in released(out["monthTotals"]):
         cells = [c for c in out["cells"] if (c["currency"], c["month"]) == (total["currency"], total["month"])]
-        hidden = [c for c in cells if c.get("suppressed")]
-        assert not hidden or len(hidden) == len(cells), (total, cells)
+        assert cells and not [c for c in cells if c.get("suppressed")], (total, cells)
+        assert total["amount"] == sum(c["amount"] for c in cells)  # nothing beyond the released cells
+    assert "headSeq" not in out and all(m < out["monthsBefore"] for m in
+                                        [r["month"] for r in out["cells"] + out["activeMembers"]])
 
 
 def test_small_groups_are_suppressed_with_their_totals(market):
@@ -82,9 +88,13 @@ def test_k_is_configurable_and_never_below_two(market):
     out = statistics(market.ledger, k=2)
     check_safe(out, 2)
     cells = {(c["currency"], c["month"], c["payeeRole"]): c for c in out["cells"]}
-    assert cells[("CRED", "2026-03", "shop")]["payees"] == 2
+    assert cells[("CRED", "2026-03", "member")]["payees"] == 6
+    # two shops pass k=2, but shop1 took 309 of 615: over half, so shop2 could subtract its own
+    assert cells[("CRED", "2026-03", "shop")].get("suppressed")
     assert cells[("HOUR", "2026-04", "member")].get("suppressed")  # still a single payer and payee
-    assert all(c.get("suppressed") for c in statistics(market.ledger, k=7)["cells"])
+    at7 = statistics(market.ledger, k=7)
+    assert all(c.get("suppressed") for c in at7["cells"])
+    assert all(m.get("suppressed") for m in at7["monthTotals"])  # every cell hidden: the total too
     with pytest.raises(ValueError):
         statistics(market.ledger, k=1)
 
@@ -97,10 +107,11 @@ def test_stats_over_http_and_cli_hold_no_per_person_figure(market, tmp_path, db_
     try:
         assert api.client.get("/v1/stats").status_code == 401
         body = api.client.get("/v1/stats", headers=api.h("m3")).json()
-        assert body["k"] == 6 and body == statistics(market.ledger, k=6)
-        assert api.client.get("/v1/stats?k=2", headers=api.h("m3")).json()["k"] == 6  # never below the coop's k
-        assert api.client.get("/v1/stats?k=8", headers=api.h("m3")).json()["k"] == 8
-        assert api.client.get("/v1/stats?k=1", headers=api.h("m3")).status_code == 422
+        assert body["k"] == 6 and body == statistics(market.ledger, k=6) and "headSeq" not in body
+        for k in (1, 2, 8):  # k is the cooperative's alone: a caller's is not a parameter at all
+            assert api.client.get(f"/v1/stats?k={k}", headers=api.h("m3")).json() == body
+        assert "k" not in json.dumps(api.client.get("/openapi.json").json()["paths"]["/v1/stats"]["get"]
+                                     .get("parameters", []))
         text = json.dumps(body)
         for name in CARERS + ["shop1", "shop2"]:
             assert market.addr(name) not in text  # no address, so no per-person row
@@ -108,7 +119,96 @@ def test_stats_over_http_and_cli_hold_no_per_person_figure(market, tmp_path, db_
             create_app(market.ledger, Settings(secret_file=str(tmp_path / "k"), stats_k=3))  # below the policy's 5
     finally:
         api.client.close()
-    r = CliRunner().invoke(ayni, ["stats", "--db", db_url, "--json", "--k", "5"])
-    assert r.exit_code == 0 and json.loads(r.output) == statistics(market.ledger, k=5)
+    r = CliRunner().invoke(ayni, ["stats", "--db", db_url, "--json", "--k", "6"])
+    assert r.exit_code == 0 and json.loads(r.output)["k"] == 6
+    low = CliRunner().invoke(ayni, ["stats", "--db", db_url, "--k", "3"])
+    assert low.exit_code == 1 and "below the data policy's minimum group size 5" in low.output
     human = CliRunner().invoke(ayni, ["stats", "--db", db_url])
     assert human.exit_code == 0 and "2026-03  HOUR  to member    6 transfers" in human.output
+
+
+# -- differencing and dominance (privacy review findings) -----------------------------------------
+
+def cred(out, role=None):
+    rows = out["cells"] if role else out["monthTotals"]
+    return next(x for x in rows if x["currency"] == "CRED" and (role is None or x["payeeRole"] == role))
+
+
+def test_a_total_is_never_released_beside_a_hidden_cell_at_any_k(db_url):
+    """Six members pay each other in a ring; one member pays the one shop 377. The shop cell is
+    hidden; no total, at this k or a larger one, may give total - member cell = 377."""
+    now = [MARCH]
+    c = Community(db_url, clock=lambda: now[0])
+    for i in range(7):
+        c.member(f"m{i}")
+    c.member("shop", role="shop")
+    for i in range(6):
+        c.ledger.submit(c.pay(f"m{i}", f"m{(i + 1) % 6}", 10 + i, currency="CRED"))
+    c.ledger.submit(c.pay("m6", "shop", 377, currency="CRED"))
+    now[0] = APRIL
+    try:
+        k5, k7 = statistics(c.ledger, k=5), statistics(c.ledger, k=7)
+        assert cred(k5, "shop").get("suppressed") and not cred(k5, "member").get("suppressed")
+        assert cred(k5).get("suppressed") and cred(k7).get("suppressed")
+        check_safe(k5, 5)
+        check_safe(k7, 7)
+    finally:
+        c.dispose()
+
+
+def test_only_closed_months_are_released_so_a_known_payment_reveals_nothing(db_url):
+    """Between two calls a member makes one payment of a known amount: the open month is not
+    released at all, and a closed month's figures never change."""
+    now = [MARCH]
+    c = Community(db_url, clock=lambda: now[0])
+    for i in range(6):
+        c.member(f"m{i}")
+    c.member("shop", role="shop")
+    for i in range(5):
+        c.ledger.submit(c.pay(f"m{i}", f"m{(i + 1) % 5}", 20 + i, currency="CRED"))
+    c.ledger.submit(c.pay("m5", "shop", 377, currency="CRED"))  # the secret
+    try:
+        during = statistics(c.ledger, k=5)
+        assert during["cells"] == during["monthTotals"] == during["activeMembers"] == []
+        assert during["monthsBefore"] == "2026-03"
+        now[0] = APRIL
+        before = statistics(c.ledger, k=5)
+        assert cred(before, "member")["amount"] == sum(20 + i for i in range(5))
+        assert cred(before, "shop").get("suppressed") and cred(before).get("suppressed")
+        c.ledger.submit(c.pay("m4", "m0", 1, currency="CRED"))  # the attacker's own known payment
+        after = statistics(c.ledger, k=5)
+        assert after == before  # March is closed: nothing to subtract
+    finally:
+        c.dispose()
+
+
+def test_a_cell_dominated_by_one_payer_or_payee_is_suppressed(db_url):
+    """k distinct payers, but one of them is 590 of 594: the cell would be that person's figure."""
+    now = [MARCH]
+    c = Community(db_url, clock=lambda: now[0])
+    for i in range(5):
+        c.member(f"m{i}")
+    for s in range(5):
+        c.member(f"s{s}", role="shop")
+    c.ledger.submit(c.pay("m0", "m1", 590))
+    for i in range(1, 5):
+        c.ledger.submit(c.pay(f"m{i}", f"m{(i + 1) % 5}", 1))
+    # shops: five payers, five shops, but shop s0 takes 300 of 304 (one payee dominates)
+    c.ledger.submit(c.pay("m0", "s0", 300, currency="CRED"))
+    for i in range(1, 5):
+        c.ledger.submit(c.pay(f"m{i}", f"s{i}", 1, currency="CRED"))
+    # a balanced cell of the same size is released: the rule is about shares, not size
+    for i in range(5):
+        c.ledger.submit(c.pay(f"m{i}", f"m{(i + 2) % 5}", 10 + i, currency="CRED"))
+    now[0] = APRIL
+    try:
+        out = statistics(c.ledger, k=5)
+        assert out["dominance"] == 0.5
+        hour = next(x for x in out["cells"] if x["currency"] == "HOUR")
+        assert hour.get("suppressed") and "amount" not in hour
+        assert cred(out, "shop").get("suppressed")
+        assert cred(out, "member")["amount"] == sum(10 + i for i in range(5))
+        assert all(m.get("suppressed") for m in out["monthTotals"])
+        check_safe(out, 5)
+    finally:
+        c.dispose()

@@ -155,11 +155,15 @@ def test_treasurer_opens_accounts_and_sets_a_limit(coop):
     assert "credit limit 1h, ceiling 2h" in out
     dan = w.hour("dan")
     assert (dan["creditLimit"], dan["ceiling"]) == (60, 120)
-    # the treasurer reads another member's account (CLI, declaring the purpose); a member may not
-    seen = w.json("tre", "balance", w.addr["dan"])
+    # the treasurer reads another member's account declaring the purpose: never filled in for her
+    needed = w.refused("tre", "balance", w.addr["dan"])
+    assert "needs --purpose" in needed and "account_administration" in needed and "reconciliation" in needed
+    assert "needs --purpose" in w.refused("tre", "history", "--account", w.addr["dan"])
+    seen = w.json("tre", "balance", w.addr["dan"], "--purpose", "account_administration")
     limits = {b["currency"]: b["creditLimit"] for b in seen["balances"]}
     assert seen["address"] == w.addr["dan"] and limits["HOUR"] == 60
-    assert re.search("forbidden|purpose_not_allowed", w.refused("ana", "balance", w.addr["dan"]))
+    assert "purpose_not_allowed" in w.refused("ana", "balance", w.addr["dan"], "--purpose", "account_administration")
+    assert "needs --purpose" in w.refused("ana", "balance", w.addr["dan"])
     # a member's signature opens nothing; an account is opened once
     newcomer = address_of_key(os.urandom(32))
     assert "treasurer" in w.refused("ana", "open-account", newcomer)
@@ -261,7 +265,9 @@ def test_receipt_download_and_verify_against_the_chain(coop):
     assert r.returncode == 1 and "FAILED" in r.stderr
     # --out elsewhere; a receipt of someone else's transfer is refused
     assert w.json("ana", "receipt", seq, "--out", w.tmp / "mine.json")["path"] == str(w.tmp / "mine.json")
-    assert re.search("forbidden|purpose_", w.refused("bea", "receipt", seq))
+    assert "needs --purpose" in w.refused("bea", "receipt", seq)  # not hers: she must say why
+    assert "purpose_not_allowed" in w.refused("bea", "receipt", seq, "--purpose", "reconciliation")
+    assert w.json("tre", "receipt", seq, "--out", w.tmp / "tre.json", "--purpose", "reconciliation")["seq"] == seq
 
 
 def test_unreachable_api_is_one_line_and_non_zero(coop):

@@ -24,18 +24,37 @@ from .config import (API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT, WalletError,
 
 DEFAULT_VALIDITY_S = 3600
 RETRIES = 3                       # resends of one signed payload after a lost connection
-ACCOUNT_ADMIN = "account_administration"  # a treasurer's reads of an account's balances and status
-RECONCILIATION = "reconciliation"  # a treasurer's reads of entries (history, receipts)
 PURPOSE_OPT = typer.Option(None, "--purpose", help="Why you read another member's data (sent as Ayni-Purpose; "
-                           "defaults for a treasurer: account_administration for balances, reconciliation for "
-                           "history and receipts; "
-                           "see GET /v1/data-policy)")
+                           "required for anyone's data but yours, e.g. account_administration for a balance, "
+                           "reconciliation for history or a receipt; see GET /v1/data-policy)")
 _DURATION = re.compile(r"([0-9]{1,7})([smhd]?)", re.ASCII)
 
 
 def _session(api, key, password_file, *, purpose=None, need_key=True):
     cfg = load_config(api_url=api, keystore=key, password_file=password_file)
     return cfg, open_client(cfg, purpose=purpose, need_key=need_key)
+
+
+def _purpose_needed(c: ApiClient) -> WalletError:
+    """Reading another member's data is a choice the reader declares: never filled in for them."""
+    try:
+        declared = ", ".join(p["id"] for p in c.get("/v1/data-policy", auth=False)["purposes"]
+                             if p["categories"] and (not p["essential"] or set(p["roles"]) - {"self"}))
+    except (WalletError, KeyError, TypeError):
+        declared = "see GET /v1/data-policy"
+    return WalletError(f"reading another member's data needs --purpose; declared purposes: {declared}",
+                       "purpose_required")
+
+
+def _read(c: ApiClient, path: str, params: dict | None = None, *, purpose: str | None):
+    """GET data that may be another member's: without --purpose, the server's refusal becomes
+    the one-line demand for it (a receipt's seq does not say whose it is until asked)."""
+    try:
+        return c.get(path, params, purpose=purpose)
+    except WalletError as exc:
+        if exc.code == "purpose_required" and not purpose:
+            raise _purpose_needed(c) from None
+        raise
 
 
 def _when(ms: int | None) -> str:
@@ -133,7 +152,7 @@ def _send_transfer(api: ApiClient, body: dict, community: Community, as_json: bo
 def register(app: typer.Typer) -> None:
     @app.command()
     @handled
-    def balance(account: str = typer.Argument(None, help="Another account (treasurers only; default: yours)"),
+    def balance(account: str = typer.Argument(None, help="Another account (with --purpose; default: yours)"),
                 purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
                 password_file: Path = PASSWORD_FILE_OPT,
                 as_json: bool = JSON_OPT) -> None:
@@ -141,7 +160,9 @@ def register(app: typer.Typer) -> None:
         cfg, c = _session(api, key, password_file)
         with c:
             who = normalize_address(account, what="account") if account else c.address
-            doc = c.get(f"/v1/accounts/{who}", purpose=purpose or (ACCOUNT_ADMIN if who != c.address else None))
+            if who != c.address and not purpose:
+                raise _purpose_needed(c)
+            doc = _read(c, f"/v1/accounts/{who}", purpose=purpose)
             if as_json:
                 typer.echo(json.dumps(doc))
                 return
@@ -263,7 +284,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @handled
-    def history(account: str = typer.Option(None, "--account", help="Another account (treasurers only)"),
+    def history(account: str = typer.Option(None, "--account", help="Another account (with --purpose)"),
                 currency: str = typer.Option(None, "--currency", "-c"),
                 counterparty: str = typer.Option(None, "--counterparty", help="Only transfers with this address"),
                 limit: int = typer.Option(20, min=1, max=500, help="Transfers per page"),
@@ -276,12 +297,13 @@ def register(app: typer.Typer) -> None:
         cfg, c = _session(api, key, password_file)
         with c:
             who = normalize_address(account, what="account") if account else c.address
-            purpose = purpose or (RECONCILIATION if who != c.address else None)
+            if who != c.address and not purpose:
+                raise _purpose_needed(c)
             params = {"currency": currency, "limit": limit, "cursor": cursor,
                       "counterparty": normalize_address(counterparty, what="counterparty") if counterparty else None}
             items, nxt = [], None
             while True:
-                page = c.get(f"/v1/accounts/{who}/history", params, purpose=purpose)
+                page = _read(c, f"/v1/accounts/{who}/history", params, purpose=purpose)
                 items += page["items"]
                 nxt = page.get("nextCursor")
                 if not (all_pages and nxt):
@@ -313,7 +335,7 @@ def register(app: typer.Typer) -> None:
         """Download the receipt of an anchored transfer and keep it; check it with `verify`."""
         cfg, c = _session(api, key, password_file)
         with c:
-            doc = c.get(f"/v1/receipts/{seq}", purpose=purpose or RECONCILIATION)  # ignored for your own
+            doc = _read(c, f"/v1/receipts/{seq}", purpose=purpose)  # none needed for your own
         if not isinstance(doc, dict) or "proof" not in doc:
             raise WalletError("the API's receipt is not a receipt document", "bad_response")
         from .keys import write_new_file

@@ -121,6 +121,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"imported {result['imported']} grants")
         for s in result["skipped"]:
             typer.echo(f"skipped grant {s['index']}: {s['reason']}")
+        for w in result.get("warnings", []):
+            typer.echo(f"warning, grant {w['index']}: {w['reason']}")
 
     @privacy.command("log")
     @handled

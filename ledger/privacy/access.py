@@ -4,10 +4,13 @@ A read of member M's data by anyone but M must name a purpose the policy declare
 allowed for a category when that purpose is essential and lists both the reader's role and
 the category (e.g. a treasurer's `reconciliation` covers entries and balances, never memos),
 or when M holds an unexpired grant to the reader (their account, role or organisation) for
-that category and purpose. Anything else is refused with 403. Every allowed read is logged:
-who, their role, whose data, which categories, purpose, basis, when, which route. Bulk reads
-of every member (the log, the balance sheet) are one row with subject "*", which every member
-sees in their log."""
+that category and purpose. Anything else is refused with 403, in words that never name a
+member the reader did not name. Every allowed read is logged: who, their role, whose data,
+which categories, purpose, basis, when, which route. A transfer is both parties' data: a read
+of it is logged for both (basis "counterparty" for the party who did not allow it: it was
+shown because the other party did), and its memo is shown only if both allow memos. Bulk
+reads of every member (the log, the balance sheet) are one row with subject "*", which every
+member sees in their log."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,16 +72,13 @@ class Access:
             return "grant"
         return None
 
-    def authorise(self, reader: Reader, subjects: list[str], need: tuple[str, ...], purpose: str | None,
-                  resource: str, want: tuple[str, ...] = ()) -> set[str] | None:
-        """None when the reader is one of the subjects (their own data: everything, unlogged).
-        Otherwise the categories they may see (all of `need`, and those of `want` covered for
-        every subject allowed), after logging the read; PurposeRequired/PurposeNotAllowed if
-        `need` is covered for none of the subjects."""
-        if reader.address in subjects:
-            return None
-        declared = ", ".join(p.id for p in self.policy.purposes  # those a reader can name
-                             if p.categories and (not p.essential or set(p.roles) - {"self"}))
+    def _declared(self) -> str:
+        return ", ".join(p.id for p in self.policy.purposes  # those a reader can name
+                         if p.categories and (not p.essential or set(p.roles) - {"self"}))
+
+    def check_purpose(self, purpose: str | None) -> None:
+        """PurposeRequired/PurposeNotAllowed unless `purpose` is one the policy declares."""
+        declared = self._declared()
         if not purpose:
             raise PurposeRequired(
                 f"reading another member's data needs a purpose: send the header `Ayni-Purpose: <id>` "
@@ -86,42 +86,93 @@ class Access:
         if self.policy.purpose(purpose) is None:
             raise PurposeNotAllowed(f"purpose {purpose[:40]!r} is not declared in the data policy: send "
                                     f"`Ayni-Purpose: <id>` with one of {declared} (GET /v1/data-policy)")
+
+    def authorise(self, reader: Reader, subjects: list[str], need: tuple[str, ...], purpose: str | None,
+                  resource: str, want: tuple[str, ...] = (), whose: str = "this member") -> set[str] | None:
+        """None when the reader is one of the subjects (their own data: everything, unlogged).
+        Otherwise the categories they may see, after logging the read for every subject: all of
+        `need`, and each category of `want` only if it is covered for *every* subject (a memo is
+        both parties' data: one party's grant does not show it). PurposeRequired/PurposeNotAllowed
+        if `need` is covered for none of the subjects.
+
+        Refusals never name a subject (`whose` describes it: the reader may not have named it, e.g.
+        the parties of a transfer found by seq). Empty `subjects` means nothing exists to read: a
+        reader whose role covers `need` by an essential purpose gets the categories (and then a 404
+        from the caller); anyone else the same refusal as for data that exists, so the answer is no
+        oracle of what a seq holds."""
+        if reader.address in subjects:
+            return None
+        self.check_purpose(purpose)
         now = self.ledger.clock()
-        allowed, bases, refusal = [], set(), None
-        for subject in subjects:
-            got = {c: self._basis(reader, subject, c, purpose, now) for c in need}
-            missing = [c for c, b in got.items() if b is None]
-            if missing:
-                refusal = refusal or (subject, missing[0])
-                continue
-            allowed.append(subject)
-            bases.update(got.values())
+        bases: dict[str, dict[str, str | None]] = {
+            s: {c: self._basis(reader, s, c, purpose, now) for c in need} for s in subjects}
+        allowed = [s for s in subjects if all(bases[s].values())]
         if not allowed:
-            subject, category = refusal
+            if not subjects and all(purpose in self.policy.essential_for(reader.role, c) for c in need):
+                return set(need)  # nothing to read, nothing to log
+            missing = [c for c, b in bases[subjects[0]].items() if b is None] if subjects else list(need)
+            category = missing[0]
             essential = self.policy.essential_for(reader.role, category)
-            whose = "every member's" if subject == ALL else f"{subject}'s"
+            everyone = subjects == [ALL]
             raise PurposeNotAllowed(
-                f"purpose {purpose} does not let a {reader.role} read {whose} {category}: "
+                f"purpose {purpose} does not let a {reader.role} read the {category} of "
+                f"{'every member' if everyone else whose}: "
                 + (f"send `Ayni-Purpose: {essential[0]}`" if essential else
                    "no essential purpose covers it for your role")
-                + ("" if subject == ALL else ", or the member must grant it to you"))
+                + ("" if everyone else ", or the member must grant it to you"))
         seen = set(need)
         for c in want:
-            found = [self._basis(reader, s, c, purpose, now) for s in allowed]
-            if all(found):
+            found = {s: self._basis(reader, s, c, purpose, now) for s in subjects}
+            if all(found.values()):
                 seen.add(c)
-                bases.update(found)
-        basis = "grant" if "grant" in bases else "policy"
-        self.record(reader, allowed, sorted(seen), purpose, basis, resource, now)
+                for s, b in found.items():
+                    bases[s][c] = b
+        rows = []
+        for s in subjects:  # a subject nobody allowed is shown as the counterparty of one who did
+            got = set(bases[s].values())
+            basis = "grant" if "grant" in got else "policy" if s in allowed else "counterparty"
+            rows.append((s, basis))
+        self._record_rows(reader, rows, sorted(seen), purpose, resource, now)
         return seen
+
+    def counterparties(self, reader: Reader, others: set[str], purpose: str, resource: str,
+                       want: tuple[str, ...] = ("memos",)) -> set[str]:
+        """A page of a subject's history also shows the other party of each transfer: log the
+        read for each of them, and return those who themselves allow `want` (memos) to this
+        reader for this purpose (a memo is shown only if both parties allow it)."""
+        now = self.ledger.clock()
+        others = sorted(o for o in others if o != reader.address)
+        rows, covered = [], set()
+        for o in others:
+            entries = self._basis(reader, o, "entries", purpose, now)
+            got = {c: self._basis(reader, o, c, purpose, now) for c in want}
+            shown = ["entries"]
+            if all(got.values()):
+                covered.add(o)
+                shown += list(want)
+            basis = "grant" if "grant" in got.values() or entries == "grant" else \
+                "policy" if entries == "policy" else "counterparty"
+            rows.append((o, basis, sorted(shown)))
+        if rows:
+            with self.ledger.engine.begin() as conn:
+                conn.execute(insert(L), [self._row(reader, s, cats, purpose, b, resource, now) for s, b, cats in rows])
+        return covered
+
+    @staticmethod
+    def _row(reader: Reader, subject: str, categories: list[str], purpose: str, basis: str, resource: str,
+             now: int) -> dict:
+        return {"at": now, "accessor": reader.address, "accessor_role": reader.role, "subject": subject,
+                "categories": ",".join(categories), "purpose": purpose, "basis": basis,
+                "resource": resource[:80]}
+
+    def _record_rows(self, reader: Reader, rows: list[tuple[str, str]], categories: list[str], purpose: str,
+                     resource: str, now: int) -> None:
+        with self.ledger.engine.begin() as conn:
+            conn.execute(insert(L), [self._row(reader, s, categories, purpose, b, resource, now) for s, b in rows])
 
     def record(self, reader: Reader, subjects: list[str], categories: list[str], purpose: str, basis: str,
                resource: str, now: int) -> None:
-        rows = [{"at": now, "accessor": reader.address, "accessor_role": reader.role, "subject": s,
-                 "categories": ",".join(categories), "purpose": purpose, "basis": basis,
-                 "resource": resource[:80]} for s in subjects]
-        with self.ledger.engine.begin() as conn:
-            conn.execute(insert(L), rows)
+        self._record_rows(reader, [(s, basis) for s in subjects], categories, purpose, resource, now)
 
     def log_for(self, member: str, *, after_id: int = 0, limit: int = 100) -> tuple[list[AccessEntry], int | None]:
         """Reads of `member`'s data (and bulk reads of everyone's), oldest first, after `after_id`."""

@@ -8,7 +8,6 @@ grant), and only for the categories that purpose lists. Grants are checked on ev
 deletes it."""
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,7 +26,7 @@ SCHEMA_ID = "https://ayni.coop/schemas/preferences.schema.json"
 GRANTEE_KINDS = ("role", "account", "organisation")
 ROLES = ("member", "shop", "treasurer")
 MAX_GRANTS = 200
-_ORG = re.compile(r"[^\x00-\x1f\x7f]{1,120}")
+MAX_TIME_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z: the last instant an ISO date can name
 
 
 def iso(ms: int) -> str:
@@ -35,17 +34,29 @@ def iso(ms: int) -> str:
 
 
 def parse_time(value: object, what: str = "until") -> int:
-    """An ISO 8601 time with a zone (e.g. 2027-01-31T00:00:00Z) or unix ms -> unix ms."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
-        return value
-    if isinstance(value, str) and len(value) <= 40:
+    """An ISO 8601 time with a zone (e.g. 2027-01-31T00:00:00Z) or unix ms -> unix ms, between
+    1970 and 9999-12-31T23:59:59Z (so it can be written back as an ISO date)."""
+    ms = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    elif isinstance(value, str) and len(value) <= 40:
         try:
             t = datetime.fromisoformat(value)
             if t.tzinfo is not None:
-                return int(t.timestamp() * 1000)
-        except ValueError:
+                ms = int(t.timestamp() * 1000)
+        except (ValueError, OverflowError):
             pass
-    raise E.InvalidInput(f"{what} must be a time with a zone like 2027-01-31T00:00:00Z")
+    if ms is None:
+        raise E.InvalidInput(f"{what} must be a time with a zone like 2027-01-31T00:00:00Z")
+    if not 0 <= ms <= MAX_TIME_MS:
+        raise E.InvalidInput(f"{what} must be between 1970-01-01T00:00:00Z and {iso(MAX_TIME_MS)}")
+    return ms
+
+
+def printable_name(value: object) -> bool:
+    """1 to 120 printable characters: no control, line/paragraph separator, bidi override or
+    zero-width character (which would let one name pass for another in a list or a log)."""
+    return isinstance(value, str) and 1 <= len(value) <= 120 and value.isprintable()
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,10 @@ class Preferences:
             if value == member:
                 raise E.InvalidInput("you need no grant to read your own data")
         elif kind == "organisation":
-            if not isinstance(value, str) or not _ORG.fullmatch(value.strip()):
-                raise E.InvalidInput("grantee organisation must be a name of 1 to 120 printable characters")
-            value = value.strip()
+            value = value.strip() if isinstance(value, str) else value
+            if not printable_name(value):
+                raise E.InvalidInput("grantee organisation must be a name of 1 to 120 printable characters "
+                                     "(no control, separator, bidi or zero-width characters)")
         else:
             raise E.InvalidInput(f"grantee kind must be one of {', '.join(GRANTEE_KINDS)}")
         return kind, value
@@ -146,7 +158,9 @@ class Preferences:
     def import_(self, member: str, doc: object) -> dict:
         """Replace the member's grants with the document's. Grants this cooperative cannot
         honour (purpose or category it does not declare, already expired) are skipped and
-        reported; anything malformed refuses the whole document."""
+        reported; anything malformed refuses the whole document. A grant to an organisation
+        this cooperative has no accounts for is kept (it is the member's wish) with a warning:
+        it covers nobody until the operator records accounts under that name, and then them."""
         if not isinstance(doc, dict) or doc.get("version") != DOC_VERSION or not isinstance(doc.get("grants"), list):
             raise E.InvalidInput(f"not a preference document (version {DOC_VERSION} with a grants list)")
         if len(doc["grants"]) > MAX_GRANTS:
@@ -155,17 +169,21 @@ class Preferences:
         rows, skipped = [], []
         for i, raw in enumerate(doc["grants"]):
             try:
-                rows.append(self._check(member, raw, now))
+                rows.append((i, self._check(member, raw, now)))
             except E.InvalidInput as exc:
                 if isinstance(raw, dict) and "grantee" in raw and _skippable(exc.message):
                     skipped.append({"index": i, "reason": exc.message})
                 else:
                     raise E.InvalidInput(f"grant {i}: {exc.message}") from None
+        known = self.organisations()
+        warnings = [{"index": i, "reason": f"organisation {r['grantee']!r} is unknown here: the grant covers "
+                     "nobody until the operator records accounts under that name, and then whoever is recorded"}
+                    for i, r in rows if r["grantee_kind"] == "organisation" and r["grantee"] not in known]
         with self.ledger.engine.begin() as conn:
             conn.execute(delete(G).where(G.c.member == member))
-            for row in rows:
+            for _, row in rows:
                 conn.execute(insert(G).values(id=secrets.token_hex(16), **row))
-        return {"imported": len(rows), "skipped": skipped}
+        return {"imported": len(rows), "skipped": skipped, "warnings": warnings}
 
     def covering(self, member: str, who: str, role: str, category: str, purpose: str, now: int) -> Grant | None:
         """The member's unexpired grant letting `who` (with `role`) read `category` for `purpose`."""

@@ -9,17 +9,24 @@ What goes, and why nothing breaks:
 - profiles of closed accounts; expired sign-in challenges and grants; access-log rows older
   than their period.
 A member may ask for their own memos (as payer or payee) and profile to be erased at once.
-Nothing here writes to the entry log."""
+Nothing here writes to the entry log.
+
+A deleted row is not yet gone from the disk: SQLite connections run with secure_delete (the
+freed bytes are zeroed) and each run checkpoints and truncates the write-ahead log; on
+PostgreSQL each run VACUUMs the tables it erased from, so dead row versions are removed
+rather than left readable in the table files. Backups and archived WAL keep erased data until
+they rotate out (docs/privacy.md)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from sqlalchemy import delete, or_, select, update
 
 from ..store import tables as T
 from ..store.auth_tables import auth_challenges
+from ..store.privacy_tables import privacy_access_log, privacy_grants
 from ..store.request_tables import payment_requests as R
 from .access import Access
 from .grants import Preferences
@@ -36,9 +43,36 @@ class Erased:
     grants: int = 0
     access_log: int = 0
     sign_in_challenges: int = 0
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # e.g. the VACUUM could not run
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The counts (warnings are reported apart)."""
+        return {k: v for k, v in asdict(self).items() if k != "warnings"}
+
+
+ERASED_FROM = (T.memos, R, T.profiles)
+
+
+def reclaim(ledger, tables=ERASED_FROM) -> tuple[str, ...]:
+    """Best effort: remove the bytes of deleted rows from the database files. SQLite (with
+    secure_delete on every connection): checkpoint the WAL into the file and truncate it, so
+    the old page images holding the rows go. PostgreSQL: VACUUM the tables (outside a
+    transaction), so the dead row versions are removed. Returns warnings, never raises."""
+    try:
+        if ledger.engine.dialect.name == "sqlite":
+            raw = ledger.engine.raw_connection()
+            try:
+                busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                raw.close()
+            return ("the write-ahead log could not be truncated (readers busy): erased rows leave it at the "
+                    "next checkpoint",) if busy else ()
+        with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM " + ", ".join(t.name for t in tables))
+        return ()
+    except Exception as exc:  # noqa: BLE001 - the erasure itself is committed; this only tidies the disk
+        return (f"erased rows may stay on disk until the next VACUUM: {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",)
 
 
 def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> Erased:
@@ -58,8 +92,10 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
         challenges = conn.execute(delete(auth_challenges)
                                   .where(auth_challenges.c.expires_at <= now // 1000)).rowcount
     prefs = Preferences(ledger, policy)
-    return Erased(memos, request_memos, profiles, prefs.delete_expired(now),
-                  Access(ledger, policy, prefs).delete_older_than(log_cut), challenges)
+    grants = prefs.delete_expired(now)
+    log_rows = Access(ledger, policy, prefs).delete_older_than(log_cut)
+    return Erased(memos, request_memos, profiles, grants, log_rows, challenges,
+                  warnings=reclaim(ledger, ERASED_FROM + (privacy_grants, privacy_access_log)))
 
 
 def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True) -> Erased:
@@ -75,7 +111,7 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
                                                       R.c.memo.isnot(None)).values(memo=None)).rowcount
         if profile:
             n_profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address == address)).rowcount
-    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles)
+    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles, warnings=reclaim(ledger))
 
 
 def watch(ledger, *, every_s: float, stop: threading.Event, policy: Policy | None = None,
@@ -85,7 +121,10 @@ def watch(ledger, *, every_s: float, stop: threading.Event, policy: Policy | Non
     `ayni serve --retention-every`). A failed run is reported and retried next time."""
     while not stop.is_set():
         try:
-            on_report(run(ledger, policy))
+            report = run(ledger, policy)
+            on_report(report)
+            for warning in report.warnings:
+                on_error(warning)
         except Exception as exc:  # noqa: BLE001 - the server must outlive a failed run
             on_error(f"{type(exc).__name__}: {exc}")
         stop.wait(every_s)

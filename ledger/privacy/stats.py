@@ -1,24 +1,32 @@
-"""Aggregate figures for collective bargaining, with every group smaller than k suppressed.
+"""Aggregate figures for collective bargaining, with every small or dominated group suppressed.
 
 Transfers carry no service category, so the honest dimensions are the ones the ledger
 knows: currency (HOUR = care hours in minutes, CRED = community credit in cents), the
 payee's role (member = care between members, shop = spending at local shops) and the month
-(UTC) of posting. A cell is released only if at least k distinct payers *and* k distinct
-payees are in it, so no cell describes fewer than k people on either side.
+(UTC) of posting. A cell is released only if
+- at least k distinct payers *and* k distinct payees are in it, so no cell describes fewer
+  than k people on either side, and
+- no single payer paid, and no single payee received, more than DOMINANCE (half) of its
+  amount: k people can still hide one person's figure if that person is nearly all of it.
 
-Complementary suppression: the month total of a currency equals the sum of its cells, so
-publishing it next to a suppressed cell would reveal that cell. The month total is therefore
-released only if it passes k itself and either no cell of that month is suppressed or all
-are (then the total is the only figure, and it describes the whole, large-enough group).
-There are no other totals to subtract from. Counts of active members and of accounts per
-role are suppressed below k too. Nothing here is per person, and nothing ranks anyone."""
+Differencing, the ways a hidden cell could still be recovered, is closed by construction:
+- a month total is released only when none of its cells is suppressed (it then adds nothing
+  a reader could subtract: it is the sum of released cells);
+- k is the server's, fixed (no caller picks it; two answers at different k would subtract);
+- only closed months are released: a month's figures never change once published, so a
+  member cannot make one known payment between two calls and subtract.
+Counts of active members per month and of accounts per role are suppressed below k too.
+Nothing here is per person, and nothing ranks anyone."""
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 from sqlalchemy import Integer, cast, func, literal, select, union_all
 
 from ..store import tables as T
 
 MIN_K = 2
+DOMINANCE = 0.5  # the largest single payer or payee may be at most this share of a released amount
 
 
 def _month(engine, at):
@@ -27,31 +35,58 @@ def _month(engine, at):
     return func.strftime("%Y-%m", at / 1000, "unixepoch")
 
 
+def month_start_ms(now_ms: int) -> int:
+    """Unix ms of the first instant of the (UTC) month holding `now_ms`."""
+    t = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
+    return int(datetime(t.year, t.month, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
 def statistics(ledger, *, k: int) -> dict:
     if isinstance(k, bool) or not isinstance(k, int) or k < MIN_K:
         raise ValueError(f"k must be an integer of at least {MIN_K}")
+    cutoff = month_start_ms(ledger.clock())  # the current month is still open: not released
     t, a = T.transfers, T.accounts
     month = _month(ledger.engine, t.c.at).label("month")
     base = select(t.c.currency, month, a.c.role.label("payee_role"), t.c.payer, t.c.payee, t.c.amount) \
-        .select_from(t.join(a, a.c.address == t.c.payee)).subquery()
+        .select_from(t.join(a, a.c.address == t.c.payee)).where(t.c.at < cutoff).subquery()
+    cell_keys = (base.c.currency, base.c.month, base.c.payee_role)
 
     def grouped(*keys):
         return select(*keys, func.count().label("transfers"), func.sum(base.c.amount).label("amount"),
                       func.count(base.c.payer.distinct()).label("payers"),
                       func.count(base.c.payee.distinct()).label("payees")).group_by(*keys).order_by(*keys)
 
-    parties = union_all(select(month, t.c.payer.label("who")), select(month, t.c.payee.label("who"))).subquery()
+    def per_party(party):
+        return select(*cell_keys, party.label("who"), func.sum(base.c.amount).label("amount")) \
+            .group_by(*cell_keys, party)
+
+    closed = select(t.c.payer.label("p"), t.c.payee.label("q"), month).where(t.c.at < cutoff).subquery()
+    parties = union_all(select(closed.c.month, closed.c.p.label("who")),
+                        select(closed.c.month, closed.c.q.label("who"))).subquery()
     with ledger._reader() as conn:
-        cells = conn.execute(grouped(base.c.currency, base.c.month, base.c.payee_role)).all()
+        cells = conn.execute(grouped(*cell_keys)).all()
         months = conn.execute(grouped(base.c.currency, base.c.month)).all()
+        paid = conn.execute(per_party(base.c.payer)).all()
+        received = conn.execute(per_party(base.c.payee)).all()
         active = conn.execute(select(parties.c.month, func.count(parties.c.who.distinct()).label("n"))
                               .group_by(parties.c.month).order_by(parties.c.month)).all()
         roles = conn.execute(select(a.c.role, func.count().label("n")).where(a.c.status == "active")
                              .group_by(a.c.role).order_by(a.c.role)).all()
-        head = conn.execute(select(T.ledger_head.c.seq)).scalar() or 0
 
-    def ok(r) -> bool:
-        return r.payers >= k and r.payees >= k
+    # the largest single party's share, per cell and per month (a party may span a month's cells)
+    largest: dict[tuple, int] = {}
+    for rows in (paid, received):
+        per_month: dict[tuple, int] = {}
+        for r in rows:
+            cell = (r.currency, r.month, r.payee_role)
+            largest[cell] = max(largest.get(cell, 0), int(r.amount))
+            mkey = (r.currency, r.month, r.who)
+            per_month[mkey] = per_month.get(mkey, 0) + int(r.amount)
+        for (cur, mon, _), amount in per_month.items():
+            largest[(cur, mon)] = max(largest.get((cur, mon), 0), amount)
+
+    def ok(r, key) -> bool:
+        return r.payers >= k and r.payees >= k and largest.get(key, 0) <= DOMINANCE * int(r.amount)
 
     def figures(r) -> dict:
         return {"transfers": r.transfers, "amount": int(r.amount), "payers": r.payers, "payees": r.payees}
@@ -59,16 +94,17 @@ def statistics(ledger, *, k: int) -> dict:
     out_cells, suppressed_in = [], {}
     for r in cells:
         key = {"currency": r.currency, "month": r.month, "payeeRole": r.payee_role}
-        out_cells.append({**key, **figures(r)} if ok(r) else {**key, "suppressed": True})
-        suppressed_in.setdefault((r.currency, r.month), []).append(not ok(r))
+        released = ok(r, (r.currency, r.month, r.payee_role))
+        out_cells.append({**key, **figures(r)} if released else {**key, "suppressed": True})
+        suppressed_in.setdefault((r.currency, r.month), []).append(not released)
     out_months = []
     for r in months:
-        flags = suppressed_in[(r.currency, r.month)]
-        release = ok(r) and (not any(flags) or all(flags))
+        release = ok(r, (r.currency, r.month)) and not any(suppressed_in[(r.currency, r.month)])
         key = {"currency": r.currency, "month": r.month}
         out_months.append({**key, **figures(r)} if release else {**key, "suppressed": True})
     return {
-        "k": k, "headSeq": head,
+        "k": k, "dominance": DOMINANCE,
+        "monthsBefore": datetime.fromtimestamp(cutoff / 1000, timezone.utc).strftime("%Y-%m"),
         "dimensions": ["currency", "month (UTC)", "payeeRole"],
         "cells": out_cells,
         "monthTotals": out_months,

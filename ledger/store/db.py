@@ -61,6 +61,8 @@ def _sqlite_engine(url: str, parsed, create: bool, **kwargs) -> Engine:
         # NORMAL in WAL mode: a commit survives a process crash; a power cut may lose
         # the last commits but never corrupts. Documented in docs/ledger-model.md.
         cur.execute("PRAGMA synchronous=NORMAL")
+        # erased memos and profiles are overwritten with zeros, not left in free pages
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
