@@ -253,3 +253,22 @@ def test_signature_recovery_in_worker_processes_finds_the_same(coop, tmp_path):
     two = coop.check(tmp_path, workers=2)
     assert [d.seq for d in found(one, "signature")] == [d.seq for d in found(two, "signature")] == [seq]
     assert two.signatures_checked == one.signatures_checked
+
+
+def test_non_ascii_names_take_the_reference_encoder_and_reconcile(tmp_path):
+    """The canonical form escapes non-ASCII (\\u00f1); the fast encoder does not, so such
+    entries must fall back to the reference encoder rather than be flagged."""
+    from ledger import signing
+    from ledger.community import new_genesis
+    from ledger.core.typed_data import address_of_key
+    from ledger.service import Ledger
+    treasurer = signing.new_key()
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/n.db")
+    ledger.initialise(new_genesis("Cuidado Mutuo Ñuñoa — cooperativa", address_of_key(treasurer)))
+    ana = signing.new_key()
+    ledger.submit(signing.open_account(treasurer, ledger.genesis.domain, account=address_of_key(ana)))
+    export_log(ledger, tmp_path / "log.jsonl")
+    assert "\\u00d1u\\u00f1oa" in (tmp_path / "log.jsonl").read_text()
+    report = reconcile(export=tmp_path / "log.jsonl", workers=0, skip_chain=True)
+    assert report.ok, report.discrepancies
+    ledger.engine.dispose()

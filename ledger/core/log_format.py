@@ -18,6 +18,18 @@ FORMAT = "ayni-log"
 VERSION = 1
 
 
+try:  # a C parser, ~3x faster on the 1M-line files treasurers reconcile; same values as json
+    import orjson
+
+    def _loads(line: str):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return json.loads(line)  # e.g. integers beyond 64 bits: let the reference parser decide
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
+
 class ExportInvalid(ValueError):
     """The file is not a complete Ayni log export."""
 
@@ -52,7 +64,7 @@ class ExportReader:
             raise ExportInvalid(f"{name} is format version {self.header.get('version')}; this wallet reads {VERSION}")
 
     def entries(self) -> Iterator[dict]:
-        loads = json.loads
+        loads = _loads
         for lineno, line in enumerate(self._lines, start=2):
             if not line.endswith("\n"):
                 raise ExportInvalid(f"{self.name} is truncated: line {lineno} is incomplete")

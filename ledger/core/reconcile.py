@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from . import errors as E
-from .entries import _document, canonical_body, chain_next
+from .entries import KINDS, _document, canonical_body, chain_next
 from .hashing import ZERO32, keccak256
 from .merkle import build_tree, entry_leaves
 from .state import Genesis, LedgerState, action_from_body, zero_sum_faults
@@ -115,6 +115,23 @@ def _b32(value: object) -> bytes | None:
     return None
 
 
+try:  # a C encoder: ~4x faster; its bytes are only trusted when they match (else the reference encoder)
+    import orjson
+
+    def _fast_document(seq: int, kind: str, at: int, body: dict) -> bytes | None:
+        try:
+            body_bytes = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return None
+        if not body_bytes.isascii():
+            return None  # the canonical form escapes non-ASCII: leave it to the reference encoder
+        return b'{"at":%d,"body":%s,"kind":%s,"seq":%d}' % (at, body_bytes, _KIND_JSON.get(kind, b"null"), seq)
+except ImportError:  # pragma: no cover - orjson is a dependency; the reference path is the fallback
+    def _fast_document(seq: int, kind: str, at: int, body: dict) -> bytes | None:
+        return None
+
+_KIND_JSON = {k: ('"%s"' % k).encode() for k in KINDS}
+
 _INT_FIELDS = {"transfer.posted": ("amount",), "limit.set": ("creditLimit", "ceiling")}
 
 # (seq, digest, signature, claimed signer)
@@ -200,7 +217,12 @@ class Reconciler:
         self._expect_seq = seq + 1
         # No canonical-form validation of the body here (it is the hot path): the hash compares
         # the exact bytes the server committed to, and replay validates every field it uses.
-        entry_hash = keccak256(_document(seq, kind, at, canonical_body(body, validate=False)))
+        # The fast encoder's bytes count only when they hash to the stored hash; otherwise the
+        # reference encoder (json, as the service writes) decides.
+        doc = _fast_document(seq, kind, at, body) if kind in _KIND_JSON else None
+        entry_hash = keccak256(doc) if doc is not None else b""
+        if "0x" + entry_hash.hex() != found_entry_hex:
+            entry_hash = keccak256(_document(seq, kind, at, canonical_body(body, validate=False)))
         if "0x" + entry_hash.hex() != found_entry_hex:
             self.flag("entry_hash", seq, _hex(entry_hash), found_entry_hex,
                       detail="the entry's content does not match its hash")
