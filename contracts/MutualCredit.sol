@@ -14,8 +14,11 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 /// transfer touches exactly two slots. Opening an account writes the slot non-zero (status), so
 /// every later transfer pays the cheap non-zero -> non-zero SSTORE, to a new member too.
 /// Two ways to pay: `transfer` (the payer sends the transaction and pays gas in ETH) and
-/// `transferWithSig` (anyone relays a payer's EIP-712 Transfer signed exactly as for Ayni's
-/// off-chain ledger: same domain fields, same type string).
+/// `transferWithSig` (anyone relays a payer's EIP-712 Transfer: Ayni's type string, but a domain
+/// that adds `verifyingContract`, so a signature is good for this one deployment only and an
+/// off-chain Ayni signature, whose domain has no contract, can never be replayed here).
+/// An account's positions all share one status; a currency added later is opened for existing
+/// members by calling `openAccount` again. Closing is final, as in Ayni's rules.
 contract MutualCredit is AccessControl {
     bytes32 public constant TREASURER_ROLE = keccak256("TREASURER_ROLE");
 
@@ -27,7 +30,10 @@ contract MutualCredit is AccessControl {
     uint64 public constant NO_CEILING = type(uint64).max;
     uint256 internal constant MAX_CURRENCIES = 8;
 
-    /// @dev 96 + 64 + 64 + 8 = 232 bits: one slot. |balance| <= 2**64, so int96 cannot overflow.
+    /// @dev 96 + 64 + 64 + 8 = 232 bits: one slot. A balance never goes below -(2**64 - 1) (limits
+    /// are uint64 and every debit is checked against the limit). Upwards it is bounded only by the
+    /// sum of the others' debts (zero-sum), which passes 2**95 only if more than 2**31 accounts owe
+    /// the maximum; checked arithmetic then reverts the transfer, it never wraps.
     struct Position {
         int96 balance;
         uint64 creditLimit;
@@ -42,7 +48,7 @@ contract MutualCredit is AccessControl {
     }
 
     bytes32 private constant DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,bytes32 salt)");
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)");
     bytes32 private constant TRANSFER_TYPEHASH = keccak256(
         "Transfer(address payer,address payee,string currency,uint256 amount,uint256 nonce,"
         "uint64 validUntil,bytes32 memoHash,bytes32 requestId)"
@@ -75,6 +81,7 @@ contract MutualCredit is AccessControl {
     error AlreadyOpen(address account);
     error NotOpen(address account);
     error BadStatus(uint8 status);
+    error AccountClosed(address account);
     error NonZeroBalance(address account, bytes12 currency);
     error BadSignature();
     error Expired(uint64 validUntil);
@@ -85,7 +92,7 @@ contract MutualCredit is AccessControl {
         _grantRole(TREASURER_ROLE, admin);
         COMMUNITY = community;
         _chainId = block.chainid;
-        _domainSeparator = keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("Ayni"), keccak256("1"), block.chainid, community));
+        _domainSeparator = _separator(block.chainid, community);
     }
 
     // ------------------------------------------------------------------ payments
@@ -95,8 +102,8 @@ contract MutualCredit is AccessControl {
         _transfer(msg.sender, payee, currency, amount);
     }
 
-    /// @notice Relay a payment the payer signed off chain (EIP-712, Ayni's Transfer type and
-    /// domain). The relayer pays the gas; each nonce works once.
+    /// @notice Relay a payment the payer signed off chain (EIP-712, Ayni's Transfer type, this
+    /// contract's domain). The relayer pays the gas; each nonce works once.
     function transferWithSig(
         address payer,
         address payee,
@@ -136,7 +143,8 @@ contract MutualCredit is AccessControl {
         Position memory t = to;
         if (f.status != ACTIVE) revert NotActive(payer);
         if (t.status != ACTIVE) revert NotActive(payee);
-        // |balance| <= 2**64 and amount < 2**64: no overflow in int96
+        // amount < 2**64 and balances stay far inside int96 (see Position); checked arithmetic
+        // reverts rather than wraps if they ever did not
         int96 fb = f.balance - int96(uint96(amount));
         int96 tb = t.balance + int96(uint96(amount));
         if (fb < -int96(uint96(f.creditLimit))) revert OverCreditLimit(payer, fb, f.creditLimit);
@@ -157,16 +165,24 @@ contract MutualCredit is AccessControl {
         emit CurrencyAdded(currency, creditLimit, ceiling);
     }
 
-    /// @notice Open `account` in every currency with the default limits.
+    /// @notice Open `account` in every currency with the default limits. Called again after a
+    /// currency was added, it opens the currencies still missing, with the account's current status
+    /// (a frozen member stays frozen). Refused if nothing is missing, or if the account is closed.
     function openAccount(address account) external onlyRole(TREASURER_ROLE) {
+        uint8 status = _accountStatus(account);
+        if (status == CLOSED) revert AccountClosed(account);
+        if (status == NONE) status = ACTIVE;
         uint256 n = _currencies.length;
+        bool opened;
         for (uint256 i = 0; i < n; ++i) {
             bytes12 c = _currencies[i];
             Position storage p = _positions[account][c];
-            if (p.status != NONE) revert AlreadyOpen(account);
+            if (p.status != NONE) continue;
             CurrencyDefaults memory d = currencyDefaults[c];
-            (p.creditLimit, p.ceiling, p.status) = (d.creditLimit, d.ceiling, ACTIVE);
+            (p.creditLimit, p.ceiling, p.status) = (d.creditLimit, d.ceiling, status);
+            opened = true;
         }
+        if (!opened) revert AlreadyOpen(account);
         emit AccountOpened(account);
     }
 
@@ -179,22 +195,44 @@ contract MutualCredit is AccessControl {
         if (!currencyDefaults[currency].exists) revert UnknownCurrency(currency);
         Position storage p = _positions[account][currency];
         if (p.status == NONE) revert NotOpen(account);
+        if (p.status == CLOSED) revert AccountClosed(account);
         (p.creditLimit, p.ceiling) = (creditLimit, ceiling);
         emit LimitSet(account, currency, creditLimit, ceiling);
     }
 
-    /// @notice Freeze (2), unfreeze (1) or close (3) an account. Closing needs zero balances.
+    /// @notice Freeze (2), unfreeze (1) or close (3) an account, in every currency. Closing needs
+    /// zero balances and is final. A currency added after the account was opened is opened here
+    /// with its defaults and the new status, so all positions keep one status; on closing it is
+    /// left unopened (a closed account never opens again).
     function setStatus(address account, uint8 status) external onlyRole(TREASURER_ROLE) {
         if (status < ACTIVE || status > CLOSED) revert BadStatus(status);
+        uint8 current = _accountStatus(account);
+        if (current == NONE) revert NotOpen(account);
+        if (current == CLOSED) revert AccountClosed(account);
         uint256 n = _currencies.length;
         for (uint256 i = 0; i < n; ++i) {
             bytes12 c = _currencies[i];
             Position storage p = _positions[account][c];
-            if (p.status == NONE) revert NotOpen(account);
-            if (status == CLOSED && p.balance != 0) revert NonZeroBalance(account, c);
+            if (p.status == NONE) {
+                if (status == CLOSED) continue;
+                CurrencyDefaults memory d = currencyDefaults[c];
+                (p.creditLimit, p.ceiling) = (d.creditLimit, d.ceiling);
+            } else if (status == CLOSED && p.balance != 0) {
+                revert NonZeroBalance(account, c);
+            }
             p.status = status;
         }
         emit StatusSet(account, status);
+    }
+
+    /// @dev The status shared by the account's open positions; NONE if it has none.
+    function _accountStatus(address account) private view returns (uint8) {
+        uint256 n = _currencies.length;
+        for (uint256 i = 0; i < n; ++i) {
+            uint8 s = _positions[account][_currencies[i]].status;
+            if (s != NONE) return s;
+        }
+        return NONE;
     }
 
     // ------------------------------------------------------------------ reading
@@ -216,10 +254,18 @@ contract MutualCredit is AccessControl {
         return _currencies;
     }
 
-    /// @notice The EIP-712 domain separator: Ayni's domain {name "Ayni", version "1", chainId, salt}.
+    /// @notice The EIP-712 domain separator: {name "Ayni", version "1", chainId, verifyingContract:
+    /// this contract, salt: the community id}. Ayni's off-chain domain has no verifyingContract, so
+    /// the two never accept each other's signatures.
     function domainSeparator() public view returns (bytes32) {
         if (block.chainid == _chainId) return _domainSeparator;
-        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("Ayni"), keccak256("1"), block.chainid, COMMUNITY));
+        return _separator(block.chainid, COMMUNITY);
+    }
+
+    function _separator(uint256 chainId, bytes32 community) private view returns (bytes32) {
+        return keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("Ayni"), keccak256("1"), chainId, address(this), community)
+        );
     }
 
     function _hashTyped(bytes32 structHash) private view returns (bytes32) {

@@ -46,9 +46,12 @@ class AnchorReport:
     errors: list[str] = field(default_factory=list)
 
 
+DEFAULT_MAX_BATCH = 1000  # entries per anchor transaction (ledger/costs prices anchoring with it)
+
+
 class Anchoring:
     def __init__(self, ledger: Ledger, chain: AnchorChain | None = None, *, contract: str | None = None,
-                 max_batch: int = 1000, confirmations: int = 1, clock: Callable[[], int] = now_ms,
+                 max_batch: int = DEFAULT_MAX_BATCH, confirmations: int = 1, clock: Callable[[], int] = now_ms,
                  sending_grace_ms: int = SENDING_GRACE_MS):
         """`chain` is needed to anchor; reading batches and making receipts need only `contract`."""
         contract = chain.contract_address if chain is not None else contract

@@ -3,6 +3,7 @@ cost a cooperative per month, from gas and CPU measured in this very run (ledger
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
@@ -26,6 +27,8 @@ def cost_report(
     transfers_per_member: float = typer.Option(None, help="Transfers per member per month (overrides the preset)"),
     anchor_every: float = typer.Option(None, help="Hours between anchors (overrides the preset)"),
     growth: float = typer.Option(None, help="New members per month as a fraction of members, e.g. 0.02"),
+    relayed_nonces: str = typer.Option("random", help="Nonces the relayed mode is priced with: random (what Ayni "
+                                                      "signs: a new bitmap word each) or sequential (amortised)"),
     prices_file: Path = typer.Option(None, "--prices", help="Price file (default: the one shipped, ledger/costs/prices.json)"),
     scenario: list[str] = typer.Option(None, help="Only these price scenarios (repeatable)"),
     gas_price_gwei: float = typer.Option(None, help="Replace the Ethereum L1 scenarios by one at this gas price"),
@@ -50,6 +53,8 @@ def cost_report(
         _fail(f"unknown preset {preset!r} (known: {', '.join(model.PRESETS)})")
     if sample < 10 or sample > 100_000:
         _fail("--sample must be between 10 and 100000")
+    if relayed_nonces not in model.NONCES:
+        _fail(f"--relayed-nonces must be one of {', '.join(model.NONCES)}, got {relayed_nonces!r}")
     if chart_file is not None and chart_file.suffix.lower() != ".png":
         _fail(f"--chart must name a .png file, got {chart_file}")
     try:
@@ -72,7 +77,9 @@ def cost_report(
             measured = measure_all(sample=sample, postgres_url=postgres_url)
         except MeasureError as exc:
             _fail(f"measurement failed: {exc}")
-    data = report.build(workload, prices, measured)
+    data = report.build(workload, prices, measured, nonces=relayed_nonces)
+    if not all(math.isfinite(c[k]) for c in data["costs"] for k in ("monthly_usd", "one_time_usd")):
+        _fail("the prices and workload give costs too large to represent: check the price file and options")
     if csv_file is not None:
         try:
             csv_file.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +89,7 @@ def cost_report(
     if chart_file is not None:
         from .costs.chart import write_chart
         try:
-            write_chart(chart_file, workload, prices, measured)
+            write_chart(chart_file, workload, prices, measured, nonces=relayed_nonces)
         except OSError as exc:
             _fail(f"cannot write {chart_file}: {exc.strerror or exc}")
     if as_json:

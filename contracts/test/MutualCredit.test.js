@@ -96,10 +96,91 @@ describe("MutualCredit", function () {
     await expectRevert(mc.connect(alice).transfer(bob.address, CRED, 1), mc, "NotActive");
   });
 
+  it("closing is final: no reopening, unfreezing, new limits or new currencies", async function () {
+    const { mc, bob } = await deployMC();
+    await (await mc.setStatus(bob.address, CLOSED)).wait();
+    for (const s of [ACTIVE, FROZEN, CLOSED]) await expectRevert(mc.setStatus(bob.address, s), mc, "AccountClosed");
+    await expectRevert(mc.openAccount(bob.address), mc, "AccountClosed");
+    await expectRevert(mc.setLimit(bob.address, CRED, 1, 1), mc, "AccountClosed");
+    const EUR = bytes12("EUR");
+    await (await mc.addCurrency(EUR, 100, NO_CEILING)).wait();
+    await expectRevert(mc.openAccount(bob.address), mc, "AccountClosed");
+    const [, , , status] = await mc.position(bob.address, EUR);
+    assert.equal(status, 0n); // the new currency stays unopened for a closed account
+  });
+
+  describe("a currency added after accounts were opened", function () {
+    const EUR = bytes12("EUR");
+    async function withEur() {
+      const ctx = await deployMC();
+      await (await ctx.mc.addCurrency(EUR, 500, NO_CEILING)).wait();
+      return ctx;
+    }
+
+    it("openAccount opens only the missing currency, with its defaults, and keeps balances", async function () {
+      const { mc, alice, bob } = await withEur();
+      await (await mc.connect(alice).transfer(bob.address, CRED, 77)).wait();
+      await expectRevert(mc.connect(alice).transfer(bob.address, EUR, 1), mc, "NotActive");
+      for (const s of [alice, bob]) await (await mc.openAccount(s.address)).wait();
+      assert.deepEqual([...(await mc.position(alice.address, EUR))], [0n, 500n, NO_CEILING, BigInt(ACTIVE)]);
+      assert.deepEqual([...(await mc.position(alice.address, CRED))], [-77n, 10_000n, NO_CEILING, BigInt(ACTIVE)]);
+      await (await mc.connect(alice).transfer(bob.address, EUR, 500)).wait();
+      await expectRevert(mc.connect(alice).transfer(bob.address, EUR, 1), mc, "OverCreditLimit");
+      await (await mc.setLimit(alice.address, EUR, 900, NO_CEILING)).wait();
+      await (await mc.connect(alice).transfer(bob.address, EUR, 400)).wait();
+      assert.equal(await mc.balanceOf(bob.address, EUR), 900n);
+      await expectRevert(mc.openAccount(alice.address), mc, "AlreadyOpen"); // nothing left to open
+    });
+
+    it("setLimit needs the position opened first", async function () {
+      const { mc, alice } = await withEur();
+      await expectRevert(mc.setLimit(alice.address, EUR, 1, 1), mc, "NotOpen");
+      await (await mc.openAccount(alice.address)).wait();
+      await (await mc.setLimit(alice.address, EUR, 1, 1)).wait();
+      assert.deepEqual([...(await mc.position(alice.address, EUR))], [0n, 1n, 1n, BigInt(ACTIVE)]);
+    });
+
+    it("setStatus freezes every currency, opening the missing one frozen; unfreezing frees all", async function () {
+      const { mc, alice, bob } = await withEur();
+      await (await mc.openAccount(bob.address)).wait(); // bob has EUR, alice not yet
+      await (await mc.setStatus(alice.address, FROZEN)).wait();
+      for (const c of [HOUR, CRED, EUR]) {
+        const [bal, limit, , status] = await mc.position(alice.address, c);
+        assert.equal(status, BigInt(FROZEN), `currency ${c}`);
+        if (c === EUR) assert.deepEqual([bal, limit], [0n, 500n]); // opened with the defaults
+      }
+      await expectRevert(mc.connect(alice).transfer(bob.address, CRED, 1), mc, "NotActive");
+      await expectRevert(mc.openAccount(alice.address), mc, "AlreadyOpen");
+      await (await mc.setStatus(alice.address, ACTIVE)).wait();
+      await (await mc.connect(alice).transfer(bob.address, EUR, 5)).wait();
+      await (await mc.connect(bob).transfer(alice.address, EUR, 5)).wait();
+      await (await mc.setStatus(alice.address, CLOSED)).wait();
+      for (const c of [HOUR, CRED, EUR]) assert.equal((await mc.position(alice.address, c))[3], BigInt(CLOSED));
+    });
+
+    it("a frozen member re-opened for a new currency stays frozen in it", async function () {
+      const { mc, carol } = await deployMC();
+      await (await mc.setStatus(carol.address, FROZEN)).wait();
+      await (await mc.addCurrency(EUR, 500, NO_CEILING)).wait();
+      await (await mc.openAccount(carol.address)).wait();
+      assert.equal((await mc.position(carol.address, EUR))[3], BigInt(FROZEN));
+    });
+
+    it("closing skips an unopened currency and still needs zero balances elsewhere", async function () {
+      const { mc, alice, bob } = await withEur();
+      await (await mc.connect(alice).transfer(bob.address, CRED, 3)).wait();
+      await expectRevert(mc.setStatus(alice.address, CLOSED), mc, "NonZeroBalance");
+      await (await mc.connect(bob).transfer(alice.address, CRED, 3)).wait();
+      await (await mc.setStatus(alice.address, CLOSED)).wait();
+      assert.equal((await mc.position(alice.address, EUR))[3], 0n);
+      assert.equal((await mc.position(alice.address, CRED))[3], BigInt(CLOSED));
+    });
+  });
+
   describe("transferWithSig (a relayer submits a member-signed Ayni Transfer)", function () {
-    async function signed(mc, community, payer, payee, over = {}) {
+    async function signed(mc, community, payer, payee, over = {}, domainOver = {}) {
       const { chainId } = await ethers.provider.getNetwork();
-      const domain = { name: "Ayni", version: "1", chainId, salt: community };
+      const domain = { name: "Ayni", version: "1", chainId, verifyingContract: await mc.getAddress(), salt: community, ...domainOver };
       const types = {
         Transfer: [
           { name: "payer", type: "address" }, { name: "payee", type: "address" },
@@ -128,6 +209,22 @@ describe("MutualCredit", function () {
       await expectRevert(mc.connect(relayer).transferWithSig(...args), mc, "NonceUsed");
     });
 
+    it("a signature is good for one deployment only: no replay on another contract of the community", async function () {
+      const { mc, community, admin, alice, bob, relayer } = await deployMC();
+      const other = await (await ethers.getContractFactory("MutualCredit")).deploy(admin.address, community);
+      await other.waitForDeployment();
+      await (await other.addCurrency(CRED, 10_000, NO_CEILING)).wait();
+      for (const s of [alice, bob]) await (await other.openAccount(s.address)).wait();
+      const { args } = await signed(mc, community, alice, bob);
+      await (await mc.connect(relayer).transferWithSig(...args)).wait();
+      await expectRevert(other.connect(relayer).transferWithSig(...args), other, "BadSignature");
+      assert.equal(await other.balanceOf(alice.address, CRED), 0n);
+      const { chainId } = await ethers.provider.getNetwork();
+      const expected = ethers.TypedDataEncoder.hashDomain(
+        { name: "Ayni", version: "1", chainId, verifyingContract: await mc.getAddress(), salt: community });
+      assert.equal(await mc.domainSeparator(), expected);
+    });
+
     it("refuses forged, altered, expired and other-community signatures", async function () {
       const { mc, community, alice, bob, carol, relayer } = await deployMC();
       // bob signs "alice pays carol"
@@ -139,6 +236,9 @@ describe("MutualCredit", function () {
       await expectRevert(mc.connect(relayer).transferWithSig(...altered), mc, "BadSignature");
       const other = await signed(mc, ethers.hexlify(ethers.randomBytes(32)), alice, bob);
       await expectRevert(mc.connect(relayer).transferWithSig(...other.args), mc, "BadSignature");
+      // Ayni's off-chain domain (no verifyingContract): an off-chain signature never pays on chain
+      const offChain = await signed(mc, community, alice, bob, {}, { verifyingContract: undefined });
+      await expectRevert(mc.connect(relayer).transferWithSig(...offChain.args), mc, "BadSignature");
       const expired = await signed(mc, community, alice, bob, { validUntil: 1n });
       await expectRevert(mc.connect(relayer).transferWithSig(...expired.args), mc, "Expired");
       assert.equal(await mc.balanceOf(alice.address, CRED), 0n);

@@ -19,12 +19,13 @@ def member_grid(members: int) -> list[int]:
     return sorted(grid)
 
 
-def write_chart(path: str | Path, w: model.Workload, prices: Prices, m: Measurements) -> Path:
+def write_chart(path: str | Path, w: model.Workload, prices: Prices, m: Measurements, *,
+                nonces: str = "random") -> Path:
     import matplotlib
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    sq = m.sqlite()
+    off = m.production()
     grid = member_grid(w.members)
     scenarios = prices.scenarios
     cols = min(3, len(scenarios))
@@ -35,10 +36,10 @@ def write_chart(path: str | Path, w: model.Workload, prices: Prices, m: Measurem
             ys = []
             for n in grid:
                 wn = replace(w, members=n)
-                hosted = model.hosting_needs(wn, prices, sq.cpu_s_per_transfer, sq.db_bytes_per_transfer)
-                ys.append(max(model.mode_cost(mode, wn, s, m.gas, hosted, prices).monthly_usd, 1e-4))
+                hosted = model.hosting_needs(wn, prices, off.cpu_s_per_transfer, off.db_bytes_per_transfer)
+                ys.append(max(model.mode_cost(mode, wn, s, m.gas, hosted, prices, nonces=nonces).monthly_usd, 1e-4))
             color, ls = STYLES[mode]
-            ax.plot(grid, ys, color=color, linestyle=ls, label=model.MODE_LABELS[mode])
+            ax.plot(grid, ys, color=color, linestyle=ls, label=model.mode_labels(nonces)[mode])
         ax.axvline(w.members, color="black", linewidth=0.6, alpha=0.5)
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -4,6 +4,8 @@
   the real pipeline (signed transfers -> SQL log -> Merkle root -> Anchor.anchor), MutualCredit.sol
   (every transfer on chain, sent by the payer or relayed with the payer's EIP-712 signature) and
   an OpenZeppelin ERC-20;
+- the size of each of those transactions: its calldata, and the whole transaction signed
+  (EIP-1559, re-signed with a throwaway key), which is what a rollup's L1 data fee is charged on;
 - the off-chain service's own cost: process CPU seconds and database bytes per signed transfer
   posted through `ledger.service.Ledger` on SQLite and, when reachable, PostgreSQL.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from .. import signing
 from ..community import new_genesis
-from ..core.typed_data import Domain, Transfer, address_of_key, sign_action
+from ..core.typed_data import Domain, Transfer, address_of_key, full_message
 from ..service import Ledger
 
 BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
@@ -50,9 +52,19 @@ class GasFigures:
     erc20_transfer_new_holder: int
     erc20_transfer_existing: int
     eth_funding: int                 # plain ETH send, so a member can pay gas herself
+    # bytes of each kind of transaction: {"calldata": n, "signed": n} (keys: see TX_KINDS)
+    tx_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def signed_bytes(self, kind: str) -> int:
+        return self.tx_bytes[kind]["signed"] if kind in self.tx_bytes else 0
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+# the transaction kinds whose size is measured (keys of GasFigures.tx_bytes)
+TX_KINDS = ("anchor", "anchor_deploy", "mc_deploy", "mc_add_currency", "mc_open_account", "mc_transfer",
+            "mc_transfer_sig", "erc20_deploy", "erc20_transfer_new_holder", "erc20_transfer", "eth_funding")
 
 
 @dataclass
@@ -73,6 +85,31 @@ def artifact(name: str) -> dict:
     return json.loads((BUILD / f"{name}.json").read_text())
 
 
+def tx_size(w3, tx_hash) -> dict[str, int]:
+    """Calldata bytes of a mined transaction, and the bytes of the same transaction signed as an
+    EIP-1559 transaction (eth-tester's unlocked accounts keep no raw transaction, so it is re-signed
+    with a throwaway key: same fields, a real 65-byte signature)."""
+    from eth_account import Account
+    tx = w3.eth.get_transaction(tx_hash)
+    data = bytes(tx["input"])
+    fee = int(tx.get("maxFeePerGas") or tx.get("gasPrice") or 1)
+    raw = Account.sign_transaction({
+        "type": 2, "chainId": int(w3.eth.chain_id), "nonce": int(tx["nonce"]), "to": tx.get("to") or b"",
+        "value": int(tx["value"]), "data": data, "gas": int(tx["gas"]), "maxFeePerGas": fee,
+        "maxPriorityFeePerGas": int(tx.get("maxPriorityFeePerGas") or fee)}, signing.new_key()).raw_transaction
+    return {"calldata": len(data), "signed": len(raw)}
+
+
+def anchor_tx_sizes(w3, contract: str) -> dict[str, int]:
+    """Size of the last anchor transaction sent to `contract` on this chain."""
+    for n in range(w3.eth.block_number, -1, -1):
+        for h in reversed(w3.eth.get_block(n)["transactions"]):
+            tx = w3.eth.get_transaction(h)
+            if tx.get("to") and tx["to"].lower() == contract.lower():
+                return tx_size(w3, h)
+    raise MeasureError(f"no anchor transaction to {contract} found on the chain")
+
+
 # ------------------------------------------------------------------ on-chain gas
 
 class _Evm:
@@ -82,6 +119,7 @@ class _Evm:
     def __init__(self, w3):
         self.w3 = w3
         self.accounts = w3.eth.accounts
+        self.sizes: dict[str, dict[str, int]] = {}  # kind -> bytes of the last such transaction
 
     def _receipt(self, tx_hash):
         r = self.w3.eth.wait_for_transaction_receipt(tx_hash)
@@ -89,42 +127,63 @@ class _Evm:
             raise MeasureError(f"transaction {tx_hash.hex()} failed")
         return r
 
-    def deploy(self, name: str, *args, sender=None):
+    def _used(self, tx_hash, kind: str | None) -> int:
+        r = self._receipt(tx_hash)
+        if kind:
+            self.sizes[kind] = tx_size(self.w3, tx_hash)
+        return int(r.gasUsed)
+
+    def deploy(self, name: str, *args, sender=None, kind: str | None = None):
         art = artifact(name)
         factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
-        r = self._receipt(factory.constructor(*args).transact({"from": sender or self.accounts[0]}))
-        return self.w3.eth.contract(address=r.contractAddress, abi=art["abi"]), int(r.gasUsed)
+        tx_hash = factory.constructor(*args).transact({"from": sender or self.accounts[0]})
+        gas = self._used(tx_hash, kind)
+        address = self._receipt(tx_hash).contractAddress
+        return self.w3.eth.contract(address=address, abi=art["abi"]), gas
 
-    def gas(self, fn, sender=None) -> int:
-        return int(self._receipt(fn.transact({"from": sender or self.accounts[0]})).gasUsed)
+    def gas(self, fn, sender=None, kind: str | None = None) -> int:
+        return self._used(fn.transact({"from": sender or self.accounts[0]}), kind)
 
-    def send_eth(self, to: str, wei: int) -> int:
-        return int(self._receipt(self.w3.eth.send_transaction(
-            {"from": self.accounts[0], "to": to, "value": wei})).gasUsed)
+    def send_eth(self, to: str, wei: int, kind: str | None = None) -> int:
+        return self._used(self.w3.eth.send_transaction({"from": self.accounts[0], "to": to, "value": wei}), kind)
 
 
 def _new_address() -> str:
     return address_of_key(signing.new_key())
 
 
+def relay_signature(key: bytes, domain: Domain, verifying_contract: str, t: Transfer) -> bytes:
+    """The payer's signature for MutualCredit.transferWithSig: Ayni's Transfer type in Ayni's domain
+    plus `verifyingContract` (the contract's own domain), signed by eth-account, independently of
+    ledger.core's signer."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+    doc = full_message(domain, t)
+    doc["types"]["EIP712Domain"] = [*doc["types"]["EIP712Domain"][:3],
+                                    {"name": "verifyingContract", "type": "address"},
+                                    doc["types"]["EIP712Domain"][3]]
+    doc["domain"]["verifyingContract"] = verifying_contract
+    return bytes(Account.sign_message(encode_typed_data(full_message=doc), key).signature)
+
+
 def measure_mutual_credit(w3) -> dict:
     evm = _Evm(w3)
     admin, alice, relayer = evm.accounts[0], evm.accounts[1], evm.accounts[2]
     community = secrets.token_bytes(32)
-    mc, deploy = evm.deploy("MutualCredit", admin, community)
+    mc, deploy = evm.deploy("MutualCredit", admin, community, kind="mc_deploy")
     f = mc.functions
-    add = evm.gas(f.addCurrency(HOUR, 600, 2400))
+    add = evm.gas(f.addCurrency(HOUR, 600, 2400), kind="mc_add_currency")
     evm.gas(f.addCurrency(CRED, 10_000, NO_CEILING))
     opened = [evm.gas(f.openAccount(alice))]
     bob = _new_address()
-    opened.append(evm.gas(f.openAccount(bob)))
+    opened.append(evm.gas(f.openAccount(bob), kind="mc_open_account"))
     first = evm.gas(f.transfer(bob, CRED, 1234), alice)  # bob's first receipt ever
-    repeat = evm.gas(f.transfer(bob, CRED, 1234), alice)
+    repeat = evm.gas(f.transfer(bob, CRED, 1234), alice, kind="mc_transfer")
     set_limit = evm.gas(f.setLimit(alice, CRED, 50_000, NO_CEILING))
     carol = _new_address()
     evm.gas(f.openAccount(carol))
     freeze = evm.gas(f.setStatus(carol, 2))
-    # relayed: a member who holds no ETH signs Ayni's own EIP-712 Transfer; the relayer pays gas
+    # relayed: a member who holds no ETH signs an Ayni Transfer for this contract; the relayer pays gas
     key = signing.new_key()
     payer = address_of_key(key)
     evm.gas(f.openAccount(payer))
@@ -132,34 +191,42 @@ def measure_mutual_credit(w3) -> dict:
     valid_until = int(w3.eth.get_block("latest")["timestamp"]) + 3600
     word = secrets.randbits(120) << 8
 
-    def relayed(nonce: int) -> int:
+    def relayed(nonce: int, kind: str | None = None) -> int:
         t = Transfer.create(payer=payer, payee=bob, currency="CRED", amount=321, nonce=nonce,
                             valid_until=valid_until)
-        sig = bytes.fromhex(sign_action(key, domain, t)[2:])
+        sig = relay_signature(key, domain, mc.address, t)
         return evm.gas(f.transferWithSig(t.payer, t.payee, t.currency, t.amount, t.nonce, t.valid_until,
-                                         t.memo_hash, t.request_id, sig), relayer)
+                                         t.memo_hash, t.request_id, sig), relayer, kind=kind)
 
     # low bytes 1 and 2: both non-zero, so both calls have exactly the same calldata cost
-    sig_new, sig_same = relayed(word + 1), relayed(word + 2)
+    sig_new, sig_same = relayed(word + 1, "mc_transfer_sig"), relayed(word + 2)
     if f.balanceOf(payer, CRED).call() != -642:
         raise MeasureError("relayed transfers did not move the balance")
     return {"mc_deploy": deploy, "mc_add_currency": add, "mc_open_account": max(opened),
             "mc_set_limit": set_limit, "mc_freeze": freeze, "mc_transfer_first": first,
             "mc_transfer_repeat": repeat, "mc_transfer_sig_new_word": sig_new,
-            "mc_transfer_sig_same_word": sig_same}
+            "mc_transfer_sig_same_word": sig_same, "tx_bytes": evm.sizes}
 
 
 def measure_erc20(w3) -> dict:
     evm = _Evm(w3)
     treasury, alice = evm.accounts[0], evm.accounts[1]
-    token, deploy = evm.deploy("CommunityToken", "Community Credit", "CRED", treasury, 10**12)
+    token, deploy = evm.deploy("CommunityToken", "Community Credit", "CRED", treasury, 10**12, kind="erc20_deploy")
     f = token.functions
     evm.gas(f.transfer(alice, 100_000))  # alice keeps a balance: emptying it would earn a refund
     newcomer = _new_address()
-    to_new = evm.gas(f.transfer(newcomer, 5_000), alice)
-    existing = evm.gas(f.transfer(newcomer, 5_000), alice)
+    to_new = evm.gas(f.transfer(newcomer, 5_000), alice, kind="erc20_transfer_new_holder")
+    existing = evm.gas(f.transfer(newcomer, 5_000), alice, kind="erc20_transfer")
+    funding = evm.send_eth(_new_address(), 10**15, kind="eth_funding")
     return {"erc20_deploy": deploy, "erc20_transfer_new_holder": to_new, "erc20_transfer_existing": existing,
-            "eth_funding": evm.send_eth(_new_address(), 10**15)}
+            "eth_funding": funding, "tx_bytes": evm.sizes}
+
+
+def gas_figures(anchor: dict, mc: dict, erc20: dict) -> GasFigures:
+    """Merge the three measurements (each may carry its own tx_bytes)."""
+    sizes = {**anchor.get("tx_bytes", {}), **mc.get("tx_bytes", {}), **erc20.get("tx_bytes", {})}
+    strip = lambda d: {k: v for k, v in d.items() if k != "tx_bytes"}  # noqa: E731
+    return GasFigures(**strip(anchor), **strip(mc), **strip(erc20), tx_bytes=sizes)
 
 
 def measure_anchoring(ledger: Ledger, chain=None, *, batches: int = 4) -> dict:
@@ -173,7 +240,18 @@ def measure_anchoring(ledger: Ledger, chain=None, *, batches: int = 4) -> dict:
     if not report.gas_used or report.anchored_through != head:
         raise MeasureError(f"anchoring stopped at seq {report.anchored_through} of {head}: {report.errors}")
     return {"anchor": round(sum(report.gas_used) / len(report.gas_used)), "anchor_calls": list(report.gas_used),
-            "anchor_deploy": deploy_gas}
+            "anchor_deploy": deploy_gas,
+            "tx_bytes": {"anchor": anchor_tx_sizes(chain.w3, chain.contract_address),
+                         "anchor_deploy": _deploy_size(chain.w3, chain.contract_address)}}
+
+
+def _deploy_size(w3, address: str) -> dict[str, int]:
+    for n in range(w3.eth.block_number + 1):
+        for h in w3.eth.get_block(n)["transactions"]:
+            r = w3.eth.get_transaction_receipt(h)
+            if r.contractAddress and r.contractAddress.lower() == address.lower():
+                return tx_size(w3, h)
+    raise MeasureError(f"no deployment of {address} found on the chain")
 
 
 # ------------------------------------------------------------------ off-chain cost
@@ -286,6 +364,12 @@ class Measurements:
     def sqlite(self) -> OffChain:
         return next(o for o in self.offchain if o.backend == "sqlite")
 
+    def production(self) -> OffChain:
+        """The figures hosting is priced with: PostgreSQL's (what a deployment runs, and what the
+        managed database bills) when measured in this run, else SQLite's."""
+        pg = next((o for o in self.offchain if o.backend == "postgresql" and not o.skipped), None)
+        return pg or self.sqlite()
+
     def to_json(self) -> dict:
         return {"gas": self.gas.to_json(), "offchain": [o.to_json() for o in self.offchain],
                 "seconds": self.seconds, "evm": self.evm}
@@ -298,7 +382,7 @@ def measure_all(*, sample: int = 300, postgres_url: str | None = None) -> Measur
     start = time.perf_counter()
     chain = AnchorChain.embedded()
     sqlite, anchor_gas = measure_sqlite(sample, anchor_chain=chain)
-    gas = GasFigures(**anchor_gas, **measure_mutual_credit(chain.w3), **measure_erc20(chain.w3))
+    gas = gas_figures(anchor_gas, measure_mutual_credit(chain.w3), measure_erc20(chain.w3))
     pg = (measure_postgres(postgres_url, sample) if postgres_url
           else OffChain("postgresql", 0, skipped="not measured: pass --postgres-url to measure PostgreSQL too"))
     return Measurements(gas, [sqlite, pg], time.perf_counter() - start)

@@ -1,35 +1,63 @@
 """Pure arithmetic of the cost report: monthly cost of each mode under each price scenario,
-from the measured gas and off-chain figures and a workload. No I/O, no measurement here.
+from the measured gas, transaction sizes and off-chain figures and a workload. No I/O here.
 
 Modes:
-  hosting     Ayni off-chain only: a VM (enough of them for the measured CPU) + managed PostgreSQL.
-  anchored    hosting + one anchor transaction per interval (only when new entries exist).
+  hosting     Ayni off-chain only: a VM (enough of them for the measured CPU) + managed PostgreSQL
+              (+ storage beyond the plan's included disk).
+  anchored    hosting + the anchor transactions Ayni's anchorer really sends (batches of at most
+              ledger.anchoring.DEFAULT_MAX_BATCH entries, once per interval).
   mc-direct   every transfer on chain in MutualCredit.sol, sent and paid by the payer; each new
-              member is opened by the cooperative and must first be sent ETH for gas.
-  mc-relayed  the same, but members sign off chain (EIP-712) and the cooperative's relayer pays.
+              member is opened by the cooperative and sent ETH for gas, every member is topped up
+              with ETH once a month.
+  mc-relayed  the same, but members sign off chain (EIP-712) and the cooperative's relayer (one VM)
+              submits and pays. Ayni's nonces are random 128-bit numbers, so each relayed transfer
+              opens a new nonce-bitmap word; sequential nonces are an explicit, labelled option.
   erc20       a plain ERC-20 token: transfers among holders; each new member receives a first
-              distribution (new holder) and ETH for gas.
-On-chain modes carry no hosting cost here, although a real deployment still needs a web front
-end and an RPC provider or indexer: the comparison favours them (docs/costs.md).
+              distribution (new holder) and ETH for gas, and a monthly ETH top-up.
+On-chain modes carry no front end and no RPC provider or indexer here (EXCLUDED): the comparison
+favours them (docs/costs.md).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
 
+from ..anchoring import DEFAULT_MAX_BATCH
 from .prices import Prices, Scenario
 
 HOURS_PER_MONTH = 365 * 24 / 12  # 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
-NONCE_WORD_BITS = 256  # MutualCredit's nonce bitmap: one new storage word per 256 nonces of a payer
+NONCE_WORD_BITS = 256  # MutualCredit's nonce bitmap: 256 nonces of a payer share one storage word
+MC_CURRENCIES = 2      # currencies the measured MutualCredit deployment adds (HOUR, CRED)
+MAX_MEMBERS = 10**9
+MAX_TRANSFERS_PER_MEMBER = 1e6   # a month; more is a typo, not a cooperative
+MAX_GROWTH = 1.0                 # new members a month as a fraction of members (doubling)
+ANCHOR_INTERVAL_HOURS = (1 / 60, 24 * 366)  # a minute .. a year
+NONCES = ("random", "sequential")
 MODES = ("hosting", "anchored", "mc-direct", "mc-relayed", "erc20")
 MODE_LABELS = {
     "hosting": "Ayni off-chain, no anchoring (hosting only)",
     "anchored": "Ayni off-chain + anchoring",
-    "mc-direct": "MutualCredit.sol, members pay gas",
-    "mc-relayed": "MutualCredit.sol, relayed EIP-712",
-    "erc20": "ERC-20 token",
+    "mc-direct": "MutualCredit.sol, members pay gas (+ a monthly ETH top-up each)",
+    "mc-relayed": "MutualCredit.sol, relayed EIP-712, random nonces (a new bitmap word each)",
+    "erc20": "ERC-20 token (+ a monthly ETH top-up each)",
 }
+SEQUENTIAL_LABEL = ("MutualCredit.sol, relayed EIP-712, SEQUENTIAL nonces (amortised over 256; "
+                    "not what Ayni signs)")
+EXCLUDED = {
+    "hosting": "", "anchored": "",
+    "mc-direct": "front end and RPC provider/indexer not priced",
+    "mc-relayed": "front end and RPC provider/indexer not priced (the relayer's VM is)",
+    "erc20": "front end and RPC provider/indexer not priced",
+}
+
+
+def mode_labels(nonces: str = "random") -> dict[str, str]:
+    return {**MODE_LABELS, "mc-relayed": SEQUENTIAL_LABEL} if nonces == "sequential" else dict(MODE_LABELS)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -42,14 +70,18 @@ class Workload:
     description: str = ""
 
     def __post_init__(self):
-        if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
-            raise ValueError(f"members must be a positive whole number, got {self.members!r}")
-        for what, v in (("transfers per member", self.transfers_per_member), ("growth", self.growth)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{what} must be a non-negative number, got {v!r}")
-        if not (isinstance(self.anchor_every_hours, (int, float)) and math.isfinite(self.anchor_every_hours)
-                and self.anchor_every_hours > 0):
-            raise ValueError(f"the anchor interval must be a positive number of hours, got {self.anchor_every_hours!r}")
+        if isinstance(self.members, bool) or not isinstance(self.members, int) or not 1 <= self.members <= MAX_MEMBERS:
+            raise ValueError(f"members must be a whole number from 1 to {MAX_MEMBERS:,}, got {self.members!r}")
+        if not (_number(self.transfers_per_member) and 0 <= self.transfers_per_member <= MAX_TRANSFERS_PER_MEMBER):
+            raise ValueError(f"transfers per member must be a number from 0 to {MAX_TRANSFERS_PER_MEMBER:,.0f} "
+                             f"a month, got {self.transfers_per_member!r}")
+        if not (_number(self.growth) and 0 <= self.growth <= MAX_GROWTH):
+            raise ValueError(f"growth must be a fraction from 0 to {MAX_GROWTH:g} (new members a month / members), "
+                             f"got {self.growth!r}")
+        lo, hi = ANCHOR_INTERVAL_HOURS
+        if not (_number(self.anchor_every_hours) and lo <= self.anchor_every_hours <= hi):
+            raise ValueError(f"the anchor interval must be from one minute ({lo:.4f} h) to a year ({hi:g} h), "
+                             f"got {self.anchor_every_hours!r}")
 
     @property
     def transfers_per_month(self) -> float:
@@ -65,14 +97,20 @@ class Workload:
 
     @property
     def anchors_per_month(self) -> float:
-        # an anchor is sent only when at least one entry is waiting
-        return min(HOURS_PER_MONTH / self.anchor_every_hours, self.entries_per_month)
+        """What Ayni's anchorer sends: each interval, ceil(waiting entries / max batch) transactions,
+        none when nothing waits (so never more than the entries). Entries are taken as spread evenly
+        over the month."""
+        intervals = HOURS_PER_MONTH / self.anchor_every_hours
+        per_interval = self.entries_per_month / intervals
+        return min(intervals * math.ceil(per_interval / DEFAULT_MAX_BATCH), self.entries_per_month)
 
     def to_json(self) -> dict:
         return {**asdict(self), "transfers_per_month": self.transfers_per_month,
-                "new_members_per_month": self.new_members_per_month, "anchors_per_month": self.anchors_per_month}
+                "new_members_per_month": self.new_members_per_month, "anchors_per_month": self.anchors_per_month,
+                "anchor_max_batch": DEFAULT_MAX_BATCH}
 
 
+# Preset figures are assumptions of ours except community-currency's members and yearly volume.
 PRESETS = {
     "care-coop": Workload("care-coop", 250, 8, 24, 0.01,
                           "a 250-member care cooperative: about two visits or errands paid per member per week"),
@@ -86,17 +124,26 @@ PRESETS = {
 
 @dataclass(frozen=True)
 class Hosted:
-    """What the off-chain service needs for a workload, from measured CPU per transfer."""
+    """What the off-chain service needs for a workload, from measured CPU and bytes per transfer."""
     vms: int
     transfers_per_vm_month: float  # the volume at which one VM stops being enough
     storage_gib_per_year: float
+    storage_usd_per_month: float = 0.0  # first-year average of storage beyond the plan's included disk
+
+
+def storage_usd_per_month(gib_per_month: float, included_gib: float, usd_per_gib_month: float) -> float:
+    """First-year average monthly charge for storage beyond `included_gib`, the database growing by
+    `gib_per_month` from empty (a fresh ledger; an imported history would come on top)."""
+    return sum(max(0.0, gib_per_month * m - included_gib) for m in range(1, 13)) / 12 * usd_per_gib_month
 
 
 def hosting_needs(w: Workload, prices: Prices, cpu_s_per_transfer: float, db_bytes_per_transfer: float) -> Hosted:
     h = prices.hosting
     capacity = h.vm_vcpus * SECONDS_PER_MONTH * h.cpu_utilisation.value / cpu_s_per_transfer
     vms = max(1, math.ceil(w.transfers_per_month / capacity))
-    return Hosted(vms, capacity, w.transfers_per_month * 12 * db_bytes_per_transfer / 2**30)
+    gib_per_month = w.transfers_per_month * db_bytes_per_transfer / 2**30
+    storage = storage_usd_per_month(gib_per_month, h.pg_storage_gib, h.pg_extra_storage_usd_per_gib_month.value)
+    return Hosted(vms, capacity, gib_per_month * 12, storage)
 
 
 @dataclass(frozen=True)
@@ -104,9 +151,12 @@ class Cost:
     mode: str
     scenario: str
     monthly_usd: float
-    transfers_usd: float   # gas for the month's transfers (or anchors)
-    onboarding_usd: float  # opening new members' accounts / first tokens / their ETH for gas
-    hosting_usd: float
+    transfers_usd: float   # gas (and L2 data fees) for the month's transfers, or its anchors
+    onboarding_usd: float  # opening new members' accounts / first tokens / their first ETH for gas
+    topups_usd: float      # monthly ETH top-ups of members who pay their own gas
+    hosting_usd: float     # VMs + managed PostgreSQL + extra storage; the relayer's VM
+    one_time_usd: float    # migration: deploying contracts, opening every existing member
+    excluded: str = ""
 
     def to_json(self, transfers_per_month: float) -> dict:
         d = asdict(self)
@@ -114,32 +164,49 @@ class Cost:
         return d
 
 
-def relayed_gas(gas) -> float:
-    """Mean gas of a relayed transfer: a payer's nonces fill one bitmap word per 256 transfers."""
-    return gas.mc_transfer_sig_same_word + (gas.mc_transfer_sig_new_word - gas.mc_transfer_sig_same_word) / NONCE_WORD_BITS
+def relayed_gas(gas, nonces: str = "random") -> float:
+    """Gas of a relayed transfer. Ayni signs random 128-bit nonces, so each one lands in a fresh
+    bitmap word (the measured new-word figure). With sequential nonces a payer's 256 payments share
+    a word: the used-word cost plus 1/256 of the new-word extra."""
+    if nonces == "random":
+        return float(gas.mc_transfer_sig_new_word)
+    if nonces == "sequential":
+        return gas.mc_transfer_sig_same_word + (gas.mc_transfer_sig_new_word - gas.mc_transfer_sig_same_word) / NONCE_WORD_BITS
+    raise ValueError(f"nonces must be one of {', '.join(NONCES)}, got {nonces!r}")
 
 
-def mode_cost(mode: str, w: Workload, s: Scenario, gas, hosted: Hosted, prices: Prices) -> Cost:
-    t, n = w.transfers_per_month, w.new_members_per_month
-    hosting = hosted.vms * prices.hosting.vm_usd.value + prices.hosting.pg_usd.value
+def mode_cost(mode: str, w: Workload, s: Scenario, gas, hosted: Hosted, prices: Prices, *,
+              nonces: str = "random") -> Cost:
+    t, n, members = w.transfers_per_month, w.new_members_per_month, w.members
+    tx = lambda kind, used: s.tx_usd(used, gas.signed_bytes(kind))  # noqa: E731 - gas + L2 data fee
+    h = prices.hosting
+    hosting = hosted.vms * h.vm_usd.value + h.pg_usd.value + hosted.storage_usd_per_month
+    funding = tx("eth_funding", gas.eth_funding)
+    mc_open = tx("mc_open_account", gas.mc_open_account)
+    mc_setup = tx("mc_deploy", gas.mc_deploy) + MC_CURRENCIES * tx("mc_add_currency", gas.mc_add_currency)
     if mode == "hosting":
-        parts = (0.0, 0.0, hosting)
+        parts = (0.0, 0.0, 0.0, hosting)
+        once = 0.0
     elif mode == "anchored":
-        parts = (w.anchors_per_month * s.tx_usd(gas.anchor), 0.0, hosting)
+        parts = (w.anchors_per_month * tx("anchor", gas.anchor), 0.0, 0.0, hosting)
+        once = tx("anchor_deploy", gas.anchor_deploy)
     elif mode == "mc-direct":
-        parts = (t * s.tx_usd(gas.mc_transfer_repeat),
-                 n * (s.tx_usd(gas.mc_open_account) + s.tx_usd(gas.eth_funding)), 0.0)
+        parts = (t * tx("mc_transfer", gas.mc_transfer_repeat), n * (mc_open + funding), members * funding, 0.0)
+        once = mc_setup + members * (mc_open + funding)
     elif mode == "mc-relayed":
-        parts = (t * s.tx_usd(relayed_gas(gas)), n * s.tx_usd(gas.mc_open_account), 0.0)
+        parts = (t * tx("mc_transfer_sig", relayed_gas(gas, nonces)), n * mc_open, 0.0, h.vm_usd.value)
+        once = mc_setup + members * mc_open
     elif mode == "erc20":
-        parts = (t * s.tx_usd(gas.erc20_transfer_existing),
-                 n * (s.tx_usd(gas.erc20_transfer_new_holder) + s.tx_usd(gas.eth_funding)), 0.0)
+        holder = tx("erc20_transfer_new_holder", gas.erc20_transfer_new_holder)
+        parts = (t * tx("erc20_transfer", gas.erc20_transfer_existing), n * (holder + funding), members * funding, 0.0)
+        once = tx("erc20_deploy", gas.erc20_deploy) + members * (holder + funding)
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    return Cost(mode, s.name, sum(parts), *parts)
+    return Cost(mode, s.name, sum(parts), *parts, once, EXCLUDED[mode])
 
 
-def costs(w: Workload, prices: Prices, gas, cpu_s_per_transfer: float, db_bytes_per_transfer: float):
+def costs(w: Workload, prices: Prices, gas, cpu_s_per_transfer: float, db_bytes_per_transfer: float, *,
+          nonces: str = "random"):
     """(Hosted, [Cost for every scenario x mode])."""
     hosted = hosting_needs(w, prices, cpu_s_per_transfer, db_bytes_per_transfer)
-    return hosted, [mode_cost(m, w, s, gas, hosted, prices) for s in prices.scenarios for m in MODES]
+    return hosted, [mode_cost(m, w, s, gas, hosted, prices, nonces=nonces) for s in prices.scenarios for m in MODES]

@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-SCHEMA = "ayni.cost-prices/1"
+SCHEMA = "ayni.cost-prices/2"
+MAX_VALUE = 1e12  # no price or quantity in this file comes near; larger means a typo (and inf results)
 DEFAULT_FILE = Path(__file__).with_name("prices.json")
 KINDS = ("ethereum-l1", "l2", "sidechain")
 
@@ -38,15 +39,21 @@ class Scenario:
     native: str
     gas_price_gwei: Dated
     native_usd: Dated  # price of the token gas is paid in (ETH's comes from eth_usd)
-    l1_data_fee_usd_per_tx: Dated | None = None
+    l1_data_fee_eth_per_byte: Dated | None = None  # a rollup's L1 data fee, per byte of signed tx
 
     def usd_per_gas(self) -> float:
         return self.gas_price_gwei.value * 1e-9 * self.native_usd.value
 
-    def tx_usd(self, gas: float) -> float:
-        """USD for one transaction using `gas`: execution plus a rollup's L1 data fee."""
-        extra = self.l1_data_fee_usd_per_tx.value if self.l1_data_fee_usd_per_tx else 0.0
-        return gas * self.usd_per_gas() + extra
+    def data_fee_usd(self, tx_bytes: float) -> float:
+        """A rollup's L1 data fee for a transaction of `tx_bytes` signed bytes (rollups here pay
+        gas in ETH, so native_usd is the ETH price, --eth-usd included)."""
+        fee = self.l1_data_fee_eth_per_byte
+        return tx_bytes * fee.value * self.native_usd.value if fee else 0.0
+
+    def tx_usd(self, gas: float, tx_bytes: float = 0) -> float:
+        """USD for one transaction using `gas` and `tx_bytes` signed bytes: execution plus, on a
+        rollup, the L1 data fee."""
+        return gas * self.usd_per_gas() + self.data_fee_usd(tx_bytes)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Hosting:
     pg_storage_gib: float
     pg_usd: Dated
     cpu_utilisation: Dated
+    pg_extra_storage_usd_per_gib_month: Dated
 
 
 @dataclass(frozen=True)
@@ -79,11 +87,13 @@ class Prices:
             "file": self.path, "eth_usd": self.eth_usd.to_json(),
             "scenarios": [{"name": s.name, "label": s.label, "kind": s.kind, "native": s.native,
                            "gas_price_gwei": s.gas_price_gwei.to_json(), "native_usd": s.native_usd.to_json(),
-                           "l1_data_fee_usd_per_tx": s.l1_data_fee_usd_per_tx.to_json()
-                           if s.l1_data_fee_usd_per_tx else None} for s in self.scenarios],
+                           "l1_data_fee_eth_per_byte": s.l1_data_fee_eth_per_byte.to_json()
+                           if s.l1_data_fee_eth_per_byte else None} for s in self.scenarios],
             "hosting": {"vm": {"label": h.vm_label, "vcpus": h.vm_vcpus, "usd_per_month": h.vm_usd.to_json()},
                         "managed_postgres": {"label": h.pg_label, "storage_gib": h.pg_storage_gib,
-                                             "usd_per_month": h.pg_usd.to_json()},
+                                             "usd_per_month": h.pg_usd.to_json(),
+                                             "extra_storage_usd_per_gib_month":
+                                                 h.pg_extra_storage_usd_per_gib_month.to_json()},
                         "cpu_utilisation": h.cpu_utilisation.to_json()},
         }
 
@@ -114,6 +124,8 @@ def _number(v, where: str, *, positive: bool = False) -> float:
         raise PricesError(f"{where} must be a non-negative number, got {v!r}")
     if positive and v == 0:
         raise PricesError(f"{where} must be greater than 0")
+    if v > MAX_VALUE:
+        raise PricesError(f"{where} is implausibly large ({v:g} > {MAX_VALUE:g})")
     return float(v)
 
 
@@ -136,7 +148,10 @@ def _dated(obj: dict, key: str, where: str, *, positive: bool = True) -> Dated:
 def parse(data: object, path: str = "<prices>") -> Prices:
     root = _obj(data, "the price file")
     if root.get("schema") != SCHEMA:
-        raise PricesError(f"schema must be {SCHEMA!r}, got {root.get('schema')!r}")
+        hint = (" (version 1 charged a flat l1_data_fee_usd_per_tx; version 2 has l1_data_fee_eth_per_byte "
+                "and hosting.managed_postgres.extra_storage_usd_per_gib_month)"
+                if root.get("schema") == "ayni.cost-prices/1" else "")
+        raise PricesError(f"schema must be {SCHEMA!r}, got {root.get('schema')!r}{hint}")
     if root.get("currency") != "USD":
         raise PricesError("currency must be \"USD\" (all prices are in US dollars)")
     eth = _dated(root, "eth_usd", "")
@@ -160,7 +175,11 @@ def parse(data: object, path: str = "<prices>") -> Prices:
             native_usd = eth
         else:
             native_usd = _dated(s, "native_usd", w)
-        fee = _dated(s, "l1_data_fee_usd_per_tx", w, positive=False) if "l1_data_fee_usd_per_tx" in s else None
+        if "l1_data_fee_usd_per_tx" in s:
+            raise PricesError(f"{w}.l1_data_fee_usd_per_tx is gone: give l1_data_fee_eth_per_byte")
+        fee = _dated(s, "l1_data_fee_eth_per_byte", w, positive=False) if "l1_data_fee_eth_per_byte" in s else None
+        if fee is not None and native != "ETH":
+            raise PricesError(f"{w}.l1_data_fee_eth_per_byte needs a scenario paid in ETH")
         scenarios.append(Scenario(name, _text(s, "label", w), kind, native,
                                   _dated(s, "gas_price_gwei", w), native_usd, fee))
     h = _obj(_field(root, "hosting", ""), ".hosting")
@@ -177,8 +196,36 @@ def parse(data: object, path: str = "<prices>") -> Prices:
         pg_label=_text(pg, "label", ".hosting.managed_postgres"),
         pg_storage_gib=_number(_field(pg, "storage_gib", ".hosting.managed_postgres"),
                                ".hosting.managed_postgres.storage_gib", positive=True),
-        pg_usd=_dated(pg, "usd_per_month", ".hosting.managed_postgres"), cpu_utilisation=util)
+        pg_usd=_dated(pg, "usd_per_month", ".hosting.managed_postgres"), cpu_utilisation=util,
+        pg_extra_storage_usd_per_gib_month=_dated(pg, "extra_storage_usd_per_gib_month",
+                                                  ".hosting.managed_postgres", positive=False))
     return Prices(path, eth, tuple(scenarios), hosting)
+
+
+MAX_FILE_CHARS = 1_000_000  # the shipped file is ~6 KB
+MAX_DEPTH = 16              # the schema nests 4 levels
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """Does the JSON text nest arrays/objects deeper than `limit` (brackets in strings ignored)?"""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
 
 
 def load(path: str | Path | None = None) -> Prices:
@@ -187,10 +234,20 @@ def load(path: str | Path | None = None) -> Prices:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise PricesError(f"cannot read price file {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PricesError(f"price file {p} is not UTF-8 text (byte {exc.start})") from None
+    if len(text) > MAX_FILE_CHARS:
+        raise PricesError(f"price file {p} is too large to be a price file ({len(text):,} characters)")
+    # checked before parsing: with py-evm imported (it raises the recursion limit) a deep
+    # document can crash the interpreter instead of raising RecursionError
+    if _too_deep(text, MAX_DEPTH):
+        raise PricesError(f"price file {p} is nested too deeply to be a price file (over {MAX_DEPTH} levels)")
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise PricesError(f"price file {p} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PricesError(f"price file {p} is nested too deeply to be a price file") from None
     try:
         return parse(data, str(p))
     except PricesError as exc:
