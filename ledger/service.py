@@ -31,6 +31,9 @@ from .store.posting_sql import PostingSQL, driver_cursor
 from .store.migrate import is_current, upgrade
 
 
+NONCE_LOOKUP_CHUNK = 250  # (signer, nonce) pairs per lookup: an OR of pairs, kept under SQLite's depth cap
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -84,6 +87,12 @@ def check_memo(memo: object) -> None:
         raise E.InvalidInput(f"memo is longer than {MAX_MEMO_CHARS} characters")
     if "\x00" in memo or any(0xD800 <= ord(ch) <= 0xDFFF for ch in memo):
         raise E.InvalidInput("memo contains a NUL or an unpaired surrogate character")
+    # Bidi controls let a note reorder what is shown around it ("5.00" read as "00.5"); memos
+    # are committed as hashes, so this refuses only new notes.
+    bidi = next((ch for ch in memo if ch in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"), None)
+    if bidi is not None:
+        raise E.InvalidInput(f"memo contains the bidirectional control character U+{ord(bidi):04X}; "
+                             "write the note without direction overrides")
 
 
 def _request_key(action) -> tuple | None:
@@ -304,10 +313,12 @@ class Ledger:
         for address, currency, balance, credit_limit, ceiling in cur.fetchall():
             state.positions[(address, currency)] = Position(balance, credit_limit, ceiling)
         nonce_seq: dict[tuple[str, int], int] = {}
-        cur.execute(sql.nonces(len(nonce_list)), [x for pair in nonce_list for x in pair])
-        for signer, nonce, digest, seq in cur.fetchall():
-            state.used_nonces[(signer, int(nonce))] = bytes(digest)
-            nonce_seq[(signer, int(nonce))] = seq
+        for i in range(0, len(nonce_list), NONCE_LOOKUP_CHUNK):  # SQLite caps expression depth at 1000
+            chunk = nonce_list[i:i + NONCE_LOOKUP_CHUNK]
+            cur.execute(sql.nonces(len(chunk)), [x for pair in chunk for x in pair])
+            for signer, nonce, digest, seq in cur.fetchall():
+                state.used_nonces[(signer, int(nonce))] = bytes(digest)
+                nonce_seq[(signer, int(nonce))] = seq
         return state, nonce_seq
 
     def _insert_account(self, conn, genesis: Genesis, address: str, role: str, seq: int) -> None:

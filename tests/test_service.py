@@ -324,3 +324,16 @@ def test_verify_is_consistent_while_others_post(community):
         reports.append(c.ledger.verify())
     t.join()
     assert all(r.ok for r in reports), [r for r in reports if not r.ok][:1]
+
+
+def test_a_batch_of_thousands_posts_in_one_call(community):
+    """The (signer, nonce) lookup is chunked: SQLite caps an expression's depth at 1000."""
+    c = community
+    for n in ("ana", "bea"):
+        c.member(n)
+    batch = [c.pay("ana" if i % 2 else "bea", "bea" if i % 2 else "ana", 1) for i in range(1200)]
+    results = c.ledger.submit_many(batch)
+    assert not [r for r in results if isinstance(r, E.LedgerError)]
+    assert c.ledger.head()[0] == 3 + 1200
+    again = c.ledger.submit_many(batch[:300])  # retries are found by the chunked lookup too
+    assert all(r.duplicate for r in again) and [r.seq for r in again] == [r.seq for r in results[:300]]
