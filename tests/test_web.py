@@ -8,6 +8,7 @@ Without them these tests fail when CI=true and skip loudly otherwise. Screenshot
 test-artifacts/web/."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -68,6 +69,15 @@ def test_signing_code_matches_python_vectors(node):
     assert "# fail 0" in r.stdout and "# pass 8" in r.stdout, r.stdout[-1000:]
 
 
+def test_outside_input_is_checked(node):
+    """node --test: scanned QR text, link parameters, the SIWE challenge, '1,250', exact big
+    amounts, catalogue parity (tests/web/input.test.mjs)."""
+    r = subprocess.run([node, "--test", str(WEB_TESTS / "input.test.mjs")], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "# fail 0" in r.stdout and "# pass 6" in r.stdout, r.stdout[-1000:]
+
+
 @pytest.mark.parametrize("kdf", ["scrypt", "pbkdf2"])
 def test_keystore_written_by_eth_account_opens_in_the_app(node, kdf):
     key = signing.new_key()
@@ -98,6 +108,10 @@ def test_committed_bundle_is_a_fresh_build(node, tmp_path):
     for name in ("index.html", "app.js", "app.css"):
         assert (tmp_path / name).read_bytes() == (ROOT / "api" / "web" / name).read_bytes(), \
             f"api/web/{name} is stale: run `npm run build:web`"
+        if name != "index.html":  # the precompressed copy holds the same bytes (gzip output may vary by zlib)
+            assert gzip.decompress((ROOT / "api" / "web" / f"{name}.gz").read_bytes()) == (tmp_path / name).read_bytes(), \
+                f"api/web/{name}.gz is stale: run `npm run build:web`"
+    assert sorted(p.name for p in (ROOT / "api" / "web").iterdir()) == sorted(p.name for p in tmp_path.iterdir())
 
 
 def test_index_is_served_at_root_and_the_api_still_wins(tmp_path):
@@ -110,6 +124,58 @@ def test_index_is_served_at_root_and_the_api_still_wins(tmp_path):
         assert page.status_code == 200 and '<div id="app">' in page.text
         assert client.get("/app.js").headers["content-type"].startswith(("text/javascript", "application/javascript"))
         assert client.get("/v1/community").json()["domain"]["name"] == "Ayni"
+    ledger.engine.dispose()
+
+
+def test_web_app_headers_caching_and_compression(tmp_path):
+    """Security headers on the app's files, no-cache for index.html, a year for an asset asked
+    for with its current ?v= hash, gzip only when accepted and only for static assets; no
+    Swagger UI (/docs loads a CDN script) on the keystore's origin."""
+    import hashlib
+    import re
+    from fastapi.testclient import TestClient
+    from api.app import Settings, create_app
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'web.db'}")
+    ledger.initialise(new_genesis("web", address_of_key(signing.new_key())))
+    web = ROOT / "api" / "web"
+    with TestClient(create_app(ledger, Settings(secret_file=str(tmp_path / "s.key")))) as client:
+        index = client.get("/")
+        csp = index.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert index.headers["x-frame-options"] == "DENY"
+        assert index.headers["referrer-policy"] == "no-referrer"
+        assert index.headers["x-content-type-options"] == "nosniff"
+        assert index.headers["permissions-policy"] == "camera=(self)"
+        assert index.headers["cache-control"] == "no-cache"
+        assert client.get("/index.html").headers["cache-control"] == "no-cache"
+        # No inline script or style in the page (the CSP would block it).
+        assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son\w+=", index.text)
+        js_v = re.search(r'app\.js\?v=([0-9a-f]{12})', index.text).group(1)
+        assert js_v == hashlib.sha256((web / "app.js").read_bytes()).hexdigest()[:12]
+
+        gz = client.get(f"/app.js?v={js_v}", headers={"accept-encoding": "gzip"})
+        assert gz.status_code == 200 and gz.headers["content-encoding"] == "gzip"
+        assert gz.headers["content-type"].startswith("text/javascript")
+        assert gz.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert gz.headers["vary"] == "Accept-Encoding" and "default-src 'none'" in gz.headers["content-security-policy"]
+        assert int(gz.headers["content-length"]) == (web / "app.js.gz").stat().st_size
+        assert gz.content == (web / "app.js").read_bytes()  # httpx decodes the gzip body
+        again = client.get(f"/app.js?v={js_v}", headers={"accept-encoding": "gzip", "if-none-match": gz.headers["etag"]})
+        assert again.status_code == 304
+        for refuse in ("identity", "gzip;q=0", "br"):
+            plain = client.get(f"/app.js?v={js_v}", headers={"accept-encoding": refuse})
+            assert "content-encoding" not in plain.headers, refuse
+            assert plain.content == (web / "app.js").read_bytes()
+        css = client.get("/app.css", headers={"accept-encoding": "gzip, deflate"})
+        assert css.headers["content-encoding"] == "gzip" and css.headers["content-type"].startswith("text/css")
+        assert css.headers["cache-control"] == "no-cache"  # no (or a stale) ?v=: revalidate
+        assert client.get("/app.js?v=000000000000").headers["cache-control"] == "no-cache"
+        # API JSON is never compressed or given the app's caching.
+        api = client.get("/v1/community", headers={"accept-encoding": "gzip"})
+        assert "content-encoding" not in api.headers and api.headers.get("cache-control") != "no-cache"
+        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+        assert client.get("/openapi.json").json()["info"]["title"] == "Ayni"
     ledger.engine.dispose()
 
 
@@ -179,9 +245,13 @@ def test_member_flow_in_a_real_browser(node, server, tmp_path):
     # What the screens said is what the ledger holds.
     pos = ledger.positions(out["ana"])
     balances = {code: p.balance for (_, code), p in pos.items()}
-    assert balances == {"HOUR": -90 + sum(range(1, 12)), "CRED": -1250}, balances
+    assert balances == {"HOUR": -90 + sum(range(1, 12)), "CRED": -1250 - 5}, balances
     assert ledger.positions(out["bea"])[(out["bea"], "HOUR")].balance == 90
+    # The 0.05 CRED Ana reviewed went to Bea; the request whose answer came late was not paid.
+    assert ledger.positions(out["bea"])[(out["bea"], "CRED")].balance == 5
     assert ledger.positions(out["shop"])[(out["shop"], "CRED")].balance == 1250
+    from ledger.requests import PaymentRequests
+    assert PaymentRequests(ledger).get(out["request2"]).status == "open"
     assert ledger.account(out["shop"]).role == "shop"
     assert ledger.verify().ok
     # The keystore Ana exported from the browser opens with eth-account (ayni-wallet's format).
@@ -189,3 +259,15 @@ def test_member_flow_in_a_real_browser(node, server, tmp_path):
     assert Account.from_key(Account.decrypt(exported, out["passphrase"])).address == out["ana"]
     assert len(out["shots"]) >= 15 and all((ARTIFACTS / s).is_file() for s in out["shots"])
     print(f"browser flow: {elapsed:.1f} s, screenshots in {ARTIFACTS}")
+
+
+@pytest.mark.parametrize("char", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068",
+                                  "\u2069", "\u200e", "\u200f"])
+def test_new_memos_with_bidi_controls_are_refused(char):
+    """A direction override in a note could make "5.00" read as "00.5" next to it; the web app
+    isolates notes, and the ledger refuses new ones carrying such controls."""
+    from ledger.core import errors as E
+    from ledger.service import check_memo
+    with pytest.raises(E.InvalidInput, match=f"U\\+{ord(char):04X}"):
+        check_memo(f"refund {char}00.5")
+    check_memo("refund 5.00 — gracias, شكرا")  # other scripts and punctuation are fine

@@ -1,5 +1,5 @@
 // Builds the member web app into api/web/ (committed, shipped in the Python package):
-// one minified ES module, one stylesheet, index.html with cache-busting hashes.
+// one minified ES module, one stylesheet (each also gzipped), index.html with cache-busting hashes.
 // Usage: node web/build.mjs [--out DIR] [--check]   (--check prints sizes and fails over budget)
 import { build } from "esbuild";
 import { createHash } from "node:crypto";
@@ -28,6 +28,10 @@ mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, "app.js"), code);
 writeFileSync(join(OUT, "app.css"), css);
 writeFileSync(join(OUT, "index.html"), html);
+// Precompressed copies, served with Content-Encoding: gzip to browsers that accept it
+// (api/app.py); nothing is compressed per request.
+writeFileSync(join(OUT, "app.js.gz"), gzipSync(code, { level: 9 }));
+writeFileSync(join(OUT, "app.css.gz"), gzipSync(css, { level: 9 }));
 
 const size = (b) => ({ raw: b.length, gzip: gzipSync(b, { level: 9 }).length });
 const report = { "app.js": size(code), "app.css": size(Buffer.from(css)), "index.html": size(Buffer.from(html)) };

@@ -38,8 +38,20 @@ async function payFromKey(key, payee, currency, amount) {
   return http("/v1/transfers", { transfer: message, signature });
 }
 
-const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
-const phone = (locale) => browser.newContext({ viewport: { width: 360, height: 740 }, locale, deviceScaleFactor: 1, acceptDownloads: true });
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+  args: ["--no-sandbox", "--disable-dev-shm-usage", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] });
+// Headless Chromium has no BarcodeDetector: a stand-in "sees" whatever the test puts in
+// window.__qr (the camera itself is Chromium's fake device).
+async function phone(locale) {
+  const ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, locale, deviceScaleFactor: 1, acceptDownloads: true, permissions: ["camera"] });
+  await ctx.addInitScript(() => {
+    window.BarcodeDetector = class { async detect() { return window.__qr ? [{ rawValue: window.__qr }] : []; } };
+  });
+  // Every page runs under the server's Content-Security-Policy: a violation fails the test.
+  ctx.on("console", (m) => { if (/Content.Security.Policy|Refused to/i.test(m.text())) cspViolations.push(m.text()); });
+  return ctx;
+}
+const cspViolations = [];
 const shots = [];
 async function shot(page, name) {
   // A 360 px screen must never scroll sideways.
@@ -70,6 +82,14 @@ async function newMember(ctx, name, role, screenshots = false) {
   await checkLabels(page, "create key");
   if (screenshots) await shot(page, "02-create-key");
   await page.locator("#new-pass").press("Enter");
+  // Right after creation: the key file is offered before anything else.
+  await page.locator("#backup-keystore").waitFor({ timeout: 20000 });
+  if (screenshots) {
+    const [backup] = await Promise.all([page.waitForEvent("download"), page.locator("#backup-keystore").click()]);
+    assert.equal(JSON.parse(await (await import("node:fs/promises")).readFile(await backup.path(), "utf8")).version, 3);
+    await shot(page, "02b-backup-key");
+  }
+  await page.locator("#backup-done").click();
   const address = (await page.locator("#my-address").textContent({ timeout: 20000 })).trim();
   if (screenshots) await shot(page, "03-no-account-yet");
   await openAccount(address, role);
@@ -95,8 +115,8 @@ await checkLabels(ana.page, "pay");
 // Keyboard order: from the screen title, Tab walks the form top to bottom.
 await ana.page.locator("#screen-title").focus();
 const order = [];
-for (let i = 0; i < 5; i++) { await ana.page.keyboard.press("Tab"); order.push(await ana.page.evaluate(() => document.activeElement.id)); }
-assert.deepEqual(order, ["pay-to", "pay-currency", "pay-amount", "pay-memo", "pay-save-name"]);
+for (let i = 0; i < 6; i++) { await ana.page.keyboard.press("Tab"); order.push(await ana.page.evaluate(() => document.activeElement.id)); }
+assert.deepEqual(order, ["pay-to", "pay-to-scan", "pay-currency", "pay-amount", "pay-memo", "pay-save-name"]);
 await ana.page.locator("#pay-to").fill(bea.address.toLowerCase());
 await ana.page.locator("#pay-currency").selectOption("HOUR");
 await ana.page.locator("#pay-amount").fill("1h30m");
@@ -127,13 +147,14 @@ await shop.page.locator("#req-amount").fill("12,50");
 await shop.page.locator("#req-memo").fill("bread");
 await shop.page.locator("#req-memo").press("Enter");
 const link = await shop.page.locator("#request-link").inputValue({ timeout: 20000 });
-assert.ok(link.startsWith(BASE + "/#/pay?request=0x"), link);
+assert.match(link, new RegExp(`^${BASE}/#/pay\\?request=0x[0-9a-f]{64}$`), "a request link carries its id only");
 assert.equal(await shop.page.locator(".qr svg").count(), 1);
 await shot(shop.page, "08-shop-request-qr");
 
 // Ana opens the link on "another phone" (a fresh tab: the key must be unlocked first), and
 // lands on the pre-filled confirmation after signing in.
 const anaPhone2 = await ana.page.context().newPage();
+await anaPhone2.clock.install(); // time runs normally; the idle lock below jumps it forward
 await anaPhone2.goto(link);
 await anaPhone2.locator("#unlock-pass").fill(PASS);
 await shot(anaPhone2, "09-unlock");
@@ -142,13 +163,27 @@ await anaPhone2.locator("#typed-data").waitFor({ timeout: 30000 });
 const reqTyped = await anaPhone2.locator("#typed-data").textContent();
 assert.match(reqTyped, /amount1250 \(12.50\)/);
 assert.match(reqTyped, new RegExp(`requestId${link.match(/request=(0x[0-9a-f]{64})/)[1]}`));
-assert.match(await anaPhone2.locator(".notice").textContent(), /pays a payment request/);
+assert.match(await anaPhone2.locator(".notice").first().textContent(), /pays a payment request/);
+// The shop is not in Ana's contacts: the confirmation says so and shows the whole address.
+assert.match(await anaPhone2.locator("#payee-unknown").textContent(), new RegExp(`Not in your contacts.*${shop.address}`));
+assert.match(await anaPhone2.locator("#confirm-summary").textContent(), new RegExp(`to ${shop.address.slice(0, 8)}…${shop.address.slice(-6)}\\.`));
 await shot(anaPhone2, "10-approve-request");
 await anaPhone2.locator("#sign-and-pay").click();
 await anaPhone2.getByText("Payment done.").waitFor();
 // The till sees it paid by itself (it polls), in Spanish.
 await shop.page.locator("#request-status", { hasText: "Pagada" }).waitFor({ timeout: 15000 });
 await shot(shop.page, "11-shop-request-paid");
+
+// Idle lock: after 5 minutes without a touch the key is locked; unlocking returns to the screen.
+const receiptHash = await anaPhone2.evaluate(() => location.hash);
+await anaPhone2.clock.fastForward("05:30");
+await anaPhone2.locator("#unlock-pass").waitFor({ timeout: 5000 });
+assert.equal(await anaPhone2.locator("nav").count(), 0, "locked: no menu, no data");
+await anaPhone2.locator("#unlock-pass").fill(PASS);
+await anaPhone2.locator("#unlock-pass").press("Enter");
+await anaPhone2.locator("#receipt").waitFor({ timeout: 30000 });
+assert.equal(await anaPhone2.evaluate(() => location.hash), receiptHash);
+await anaPhone2.close();
 
 // Over the limit: refused, with the reason.
 await ana.page.locator('nav a[href="#/pay"]').click();
@@ -161,6 +196,93 @@ const refusal = ana.page.locator('[role="alert"][data-code="credit_limit_exceede
 await refusal.waitFor();
 assert.match(await refusal.textContent(), /past your credit limit/);
 await shot(ana.page, "12-refused-over-limit");
+
+// Field errors: "1,250" is refused as ambiguous, a note with a direction override too; each
+// error is tied to its input.
+await ana.page.locator('nav a[href="#/pay"]').click();
+await ana.page.locator("#pay-to").fill(bea.address);
+await ana.page.locator("#pay-currency").selectOption("CRED");
+await ana.page.locator("#pay-amount").fill("1,250");
+await ana.page.locator("#pay-amount").press("Enter");
+await ana.page.locator('[data-code="amount_ambiguous"]').waitFor();
+assert.equal(await ana.page.locator("#pay-amount").getAttribute("aria-invalid"), "true");
+assert.match(await ana.page.locator("#pay-amount").getAttribute("aria-describedby"), /pay-amount-error/);
+await ana.page.locator("#pay-amount").fill("0.05");
+await ana.page.locator("#pay-memo").fill("refund \u202e00.5\u202c");
+await ana.page.locator("#pay-memo").press("Enter");
+await ana.page.locator('[data-code="memo_bidi"]').waitFor();
+assert.equal(await ana.page.locator("#pay-memo").getAttribute("aria-invalid"), "true");
+
+// The shop asks Ana again, with a long unbroken note: it wraps at 360 px everywhere.
+const LONG = "Invoice-" + "0123456789".repeat(30);
+await shop.page.locator('nav a[href="#/requests"]').click();
+await shop.page.locator('a[href="#/request/new"]').first().click();
+await shop.page.locator("#req-payer").fill(ana.address);
+await shop.page.locator("#req-currency").selectOption("CRED");
+await shop.page.locator("#req-amount").fill("10");
+await shop.page.locator("#req-memo").fill(LONG);
+await shop.page.locator("#req-memo").press("Enter");
+const link2 = await shop.page.locator("#request-link").inputValue({ timeout: 20000 });
+const request2 = link2.split("request=")[1];
+await shot(shop.page, "18-request-long-memo");
+
+// Scanning: a QR sticker with a javascript: URL (or another site's "#/pay") is never
+// followed, nor taken as an address; this app's own payment link opens the confirmation.
+await ana.page.locator('nav a[href="#/pay"]').click();
+await ana.page.locator("#pay-to").waitFor();
+const title = await ana.page.title();
+for (const evil of ["javascript:document.title='XSS';void 0//#/pay", `https://evil.example/#/pay?request=${request2}`]) {
+  await ana.page.evaluate((text) => { window.__qr = text; }, evil);
+  const [dialog] = await Promise.all([ana.page.waitForEvent("dialog"), ana.page.getByRole("button", { name: "Scan a QR code" }).click()]);
+  assert.match(dialog.message(), /no address and no payment link/);
+  await dialog.accept();
+  assert.equal(await ana.page.title(), title);
+  assert.equal(new URL(ana.page.url()).origin, BASE);
+  assert.equal(await ana.page.locator("#pay-to").inputValue(), "");
+}
+await ana.page.evaluate((text) => { window.__qr = text; }, link2);
+await ana.page.getByRole("button", { name: "Scan a QR code" }).click();
+await ana.page.locator("#typed-data").waitFor();
+assert.match(await ana.page.locator("#typed-data").textContent(), new RegExp(`requestId${request2}`));
+assert.equal(await ana.page.locator("#confirm-memo").getAttribute("dir"), "auto");
+await shot(ana.page, "19-confirm-long-memo");
+await ana.page.evaluate(() => { window.__qr = null; });
+
+// A slow answer for a screen the member left never replaces the one she is on: the
+// request's data arrives while she reviews another payment; Sign pays what is shown.
+await ana.page.route(`**/v1/requests/${request2}`, async (route) => { await new Promise((r) => setTimeout(r, 2500)); await route.continue(); });
+await ana.page.locator('nav a[href="#/"]').click();
+await ana.page.locator("section.balance").first().waitFor();
+await ana.page.evaluate((h) => { location.hash = h; }, `#/pay?request=${request2}`);
+await ana.page.locator("h1", { hasText: "Pay someone" }).waitFor();
+await ana.page.locator('nav a[href="#/pay"]').click();
+await ana.page.locator("#pay-to").fill(bea.address);
+await ana.page.locator("#pay-currency").selectOption("CRED");
+await ana.page.locator("#pay-amount").fill("0.05");
+await ana.page.locator("#pay-amount").press("Enter");
+await ana.page.locator("#sign-and-pay").waitFor();
+const shown = await ana.page.locator("#typed-data").textContent();
+await ana.page.waitForTimeout(3000); // the abandoned request's answer arrives now
+assert.equal(await ana.page.locator("#typed-data").textContent(), shown, "the confirmation changed under the member");
+assert.match(shown, new RegExp(`payee${bea.address}currencyCREDamount5 \\(0.05\\)`));
+await ana.page.locator("#sign-and-pay").click();
+await ana.page.locator("#receipt").waitFor();
+const receipt = await ana.page.locator("#receipt").textContent();
+assert.match(receipt, new RegExp(`To.*${bea.address}`));
+assert.match(receipt, /0.05 CRED/);
+await ana.page.unroute(`**/v1/requests/${request2}`);
+
+// Framing is refused (frame-ancestors 'none', X-Frame-Options DENY).
+const violationsBefore = cspViolations.length;
+const evilPage = await ana.page.context().newPage();
+await evilPage.setContent(`<iframe src="${BASE}/#/" width="360" height="600"></iframe>`);
+await evilPage.waitForTimeout(500);
+const framed = evilPage.frames().find((f) => f !== evilPage.mainFrame());
+const framedText = framed ? await framed.evaluate(() => document.body ? document.body.innerText : "").catch(() => "") : "";
+assert.ok(framed && !framed.url().startsWith(BASE), `the app loaded inside another site's frame: ${framed && framed.url()}`);
+assert.doesNotMatch(framedText, /Ayni/, "the app rendered inside another site's frame");
+await evilPage.close();
+cspViolations.splice(violationsBefore); // the refused frame logs a violation of its own; app pages must not
 
 // Carl's keystore, made by Python (eth-account, as ayni-wallet writes it), opens in the app.
 const carl = await (await phone("en-GB")).newPage();
@@ -179,11 +301,11 @@ await ana.page.locator("#history li").first().waitFor();
 assert.equal(await ana.page.locator("#history li").count(), 10);
 await shot(ana.page, "13-history");
 await ana.page.locator("#older").click();
-await ana.page.locator("#history li").nth(12).waitFor();
+await ana.page.locator("#history li").nth(13).waitFor();
 const historyText = await ana.page.locator("#history").textContent();
-assert.equal(await ana.page.locator("#history li").count(), 13);
+assert.equal(await ana.page.locator("#history li").count(), 14);
 assert.match(historyText, /−1.5 hours to Bea · garden help/);
-assert.match(historyText, /−12.50 CRED to 0x.{4}….{4} · bread/);
+assert.match(historyText, /−12.50 CRED to 0x.{6}….{6} · bread/);
 
 // Slow network: a delayed answer shows a loading state, never a blank screen.
 await ana.page.route("**/v1/accounts/*", async (route) => { await new Promise((r) => setTimeout(r, 1500)); await route.continue(); });
@@ -244,5 +366,6 @@ assert.match(await hourCard.textContent(), /Todavía puedes gastar/);
 await shot(ana.page, "16-home-es");
 
 await browser.close();
+assert.deepEqual(cspViolations, [], "the app broke its Content-Security-Policy");
 process.stdout.write(JSON.stringify({ ana: ana.address, bea: bea.address, shop: shop.address, carl: carlAddress,
-  firstSeq, anchorText, exported, passphrase: PASS, shots }) + "\n");
+  firstSeq, anchorText, exported, passphrase: PASS, shots, request2 }) + "\n");

@@ -7,8 +7,12 @@ export const scaleOf = (c) => (c.style === "time" ? 60 : 10 ** c.decimals);
 /** What a person types ("1.5", "12", and for time "1h30m", "45m") -> minor units, or throws
  * an Error whose .code is a catalogue key. */
 export function parseAmount(c, text) {
-  const raw = String(text ?? "").trim().replace(/_/g, "").replace(",", ".");
+  const typed = String(text ?? "").trim().replace(/_/g, "");
   const fail = (code) => { const e = new Error(code); e.code = code; throw e; };
+  // "1,250" is 1250 in English and 1.25 in Spanish: refuse to guess. A decimal comma with
+  // one, two or four-plus digits ("12,50") is unambiguous.
+  if (/^\d{1,3}(,\d{3})+(\.\d*)?$/.test(typed)) fail("amount_ambiguous");
+  const raw = typed.replace(",", ".");
   if (!raw) fail("amount_missing");
   if (raw.startsWith("-")) fail("amount_negative");
   let minor;
@@ -36,16 +40,25 @@ export function parseAmount(c, text) {
   return Number(minor);
 }
 
-/** The ledger's compact form: "-1h30m", "12.50" (same as format_amount in Python). */
+/** The ledger's compact form: "-1h30m", "12.50" (same as format_amount in Python). Integer
+ * arithmetic throughout (BigInt), so no amount up to MAX_AMOUNT is ever rounded. */
 export function formatAmount(c, minor) {
   const sign = minor < 0 ? "-" : "";
-  const n = Math.abs(minor);
+  const n = BigInt(Math.abs(minor));
   if (c.style === "time") {
-    const hours = Math.floor(n / 60), minutes = n % 60;
+    const hours = n / 60n, minutes = n % 60n;
     if (hours && minutes) return `${sign}${hours}h${String(minutes).padStart(2, "0")}m`;
     return hours ? `${sign}${hours}h` : `${sign}${minutes}m`;
   }
   if (c.decimals === 0) return `${sign}${n}`;
-  const s = scaleOf(c);
-  return `${sign}${Math.floor(n / s)}.${String(n % s).padStart(c.decimals, "0")}`;
+  const s = BigInt(scaleOf(c));
+  return `${sign}${n / s}.${String(n % s).padStart(c.decimals, "0")}`;
+}
+
+/** Exact decimal text of minor / scale ("12.5" for 125 at scale 10), for Intl formatting. */
+export function decimalText(minor, decimals) {
+  const n = BigInt(Math.abs(minor));
+  if (!decimals) return String(n);
+  const s = 10n ** BigInt(decimals);
+  return `${n / s}.${String(n % s).padStart(decimals, "0")}`;
 }

@@ -2,7 +2,7 @@
 // unlocked key and a session; a link opened before that (a payment request) is kept and
 // reopened after sign-in.
 import { pickLanguage, t } from "./i18n.js";
-import { setNav } from "./ui.js";
+import { h, setNav } from "./ui.js";
 import { whenUnauthenticated } from "./api.js";
 import * as W from "./wallet.js";
 import { welcome, createKey, importKey } from "./screens/keys.js";
@@ -51,6 +51,38 @@ whenUnauthenticated(async () => {
   try { await W.signIn(); return true; } catch { return false; }
 });
 
-pickLanguage();
-window.addEventListener("hashchange", route);
-route();
+// Idle lock: an unlocked key on a shared or lost phone is the member's money. After
+// IDLE_MS without a touch or key, or when the app comes back after HIDDEN_MS in the
+// background, the key is forgotten from memory and the passphrase asked again; the screen
+// the member was on reopens after unlocking.
+const IDLE_MS = 5 * 60 * 1000;
+const HIDDEN_MS = 2 * 60 * 1000;
+let lastActive = Date.now();
+let hiddenAt = null;
+function lockNow() {
+  if (!W.isLocal()) return;
+  W.lock();
+  route();
+}
+for (const ev of ["pointerdown", "keydown", "touchstart"]) window.addEventListener(ev, () => { lastActive = Date.now(); }, { passive: true, capture: true });
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) { hiddenAt = Date.now(); return; }
+  if (hiddenAt !== null && Date.now() - hiddenAt >= HIDDEN_MS) lockNow();
+  hiddenAt = null;
+  lastActive = Date.now();
+});
+setInterval(() => { if (Date.now() - lastActive >= IDLE_MS) lockNow(); }, 15000);
+
+function start() {
+  pickLanguage();
+  try {
+    localStorage.getItem("ayni.keystore"); // throws where storage is blocked (some private modes, policies)
+  } catch {
+    const main = document.querySelector("main");
+    main.replaceChildren(h("div", { class: "error", role: "alert", "data-code": "storage_unavailable" }, t("error.storage_unavailable")));
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  route();
+}
+start();

@@ -23,8 +23,16 @@ export const add = (parent, ...kids) => parent.append(...kids.flat(Infinity).fil
 
 const root = () => document.getElementById("app");
 
+// Each show() starts a new screen generation. Work started for an older screen (a slow
+// answer, a late sign-in) checks it before touching the page, so a late result can never
+// replace or alter the screen the member is looking at now.
+let generation = 0;
+export const screen = () => generation;
+export const isCurrent = (gen) => gen === generation;
+
 /** Replace the screen; focus its heading so screen readers announce the new screen. */
 export function show(title, ...body) {
+  generation += 1;
   const heading = h("h1", { tabindex: "-1", id: "screen-title" }, title);
   const main = h("main", { id: "main", "aria-labelledby": "screen-title" }, heading, ...body);
   root().replaceChildren(nav(), main);
@@ -40,7 +48,10 @@ function nav() {
   const here = location.hash.split("?")[0] || "#/";
   return h("header", { class: "bar" }, h("span", { class: "brand" }, "Ayni"),
     h("nav", { "aria-label": t("nav.label") }, h("ul", {}, navItems.map(([href, label]) =>
-      h("li", {}, h("a", { href, "aria-current": here === href ? "page" : false }, label))))));
+      // The confirmation screen keeps the form's hash: tapping that menu entry again must
+      // still leave it (no hashchange fires for the same hash).
+      h("li", {}, h("a", { href, "aria-current": here === href ? "page" : false,
+        onclick: (e) => { if (location.hash === href) { e.preventDefault(); window.dispatchEvent(new HashChangeEvent("hashchange")); } } }, label))))));
 }
 
 /** A placeholder while data loads on a slow link (never a blank screen). */
@@ -49,7 +60,8 @@ export const loading = (text) => h("p", { class: "loading", role: "status", "ari
 /** A clear message for an API or local error: the catalogue's sentence for the code, then
  * the server's own detail (it carries numbers, e.g. how much can still be spent). */
 export function errorBox(err) {
-  const code = err && err.code ? err.code : "unknown";
+  // 4001: an injected wallet's "user rejected the request" (EIP-1193).
+  const code = err && err.code === 4001 ? "wallet_rejected" : err && err.code ? String(err.code) : "unknown";
   const key = `error.${code}`;
   const detail = err && err.message && err.message !== code ? err.message : "";
   return h("div", { class: "error", role: "alert", "data-code": code },
@@ -67,6 +79,19 @@ export function field(label, input, hint) {
     kids.push(h("p", { class: "hint", id: hintId }, hint));
   }
   return h("div", { class: "field" }, kids);
+}
+
+/** Show a field's error in `slot` and tie it to the input (aria-invalid, aria-describedby),
+ * so a screen reader reads the reason when the input takes focus. */
+export function fieldError(input, slot, code) {
+  const box = errorBox({ code });
+  box.id = `${input.id}-error`;
+  slot.replaceChildren(box);
+  input.setAttribute("aria-invalid", "true");
+  const ids = (input.getAttribute("aria-describedby") || "").split(" ").filter((x) => x && x !== box.id);
+  input.setAttribute("aria-describedby", [box.id, ...ids].join(" "));
+  input.addEventListener("input", () => input.removeAttribute("aria-invalid"), { once: true });
+  input.focus();
 }
 
 export const FAILED = Symbol("failed");
@@ -87,4 +112,9 @@ export async function busy(button, slot, work, pendingText) {
   }
 }
 
-export const short = (address) => `${address.slice(0, 6)}…${address.slice(-4)}`;
+/** An address shortened for people: 6 + 6 hex digits (4 + 4 is cheap to imitate). */
+export const short = (address) => `${address.slice(0, 8)}…${address.slice(-6)}`;
+
+/** User-written text (memos): the browser picks its direction and keeps it from reordering
+ * the text around it (a right-to-left override cannot make "5.00" read as "00.5"). */
+export const userText = (tag, text, attrs = {}) => h(tag, { ...attrs, dir: "auto", class: `user-text ${attrs.class || ""}`.trim() }, text);

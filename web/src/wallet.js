@@ -4,6 +4,7 @@
 import * as C from "./crypto.js";
 import { decryptKeystore, encryptKeystore, parseKeystore } from "./keystore.js";
 import { api, setToken } from "./api.js";
+import { checkChallenge } from "./links.js";
 
 const KEYSTORE = "ayni.keystore";
 let signer = null;   // {kind, address, signMessage(text), signTypedData(doc)}
@@ -66,6 +67,10 @@ export function forgetKey() {
   signOut();
 }
 
+/** Forget the unlocked key and the session (the encrypted keystore stays): the idle lock. */
+export const lock = () => signOut();
+export const isLocal = () => Boolean(signer && signer.kind === "local");
+
 export function signOut() {
   signer = null;
   setToken(null);
@@ -76,9 +81,12 @@ export async function getCommunity() {
   return community;
 }
 
-/** EIP-4361 sign-in: the server's challenge text is signed as is (personal_sign). */
+/** EIP-4361 sign-in: the server's challenge text is signed as is (personal_sign), once it
+ * is checked to be for this site, this key and this community's chain. */
 export async function signIn() {
+  const com = await getCommunity();
   const ch = await api("/v1/auth/challenge", { method: "POST", body: { address: signer.address } });
+  checkChallenge(ch.message, { host: location.host, origin: location.origin, address: signer.address, chainId: com.domain.chainId });
   const signature = await signer.signMessage(ch.message);
   const session = await api("/v1/auth/token", { method: "POST", body: { message: ch.message, signature } });
   setToken(session.token);

@@ -1,6 +1,6 @@
 // First visit and return visits: create, import or unlock a key, or use an injected wallet;
 // then sign in (EIP-4361) in the browser.
-import { h, show, field, busy, FAILED, errorBox } from "../ui.js";
+import { h, show, field, fieldError, busy, FAILED, screen, isCurrent } from "../ui.js";
 import { t } from "../i18n.js";
 import * as W from "../wallet.js";
 import { qrSvg } from "../qr.js";
@@ -11,16 +11,35 @@ function passInput(id, autocomplete) {
   return h("input", { id, type: "password", autocomplete, required: true, minlength: MIN_PASSPHRASE });
 }
 
-async function finish(slot, button, go, step) {
+async function finish(slot, button, go, step, then = signInOrWait) {
+  const gen = screen();
   const ok = await busy(button, slot, async (progress) => { await step(progress); return true; }, t("keys.working"));
-  if (ok !== FAILED) await signInOrWait(slot, button, go);
+  if (ok !== FAILED && isCurrent(gen)) await then(slot, button, go);
 }
 
-/** Sign in; a key with no account yet gets a screen with its address for the treasurer. */
+/** Sign in; a key with no account yet gets a screen with its address for the treasurer.
+ * Nothing happens if the member moved to another screen meanwhile. */
 async function signInOrWait(slot, button, go) {
+  const gen = screen();
   const ok = await busy(button, slot, () => W.signIn(), t("keys.signingIn"));
+  if (!isCurrent(gen)) return;
   if (ok !== FAILED) return go();
   if (slot.querySelector('[data-code="forbidden"]')) awaitingAccount(go);
+}
+
+/** Right after a key is made: the only copy is in this browser, so offer the file now and
+ * ask the browser not to evict the storage (navigator.storage.persist). */
+async function backupStep(_slot, _button, go) {
+  let persisted = false;
+  try { persisted = Boolean(navigator.storage && navigator.storage.persist && await navigator.storage.persist()); } catch { /* not offered */ }
+  const address = W.current().address;
+  const slot = h("div", { id: "status" });
+  const download = h("a", { class: "button primary", id: "backup-keystore", download: `ayni-${address}.json`,
+    href: URL.createObjectURL(new Blob([W.storedKeystore()], { type: "application/json" })) }, t("settings.export"));
+  const next = h("button", { type: "button", id: "backup-done", onclick: () => signInOrWait(slot, next, go) }, t("keys.backupDone"));
+  show(t("keys.backupTitle"), h("p", {}, t("keys.backupIntro")),
+    persisted ? null : h("p", { class: "notice", id: "not-persisted" }, t("keys.notPersisted")),
+    download, " ", next, slot);
 }
 
 function awaitingAccount(go) {
@@ -73,9 +92,9 @@ export function createKey(go) {
   const button = h("button", { type: "submit", class: "primary" }, t("keys.createButton"));
   const form = h("form", { onsubmit: (e) => {
     e.preventDefault();
-    if (pass.value.length < MIN_PASSPHRASE) return slot.replaceChildren(errorBox({ code: "passphrase_short" }));
-    if (pass.value !== again.value) return slot.replaceChildren(errorBox({ code: "passphrase_mismatch" }));
-    finish(slot, button, go, (p) => W.createKey(pass.value, p));
+    if (pass.value.length < MIN_PASSPHRASE) return fieldError(pass, slot, "passphrase_short");
+    if (pass.value !== again.value) return fieldError(again, slot, "passphrase_mismatch");
+    finish(slot, button, go, (p) => W.createKey(pass.value, p), backupStep);
   } }, h("p", {}, t("keys.createIntro")),
   field(t("keys.passphrase"), pass, t("keys.passphraseHint", { n: MIN_PASSPHRASE })),
   field(t("keys.passphraseAgain"), again), button, slot);

@@ -1,5 +1,5 @@
 // Balances, paying (form -> exact confirmation -> sign in the browser -> receipt), history.
-import { h, add, show, field, busy, FAILED, loading, errorBox, short } from "../ui.js";
+import { h, add, show, field, fieldError, busy, FAILED, loading, errorBox, short, screen, isCurrent, userText } from "../ui.js";
 import { t, human } from "../i18n.js";
 import { api } from "../api.js";
 import * as W from "../wallet.js";
@@ -7,22 +7,28 @@ import { parseAddress } from "../crypto.js";
 import { parseAmount, formatAmount } from "../amounts.js";
 import { contacts, saveContact, nameOf } from "../contacts.js";
 import { qrSvg } from "../qr.js";
+import { payLinkHash, payParams, REQUEST_ID, BIDI_CONTROLS } from "../links.js";
 
 const who = (address) => nameOf(address) || short(address);
 const when = (ms) => new Date(ms).toLocaleString();
 const currencyOf = (com, code) => com.currencies.find((c) => c.code === code) || { code, style: "decimal", decimals: 0 };
 
-/** Load data behind a visible loading state; on failure show the reason and a retry. */
+/** Load data behind a visible loading state; on failure show the reason and a retry.
+ * An answer that arrives after the member moved to another screen is dropped. */
 export async function load(main, work, render) {
+  const gen = screen();
   const slot = loading();
   add(main, slot);
+  let data;
   try {
-    const data = await work();
-    slot.remove();
-    render(data);
+    data = await work();
   } catch (err) {
-    slot.replaceWith(errorBox(err), h("button", { type: "button", onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange")) }, t("common.retry")));
+    if (isCurrent(gen)) slot.replaceWith(errorBox(err), h("button", { type: "button", onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange")) }, t("common.retry")));
+    return;
   }
+  if (!isCurrent(gen)) return;
+  slot.remove();
+  render(data);
 }
 
 export function home() {
@@ -57,7 +63,7 @@ export function addressInput(id, value) {
   const list = h("datalist", { id: `${id}-contacts` }, contacts().map((c) => h("option", { value: c.address, label: c.name })));
   const extra = [list];
   if ("BarcodeDetector" in window && navigator.mediaDevices) {
-    extra.push(h("button", { type: "button", onclick: () => scan(input) }, t("pay.scan")));
+    extra.push(h("button", { type: "button", id: `${id}-scan`, onclick: () => scan(input) }, t("pay.scan")));
   }
   return { input, extra };
 }
@@ -68,6 +74,7 @@ async function scan(input) {
   const dialog = h("dialog", {}, video, h("button", { type: "button", onclick: () => stop() }, t("common.cancel")));
   document.body.append(dialog);
   let stream, done = false;
+  const gen = screen();
   const stop = () => { done = true; stream && stream.getTracks().forEach((tr) => tr.stop()); dialog.remove(); };
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
@@ -79,9 +86,14 @@ async function scan(input) {
       const codes = await detector.detect(video);
       if (codes.length) {
         const text = codes[0].rawValue;
-        if (text.includes("#/pay")) { stop(); location.href = text; return; }
-        input.value = parseAddress(text) || text;
-        return stop();
+        stop();
+        if (!isCurrent(gen)) return;
+        // Only a link to this app is followed (by its hash); anything else is an address.
+        const link = payLinkHash(text, location.origin);
+        if (link) { location.hash = link; return; }
+        input.value = parseAddress(text) || "";
+        if (!input.value) alert(t("pay.scanNotAddress"));
+        return;
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -91,29 +103,31 @@ async function scan(input) {
   }
 }
 
-let pending = null; // the transfer awaiting confirmation
-
 export function pay(params) {
   const main = show(t("pay.title"));
-  if (params.get("request")) return payRequest(main, params.get("request"));
+  if (params.has("request")) return payRequest(main, params.get("request"));
   load(main, () => W.getCommunity(), (com) => {
-    const { input: to, extra } = addressInput("pay-to", params.get("to"));
+    // A link may pre-fill the payee, currency and amount (strictly parsed; a note never:
+    // the member writes their own).
+    const p = payParams(params, com.currencies);
+    const { input: to, extra } = addressInput("pay-to", p.to);
     const amount = h("input", { id: "pay-amount", type: "text", inputmode: "decimal", required: true, autocomplete: "off" });
     const currency = h("select", { id: "pay-currency" }, com.currencies.map((c) => h("option", { value: c.code }, `${c.name} (${c.code})`)));
-    if (params.get("currency")) currency.value = params.get("currency");
+    if (p.currency) currency.value = p.currency;
     const c0 = () => currencyOf(com, currency.value);
-    if (params.get("amount")) amount.value = formatAmount(c0(), Number(params.get("amount")));
-    const memo = h("input", { id: "pay-memo", type: "text", maxlength: "500", value: params.get("memo") || "" });
+    if (p.amount) amount.value = formatAmount(c0(), p.amount);
+    const memo = h("input", { id: "pay-memo", type: "text", maxlength: "500" });
     const name = h("input", { id: "pay-save-name", type: "text", autocomplete: "off" });
     const slot = h("div", { id: "status" });
     const submit = h("button", { type: "submit", class: "primary" }, t("pay.review"));
     add(main, h("form", { novalidate: true, onsubmit: (e) => {
       e.preventDefault();
       const payee = parseAddress(to.value);
-      if (!payee) return slot.replaceChildren(errorBox({ code: "bad_address_input" }));
+      if (!payee) return fieldError(to, slot, "bad_address_input");
       let minor;
-      try { minor = parseAmount(c0(), amount.value); } catch (err) { return slot.replaceChildren(errorBox({ code: err.code })); }
-      if (payee === W.current().address) return slot.replaceChildren(errorBox({ code: "same_payer_payee" }));
+      try { minor = parseAmount(c0(), amount.value); } catch (err) { return fieldError(amount, slot, err.code); }
+      if (payee === W.current().address) return fieldError(to, slot, "same_payer_payee");
+      if (BIDI_CONTROLS.test(memo.value)) return fieldError(memo, slot, "memo_bidi");
       if (name.value.trim()) saveContact(name.value, payee);
       confirmTransfer({ payee, currency: currency.value, amount: minor, memo: memo.value.trim() });
     } },
@@ -127,6 +141,7 @@ export function pay(params) {
 }
 
 function payRequest(main, id) {
+  if (!REQUEST_ID.test(id)) return add(main, errorBox({ code: "bad_link" }));
   load(main, () => api(`/v1/requests/${encodeURIComponent(id)}`), (r) => {
     if (r.payer !== W.current().address) {
       return add(main, errorBox({ code: "request_not_yours" }));
@@ -138,25 +153,34 @@ function payRequest(main, id) {
   });
 }
 
-async function confirmTransfer(intent) {
+function confirmTransfer(intent) {
   const main = show(t("confirm.title"));
   load(main, async () => [await W.getCommunity(), await W.transferDocument(intent)], ([com, prepared]) => {
-    pending = prepared;
+    // `prepared` is this screen's own document: the button signs exactly what is shown here.
+    const gen = screen();
     const m = prepared.doc.message;
     const c = currencyOf(com, m.currency);
     const d = prepared.doc.domain;
     const row = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
     const slot = h("div", { id: "status" });
     const go = h("button", { type: "button", class: "primary", id: "sign-and-pay" }, t("confirm.sign"));
+    let sent = false;
     go.addEventListener("click", async () => {
-      const res = await busy(go, slot, () => W.signAndPost(pending), t("confirm.sending"));
-      if (res !== FAILED) { pending = null; location.hash = `#/tx/${res.seq}?new=1`; }
+      if (sent) return;
+      const res = await busy(go, slot, () => W.signAndPost(prepared), t("confirm.sending"));
+      if (res === FAILED) return;
+      sent = true;
+      go.disabled = true;
+      if (isCurrent(gen)) location.hash = `#/tx/${res.seq}?new=1`;
     });
-    add(main, 
+    const known = nameOf(m.payee);
+    add(main,
       intent.request ? h("p", { class: "notice" }, t("confirm.forRequest", { who: who(intent.request.payee) })) : null,
       h("p", { class: "summary", id: "confirm-summary" }, t("confirm.summary",
-        { amount: human(c, m.amount), who: who(m.payee) })),
-      prepared.memo ? h("p", {}, t("confirm.memo", { memo: prepared.memo })) : null,
+        { amount: human(c, m.amount), who: known || short(m.payee) })),
+      known ? null : h("p", { class: "notice", id: "payee-unknown" }, t("confirm.notContact"), " ",
+        h("code", { class: "address" }, m.payee)),
+      prepared.memo ? h("p", {}, t("confirm.memo"), " ", userText("span", prepared.memo, { class: "memo", id: "confirm-memo" })) : null,
       h("h2", {}, t("confirm.exact")),
       h("dl", { class: "exact", id: "typed-data" },
         row("payer", m.payer), row("payee", m.payee), row("currency", m.currency),
@@ -179,7 +203,7 @@ export function transfer(seq, params) {
       row(t("tx.when"), when(tx.at)),
       row(t(tx.direction === "in" ? "tx.from" : "tx.to"), `${who(tx.direction === "in" ? tx.payer : tx.payee)} (${tx.direction === "in" ? tx.payer : tx.payee})`),
       row(t("tx.amount"), human(c, tx.amount)),
-      tx.memo ? row(t("tx.memo"), tx.memo) : null,
+      tx.memo ? [h("dt", {}, t("tx.memo")), userText("dd", tx.memo, { class: "memo" })] : null,
       row(t("tx.digest"), tx.digest)));
     const anchor = h("section", { class: "card", "aria-labelledby": "anchor-h" }, h("h2", { id: "anchor-h" }, t("tx.anchoring")));
     add(main, anchor);
@@ -208,7 +232,7 @@ export function history(params) {
       list.append(h("li", { class: incoming ? "in" : "out" }, h("a", { href: `#/tx/${tx.seq}` },
         h("span", { class: "amount" }, (incoming ? "+" : "−") + human(c, tx.amount)), " ",
         t(incoming ? "history.from" : "history.to", { who: who(incoming ? tx.payer : tx.payee) }),
-        tx.memo ? h("span", { class: "memo" }, ` · ${tx.memo}`) : null,
+        tx.memo ? [" · ", userText("span", tx.memo, { class: "memo" })] : null,
         h("span", { class: "when" }, when(tx.at)))));
     }
     if (!list.children.length) list.replaceWith(h("p", {}, t("history.empty")));

@@ -1,6 +1,6 @@
 // Payment requests: incoming ones to approve or decline; creating one and showing it as a QR
 // code and a link (a shop till displays it; the member's phone opens it, pre-filled).
-import { h, add, show, field, busy, FAILED, errorBox, short } from "../ui.js";
+import { h, add, show, field, fieldError, busy, FAILED, short, screen, isCurrent, userText } from "../ui.js";
 import { t, human } from "../i18n.js";
 import { api } from "../api.js";
 import * as W from "../wallet.js";
@@ -9,6 +9,7 @@ import { parseAmount } from "../amounts.js";
 import { nameOf } from "../contacts.js";
 import { qrSvg } from "../qr.js";
 import { load, addressInput } from "./money.js";
+import { BIDI_CONTROLS } from "../links.js";
 
 const who = (address) => nameOf(address) || short(address);
 const currencyOf = (com, code) => com.currencies.find((c) => c.code === code) || { code, style: "decimal", decimals: 0 };
@@ -28,13 +29,13 @@ export function requests(params) {
       const slot = h("div");
       const text = t(direction === "incoming" ? "requests.asks" : "requests.asked",
         { who: who(direction === "incoming" ? r.payee : r.payer), amount: human(c, r.amount) });
-      const item = h("li", { class: "card", "data-id": r.id }, h("p", {}, text), r.memo ? h("p", { class: "memo" }, r.memo) : null,
+      const item = h("li", { class: "card", "data-id": r.id }, h("p", {}, text), r.memo ? userText("p", r.memo, { class: "memo" }) : null,
         h("p", { class: "hint" }, t(`requests.status.${r.status}`)));
       if (direction === "incoming") {
         const decline = h("button", { type: "button", class: "danger" }, t("requests.decline"));
         decline.addEventListener("click", async () => {
           const out = await busy(decline, slot, () => api(`/v1/requests/${r.id}/decline`, { method: "POST" }));
-          if (out !== FAILED) item.replaceChildren(h("p", { role: "status" }, t("requests.declined", { text })));
+          if (out !== FAILED && item.isConnected) item.replaceChildren(h("p", { role: "status" }, t("requests.declined", { text })));
         });
         add(item, h("a", { class: "button primary", href: `#/pay?request=${r.id}` }, t("requests.approve")), " ", decline);
       } else {
@@ -60,12 +61,14 @@ export function newRequest() {
     add(main, h("form", { novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
       const who_ = parseAddress(payer.value);
-      if (!who_) return slot.replaceChildren(errorBox({ code: "bad_address_input" }));
+      if (!who_) return fieldError(payer, slot, "bad_address_input");
       let minor;
-      try { minor = parseAmount(currencyOf(com, currency.value), amount.value); } catch (err) { return slot.replaceChildren(errorBox({ code: err.code })); }
+      try { minor = parseAmount(currencyOf(com, currency.value), amount.value); } catch (err) { return fieldError(amount, slot, err.code); }
+      if (BIDI_CONTROLS.test(memo.value)) return fieldError(memo, slot, "memo_bidi");
+      const gen = screen();
       const r = await busy(submit, slot, () => api("/v1/requests", { method: "POST", body: {
         payer: who_, currency: currency.value, amount: minor, memo: memo.value.trim() || null, expiresInSeconds: Number(expires.value) } }));
-      if (r !== FAILED) location.hash = `#/request/${r.id}`;
+      if (r !== FAILED && isCurrent(gen)) location.hash = `#/request/${r.id}`;
     } },
     field(t("request.payer"), payer, t("request.payerHint")), ...extra,
     field(t("pay.currency"), currency), field(t("pay.amount"), amount, t("pay.amountHint")),
@@ -73,11 +76,9 @@ export function newRequest() {
   });
 }
 
-export function linkFor(r) {
-  const q = new URLSearchParams({ request: r.id, to: r.payee, amount: String(r.amount), currency: r.currency });
-  if (r.memo) q.set("memo", r.memo);
-  return `${location.origin}${location.pathname}#/pay?${q}`;
-}
+/** The payment link: the request's id only. The payer's app fetches the server's copy, so
+ * the link (and its QR code) stays small and never carries the note. */
+export const linkFor = (r) => `${location.origin}${location.pathname}#/pay?request=${r.id}`;
 
 /** A request as the till shows it; the status refreshes itself until it is paid. */
 export function showRequest(id) {
@@ -91,14 +92,15 @@ export function showRequest(id) {
     } }, t("request.copy"));
     const linkInput = h("input", { id: "request-link", type: "text", readonly: true, value: link });
     add(main, h("p", { class: "big" }, t("requests.asked", { who: who(r.payer), amount: human(c, r.amount) })),
-      r.memo ? h("p", { class: "memo" }, r.memo) : null,
+      r.memo ? userText("p", r.memo, { class: "memo" }) : null,
       h("div", { class: "qr", html: qrSvg(link, t("request.qrLabel")) }),
       field(t("request.link"), linkInput), copy, status);
-    const here = location.hash;
+    const gen = screen();
     const poll = setInterval(async () => {
-      if (location.hash !== here) return clearInterval(poll);
+      if (!isCurrent(gen)) return clearInterval(poll);
       try {
         const now = await api(`/v1/requests/${encodeURIComponent(id)}`);
+        if (!isCurrent(gen)) return clearInterval(poll);
         status.textContent = t(`requests.status.${now.status}`);
         if (now.status !== "open") {
           clearInterval(poll);
