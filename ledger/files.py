@@ -1,0 +1,41 @@
+"""Writing files so that a crash never leaves half of one: write a temporary file beside the
+target, fsync it, rename it over the target, fsync the folder. Used for keystores, exports,
+checkpoints and receipts alike (server and wallet)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o600,
+                 exclusive: bool = False) -> Path:
+    """Replace `path` with `data` atomically, the new file created with `mode`.
+    `exclusive`: refuse (FileExistsError) if the target already exists."""
+    target = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if exclusive and target.exists():
+        raise FileExistsError(f"{target} already exists")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # O_CREAT honours the umask; the caller's mode is what counts
+        if exclusive and target.exists():
+            raise FileExistsError(f"{target} already exists")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+    except OSError:
+        return target
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return target
