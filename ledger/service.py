@@ -26,7 +26,7 @@ from .core.rules import AccountState, Position, check_nonce, check_not_expired
 from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_faults
 from .core.typed_data import Action, Transfer, canonical_signature, memo_hash, recover_signer
 from .store import tables as T
-from .store.db import make_engine
+from .store.db import make_engine, resolve_url  # noqa: F401 - faces resolve --db through the service
 from .store.posting_sql import PostingSQL, driver_cursor
 from .store.migrate import is_current, upgrade
 
@@ -126,6 +126,10 @@ class Ledger:
             engine.dispose()
             raise E.NotInitialised("this database has no current Ayni schema: run `ayni init` first")
         return cls(engine, **kwargs)
+
+    def schema_is_current(self) -> bool:
+        """True when the database's migrations are at head (readiness checks ask this)."""
+        return is_current(self.engine)
 
     def _reader(self):
         return self.engine.connect().execution_options(ayni_readonly=True)

@@ -59,6 +59,9 @@ def check_transfer(t: Transfer, *, now_ms: int, currencies: Mapping[str, Currenc
     if payee is None:
         raise E.UnknownAccount(f"payee {t.payee} has no account here")
     for who, acct in (("payer", payer), ("payee", payee)):
+        if acct.role == "auditor":
+            # an auditor reads the books; holding money would make them a party to what they check
+            raise E.NotAuthorised(f"{who} {acct.address} is an auditor account, which holds no money")
         if acct.status != "active":
             raise E.AccountNotActive(f"{who} account {acct.address} is {acct.status}")
     if payer_pos is None or payee_pos is None:

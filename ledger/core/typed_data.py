@@ -39,7 +39,7 @@ SET_STATUS_TYPE = "SetStatus(address account,string status,uint256 nonce,uint64 
 _TYPEHASH = {t.split("(")[0]: keccak256(t.encode()) for t in
              (DOMAIN_TYPE, TRANSFER_TYPE, OPEN_ACCOUNT_TYPE, SET_LIMIT_TYPE, SET_STATUS_TYPE)}
 
-ROLES = ("member", "shop", "treasurer", "system")
+ROLES = ("member", "shop", "treasurer", "system", "auditor")
 STATUSES = ("active", "frozen", "closed")
 
 
