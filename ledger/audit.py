@@ -1,11 +1,12 @@
 """`Ledger.verify`: the server-side audit of invariants 1-4, from one read snapshot.
 
 It streams the log page by page (constant memory in the log's length), and for each
-page re-hashes the chain, replays every entry through the pure rules with every
-signature re-checked, requires each stored body to be exactly the canonical body the
-service would have written, and compares the projections of that page (transfers,
-signed actions, memos) with what the entries imply. At the end it compares accounts,
-balances and limits, the log head, and the zero sum. Every fault names where it is.
+page re-hashes the chain, runs every entry through the one fold (ledger.core.fold: the
+record, its canonical body, digest, signature, nonce and the kind's rule, exactly as
+posting ran them), requires each stored body text to be the canonical text, and compares
+the projections of that page (transfers, signed actions, memos) with what each entry's
+record implies. At the end it compares accounts, balances and limits, the log head, and
+the zero sum. Every fault is a Finding (ledger.core.findings) naming where it is.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import json
 
 from sqlalchemy import func, select
 
-from .core import errors as E
-from .core.entries import ChainFault, Entry, canonical_body, verify_chain
+from .core.entries import Entry, canonical_body, verify_chain
+from .core.findings import Finding
+from .core.fold import LedgerState, check_signature, step, zero_sum_faults
 from .core.hashing import ZERO32
-from .core.state import Genesis, LedgerState, action_body, action_from_body, zero_sum_faults
+from .core.records import Signed, TransferPosted
 from .core.typed_data import memo_hash
 from .store import tables as T
 
@@ -34,20 +36,13 @@ def _snapshot(engine):
     return conn
 
 
-def _expected_body_text(entry: Entry) -> str:
-    if entry.kind == "community.created":
-        return canonical_body(Genesis.from_body(entry.body).body())
-    action, signer, signature = action_from_body(entry.kind, entry.body)
-    digest = bytes.fromhex(entry.body["digest"][2:])
-    return canonical_body(action_body(action, signer, signature, digest))
-
-
 def audit(ledger, *, verify_signatures: bool = True):
     from .service import VerifyReport
-    chain_faults: list = []
-    replay_faults: list = []
-    row_faults: list = []
+    chain_faults: list[Finding] = []
+    replay_faults: list[Finding] = []
+    row_faults: list[Finding] = []
     state = LedgerState()
+    signatures = check_signature if verify_signatures else None
     opened: dict[str, int] = {}
     count, prev_chain, expect_seq, last_entry = 0, ZERO32, 1, None
     replay_ok = True
@@ -69,29 +64,31 @@ def audit(ledger, *, verify_signatures: bool = True):
                 try:
                     entries.append((Entry(r.seq, r.kind, r.at, json.loads(r.body), r.entry_hash, r.chain_hash), r.body))
                 except ValueError as exc:
-                    chain_faults.append(ChainFault(r.seq, f"body is not JSON ({exc})", "JSON", r.body[:60]))
+                    chain_faults.append(Finding("entry_hash", r.seq, "JSON", r.body[:60], detail=f"body is not JSON ({exc})"))
                     replay_ok = False
-            for fault in verify_chain([e for e, _ in entries], prev_chain_hash=prev_chain, expect_seq=expect_seq):
-                chain_faults.append(fault)
+            chain_faults += verify_chain([e for e, _ in entries], prev_chain_hash=prev_chain, expect_seq=expect_seq)
             for e, text in entries:
                 count += 1
                 last_entry = e
                 prev_chain, expect_seq = e.chain_hash, e.seq + 1
                 if not replay_ok:
                     continue
-                try:
-                    if text != _expected_body_text(e):
-                        raise E.IntegrityViolation("stored body is not the canonical body of its action")
-                    state.apply(e, verify_signatures=verify_signatures)
-                except Exception as exc:  # noqa: BLE001 - a corrupt entry of any shape is a fault, not a crash
-                    code = getattr(exc, "code", type(exc).__name__)
-                    replay_faults.append({"seq": e.seq, "code": code, "message": str(getattr(exc, "message", exc))})
+                if e.seq != state.seq + 1:
+                    result = Finding("sequence", e.seq, f"seq {state.seq + 1}", f"seq {e.seq}")
+                elif text != canonical_body(e.body, validate=False):
+                    result = Finding("rules", e.seq, "the canonical body text", text[:60],
+                                     detail="stored body is not the canonical body of its action")
+                else:
+                    result = step(state, e.seq, e.kind, e.at, e.body, signatures)
+                if isinstance(result, Finding):
+                    replay_faults.append(result)
                     replay_ok = False  # later entries depend on this one: replaying further would mislead
                     continue
-                row_faults.extend(_page_rows(e, transfers, nonces, memos, opened))
+                row_faults.extend(_page_rows(e, result, transfers, nonces, memos, opened))
             for table, leftover in (("transfers", transfers), ("signed_actions", nonces), ("memos", memos)):
                 for seq in leftover if replay_ok else ():
-                    row_faults.append({"seq": seq, "table": table, "problem": "row without a matching entry"})
+                    row_faults.append(Finding("projection", seq, "no row", "a row", table=table,
+                                              detail="row without a matching entry"))
             after = hi
         beyond = {t.name: conn.execute(select(func.count()).select_from(t).where(t.c.seq > head_seq)).scalar_one()
                   for t in (T.entries, T.transfers, T.signed_actions, T.memos)}
@@ -99,51 +96,55 @@ def audit(ledger, *, verify_signatures: bool = True):
         accounts = {r.address: r for r in conn.execute(select(T.accounts))}
     for name, n in beyond.items():
         if n:
-            chain_faults.append({"seq": head_seq, "problem": f"{n} {name} rows after the ledger head"})
+            chain_faults.append(Finding("head", head_seq, f"no {name} rows after the ledger head", f"{n} rows",
+                                        table=name, detail=f"{n} {name} rows after the ledger head"))
     if last_entry is None and head_seq or last_entry and (last_entry.seq, last_entry.chain_hash) != (head.seq, head.chain_hash):
-        chain_faults.append({"seq": head_seq, "problem": "ledger head does not match the last entry"})
+        chain_faults.append(Finding("head", head_seq, "the last entry's seq and chain hash", "another head",
+                                    detail="ledger head does not match the last entry"))
     balance_faults = []
     if replay_ok:
         for key in sorted(set(stored) | set(state.positions)):
             want, got = state.positions.get(key), stored.get(key)
             found = got and (got.balance, got.credit_limit, got.ceiling)
             if want is None or found != (want.balance, want.credit_limit, want.ceiling):
-                balance_faults.append({"account": key[0], "currency": key[1],
-                                       "expected": want and want.balance, "found": got and got.balance,
-                                       "expected_limits": want and (want.credit_limit, want.ceiling),
-                                       "found_limits": got and (got.credit_limit, got.ceiling)})
+                balance_faults.append(Finding(
+                    "balance", head_seq, str(want and (want.balance, want.credit_limit, want.ceiling)), str(found),
+                    account=key[0], currency=key[1], table="balances",
+                    detail="stored (balance, credit limit, ceiling) differs from the replay"))
         for address in sorted(set(accounts) | set(state.accounts)):
             want, got = state.accounts.get(address), accounts.get(address)
             found = got and (got.role, got.status, got.opened_seq)
             expected = want and (want.role, want.status, opened.get(address, 1))
             if found != expected:
-                balance_faults.append({"account": address, "problem": "account role/status/opened_seq",
-                                       "expected": expected, "found": found})
+                balance_faults.append(Finding("account", head_seq, str(expected), str(found), account=address,
+                                              table="accounts", detail="account role/status/opened_seq"))
     zs = zero_sum_faults({k: r.balance for k, r in stored.items()})
     return VerifyReport(count, chain_faults, replay_faults + row_faults, balance_faults, zs)
 
 
-def _page_rows(e: Entry, transfers: dict, nonces: dict, memos: dict, opened: dict) -> list[dict]:
-    """Faults in the projection rows of one replayed entry (and pops the rows it explains)."""
+def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, opened: dict) -> list[Finding]:
+    """Faults in the projection rows one replayed entry's record implies (pops the rows it explains)."""
     faults = []
-    if e.kind == "community.created":
-        opened[e.body["treasurer"]] = e.seq
+    if record.opens is not None:
+        opened[record.opens] = e.seq
+    if not isinstance(record, Signed):
         return faults
-    b = e.body
-    signer = b["payer"] if e.kind == "transfer.posted" else b["by"]
+
+    def fault(table: str, problem: str) -> None:
+        faults.append(Finding("projection", e.seq, "the row its entry implies", "a missing or altered row",
+                              table=table, detail=problem))
+
     n = nonces.pop(e.seq, None)
-    if n is None or (n.signer, n.nonce, bytes(n.digest)) != (signer, b["nonce"], bytes.fromhex(b["digest"][2:])):
-        faults.append({"seq": e.seq, "table": "signed_actions", "problem": "replay-protection row missing or altered"})
-    if e.kind == "account.opened":
-        opened[b["account"]] = e.seq
-    if e.kind != "transfer.posted":
+    if n is None or (n.signer, n.nonce, bytes(n.digest)) != (record.signer, str(record.action.nonce), record.digest):
+        fault("signed_actions", "replay-protection row missing or altered")
+    if not isinstance(record, TransferPosted):
         return faults
+    a = record.action
     t = transfers.pop(e.seq, None)
-    request = None if b["requestId"] == "0x" + "00" * 32 else bytes.fromhex(b["requestId"][2:])
-    expected = (b["payer"], b["payee"], b["currency"], b["amount"], request, e.at)
+    expected = (a.payer, a.payee, a.currency, a.amount, record.request_id, e.at)
     if t is None or (t.payer, t.payee, t.currency, t.amount, t.request_id and bytes(t.request_id), t.at) != expected:
-        faults.append({"seq": e.seq, "table": "transfers", "problem": "transfer row missing or altered"})
+        fault("transfers", "transfer row missing or altered")
     m = memos.pop(e.seq, None)
-    if m is not None and memo_hash(m.memo, bytes(m.salt)).hex() != b["memoHash"][2:]:
-        faults.append({"seq": e.seq, "table": "memos", "problem": "memo text does not match the signed memoHash"})
+    if m is not None and memo_hash(m.memo, bytes(m.salt)) != a.memo_hash:
+        fault("memos", "memo text does not match the signed memoHash")
     return faults

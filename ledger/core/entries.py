@@ -13,18 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .codec import hex0x
 from .errors import InvalidInput
+from .findings import Finding
 from .hashing import ZERO32, keccak256
+from .vocab import KINDS
 
 _SAFE_INT = 2**53
-
-KINDS = (
-    "community.created",
-    "account.opened",
-    "limit.set",
-    "account.status",
-    "transfer.posted",
-)
 
 
 def _check_value(value: object, path: str) -> None:
@@ -96,35 +91,27 @@ class Entry:
 
     def as_dict(self) -> dict:
         return {"seq": self.seq, "kind": self.kind, "at": self.at, "body": self.body,
-                "entryHash": "0x" + self.entry_hash.hex(), "chainHash": "0x" + self.chain_hash.hex()}
+                "entryHash": hex0x(self.entry_hash), "chainHash": hex0x(self.chain_hash)}
 
 
-@dataclass(frozen=True, slots=True)
-class ChainFault:
-    seq: int
-    problem: str
-    expected: str
-    found: str
-
-
-def verify_chain(entries, *, prev_chain_hash: bytes = ZERO32, expect_seq: int = 1) -> list[ChainFault]:
+def verify_chain(entries, *, prev_chain_hash: bytes = ZERO32, expect_seq: int = 1) -> list[Finding]:
     """Recompute every hash from the stored content; report each break with where it is.
 
     `entries` yields Entry-like records in seq order (a suffix may be checked by
     passing the previous chain hash and the first expected seq)."""
-    faults: list[ChainFault] = []
+    faults: list[Finding] = []
     prev = prev_chain_hash
     for e in entries:
         if e.seq != expect_seq:
-            faults.append(ChainFault(e.seq, "seq gap or reorder", str(expect_seq), str(e.seq)))
+            faults.append(Finding("sequence", e.seq, str(expect_seq), str(e.seq), detail="seq gap or reorder"))
         entry_hash = keccak256(canonical_bytes(e.seq, e.kind, e.at, e.body))
         if entry_hash != e.entry_hash:
-            faults.append(ChainFault(e.seq, "entry hash does not match content",
-                                     "0x" + entry_hash.hex(), "0x" + e.entry_hash.hex()))
+            faults.append(Finding("entry_hash", e.seq, hex0x(entry_hash), hex0x(e.entry_hash),
+                                  detail="entry hash does not match content"))
         chain = chain_next(prev, e.entry_hash)
         if chain != e.chain_hash:
-            faults.append(ChainFault(e.seq, "chain hash does not link to previous entry",
-                                     "0x" + chain.hex(), "0x" + e.chain_hash.hex()))
+            faults.append(Finding("chain_hash", e.seq, hex0x(chain), hex0x(e.chain_hash),
+                                  detail="chain hash does not link to previous entry"))
         prev = e.chain_hash
         expect_seq = e.seq + 1
     return faults

@@ -3,14 +3,15 @@
 A treasurer (or auditor) hands in the entries, the balances the server reports and the
 batches the chain holds; the reconciler recomputes everything from the entries alone and
 reports each disagreement at the place it is found (seq, account, currency), with what it
-expected and what it found. Pure: no I/O; signature recovery can be handed to a parallel
+expected and what it found, as the one Finding type every verifier reports. The replay is
+the same fold posting runs (ledger.core.fold), so a rule means the same here. Pure: no I/O; signature recovery can be handed to a parallel
 checker by the caller (it is the one expensive step, ~0.1 ms per entry).
 
 Checks, in the order a reader meets them:
   sequence     seq is 1, 2, 3... with no gap, repeat or reordering      (invariant 4)
   entry_hash   keccak256 of the canonical encoding equals the entry hash (invariant 4)
   chain_hash   keccak256(prev chain hash ‖ entry hash) equals the chain hash
-  rules        replay from zero re-checks digests, nonces, limits, status (invariant 2)
+  rules        the fold from zero re-checks bodies, digests, nonces, limits, status (invariant 2)
   signature    the digest recovers to the signer the entry names
   balance      replayed balances equal the reported ones               (invariant 3)
   limit        every reported balance lies within its reported limits  (invariant 2)
@@ -22,35 +23,24 @@ Checks, in the order a reader meets them:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from . import errors as E
-from .entries import KINDS, _document, canonical_body, chain_next
+from .codec import hex0x, try_b32
+from .entries import _document, canonical_body, chain_next
+from .findings import Finding
+from .fold import LedgerState, check_signature, signature_finding, step, zero_sum_faults
 from .hashing import ZERO32, keccak256
 from .merkle import build_tree, entry_leaves
-from .state import Genesis, LedgerState, action_from_body, zero_sum_faults
-from .typed_data import recover_signer
+from .vocab import KINDS, Role, Status
 
 MAX_LISTED = 200  # discrepancies listed in full; beyond that only counted
 # How far an entry's time may run behind an earlier entry's, or ahead of the reconciler's clock:
 # an honest server's clock may step back a little; a server back-dating an entry (to post a
 # signature after its validUntil) or post-dating one is flagged beyond this.
 CLOCK_SKEW_MS = 300_000
-_INT = int
 
-
-@dataclass(frozen=True, slots=True)
-class Discrepancy:
-    check: str
-    seq: int | None
-    expected: str
-    found: str
-    account: str | None = None
-    currency: str | None = None
-    detail: str = ""
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+# Reconciliation reports the fold's one finding type; its JSON key for `code` is "check".
+Discrepancy = Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +67,7 @@ class ClaimedBatch:
 class Report:
     entries: int = 0
     head_seq: int = 0
-    head_chain_hash: str = "0x" + ZERO32.hex()
+    head_chain_hash: str = hex0x(ZERO32)
     accounts: int = 0
     currencies: dict[str, int] = field(default_factory=dict)  # currency -> sum of replayed balances
     signatures_checked: int = 0
@@ -102,19 +92,6 @@ class Report:
                 "discrepancies": [d.as_dict() for d in self.discrepancies]}
 
 
-def _hex(b: bytes) -> str:
-    return "0x" + b.hex()
-
-
-def _b32(value: object) -> bytes | None:
-    if isinstance(value, str) and value.startswith("0x") and len(value) == 66:
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            return None
-    return None
-
-
 try:  # a C encoder: ~4x faster; its bytes are only trusted when they match (else the reference encoder)
     import orjson
 
@@ -131,8 +108,6 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the reference 
         return None
 
 _KIND_JSON = {k: ('"%s"' % k).encode() for k in KINDS}
-
-_INT_FIELDS = {"transfer.posted": ("amount",), "limit.set": ("creditLimit", "ceiling")}
 
 # (seq, digest, signature, claimed signer)
 SignatureJob = tuple[int, bytes, str, str]
@@ -155,14 +130,7 @@ class InlineSignatures:
 
 def bad_signatures(jobs: list[SignatureJob]) -> list[int]:
     """Seqs whose signature does not recover to the signer the entry names."""
-    bad = []
-    for seq, digest, signature, signer in jobs:
-        try:
-            if recover_signer(digest, signature) != signer:
-                bad.append(seq)
-        except E.LedgerError:
-            bad.append(seq)
-    return bad
+    return [job[0] for job in jobs if check_signature(*job) is not None]
 
 
 class Reconciler:
@@ -185,13 +153,21 @@ class Reconciler:
         self._ats: list[int | None] = []  # entry times by seq-1 (None: a gap), for the anchoring deadline
         self._now_ms, self._skew = now_ms, clock_skew_ms
         self._latest_at = 0
+        self._made_at: int | None = None
 
     # -- findings ---------------------------------------------------------------------
     def flag(self, check: str, seq: int | None, expected: object, found: object, **where) -> None:
         counts = self.report.counts
         counts[check] = counts.get(check, 0) + 1
         if len(self.report.discrepancies) < MAX_LISTED:
-            self.report.discrepancies.append(Discrepancy(check, seq, str(expected), str(found), **where))
+            self.report.discrepancies.append(Finding(check, seq, str(expected), str(found), **where))
+
+    def add(self, finding: Finding) -> None:
+        """Record a finding of the fold (ledger.core.fold) as it is."""
+        counts = self.report.counts
+        counts[finding.code] = counts.get(finding.code, 0) + 1
+        if len(self.report.discrepancies) < MAX_LISTED:
+            self.report.discrepancies.append(finding)
 
     # -- the log --------------------------------------------------------------------
     def feed(self, entry: Mapping) -> None:
@@ -221,17 +197,17 @@ class Reconciler:
         # reference encoder (json, as the service writes) decides.
         doc = _fast_document(seq, kind, at, body) if kind in _KIND_JSON else None
         entry_hash = keccak256(doc) if doc is not None else b""
-        if "0x" + entry_hash.hex() != found_entry_hex:
+        if hex0x(entry_hash) != found_entry_hex:
             entry_hash = keccak256(_document(seq, kind, at, canonical_body(body, validate=False)))
-        if "0x" + entry_hash.hex() != found_entry_hex:
-            self.flag("entry_hash", seq, _hex(entry_hash), found_entry_hex,
+        if hex0x(entry_hash) != found_entry_hex:
+            self.flag("entry_hash", seq, hex0x(entry_hash), found_entry_hex,
                       detail="the entry's content does not match its hash")
         chain_hash = chain_next(self._prev_chain, entry_hash)
-        if "0x" + chain_hash.hex() != found_chain_hex:
-            self.flag("chain_hash", seq, _hex(chain_hash), found_chain_hex,
+        if hex0x(chain_hash) != found_chain_hex:
+            self.flag("chain_hash", seq, hex0x(chain_hash), found_chain_hex,
                       detail="the chain hash does not follow from the previous entry")
             # continue from what was found, so one break is reported once, not at every later entry
-            self._prev_chain = _b32(found_chain_hex) or chain_hash
+            self._prev_chain = try_b32(found_chain_hex) or chain_hash
         else:
             self._prev_chain = chain_hash
         self._hashes += entry_hash
@@ -246,51 +222,19 @@ class Reconciler:
 
     @property
     def head_chain_hash(self) -> str:
-        return _hex(self._prev_chain)
+        return hex0x(self._prev_chain)
 
     def _replay(self, seq: int, kind: str, at: int, body: dict) -> None:
-        st = self.state
-        try:
-            if kind == "community.created":
-                if st.genesis is not None:
-                    raise E.IntegrityViolation("a second community.created entry")
-                st.genesis = Genesis.from_body(body)
-                st._open(st.genesis.treasurer, "treasurer")
-                st.seq = seq
-                return
-            if st.genesis is None:
-                raise E.IntegrityViolation("the log does not start with community.created")
-            for name in _INT_FIELDS.get(kind, ()):
-                value = body.get(name)
-                if not (type(value) is int or (value is None and name == "ceiling")):
-                    self.flag("rules", seq, f"{name} as an integer", repr(value)[:40],
-                              detail="not the canonical encoding of the entry")
-                    return
-            action, signer, signature = action_from_body(kind, body)
-            digest = st.genesis.domain.digest(action.struct_hash())
-            if body.get("digest") != _hex(digest):
-                self.flag("rules", seq, _hex(digest), body.get("digest"),
-                          detail="stored digest differs from the digest of the stored fields")
-                return
-            if self._check is not None:
-                self._batch.append((seq, digest, signature, signer))
-                if len(self._batch) >= self._batch_size:
-                    self._flush_signatures()
-            previous = st.used_nonces.get((signer, action.nonce))
-            if previous is not None:
-                self.flag("rules", seq, "a fresh (signer, nonce)", f"nonce {action.nonce} of {signer} reused",
-                          account=signer)
-                return
-            st.apply_action(seq, at, action, signer, digest)
-        except E.LedgerError as exc:
-            where = {}
-            if kind == "transfer.posted" and isinstance(body.get("payer"), str):
-                where = {"account": body.get("payer"), "currency": body.get("currency")}
-            elif isinstance(body.get("account"), str):
-                where = {"account": body.get("account")}
-            self.flag("rules", seq, "an entry the posting rules accept", f"{exc.code}: {exc}", **where)
-        except (KeyError, TypeError, ValueError) as exc:
-            self.flag("rules", seq, "a well-formed entry body", f"{type(exc).__name__}: {exc}")
+        result = step(self.state, seq, kind, at, body, self._defer_signature if self._check else None)
+        if isinstance(result, Finding):
+            self.add(result)
+
+    def _defer_signature(self, seq: int, digest: bytes, signature: str, signer: str) -> None:
+        """Signatures are recovered in batches (possibly in other processes), reported at finish_log."""
+        self._batch.append((seq, digest, signature, signer))
+        if len(self._batch) >= self._batch_size:
+            self._flush_signatures()
+        return None
 
     def _flush_signatures(self) -> None:
         if not self._batch:
@@ -304,8 +248,7 @@ class Reconciler:
         if self._check is not None:
             self._flush_signatures()
             for seq, _digest, _sig, signer in sorted(self._check.collect()):
-                self.flag("signature", seq, f"signed by {signer}", "a signature that does not recover to it",
-                          account=signer)
+                self.add(signature_finding(seq, signer))
         st = self.state
         self.report.accounts = len(st.accounts)
         totals: dict[str, int] = {}
@@ -319,7 +262,7 @@ class Reconciler:
     # -- the trust root -----------------------------------------------------------------
     @property
     def genesis_hash(self) -> str | None:
-        return _hex(bytes(self._hashes[:32])) if len(self._hashes) >= 32 else None
+        return hex0x(bytes(self._hashes[:32])) if len(self._hashes) >= 32 else None
 
     def check_trust_root(self, *, genesis_hash: str | None = None, community_salt: str | None = None,
                          chain_id: int | None = None, treasurer: str | None = None) -> None:
@@ -335,13 +278,13 @@ class Reconciler:
                       detail="the genesis entry differs from the one pinned at an earlier reconciliation")
         if g is None:
             return
-        if community_salt is not None and _hex(g.domain.salt).lower() != community_salt.lower():
-            self.flag("trust_root", 1, community_salt, _hex(g.domain.salt), detail="another community (salt)")
+        if community_salt is not None and hex0x(g.domain.salt).lower() != community_salt.lower():
+            self.flag("trust_root", 1, community_salt, hex0x(g.domain.salt), detail="another community (salt)")
         if chain_id is not None and g.domain.chain_id != chain_id:
             self.flag("trust_root", 1, chain_id, g.domain.chain_id, detail="another chain id in the signing domain")
         if treasurer is not None:
             acct = self.state.accounts.get(treasurer)
-            if acct is None or acct.role != "treasurer" or acct.status != "active":
+            if acct is None or acct.role != Role.TREASURER or acct.status != Status.ACTIVE:
                 self.flag("trust_root", None, f"{treasurer} an active treasurer", "not in this log's replay",
                           account=treasurer, detail="your own key holds no treasurer rights in this history")
 
@@ -394,6 +337,25 @@ class Reconciler:
                           detail="reported balances do not sum to zero")
 
     # -- the chain --------------------------------------------------------------------
+    def note_log_time(self, made_at_ms: object) -> None:
+        """When the log being reconciled was made (an export's `exportedAt`). A batch anchored
+        before then must lie inside the log; without it, the head entry's time is used."""
+        if type(made_at_ms) is int:
+            self._made_at = made_at_ms
+
+    def log_made_at_ms(self) -> int | None:
+        """The log's time: the claimed export time, never earlier than its head entry."""
+        head = self._ats[self.report.head_seq - 1] if self.report.head_seq else None
+        times = [t for t in (self._made_at, head) if t is not None]
+        return max(times) if times else None
+
+    def _anchored_before_log_was_made(self, b: ChainBatch) -> bool:
+        """True when `b` (reaching past the log's head) was anchored before the log was made, by
+        more than the clock skew: an honest log made then would hold all of b's entries. A batch
+        anchored later is one the log cannot know (an older export): not checkable here."""
+        made_at = self.log_made_at_ms()
+        return b.timestamp_ms is not None and made_at is not None and b.timestamp_ms + self._skew < made_at
+
     def root_of(self, first_seq: int, last_seq: int) -> bytes | None:
         if not (1 <= first_seq <= last_seq <= self.report.head_seq):
             return None
@@ -416,8 +378,15 @@ class Reconciler:
             self.report.batches_checked += 1
             root = self.root_of(b.first_seq, b.last_seq)
             if root is None and log_may_be_older and b.last_seq > self.report.head_seq:
-                self.report.batches_checked -= 1
-                self.report.batches_beyond += 1
+                if not self._anchored_before_log_was_made(b):
+                    self.report.batches_checked -= 1
+                    self.report.batches_beyond += 1
+                    continue
+                self.flag("anchor_root", b.first_seq, f"entries {b.first_seq}..{b.last_seq} in the log",
+                          f"the log ends at seq {self.report.head_seq}",
+                          detail=f"batch {b.first_seq}..{b.last_seq} was anchored (tx {b.tx_hash}, at "
+                                 f"{b.timestamp_ms}) before this log was made (at {self.log_made_at_ms()}): "
+                                 "the log lacks entries the chain commits to")
                 continue
             if root is None:
                 self.flag("anchor_root", b.first_seq, f"entries {b.first_seq}..{b.last_seq} in the log",
@@ -425,8 +394,8 @@ class Reconciler:
                           detail=f"batch {b.first_seq}..{b.last_seq} anchored in tx {b.tx_hash}")
                 continue
             if root != b.root:
-                bad = self._first_bad_seq(b)
-                self.flag("anchor_root", bad, _hex(b.root), _hex(root),
+                # a root says *that* a batch changed, not where: report the batch's first seq
+                self.flag("anchor_root", b.first_seq, hex0x(b.root), hex0x(root),
                           detail=f"batch {b.first_seq}..{b.last_seq}: the chain's root (expected) differs from "
                                  f"the root of the entries (found); tx {b.tx_hash}")
             if b.timestamp_ms is not None:
@@ -446,7 +415,7 @@ class Reconciler:
                 self.flag("anchor_record", c.first_seq, "the batch on chain",
                           f"server claims batch {c.first_seq}..{c.last_seq} but the chain has no such batch")
             elif root != c.root:
-                self.flag("anchor_record", c.first_seq, _hex(root), _hex(c.root),
+                self.flag("anchor_record", c.first_seq, hex0x(root), hex0x(c.root),
                           detail=f"server's record of batch {c.first_seq}..{c.last_seq} differs from the chain")
         if deadline_ms is not None and now_ms is not None:
             late = [s for s in range(through + 1, self.report.head_seq + 1)
@@ -455,9 +424,3 @@ class Reconciler:
                 self.flag("anchor_deadline", late[0], f"entries older than {deadline_ms // 1000} s anchored",
                           f"{len(late)} entries unanchored ({late[0]}..{late[-1]})",
                           detail=f"anchored through seq {through}")
-
-    def _first_bad_seq(self, b: ChainBatch) -> int:
-        """A root mismatch says *that* a batch changed; the chain hashes say *where* only if the
-        attacker did not recompute them. Best effort: the batch's first seq."""
-        return b.first_seq
-

@@ -1,8 +1,8 @@
 """Posting rules as pure functions: given the state they need, accept or refuse.
 
-The service calls these inside its database transaction; replay (ledger.core.state)
-calls the very same functions, so "what the ledger allowed" and "what an auditor
-re-checks" can never drift apart.
+Each kind's rule in the fold (ledger.core.fold) calls these; posting, replay, `ayni
+verify` and reconciliation all run that fold, so "what the ledger allowed" and "what an
+auditor re-checks" can never drift apart.
 """
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from typing import Mapping
 from . import errors as E
 from .amounts import MAX_BALANCE, Currency
 from .typed_data import OpenAccount, SetLimit, SetStatus, Transfer
+from .vocab import Role, Status
 
 
 @dataclass(frozen=True, slots=True)
 class AccountState:
     address: str
     role: str
-    status: str  # active | frozen | closed
+    status: str  # a Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +60,10 @@ def check_transfer(t: Transfer, *, now_ms: int, currencies: Mapping[str, Currenc
     if payee is None:
         raise E.UnknownAccount(f"payee {t.payee} has no account here")
     for who, acct in (("payer", payer), ("payee", payee)):
-        if acct.role == "auditor":
+        if acct.role == Role.AUDITOR:
             # an auditor reads the books; holding money would make them a party to what they check
             raise E.NotAuthorised(f"{who} {acct.address} is an auditor account, which holds no money")
-        if acct.status != "active":
+        if acct.status != Status.ACTIVE:
             raise E.AccountNotActive(f"{who} account {acct.address} is {acct.status}")
     if payer_pos is None or payee_pos is None:
         raise E.IntegrityViolation(f"an account has no {t.currency} position")
@@ -83,9 +84,9 @@ def check_transfer(t: Transfer, *, now_ms: int, currencies: Mapping[str, Currenc
 
 
 def check_admin(signer: AccountState | None) -> None:
-    if signer is None or signer.role != "treasurer":
+    if signer is None or signer.role != Role.TREASURER:
         raise E.NotAuthorised("only a treasurer may sign account administration")
-    if signer.status != "active":
+    if signer.status != Status.ACTIVE:
         raise E.NotAuthorised(f"treasurer {signer.address} is {signer.status}")
 
 
@@ -102,7 +103,7 @@ def check_set_limit(a: SetLimit, account: AccountState | None, currencies: Mappi
         raise E.UnknownCurrency(f"currency {a.currency} is not used in this community")
     if account is None:
         raise E.UnknownAccount(f"account {a.account} has no account here")
-    if account.status == "closed":
+    if account.status == Status.CLOSED:
         raise E.AccountNotActive(f"account {a.account} is closed")
 
 
@@ -112,11 +113,11 @@ def check_set_status(a: SetStatus, account: AccountState | None, signer: str,
         raise E.UnknownAccount(f"account {a.account} has no account here")
     if a.account == signer:
         raise E.InvalidTransition("a treasurer cannot change the status of their own account")
-    if account.status == "closed":
+    if account.status == Status.CLOSED:
         raise E.InvalidTransition(f"account {a.account} is closed; closing is final")
     if account.status == a.status:
         raise E.InvalidTransition(f"account {a.account} is already {a.status}")
-    if a.status == "closed":
+    if a.status == Status.CLOSED:
         owing = {c: b for c, b in balances.items() if b}
         if owing:
             raise E.InvalidTransition(

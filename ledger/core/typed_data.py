@@ -15,7 +15,9 @@ import coincurve
 from .addresses import address_from_public_key, normalize_address
 from .amounts import CURRENCY_CODE, MAX_AMOUNT, check_amount
 from .errors import BadSignature, InvalidInput
+from .codec import hex0x
 from .hashing import ZERO32, keccak256
+from .vocab import ROLES, STATUSES
 
 DOMAIN_NAME = "Ayni"
 DOMAIN_VERSION = "1"
@@ -39,8 +41,6 @@ SET_STATUS_TYPE = "SetStatus(address account,string status,uint256 nonce,uint64 
 _TYPEHASH = {t.split("(")[0]: keccak256(t.encode()) for t in
              (DOMAIN_TYPE, TRANSFER_TYPE, OPEN_ACCOUNT_TYPE, SET_LIMIT_TYPE, SET_STATUS_TYPE)}
 
-ROLES = ("member", "shop", "treasurer", "system", "auditor")
-STATUSES = ("active", "frozen", "closed")
 
 
 def _u256(n: int) -> bytes:
@@ -96,7 +96,7 @@ class Domain:
 
     def as_eip712(self) -> dict:
         return {"name": self.name, "version": self.version, "chainId": self.chain_id,
-                "salt": "0x" + self.salt.hex()}
+                "salt": hex0x(self.salt)}
 
     def digest(self, struct_hash: bytes) -> bytes:
         return keccak256(b"\x19\x01" + self.separator + struct_hash)
@@ -152,7 +152,7 @@ class Transfer:
     def message(self) -> dict:
         return {"payer": self.payer, "payee": self.payee, "currency": self.currency,
                 "amount": self.amount, "nonce": self.nonce, "validUntil": self.valid_until,
-                "memoHash": "0x" + self.memo_hash.hex(), "requestId": "0x" + self.request_id.hex()}
+                "memoHash": hex0x(self.memo_hash), "requestId": hex0x(self.request_id)}
 
     @property
     def signer_field(self) -> str:
@@ -289,7 +289,7 @@ def parse_signature(signature: object) -> bytes:
 def canonical_signature(signature: object) -> str:
     """The one stored form of a valid signature: lowercase hex, v = 27/28."""
     sig = parse_signature(signature)
-    return "0x" + sig[:64].hex() + format(sig[64] + 27, "02x")
+    return hex0x(sig[:64]) + format(sig[64] + 27, "02x")
 
 
 def recover_signer(digest: bytes, signature: object) -> str:
@@ -304,7 +304,7 @@ def recover_signer(digest: bytes, signature: object) -> str:
 def sign_digest(private_key: bytes, digest: bytes) -> str:
     """Sign a 32-byte digest (used by the demo, tests and the wallet; never by the server)."""
     sig = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
-    return "0x" + sig[:64].hex() + format(sig[64] + 27, "02x")
+    return hex0x(sig[:64]) + format(sig[64] + 27, "02x")
 
 
 def sign_action(private_key: bytes, domain: Domain, action: Action) -> str:

@@ -1,0 +1,242 @@
+"""The one fold over the log: every entry kind has one record type and one rule, here.
+
+    step(state, seq, kind, at, body) -> Record | Finding
+
+decodes the body into its record (ledger.core.records), requires it to be the canonical
+body, re-derives the EIP-712 digest from the stored fields, checks the signature, the
+nonce and then the kind's rule, and applies it to `state`; or changes nothing and returns
+the one Finding that says why the log is wrong there. `apply(state, entry)` is the same
+for an Entry. Posting (ledger.service, through `apply_action`), `ayni verify`
+(ledger.audit), reconciliation (ledger.core.reconcile) and replay (`replay`) all run it,
+so what the ledger allowed and what every verifier re-checks cannot drift apart.
+
+A new entry kind is one record in ledger/core/records.py, one rule below and one line
+in REGISTRY."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from . import errors as E
+from . import rules
+from .amounts import Currency
+from .codec import hex0x
+from .findings import Finding
+from .records import AccountOpened, Genesis, LimitSet, Record, Signed, StatusSet, TransferPosted
+from .typed_data import Action, OpenAccount, SetLimit, SetStatus, Transfer, recover_signer
+from .vocab import Kind, Role, Status
+
+
+@dataclass
+class LedgerState:
+    """Everything the log implies, rebuilt in memory. Mutable on purpose: it is the
+    accumulator of the fold, never shared."""
+
+    genesis: Genesis | None = None
+    accounts: dict[str, rules.AccountState] = field(default_factory=dict)
+    positions: dict[tuple[str, str], rules.Position] = field(default_factory=dict)
+    used_nonces: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    seq: int = 0
+    _currencies: dict[str, Currency] | None = field(default=None, repr=False)
+
+    @property
+    def currencies(self) -> dict[str, Currency]:
+        if self.genesis is None:
+            return {}
+        if self._currencies is None:
+            self._currencies = {c.code: c for c in self.genesis.currencies}
+        return self._currencies
+
+    def balances(self) -> dict[tuple[str, str], int]:
+        return {k: p.balance for k, p in self.positions.items()}
+
+    def open_account(self, address: str, role: str) -> None:
+        self.accounts[address] = rules.AccountState(address, role, Status.ACTIVE.value)
+        for c in self.genesis.currencies:
+            limit, ceiling = self.genesis.default_for(c.code, role)
+            self.positions[(address, c.code)] = rules.Position(0, limit, ceiling)
+
+    def apply(self, entry, *, verify_signatures: bool = True) -> None:
+        """Apply one stored entry in strict order, or raise IntegrityViolation naming the finding."""
+        if entry.seq != self.seq + 1:
+            raise E.IntegrityViolation(f"entry seq {entry.seq} follows {self.seq}")
+        result = apply(self, entry, signatures=check_signature if verify_signatures else None)
+        if isinstance(result, Finding):
+            raise E.IntegrityViolation(str(result))
+
+    def apply_action(self, seq: int, at_ms: int, action: Action, signer: str, digest: bytes) -> None:
+        """Posting's entry point: the signature is verified and the nonce fresh (the caller
+        checked both); run the kind's rule and apply it, or raise LedgerError and change nothing."""
+        apply_action(self, seq, at_ms, action, signer, digest)
+
+
+# -- one rule per kind: check against the state, then change it (or raise, changing nothing) --
+def _community_created(st: LedgerState, at_ms: int, genesis: Genesis, signer: str | None) -> None:
+    if st.genesis is not None:
+        raise E.IntegrityViolation("a second community.created entry")
+    st.genesis = genesis
+    st.open_account(genesis.treasurer, Role.TREASURER.value)
+
+
+def _transfer_posted(st: LedgerState, at_ms: int, t: Transfer, signer: str) -> None:
+    key_p, key_q = (t.payer, t.currency), (t.payee, t.currency)
+    positions = st.positions
+    new_p, new_q = rules.check_transfer(
+        t, now_ms=at_ms, currencies=st.currencies,
+        payer=st.accounts.get(t.payer), payee=st.accounts.get(t.payee),
+        payer_pos=positions.get(key_p), payee_pos=positions.get(key_q))
+    p, q = positions[key_p], positions[key_q]
+    positions[key_p] = rules.Position(new_p, p.credit_limit, p.ceiling)
+    positions[key_q] = rules.Position(new_q, q.credit_limit, q.ceiling)
+
+
+def _account_opened(st: LedgerState, at_ms: int, a: OpenAccount, signer: str) -> None:
+    rules.check_admin(st.accounts.get(signer))
+    rules.check_open_account(a, st.accounts.get(a.account))
+    st.open_account(a.account, a.role)
+
+
+def _limit_set(st: LedgerState, at_ms: int, a: SetLimit, signer: str) -> None:
+    rules.check_admin(st.accounts.get(signer))
+    rules.check_set_limit(a, st.accounts.get(a.account), st.currencies, signer)
+    key = (a.account, a.currency)
+    st.positions[key] = rules.Position(st.positions[key].balance, a.credit_limit, a.ceiling)
+
+
+def _account_status(st: LedgerState, at_ms: int, a: SetStatus, signer: str) -> None:
+    rules.check_admin(st.accounts.get(signer))
+    balances = {c: p.balance for (acct, c), p in st.positions.items() if acct == a.account}
+    rules.check_set_status(a, st.accounts.get(a.account), signer, balances)
+    old = st.accounts[a.account]
+    st.accounts[a.account] = rules.AccountState(old.address, old.role, a.status)
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    record: type  # the typed entry record (from_body / body)
+    rule: Callable  # rule(state, at_ms, payload, signer): check, then apply; raise LedgerError to refuse
+
+
+# The one place that dispatches on an entry's kind.
+REGISTRY: dict[str, KindSpec] = {
+    Kind.COMMUNITY_CREATED: KindSpec(Genesis, _community_created),
+    Kind.ACCOUNT_OPENED: KindSpec(AccountOpened, _account_opened),
+    Kind.LIMIT_SET: KindSpec(LimitSet, _limit_set),
+    Kind.ACCOUNT_STATUS: KindSpec(StatusSet, _account_status),
+    Kind.TRANSFER_POSTED: KindSpec(TransferPosted, _transfer_posted),
+}
+# which kind each signed action makes (plain strings: they go straight into rows and JSON)
+KIND_OF: dict[type, str] = {spec.record.ACTION: kind.value for kind, spec in REGISTRY.items()
+                            if issubclass(spec.record, Signed)}
+
+
+def apply_action(st: LedgerState, seq: int, at_ms: int, action: Action, signer: str, digest: bytes) -> None:
+    """Run the rule of an authenticated action and apply it, or raise and change nothing."""
+    rules.check_not_expired(action.valid_until, at_ms)
+    REGISTRY[KIND_OF[type(action)]].rule(st, at_ms, action, signer)
+    st.used_nonces[(signer, action.nonce)] = digest
+    st.seq = seq
+
+
+def action_body(action: Action, signer: str, signature: str, digest: bytes) -> dict:
+    """The entry body of a signed action (the body posting writes)."""
+    kind = KIND_OF.get(type(action))
+    if kind is None:
+        raise E.InvalidInput(f"not an action: {action!r}")
+    return REGISTRY[kind].record.body_of(action, signer, signature, digest)
+
+
+def decode(kind: str, body: dict) -> Record:
+    """The typed record of a stored body; InvalidInput for an unknown kind or a malformed body."""
+    spec = REGISTRY.get(kind)
+    if spec is None:
+        raise E.InvalidInput(f"unknown entry kind {kind!r}")
+    try:
+        return spec.record.from_body(body)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise E.InvalidInput(f"{kind} body is malformed: {exc}") from None
+
+
+# -- signatures: checked inline, or handed to a parallel checker by the caller --------------
+SignatureCheck = Callable[[int, bytes, str, str], "Finding | None"]
+
+
+def signature_finding(seq: int, signer: str) -> Finding:
+    return Finding("signature", seq, f"signed by {signer}", "a signature that does not recover to it",
+                   account=signer)
+
+
+def check_signature(seq: int, digest: bytes, signature: str, signer: str) -> Finding | None:
+    try:
+        if recover_signer(digest, signature) == signer:
+            return None
+    except E.LedgerError:
+        pass
+    return signature_finding(seq, signer)
+
+
+def _where(record_or_body) -> dict:
+    body = record_or_body
+    if isinstance(body.get("payer"), str):
+        return {"account": body["payer"], "currency": body.get("currency")}
+    if isinstance(body.get("account"), str):
+        return {"account": body["account"]}
+    return {}
+
+
+def step(st: LedgerState, seq: int, kind: str, at: int, body: dict,
+         signatures: SignatureCheck | None = check_signature) -> Record | Finding:
+    """Fold one stored entry into `st`: its record when the entry is one the rules accept,
+    else the Finding that says why not (and `st` is unchanged)."""
+    try:
+        record = decode(kind, body)
+        if record.body() != body:
+            return Finding("rules", seq, "the canonical body of its record", "another body",
+                           detail="not the canonical encoding of the entry", **_where(body))
+        if isinstance(record, Genesis):
+            _community_created(st, at, record, None)
+            st.seq = seq
+            return record
+        if st.genesis is None:
+            raise E.IntegrityViolation("the log does not start with community.created")
+        action, signer = record.action, record.signer
+        digest = st.genesis.domain.digest(action.struct_hash())
+        if digest != record.digest:
+            return Finding("rules", seq, hex0x(digest), body.get("digest"),
+                           detail="stored digest differs from the digest of the stored fields")
+        if signatures is not None:
+            bad = signatures(seq, digest, record.signature, signer)
+            if bad is not None:
+                return bad
+        if (signer, action.nonce) in st.used_nonces:
+            return Finding("rules", seq, "a fresh (signer, nonce)", f"nonce {action.nonce} of {signer} reused",
+                           account=signer)
+        apply_action(st, seq, at, action, signer, digest)
+        return record
+    except E.LedgerError as exc:
+        return Finding("rules", seq, "an entry the posting rules accept", f"{exc.code}: {exc.message}",
+                       **_where(body))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return Finding("rules", seq, "a well-formed entry body", f"{type(exc).__name__}: {exc}")
+
+
+def apply(st: LedgerState, entry, *, signatures: SignatureCheck | None = check_signature) -> LedgerState | Finding:
+    """Fold one Entry (anything with seq, kind, at, body) into `st`: the state, or a Finding."""
+    result = step(st, entry.seq, entry.kind, entry.at, entry.body, signatures)
+    return result if isinstance(result, Finding) else st
+
+
+def replay(entries: Iterable, *, verify_signatures: bool = True) -> LedgerState:
+    """The state a log implies, from seq 1; IntegrityViolation at the first entry the rules refuse."""
+    state = LedgerState()
+    for e in entries:
+        state.apply(e, verify_signatures=verify_signatures)
+    return state
+
+
+def zero_sum_faults(balances: dict[tuple[str, str], int]) -> dict[str, int]:
+    """Invariant 1: per currency the balances sum to 0. Returns {currency: sum} for each violation."""
+    totals: dict[str, int] = {}
+    for (_, currency), amount in balances.items():
+        totals[currency] = totals.get(currency, 0) + amount
+    return {c: s for c, s in totals.items() if s != 0}
