@@ -110,6 +110,7 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
         try:
             reader = log_format.ExportReader(f, name=str(path))
             total = reader.header.get("headSeq") if type(reader.header.get("headSeq")) is int else 0
+            rec.note_log_time(reader.header.get("exportedAt"))  # batches anchored before it must be inside
             for i, entry in enumerate(reader.entries(), 1):
                 rec.feed(entry)
                 if progress is not None and i % 5000 == 0:
