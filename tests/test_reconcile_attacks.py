@@ -10,6 +10,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, select, update
 
 from api.app import Settings, create_app
 from ledger import signing
@@ -19,6 +20,7 @@ from ledger.community import new_genesis
 from ledger.core.typed_data import address_of_key
 from ledger.log_export import export_log
 from ledger.service import Ledger
+from ledger.store import tables as T
 from wallet_cli.client import ApiClient
 from wallet_cli.export import export as export_books
 from wallet_cli.export import entries_from_file
@@ -227,3 +229,42 @@ def test_malformed_export_trailers_are_input_errors(tmp_path):
     bad.write_text("".join(lines[:2]) + "5\n" + "".join(lines[2:]))
     with pytest.raises(ReconcileInputError, match="not an entry"):
         reconcile(export=bad, workers=0, skip_chain=True)
+
+
+def test_an_export_that_cuts_off_part_of_an_anchored_batch_is_caught(tmp_path):
+    """Issue 13 defect 4: the server drops the last signed transfer of an anchored batch,
+    reverses its balances and moves the head back. Its own audit passes; the export made
+    after the anchoring lacks entries the chain commits to, so the batch is not "beyond"."""
+    c = two_members(f"sqlite:///{tmp_path}/a.db")
+    for i in range(6):
+        c.ledger.submit(c.pay("ana", "bea", 5 + i))
+    head, _ = c.ledger.head()
+    chain = AnchorChain.embedded()
+    chain.deploy()
+    Anchoring(c.ledger, chain).run()
+    assert chain.last_anchored_seq() == head
+    dropped = json.loads(_row(c.ledger, head).body)
+    with c.ledger.engine.begin() as conn:
+        for table in (T.memos, T.transfers, T.signed_actions, T.entries):
+            conn.execute(delete(table).where(table.c.seq == head))
+        for who, sign in ((dropped["payer"], +1), (dropped["payee"], -1)):
+            conn.execute(update(T.balances).where(T.balances.c.address == who, T.balances.c.currency == "HOUR")
+                         .values(balance=T.balances.c.balance + sign * dropped["amount"]))
+        prev = _row(c.ledger, head - 1, conn)
+        conn.execute(update(T.ledger_head).values(seq=head - 1, chain_hash=prev.chain_hash))
+    assert c.ledger.verify().ok  # the server's own audit cannot see it
+    later = c.ledger.clock() + 3_600_000  # the export is made an hour after the anchoring
+    c.ledger.clock = lambda: later
+    path = tmp_path / "cut.jsonl"
+    export_log(c.ledger, path, anchor_contract=chain.contract_address)
+    report = reconcile(export=path, chain=chain, workers=0)
+    assert not report.ok and report.batches_beyond == 0
+    (d,) = found(report, "anchor_root")
+    assert d.found == f"the log ends at seq {head - 1}" and "before this log was made" in d.detail
+
+
+def _row(ledger, seq, conn=None):
+    if conn is None:
+        with ledger.engine.connect() as conn:
+            return _row(ledger, seq, conn)
+    return conn.execute(select(T.entries).where(T.entries.c.seq == seq)).one()
