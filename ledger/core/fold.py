@@ -175,8 +175,8 @@ def check_signature(seq: int, digest: bytes, signature: str, signer: str) -> Fin
     return signature_finding(seq, signer)
 
 
-def _where(record_or_body) -> dict:
-    body = record_or_body
+def _where(body: dict) -> dict:
+    """Which account (and currency) a finding about this body concerns."""
     if isinstance(body.get("payer"), str):
         return {"account": body["payer"], "currency": body.get("currency")}
     if isinstance(body.get("account"), str):
