@@ -65,9 +65,13 @@ class LedgerState:
             raise E.IntegrityViolation(str(result))
 
     def apply_action(self, seq: int, at_ms: int, action: Action, signer: str, digest: bytes) -> None:
-        """Posting's entry point: the signature is verified and the nonce fresh (the caller
-        checked both); run the kind's rule and apply it, or raise LedgerError and change nothing."""
-        apply_action(self, seq, at_ms, action, signer, digest)
+        """Posting's entry point (the hot path): the signature is verified and the nonce fresh
+        (the caller checked both); run the rule of the action's kind and apply it, or raise
+        LedgerError and change nothing."""
+        rules.check_not_expired(action.valid_until, at_ms)
+        REGISTRY[KIND_OF[type(action)]].rule(self, at_ms, action, signer)
+        self.used_nonces[(signer, action.nonce)] = digest
+        self.seq = seq
 
 
 # -- one rule per kind: check against the state, then change it (or raise, changing nothing) --
@@ -117,25 +121,21 @@ class KindSpec:
     rule: Callable  # rule(state, at_ms, payload, signer): check, then apply; raise LedgerError to refuse
 
 
-# The one place that dispatches on an entry's kind.
-REGISTRY: dict[str, KindSpec] = {
-    Kind.COMMUNITY_CREATED: KindSpec(Genesis, _community_created),
-    Kind.ACCOUNT_OPENED: KindSpec(AccountOpened, _account_opened),
-    Kind.LIMIT_SET: KindSpec(LimitSet, _limit_set),
-    Kind.ACCOUNT_STATUS: KindSpec(StatusSet, _account_status),
-    Kind.TRANSFER_POSTED: KindSpec(TransferPosted, _transfer_posted),
-}
+# The one place that dispatches on an entry's kind. Keyed by the plain strings (a Kind looks
+# them up too): the same objects KIND_OF hands to posting, so its lookup is an identity hit.
+REGISTRY: dict[str, KindSpec] = {spec.record.KIND.value: spec for spec in (
+    KindSpec(Genesis, _community_created),
+    KindSpec(AccountOpened, _account_opened),
+    KindSpec(LimitSet, _limit_set),
+    KindSpec(StatusSet, _account_status),
+    KindSpec(TransferPosted, _transfer_posted),
+)}
 # which kind each signed action makes (plain strings: they go straight into rows and JSON)
-KIND_OF: dict[type, str] = {spec.record.ACTION: kind.value for kind, spec in REGISTRY.items()
+KIND_OF: dict[type, str] = {spec.record.ACTION: kind for kind, spec in REGISTRY.items()
                             if issubclass(spec.record, Signed)}
 
 
-def apply_action(st: LedgerState, seq: int, at_ms: int, action: Action, signer: str, digest: bytes) -> None:
-    """Run the rule of an authenticated action and apply it, or raise and change nothing."""
-    rules.check_not_expired(action.valid_until, at_ms)
-    REGISTRY[KIND_OF[type(action)]].rule(st, at_ms, action, signer)
-    st.used_nonces[(signer, action.nonce)] = digest
-    st.seq = seq
+apply_action = LedgerState.apply_action
 
 
 def action_body(action: Action, signer: str, signature: str, digest: bytes) -> dict:

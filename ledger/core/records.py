@@ -78,7 +78,9 @@ class Genesis:
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """A signed action as an entry holds it. Subclasses name the action's fields in the body."""
+    """A signed action as an entry holds it. Subclasses name the action's fields in the body;
+    every body ends with nonce and validUntil (decimal strings: they may exceed 2**53), the
+    signature and the digest."""
 
     action: Action
     signer: str
@@ -102,12 +104,6 @@ class Signed:
     def body(self) -> dict:
         return self.body_of(self.action, self.signer, self.signature, self.digest)
 
-    @staticmethod
-    def _common(action: Action, signature: str, digest: bytes) -> dict:
-        # integers that may exceed 2**53 (nonce, validUntil) are decimal strings
-        return {"nonce": str(action.nonce), "validUntil": str(action.valid_until),
-                "signature": signature, "digest": hex0x(digest)}
-
     @property
     def opens(self) -> str | None:
         return None
@@ -129,7 +125,7 @@ class TransferPosted(Signed):
     def body_of(a: Transfer, signer: str, signature: str, digest: bytes) -> dict:
         return {"payer": a.payer, "payee": a.payee, "currency": a.currency, "amount": a.amount,
                 "memoHash": hex0x(a.memo_hash), "requestId": hex0x(a.request_id),
-                **Signed._common(a, signature, digest)}
+                "nonce": str(a.nonce), "validUntil": str(a.valid_until), "signature": signature, "digest": hex0x(digest)}
 
     @property
     def request_id(self) -> bytes | None:
@@ -147,7 +143,8 @@ class AccountOpened(Signed):
 
     @staticmethod
     def body_of(a: OpenAccount, signer: str, signature: str, digest: bytes) -> dict:
-        return {"account": a.account, "role": a.role, "by": signer, **Signed._common(a, signature, digest)}
+        return {"account": a.account, "role": a.role, "by": signer, "nonce": str(a.nonce),
+                "validUntil": str(a.valid_until), "signature": signature, "digest": hex0x(digest)}
 
     @property
     def opens(self) -> str | None:
@@ -168,7 +165,8 @@ class LimitSet(Signed):
     @staticmethod
     def body_of(a: SetLimit, signer: str, signature: str, digest: bytes) -> dict:
         return {"account": a.account, "currency": a.currency, "creditLimit": a.credit_limit,
-                "ceiling": a.ceiling, "by": signer, **Signed._common(a, signature, digest)}
+                "ceiling": a.ceiling, "by": signer, "nonce": str(a.nonce), "validUntil": str(a.valid_until),
+                "signature": signature, "digest": hex0x(digest)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +180,8 @@ class StatusSet(Signed):
 
     @staticmethod
     def body_of(a: SetStatus, signer: str, signature: str, digest: bytes) -> dict:
-        return {"account": a.account, "status": a.status, "by": signer, **Signed._common(a, signature, digest)}
+        return {"account": a.account, "status": a.status, "by": signer, "nonce": str(a.nonce),
+                "validUntil": str(a.valid_until), "signature": signature, "digest": hex0x(digest)}
 
 
 CommunityCreated = Genesis
