@@ -119,3 +119,10 @@ def test_enums_are_the_stored_strings():
     assert Kind.TRANSFER_POSTED == "transfer.posted" and json.dumps(Kind.LIMIT_SET) == '"limit.set"'
     assert [r.value for r in Role] == ["member", "shop", "treasurer", "system", "auditor"]
     assert [s.value for s in Status] == ["active", "frozen", "closed"]
+
+
+@pytest.mark.parametrize("body", [[], "text", 5, None, {"community": 1}])
+def test_a_body_of_any_shape_is_a_finding_not_a_crash(body):
+    for kind in (Kind.COMMUNITY_CREATED, Kind.TRANSFER_POSTED):
+        f = fold.step(fold.LedgerState(), 1, kind, 0, body)
+        assert isinstance(f, Finding) and f.code == "rules" and f.seq == 1

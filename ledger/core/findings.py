@@ -36,7 +36,7 @@ class Finding:
             d["table"] = self.table
         return d
 
-    # Read access by key, so reports that once held plain dicts keep their readers working.
+    # Read access by key too (f["seq"], f.get("table")): readers of `ayni verify` reports use both.
     def __getitem__(self, key: str):
         d = self.as_dict()
         d.setdefault("problem", self.problem)

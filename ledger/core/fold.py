@@ -177,6 +177,8 @@ def check_signature(seq: int, digest: bytes, signature: str, signer: str) -> Fin
 
 def _where(body: dict) -> dict:
     """Which account (and currency) a finding about this body concerns."""
+    if not isinstance(body, dict):
+        return {}
     if isinstance(body.get("payer"), str):
         return {"account": body["payer"], "currency": body.get("currency")}
     if isinstance(body.get("account"), str):
@@ -189,12 +191,14 @@ def step(st: LedgerState, seq: int, kind: str, at: int, body: dict,
     """Fold one stored entry into `st`: its record when the entry is one the rules accept,
     else the Finding that says why not (and `st` is unchanged)."""
     try:
+        if not isinstance(body, dict):
+            raise TypeError(f"an entry body is an object, not {type(body).__name__}")
         record = decode(kind, body)
         if record.body() != body:
             return Finding("rules", seq, "the canonical body of its record", "another body",
                            detail="not the canonical encoding of the entry", **_where(body))
-        if isinstance(record, Genesis):
-            _community_created(st, at, record, None)
+        if not isinstance(record, Signed):  # the genesis: no signature, no nonce
+            REGISTRY[kind].rule(st, at, record, None)
             st.seq = seq
             return record
         if st.genesis is None:
