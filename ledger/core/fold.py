@@ -138,12 +138,17 @@ KIND_OF: dict[type, str] = {spec.record.ACTION: kind for kind, spec in REGISTRY.
 apply_action = LedgerState.apply_action
 
 
+# each signed action's body writer (posting's hot path: one lookup, no record built)
+_BODY_OF: dict[type, Callable] = {spec.record.ACTION: spec.record.body_of for spec in REGISTRY.values()
+                                  if issubclass(spec.record, Signed)}
+
+
 def action_body(action: Action, signer: str, signature: str, digest: bytes) -> dict:
     """The entry body of a signed action (the body posting writes)."""
-    kind = KIND_OF.get(type(action))
-    if kind is None:
+    body_of = _BODY_OF.get(type(action))
+    if body_of is None:
         raise E.InvalidInput(f"not an action: {action!r}")
-    return REGISTRY[kind].record.body_of(action, signer, signature, digest)
+    return body_of(action, signer, signature, digest)
 
 
 def decode(kind: str, body: dict) -> Record:
