@@ -24,7 +24,7 @@ from .codec import hex0x
 from .findings import Finding
 from .records import AccountOpened, Genesis, LimitSet, Record, Signed, StatusSet, TransferPosted
 from .typed_data import Action, OpenAccount, SetLimit, SetStatus, Transfer, recover_signer
-from .vocab import Kind, Role, Status
+from .vocab import Role, Status
 
 
 @dataclass
