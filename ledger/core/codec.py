@@ -1,7 +1,11 @@
 """Hex encodings used across the ledger: one spelling of each."""
 from __future__ import annotations
 
+import re
+
 from .errors import InvalidInput
+
+_HEX32 = re.compile(r"0[xX][0-9a-fA-F]{64}", re.ASCII)
 
 
 def hex0x(b: bytes) -> str:
@@ -19,9 +23,7 @@ def parse_b32(value: object, what: str) -> bytes:
 
 def try_b32(value: object) -> bytes | None:
     """Like parse_b32 but None instead of an error (for verifiers that report, not raise)."""
-    if isinstance(value, str) and len(value) == 66 and value[:2] in ("0x", "0X"):
-        try:
-            return bytes.fromhex(value[2:])
-        except ValueError:
-            return None
+    # a full match, not bytes.fromhex alone: fromhex skips whitespace ("0x" + 62 digits + 2 spaces)
+    if isinstance(value, str) and _HEX32.fullmatch(value):
+        return bytes.fromhex(value[2:])
     return None
