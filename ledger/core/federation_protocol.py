@@ -124,7 +124,8 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class OriginLeg:
-    payment: Payment
+    payment_id: bytes
+    payment: Payment | None = None  # known from the payer's submission or the prepared entry
     state: str = "new"
     deadline: int = 0  # durable: prepared_at + timeout
     code: str = ""  # durable: why it aborted
@@ -132,10 +133,6 @@ class OriginLeg:
     delivered: bool = True  # volatile: the destination acknowledged the decision (or it is not ours to push)
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     retry_ms: int = DEFAULT_RETRY_MS
-
-    @property
-    def payment_id(self) -> bytes:
-        return self.payment.payment_id
 
     def _msg(self, kind: str, now: int, code: str = "", payment: Payment | None = None) -> Message:
         return Message(kind, self.payment_id, now, code, payment)
@@ -161,10 +158,13 @@ class OriginLeg:
                 return Step(self, reply=self._reply())  # the same signed transfer again: same answer
             if event.refusal:
                 return Step(self, reply=f"refused:{event.refusal}")  # nothing written, nothing sent
-            leg = replace(self, state="prepared", deadline=now + self.timeout_ms, next_send=now + self.retry_ms)
-            entry = LegEntry("remote.prepared", "out", self.payment_id, now, payment=self.payment,
+            if event.payment.payment_id != self.payment_id:
+                raise E.InvalidInput("the submitted payment is not this leg's")
+            leg = replace(self, payment=event.payment, state="prepared", deadline=now + self.timeout_ms,
+                          next_send=now + self.retry_ms)
+            entry = LegEntry("remote.prepared", "out", self.payment_id, now, payment=leg.payment,
                              deadline=leg.deadline)
-            return Step(leg, (entry,), (self._msg("prepare", now, payment=self.payment),))
+            return Step(leg, (entry,), (self._msg("prepare", now, payment=leg.payment),))
         if isinstance(event, Restart):
             if self.state == "prepared":
                 if now > self.deadline:
@@ -201,12 +201,12 @@ class OriginLeg:
         return Step(self)  # other kinds are not for an origin leg
 
     @classmethod
-    def from_entries(cls, payment: Payment, entries, **timing) -> "OriginLeg":
+    def from_entries(cls, payment_id: bytes, entries, **timing) -> "OriginLeg":
         """The leg as its durable entries say (after a crash); volatile fields start afresh."""
-        leg = cls(payment, **timing)
+        leg = cls(payment_id, **timing)
         for e in entries:
             if e.kind == "remote.prepared":
-                leg = replace(leg, state="prepared", deadline=e.deadline)
+                leg = replace(leg, state="prepared", payment=e.payment, deadline=e.deadline)
             elif e.kind == "remote.committed":
                 leg = replace(leg, state="committed")
             elif e.kind == "remote.aborted":
