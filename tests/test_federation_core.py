@@ -71,7 +71,7 @@ def _documented_types() -> dict[str, str]:
     """The type strings published in docs/federation.md (one per line in its code blocks)."""
     doc = (ROOT / "docs" / "federation.md").read_text(encoding="utf-8")
     found = {}
-    for block in re.findall(r"^```\n(.*?)^```", doc, flags=re.M | re.S):
+    for block in re.findall(r"^ *```\n(.*?)^ *```", doc, flags=re.M | re.S):
         for line in block.splitlines():
             m = re.fullmatch(r"([A-Z][A-Za-z]*)\([^ ()]+ [A-Za-z0-9]+(?:,[^ ()]+ [A-Za-z0-9]+)*\)(?:[A-Z].*)?",
                              line.strip())
