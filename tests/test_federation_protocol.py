@@ -17,7 +17,7 @@ import pytest
 from ledger.core import errors as E
 from ledger.core import federation as F
 from ledger.core.federation_protocol import (DestinationLeg, LegEntry, Message, OriginLeg, Payment, Received, Restart,
-                                             Submit, Tick)
+                                             Submit, Tick, from_node_message, to_node_message)
 from ledger.core.hashing import keccak256
 from ledger.core.rules import AccountState
 from ledger.core.typed_data import address_of_key
@@ -65,7 +65,8 @@ def test_refused_submission_writes_and_sends_nothing():
 
 def test_duplicate_submission_answers_from_the_leg():
     leg = prepared_origin()
-    assert leg.on(Submit(T0 + 5, PAY)) == type(leg.on(Submit(T0 + 5, PAY)))(leg)  # pending: nothing new
+    pending = leg.on(Submit(T0 + 5, PAY))
+    assert pending.leg == leg and not pending.entries and not pending.messages and pending.reply is None
     committed = leg.on(Received(T0 + 10, msg("prepared"))).leg
     again = committed.on(Submit(T0 + 20, PAY))
     assert again.reply == "committed" and not again.entries and not again.messages
@@ -115,7 +116,7 @@ def test_origin_answers_abort_for_a_payment_it_never_prepared():
 
 
 def test_origin_restart_resends_prepare_or_aborts_past_the_deadline():
-    entries = prepared_origin().on(Submit(T0, PAY)).entries or origin().on(Submit(T0, PAY)).entries
+    entries = origin().on(Submit(T0, PAY)).entries
     leg = OriginLeg.from_entries(PID, entries, timeout_ms=TIMEOUT, retry_ms=RETRY)
     assert leg.state == "prepared" and leg.payment == PAY and leg.deadline == T0 + TIMEOUT
     assert kinds(leg.on(Restart(T0 + 5))) == ["prepare"]
@@ -168,6 +169,16 @@ def test_abort_before_prepare_is_acknowledged_and_writes_nothing():
     assert s.leg.state == "none" and not s.entries and kinds(s) == ["ack"]
 
 
+def test_signed_form_round_trips_and_a_prepare_needs_its_payment():
+    aid = keccak256(b"alliance")
+    for m in (msg("prepare", payment=PAY), msg("refused", code="peer_limit_reached"), msg("ack", code="committed")):
+        nm = to_node_message(aid, m)
+        assert (nm.alliance_id, nm.payment_id, nm.kind, nm.code, nm.at) == (aid, PID, m.kind, m.code, m.at)
+        assert from_node_message(nm, m.payment) == m
+    with pytest.raises(E.InvalidInput):
+        from_node_message(to_node_message(aid, msg("prepare", payment=PAY)), replace(PAY, payment_id=b"\x01" * 32))
+
+
 def test_commit_for_an_unknown_payment_is_refused():
     with pytest.raises(E.UnknownPayment) as exc:
         DestinationLeg(PID).on(Received(T0, msg("commit")))
@@ -197,6 +208,7 @@ ALLIANCE = F.Alliance.create(
     url_a="http://127.0.0.1:1", community_b=keccak256(b"sim B"), chain_id_b=1,
     node_b=address_of_key(keccak256(b"nb")), url_b="http://127.0.0.1:2", pairs=[HOUR_PAIR, CRED_PAIR], nonce=1,
     valid_until=2**40)
+NODE_KEYS = {"A": keccak256(b"na"), "B": keccak256(b"nb")}
 MEMBERS = {side: [address_of_key(keccak256(f"{side} member {i}".encode())) for i in range(4)] for side in "AB"}
 CURRENCIES = {"A": ("HOUR", "CREDA"), "B": ("HOUR", "CREDB")}
 
@@ -299,7 +311,7 @@ class Node:
             self.crash()  # the entries are durable, the messages never left
             return
         for m in step.messages:
-            self.sim.network.append((self.sim.other(self.side), m))
+            self.sim.send(self.side, m)
 
     def crash(self) -> None:
         self.up = False
@@ -348,11 +360,27 @@ class Node:
             self.books.apply(record)
             self.log.append(record)
 
+    def receive_wire(self, item) -> None:
+        if not self.sim.signed:
+            if abs(self.sim.now - item.at) > WINDOW:
+                self.sim.stale += 1  # stale_node_message: refused, as if lost
+                return
+            return self.receive(item)
+        nm, signature, payment, forged = item
+        try:
+            F.verify_node_message(nm, signature, self.books.view, now_ms=self.sim.now, window_ms=WINDOW)
+        except E.StaleNodeMessage:
+            self.sim.stale += 1
+            return
+        except E.WrongNodeSignature:
+            assert forged, "a genuine message was refused"
+            self.sim.forged_refused += 1
+            return
+        assert not forged, "a forged or reflected message was accepted"
+        self.receive(from_node_message(nm, payment))
+
     def receive(self, m: Message) -> None:
         now = self.sim.now
-        if abs(now - m.at) > WINDOW:
-            self.sim.stale += 1  # stale_node_message: refused, as if lost
-            return
         if m.kind in ("prepare", "commit", "abort"):
             leg = self.inn.get(m.payment_id, DestinationLeg(m.payment_id, retry_ms=SIM_RETRY))
             refusal = ""
@@ -373,14 +401,15 @@ class Node:
 
 
 class Simulation:
-    def __init__(self, seed: int, *, p_crash_after_append: float = 0.05):
+    def __init__(self, seed: int, *, p_crash_after_append: float = 0.05, signed: bool = False):
         self.rng = random.Random(seed)
         self.now = 1_700_000_000_000
         self.p_crash_after_append = p_crash_after_append
         self.transfers: dict[bytes, F.RemoteTransfer] = {}
         self.replies: dict[bytes, str] = {}
         self.network: list[tuple[str, Message]] = []
-        self.stale = 0
+        self.stale = self.forged = self.forged_refused = 0
+        self.signed = signed
         self.nonce = 0
         self.nodes = {"A": Node("A", self), "B": Node("B", self)}
 
@@ -425,10 +454,28 @@ class Simulation:
         self.transfers[pid] = t
         node.submit(t, pid)
 
+    def send(self, sender: str, m: Message) -> None:
+        if self.signed:  # what goes on the wire: the NodeMessage, its signature, the payment beside it
+            nm = to_node_message(ALLIANCE.alliance_id, m)
+            m = (nm, F.sign_node_message(NODE_KEYS[sender], ALLIANCE.domain(sender), nm), m.payment, False)
+        self.network.append((self.other(sender), m))
+
+    def forge(self) -> None:
+        """An attacker on the network: a decision signed with another key, or a message
+        reflected back to the node that signed it. Both must be refused."""
+        to, (nm, sig, payment, _) = self.rng.choice(self.network)
+        if self.rng.random() < 0.5:
+            fake = replace(nm, kind=self.rng.choice(["commit", "abort", "prepared"]))
+            self.network.append((to, (fake, F.sign_node_message(keccak256(b"intruder"), ALLIANCE.domain(
+                self.other(to)), fake), payment, True)))
+        else:
+            self.network.append((self.other(to), (nm, sig, payment, True)))
+        self.forged += 1
+
     def deliver(self, index: int) -> None:
         to, m = self.network.pop(index)
         if self.nodes[to].up:
-            self.nodes[to].receive(m)
+            self.nodes[to].receive_wire(m)
 
     def chaos_step(self) -> None:
         r = self.rng.random()
@@ -441,6 +488,8 @@ class Simulation:
             self.network.pop(self.rng.randrange(len(self.network)))  # lost
         elif r < 0.60 and self.network:
             self.network.append(self.rng.choice(self.network))  # duplicated
+        elif r < 0.62 and self.network and self.signed:
+            self.forge()
         elif r < 0.72:
             self.now += self.rng.randint(0, 2_500)
         elif r < 0.84 and n.up:
@@ -585,3 +634,18 @@ def test_a_reliable_network_commits_what_the_rules_allow():
     aborted = [r for r in sim.replies.values() if r.startswith("aborted")]
     assert all(r.split(":")[1] in ("peer_limit_reached", "ceiling_exceeded") for r in aborted), aborted
     assert len(sim.replies) == len(sim.transfers)  # every payer got an answer
+
+
+def test_simulation_with_signed_node_messages_refuses_forgeries():
+    """The same schedules over the wire format: every message a NodeMessage signed by the
+    sender's node key and verified by the receiver (window included); an attacker injects
+    decisions signed with another key and reflects messages back to their signer."""
+    forged = refused = 0
+    for seed in range(25):
+        sim = Simulation(5000 + seed, signed=True)
+        for _ in range(250):
+            sim.chaos_step()
+        sim.quiesce()
+        check_settled(sim)
+        forged, refused = forged + sim.forged, refused + sim.forged_refused
+    assert forged > 20 and refused > 10  # (each accepted forgery would have failed an assertion)

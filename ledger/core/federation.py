@@ -485,12 +485,10 @@ class HeldPosition:
         return self.balance - self.held_out + self.credit_limit
 
 
-def _active(who: str, acct: AccountState | None, address: str, *, peer: bool) -> AccountState:
+def _active(who: str, acct: AccountState | None, address: str) -> AccountState:
     if acct is None:
         raise E.UnknownAccount(f"{who} {address} has no account here")
-    if peer and acct.role != "peer":
-        raise E.IntegrityViolation(f"{address} is not a peer account")
-    if not peer and acct.role in ("auditor", "peer"):
+    if acct.role in ("auditor", "peer"):
         # an auditor holds no money; a peer account moves only by remote legs
         raise E.NotAuthorised(f"{who} {address} is a {acct.role} account and cannot take part in a payment")
     if acct.status != "active":
@@ -509,7 +507,7 @@ def check_prepare_out(t: RemoteTransfer, *, now_ms: int, view: AllianceView | No
     check_active(view)
     check_rate(t, view.alliance.pair_for(t.currency, view.outgoing), view.outgoing)
     check_not_expired(t.valid_until, now_ms)
-    _active("payer", payer, t.payer, peer=False)
+    _active("payer", payer, t.payer)
     if payer_pos is None:
         raise E.IntegrityViolation(f"the payer has no {t.currency} position")
     if payer_pos.balance - payer_pos.held_out - t.amount < -payer_pos.credit_limit:
@@ -532,7 +530,7 @@ def check_prepare_in(t: RemoteTransfer, *, now_ms: int, view: AllianceView | Non
     # the transfer's `currency` is the origin's: the pair is found by it
     check_rate(t, view.alliance.pair_for(t.currency, view.incoming), view.incoming)
     check_not_expired(t.valid_until, now_ms)
-    _active("payee", payee, t.payee, peer=False)
+    _active("payee", payee, t.payee)
     if peer_pos is None or payee_pos is None:
         raise E.IntegrityViolation(f"an account has no {t.payee_currency} position")
     d = t.delivered

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from . import errors as E
+from .federation import NodeMessage
 
 DEFAULT_TIMEOUT_MS = 60_000  # origin: prepared_at + timeout is the last moment it may commit
 DEFAULT_RETRY_MS = 2_000  # both: re-send interval for PREPARE, votes and decisions
@@ -278,5 +279,19 @@ class DestinationLeg:
         return leg
 
 
-__all__ = ["Payment", "Message", "LegEntry", "Submit", "Received", "Tick", "Restart", "Step", "OriginLeg",
+def to_node_message(alliance_id: bytes, m: Message) -> NodeMessage:
+    """The signed form of a protocol message (the PREPARE's payment travels beside it, bound
+    through paymentId)."""
+    return NodeMessage.create(alliance_id=alliance_id, payment_id=m.payment_id, kind=m.kind, code=m.code, at=m.at)
+
+
+def from_node_message(nm: NodeMessage, payment: Payment | None = None) -> Message:
+    """A verified NodeMessage as a protocol message; a PREPARE needs its payment, whose id
+    must be the one the node signed."""
+    if nm.kind == "prepare" and (payment is None or payment.payment_id != nm.payment_id):
+        raise E.InvalidInput("a PREPARE must carry the payment whose id it signs")
+    return Message(nm.kind, nm.payment_id, nm.at, nm.code, payment if nm.kind == "prepare" else None)
+
+
+__all__ = ["to_node_message", "from_node_message", "Payment", "Message", "LegEntry", "Submit", "Received", "Tick", "Restart", "Step", "OriginLeg",
            "DestinationLeg", "DEFAULT_TIMEOUT_MS", "DEFAULT_RETRY_MS", "ORIGIN_STATES", "DESTINATION_STATES"]
