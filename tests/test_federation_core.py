@@ -449,3 +449,20 @@ def test_payment_id_is_the_payers_digest_under_the_origin_domain():
     sig = sign_action(PAYER_KEY, DOMAIN_A, t)
     assert recover_signer(pid, sig) == PAYER
     assert F.payment_id(DOMAIN_B, t) != pid and F.payment_id(DOMAIN_A, replace(t, nonce=2)) != pid
+
+
+def test_replay_window_refuses_the_same_signed_message_twice():
+    window = F.ReplayWindow(window_ms=1000)
+    msg = node_message()
+    digest = DOMAIN_B.digest(msg.struct_hash())
+    window.check_and_remember(digest, msg.at, NOW)
+    with pytest.raises(E.StaleNodeMessage) as exc:
+        window.check_and_remember(digest, msg.at, NOW + 10)
+    assert exc.value.code == "stale_node_message"
+    resent = replace(msg, at=msg.at + 1)  # a re-send is signed afresh: a new digest, accepted
+    window.check_and_remember(DOMAIN_B.digest(resent.struct_hash()), resent.at, NOW + 10)
+    for i in range(5000):  # pruning keeps it bounded without forgetting what is inside the window
+        window.check_and_remember(keccak256(i.to_bytes(4, "big")), NOW - 5000, NOW + 20)
+    assert len(window._seen) < 5000
+    with pytest.raises(E.StaleNodeMessage):
+        window.check_and_remember(digest, msg.at, NOW + 20)

@@ -610,7 +610,27 @@ def verify_node_message(msg: NodeMessage, signature: object, view: AllianceView 
         raise E.StaleNodeMessage(f"node message signed at {msg.at} ms, more than {window_ms} ms from now ({now_ms})")
 
 
-__all__ = [
+class ReplayWindow:
+    """The node messages already accepted within the window, by digest. Every send is signed
+    afresh (a new `at`), so the same signed message arriving twice is a network duplicate or a
+    replay: refused as stale_node_message. Volatile on purpose: after a restart a replay inside
+    the window is handled idempotently by the protocol, so forgetting is safe, only less strict.
+    Not thread-safe: one per node, used under the node's lock."""
+
+    def __init__(self, window_ms: int = 300_000):
+        self.window_ms = window_ms
+        self._seen: dict[bytes, int] = {}
+
+    def check_and_remember(self, digest: bytes, at: int, now_ms: int) -> None:
+        """Call after verify_node_message accepted the message and its handling succeeded."""
+        if len(self._seen) > 4096:  # prune what the window already refuses
+            self._seen = {d: t for d, t in self._seen.items() if now_ms - t <= self.window_ms}
+        if digest in self._seen:
+            raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
+        self._seen[digest] = at
+
+
+__all__ = ["ReplayWindow", 
     "CURRENCY_PAIR_TYPE", "ALLIANCE_TYPE", "ALLIANCE_STATUS_TYPE", "REMOTE_TRANSFER_TYPE", "NODE_MESSAGE_TYPE",
     "EIP712_TYPES", "CurrencyPair", "Alliance", "AllianceStatus", "RemoteTransfer", "NodeMessage", "AllianceView",
     "HeldPosition", "alliance_id", "payment_id", "full_message", "peer_address", "delivered_for", "check_rate",
