@@ -47,7 +47,6 @@ for _t in (CURRENCY_PAIR_TYPE, ALLIANCE_TYPE, ALLIANCE_STATUS_TYPE, REMOTE_TRANS
 _REFERENCED = {"Alliance": ("CurrencyPair",)}
 
 ALLIANCE_STATUSES = ("active", "suspended", "ended")
-SIDES = ("A", "B")
 DIRECTIONS = ("AB", "BA")  # "AB": a member of A pays a member of B
 # Node message kinds (docs/federation.md, "Node messages").
 MESSAGE_KINDS = ("prepare", "prepared", "refused", "commit", "abort", "ack", "alliance-recorded")
@@ -388,8 +387,9 @@ def peer_address(community_id: bytes) -> str:
 
 def delivered_for(amount: int, pair: CurrencyPair, direction: str) -> int:
     """What the destination delivers for `amount` paid at the origin: amount × there / here,
-    rounded DOWN, so a destination never delivers more than was paid (the remainder, less than
-    one minor unit there, stays with nobody: the origin debits exactly `amount`)."""
+    rounded DOWN, so a destination never delivers more than was paid for. The fraction below
+    one minor unit there is not delivered; each log records both numbers of every payment, so
+    the peer accounts still mirror exactly, payment by payment (docs/federation.md)."""
     check_amount(amount)
     if _direction(direction) == "AB":
         return amount * pair.units_b // pair.units_a
