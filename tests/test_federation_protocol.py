@@ -569,8 +569,11 @@ def check_settled(sim: Simulation) -> dict[str, int]:
         outcomes["committed" if o == "committed" else "aborted" if o == "aborted" else "refused"] += 1
         # each leg is recorded once: one prepared, at most one decision
         for node, side in ((origin, "out"), (dest, "in")):
-            kinds = [e.kind for k, e, _ in node.log if k == "leg" and e.side == side and e.payment_id == pid]
+            legs = [e for k, e, _ in node.log if k == "leg" and e.side == side and e.payment_id == pid]
+            kinds = [e.kind for e in legs]
             assert kinds in ([], ["remote.prepared", "remote.committed"], ["remote.prepared", "remote.aborted"]), kinds
+            if side == "out" and kinds == ["remote.prepared", "remote.committed"]:
+                assert legs[1].at <= legs[0].deadline, "committed after the deadline"
     for node in (a, b):
         totals: dict[str, int] = {}
         for (_, cur), p in node.books.positions.items():
@@ -661,3 +664,31 @@ def test_simulation_with_signed_node_messages_refuses_forgeries():
         duplicates += sim.duplicates_refused
     assert duplicates > 10  # the replay window refused exact duplicates, and everything still settled
     assert forged > 20 and refused > 10  # (each accepted forgery would have failed an assertion)
+
+
+def test_a_destination_down_longer_than_the_timeout():
+    """B is down: A's prepared payments abort at their deadline and their payers are told;
+    when B returns nothing of them is left anywhere, and new payments go through."""
+    sim = Simulation(11, p_crash_after_append=0.0)
+    sim.nodes["B"].crash()
+    for _ in range(8):
+        sim.new_payment()
+    pending = [pid for pid in sim.transfers if sim.nodes["A"].out.get(pid, OriginLeg(pid)).state == "prepared"]
+    assert pending and all(pid not in sim.replies for pid in pending)
+    for _ in range(SIM_TIMEOUT // SIM_RETRY + 1):  # A keeps re-sending PREPARE; all of it is lost
+        sim.now += SIM_RETRY
+        sim.nodes["A"].tick()
+        while sim.network:
+            sim.deliver(0)
+    assert all(sim.replies[pid] == "aborted:timeout" for pid in pending)
+    sim.nodes["B"].restart()
+    while sim.network:
+        sim.deliver(0)
+    check_settled(sim)
+    assert all(sim.nodes["B"].durable_state("in", pid) == "none" for pid in pending)
+    before = len(sim.transfers)
+    for _ in range(6):
+        sim.new_payment()
+        while sim.network:
+            sim.deliver(0)
+    assert check_settled(sim)["committed"] > 0 and len(sim.transfers) > before
