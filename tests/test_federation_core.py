@@ -466,3 +466,26 @@ def test_replay_window_refuses_the_same_signed_message_twice():
     assert len(window._seen) < 5000
     with pytest.raises(E.StaleNodeMessage):
         window.check_and_remember(digest, msg.at, NOW + 20)
+
+
+def test_documented_remote_transfer_vector():
+    """docs/federation.md's vector; eth-account derives the same digest and signature."""
+    from ledger.core.typed_data import memo_hash
+    key, domain = keccak256(b"ayni payer"), Domain(chain_id=31337, salt=keccak256(b"ayni test community"))
+    allied = keccak256(b"ayni allied community")
+    t = F.RemoteTransfer.create(payer=address_of_key(key), payee_community=allied,
+                                payee="0xF2b142AC2987e5a86AfFC2b952628FcdC3d0AbfA", currency="HOUR", amount=90,
+                                payee_currency="HOUR", delivered=90, nonce=1, valid_until=1893456000,
+                                memo_hash=memo_hash("home visit", b"\x11" * 32))
+    assert allied.hex() == "1bd3ade532acbb552b00c1b4b8564c6931da1b9f6a1f48e32a67752167f04666"
+    assert t.struct_hash().hex() == "bd0c90757d04b1b5fad17d031bf1c1fcf6864b1350fe8ae8c0d72c9bd2f5da64"
+    assert F.payment_id(domain, t).hex() == "04c5b1f0bbd82ce801751e40230fa5ffaab29107031f90036fa46a017bff6d20"
+    sig = ("0x0a6399cd91f93ccd724e98a69af94c55c2b9ae58b95c9ed9246ba4ccecd405211eb5251d6652cbd233090cb8c0e8433c2418cb4e"
+           "052b70d285d2b725324d1cb41b")
+    assert sign_action(key, domain, t) == sig
+    assert "0x" + Account.sign_typed_data(key, full_message=F.full_message(domain, t)).signature.hex().removeprefix(
+        "0x") == sig
+    assert F.peer_address(allied) == "0x92c63c5B54d03894E66b62Fa6B082c981b373a70"
+    doc = (ROOT / "docs" / "federation.md").read_text(encoding="utf-8")
+    for value in (t.struct_hash().hex(), F.payment_id(domain, t).hex(), sig, F.peer_address(allied)):
+        assert value in doc
