@@ -489,3 +489,27 @@ def test_documented_remote_transfer_vector():
     doc = (ROOT / "docs" / "federation.md").read_text(encoding="utf-8")
     for value in (t.struct_hash().hex(), F.payment_id(domain, t).hex(), sig, F.peer_address(allied)):
         assert value in doc
+
+
+def test_alliance_terms_checked_before_recording():
+    view = F.check_alliance_terms(ALLIANCE, own_community=COMMUNITY_B, currencies={"HOUR", "CREDB"}, now_ms=NOW)
+    assert view == AT_B and view.peer_account == F.peer_address(COMMUNITY_A)
+    assert F.check_alliance_terms(ALLIANCE, own_community=COMMUNITY_A, currencies={"HOUR", "CREDA", "X1"},
+                                  now_ms=NOW) == AT_A
+    with pytest.raises(E.InvalidInput, match="not a party"):
+        F.check_alliance_terms(ALLIANCE, own_community=keccak256(b"C"), currencies={"HOUR"}, now_ms=NOW)
+    with pytest.raises(E.UnknownCurrency):
+        F.check_alliance_terms(ALLIANCE, own_community=COMMUNITY_B, currencies={"HOUR", "CREDA"}, now_ms=NOW)
+    with pytest.raises(E.Expired):
+        F.check_alliance_terms(ALLIANCE, own_community=COMMUNITY_B, currencies={"HOUR", "CREDB"},
+                               now_ms=1893456001_000)
+
+
+def test_alliance_signers_each_under_their_own_domain():
+    key_b = keccak256(b"treasurer B")
+    sig_a, sig_b = sign_action(TREASURER_A_KEY, DOMAIN_A, ALLIANCE), sign_action(key_b, DOMAIN_B, ALLIANCE)
+    assert F.alliance_signers(ALLIANCE, sig_a, sig_b) == (address_of_key(TREASURER_A_KEY), address_of_key(key_b))
+    # signatures swapped, or B's made under A's domain: they recover to someone else
+    assert F.alliance_signers(ALLIANCE, sig_b, sig_a) != (address_of_key(key_b), address_of_key(TREASURER_A_KEY))
+    wrong = sign_action(key_b, DOMAIN_A, ALLIANCE)
+    assert F.alliance_signers(ALLIANCE, sig_a, wrong)[1] != address_of_key(key_b)

@@ -255,6 +255,29 @@ class AllianceStatus:
                 "validUntil": self.valid_until}
 
 
+def check_alliance_terms(alliance: Alliance, *, own_community: bytes, currencies, now_ms: int) -> AllianceView:
+    """Before recording an alliance here: this community is a party, every currency of our side
+    is used here, and the signatures have not expired. Returns the alliance as this node sees it."""
+    if own_community not in (alliance.community_a, alliance.community_b):
+        raise E.InvalidInput("this community is not a party to the alliance")
+    view = AllianceView(alliance, alliance.side_of(own_community))
+    for p in alliance.pairs:
+        ours = p.currency_a if view.own_side == "A" else p.currency_b
+        if ours not in currencies:
+            raise E.UnknownCurrency(f"currency {ours} is not used in this community")
+    check_not_expired(alliance.valid_until, now_ms)
+    return view
+
+
+def alliance_signers(alliance: Alliance, signature_a: object, signature_b: object) -> tuple[str, str]:
+    """The addresses that signed the terms, each under its own community's domain. Each node
+    checks its own side's signer is one of its treasurers; the other side's is checked by
+    reconcile-peer against the other log (a node cannot know the other's treasurers)."""
+    digest = alliance.struct_hash()
+    return (recover_signer(alliance.domain("A").digest(digest), signature_a),
+            recover_signer(alliance.domain("B").digest(digest), signature_b))
+
+
 def check_alliance_status_change(current: str, new: str) -> None:
     """`ended` is final (its peer account then only winds down); setting the same status twice
     is refused so every status entry records a real change."""
@@ -630,7 +653,7 @@ class ReplayWindow:
         self._seen[digest] = at
 
 
-__all__ = ["ReplayWindow", 
+__all__ = ["ReplayWindow", "check_alliance_terms", "alliance_signers", 
     "CURRENCY_PAIR_TYPE", "ALLIANCE_TYPE", "ALLIANCE_STATUS_TYPE", "REMOTE_TRANSFER_TYPE", "NODE_MESSAGE_TYPE",
     "EIP712_TYPES", "CurrencyPair", "Alliance", "AllianceStatus", "RemoteTransfer", "NodeMessage", "AllianceView",
     "HeldPosition", "alliance_id", "payment_id", "full_message", "peer_address", "delivered_for", "check_rate",
