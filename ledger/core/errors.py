@@ -112,3 +112,56 @@ class IntegrityViolation(LedgerError):
     """Stored state contradicts the log: an invariant of docs/ledger-model.md is broken."""
 
     code = "integrity_violation"
+
+
+# --- federation (docs/federation.md). Suggested HTTP statuses for api/errors.py:
+# unknown_alliance 404, unknown_payment 404, wrong_node_signature 403, alliance_not_active 422,
+# rate_mismatch 422, peer_limit_reached 422, payment_already_decided 409, stale_node_message 409.
+
+
+class UnknownAlliance(LedgerError):
+    """No alliance with that community (or that alliance id) is recorded here."""
+
+    code = "unknown_alliance"
+
+
+class AllianceNotActive(LedgerError):
+    """The alliance is suspended or ended: no new remote payment in either direction."""
+
+    code = "alliance_not_active"
+
+
+class WrongNodeSignature(LedgerError):
+    """A node-to-node message not signed by the node key the alliance names."""
+
+    code = "wrong_node_signature"
+
+
+class RateMismatch(LedgerError):
+    """The amount delivered is not what the alliance's rate gives for the amount paid."""
+
+    code = "rate_mismatch"
+
+
+class PeerLimitReached(LedgerError):
+    """The peer account would owe more than the alliance lets the other community owe."""
+
+    code = "peer_limit_reached"
+
+
+class PaymentAlreadyDecided(LedgerError):
+    """A decision contrary to the one already recorded for this remote payment."""
+
+    code = "payment_already_decided"
+
+
+class StaleNodeMessage(LedgerError):
+    """A node message signed too long ago (or too far in the future): a replay or a bad clock."""
+
+    code = "stale_node_message"
+
+
+class UnknownPayment(LedgerError):
+    """A remote-payment decision for a payment this node never prepared."""
+
+    code = "unknown_payment"
