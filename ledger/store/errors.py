@@ -25,7 +25,7 @@ def as_domain_error(exc: BaseException) -> E.LedgerError | None:
                                "read again and retry")
     if isinstance(exc, (sa_exc.SQLAlchemyError, *_DRIVER_ERRORS)):
         first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        return E.StoreUnavailable(f"the database failed: {first[:200]}")
+        return E.StoreUnavailable(f"database error: {first[:200]}")
     return None
 
 
