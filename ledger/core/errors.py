@@ -146,3 +146,10 @@ class StoreUnavailable(LedgerError):
     """The database cannot serve (unreachable, locked, schema broken); nothing was written."""
 
     code = "unavailable"  # HTTP 503
+
+
+class InsecureStorage(LedgerError):
+    """A database file others may read: it holds memos, profiles and contacts, so the service
+    refuses to start on it until its mode is fixed."""
+
+    code = "insecure_storage"  # HTTP 500 (a server-side fault; raised at start-up)
