@@ -138,6 +138,14 @@ class PaymentRequests:
         record = self._record(parse_request_id(request_id), request_id)
         return self._view(record, self.ledger.clock())
 
+    def read(self, request_id: str, *, by: str) -> PaymentRequest:
+        """A request as `by` may read it: only its payer and its payee may (anyone else learns
+        nothing, not even whether it exists beyond the id they already hold)."""
+        request = self.get(request_id)
+        if by not in (request.payer, request.payee):
+            raise E.LedgerError("only the payer and the payee may read a payment request", code="forbidden")
+        return request
+
     def list_for(self, address: str, *, direction: str, status: str | None = None, limit: int = 50,
                  cursor: str | None = None) -> tuple[list[PaymentRequest], str | None]:
         """Requests the address must pay (`incoming`) or has asked for (`outgoing`), newest

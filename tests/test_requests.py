@@ -494,3 +494,12 @@ def test_pay_racing_decline_exactly_one_wins_every_round(rq, db_url, via):
             committer.close()
         for lg in payers:
             lg.engine.dispose()
+
+
+def test_only_the_payer_and_the_payee_may_read_a_request(rq):
+    c = rq
+    r = ask(c)
+    assert c.requests.read(r.id, by=c.addr("ana")) == r == c.requests.read(r.id, by=c.addr("shop"))
+    with pytest.raises(E.LedgerError) as exc:
+        c.requests.read(r.id, by=c.addr("bea"))
+    assert exc.value.code == "forbidden"
