@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -18,7 +19,7 @@ from ledger.core.rules import AccountState, Position
 from ledger.core.typed_data import address_of_key
 from ledger.request_rules import RequestRecord
 from ledger.requests import PaymentRequests
-from ledger.service import Ledger
+from ledger.service import Ledger, now_ms
 from ledger.unit_of_work import PostingBatch, UnitOfWork
 
 
@@ -87,9 +88,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.d["requests"][request.id] = request
 
     def decline_request(self, request_id, at):
-        r = self.d["requests"][request_id]
-        self.d["requests"][request_id] = RequestRecord(**{**{f: getattr(r, f) for f in RequestRecord.__slots__},
-                                                          "declined": True})
+        self.d["requests"][request_id] = replace(self.d["requests"][request_id], declined=True)
 
     def start_log(self, currencies):
         self.d["currencies"] = list(currencies)
@@ -123,7 +122,7 @@ class FakeUnitOfWork(UnitOfWork):
 
 class Clock:
     def __init__(self):
-        self.now = Ledger(unit_of_work=lambda readonly=False: None).clock()
+        self.now = now_ms()
 
     def __call__(self):
         return self.now
