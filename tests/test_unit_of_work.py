@@ -216,3 +216,28 @@ def test_request_payment_decline_and_expiry(fake):
     with pytest.raises(E.NotAuthorised):
         f.requests.decline(ask().id, by=f.addr("shop"))
     assert f.balance("ana", "CRED") == -400 and f.ledger.head()[0] == paid.seq
+
+
+# -- the real unit of work: database errors leave it as domain errors ----------------------------
+def test_an_unreachable_database_is_a_domain_error():
+    with pytest.raises(E.StoreUnavailable) as exc:
+        Ledger.open("postgresql://postgres@127.0.0.1:1/none", migrate=False)
+    assert exc.value.code == "unavailable" and "\n" not in str(exc.value)
+    assert str(exc.value).startswith("unavailable: database error:")
+
+
+def test_a_constraint_violation_is_a_conflict_and_writes_nothing(community):
+    c = community
+    c.member("ana"), c.member("shop", role="shop")
+    now = c.ledger.clock()
+    record = RequestRecord(b"\x01" * 32, c.addr("shop"), c.addr("ana"), "HOUR", 5, None, now, now + 60_000,
+                           declined=False, paid_seq=None)
+    with c.ledger.unit_of_work() as uow:
+        uow.add_request(record)
+    snap = c.snapshot()
+    with pytest.raises(E.StoreConflict) as exc:  # the same id again: a primary-key violation
+        with c.ledger.unit_of_work() as uow:
+            uow.add_request(replace(record, amount=6))
+    assert exc.value.code == "write_conflict" and isinstance(exc.value.__cause__, Exception)
+    assert c.snapshot() == snap
+    assert c.ledger.head()[0] == 3  # the ledger is usable afterwards
