@@ -27,7 +27,7 @@ from .core.entries import Entry, canonical_body
 from .core.hashing import ZERO32
 from .core.rules import AccountState, Position, check_nonce
 from .core.state import KIND_OF, Genesis, LedgerState, action_body
-from .core.text import check_memo, check_user_text
+from .core.text import check_memo, check_user_text  # check_memo: also re-exported for older importers
 from .core.typed_data import Action, Transfer, canonical_signature, memo_hash, recover_signer
 from .request_rules import check_transfer_naming
 from .store import tables as T
