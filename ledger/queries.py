@@ -31,8 +31,10 @@ from .core.addresses import normalize_address
 from .core.entries import Entry
 from .service import Ledger, entry_from_row
 from .store import tables as T
+from .store.errors import domain_errors
 
 MAX_PAGE = 500
+EVERY_MEMBER = "*"  # the subject of community-wide entries (ledger.privacy.access.ALL)
 _SEQ = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
 _MAX_SEQ = 2**63 - 1
 
@@ -98,7 +100,7 @@ class Queries:
         q = (select(t, T.memos.c.memo, T.entries.c.body)
              .select_from(t.join(T.entries, T.entries.c.seq == t.c.seq).outerjoin(T.memos, T.memos.c.seq == t.c.seq))
              .where(t.c.seq == seq))
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             row = conn.execute(q).first()
         return None if row is None else self._view(row, None)
 
@@ -151,7 +153,7 @@ class Queries:
             # each half keeps its ORDER BY/LIMIT (a subquery per half), so each walks its index
             u = union_all(*(select(h.subquery().c.seq) for h in halves)).subquery()
             seqs_q = select(u.c.seq).order_by(u.c.seq.desc() if newest_first else u.c.seq).limit(limit + 1)
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             seqs = list(conn.execute(seqs_q).scalars())
             more = len(seqs) > limit
             seqs = seqs[:limit]
@@ -172,6 +174,22 @@ class Queries:
                             None if row.request_id is None else "0x" + bytes(row.request_id).hex(),
                             row.memo, json.loads(row.body)["digest"], direction)
 
+    # -- whose data an entry is -------------------------------------------------------------
+    def entry_subjects(self, seq: int) -> list[str]:
+        """Whose data the entry at `seq` is, for the privacy guard: a transfer's two parties,
+        an account entry's account (OpenAccount, SetLimit, SetStatus), every member ("*",
+        ledger.privacy.access.ALL) for the community's genesis; [] when there is no such entry."""
+        v = self.transfer(seq)
+        if v is not None:
+            return [v.payer, v.payee]
+        if not 1 <= seq <= self.ledger.head()[0]:
+            return []
+        entries, _ = self.log(after_seq=seq - 1, limit=1)
+        if not entries or entries[0].seq != seq:
+            return []
+        account = entries[0].body.get("account")
+        return [account] if isinstance(account, str) else [EVERY_MEMBER]
+
     # -- the log -------------------------------------------------------------------------
     def log(self, *, after_seq: int = 0, limit: int = 100) -> tuple[list[Entry], int | None]:
         """Entries with seq > after_seq, in seq order (auditors, treasurers). Returns the page
@@ -180,7 +198,7 @@ class Queries:
             raise E.InvalidInput("after_seq must be a non-negative integer")
         limit = clamp_limit(limit, 100)
         e = T.entries
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             rows = conn.execute(select(e).where(e.c.seq > after_seq).order_by(e.c.seq).limit(limit + 1)).all()
         more = len(rows) > limit
         entries = [entry_from_row(r) for r in rows[:limit]]

@@ -3,35 +3,44 @@
 Posting discipline (docs/ledger-model.md, "Why posting is safe"):
 1. Everything that needs no database happens first, outside any lock: field
    validation, memo commitment, EIP-712 digest, signature recovery, expiry.
-2. One database transaction per batch: lock the log head (BEGIN IMMEDIATE on
-   SQLite, SELECT ... FOR UPDATE on PostgreSQL), load the touched accounts,
-   run the pure rules (ledger.core.state.apply_action) for each action in order,
+2. One unit of work per batch (ledger.unit_of_work): lock the log head (BEGIN
+   IMMEDIATE on SQLite, SELECT ... FOR UPDATE on PostgreSQL), load the touched
+   accounts, nonces and named payment requests, run the pure rules
+   (ledger.core.state.apply_action, ledger.request_rules) for each action in order,
    write entries + projections + nonces, move the head, commit. Each action is
    atomic on its own: a refused one leaves no trace and does not affect the others.
+Database failures reach callers as ledger.core.errors (the store translates them).
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from .core import errors as E
 from .core.amounts import Currency
-from .core.entries import Entry, canonical_body, verify_chain
+from .core.entries import Entry, canonical_body
 from .core.hashing import ZERO32
-from .core.rules import AccountState, Position, check_nonce, check_not_expired
-from .core.state import KIND_OF, Genesis, LedgerState, action_body, zero_sum_faults
+from .core.rules import AccountState, Position, check_nonce
+from .core.state import KIND_OF, Genesis, LedgerState, action_body
+from .core.text import check_memo, check_user_text  # check_memo: also re-exported for older importers
 from .core.typed_data import Action, Transfer, canonical_signature, memo_hash, recover_signer
+from .request_rules import check_transfer_naming
 from .store import tables as T
 from .store.db import make_engine, resolve_url  # noqa: F401 - faces resolve --db through the service
-from .store.posting_sql import PostingSQL, driver_cursor
+from .store.errors import domain_errors
 from .store.migrate import is_current, upgrade
+from .store.posting_sql import PostingSQL
+from .store.unit_of_work import SqlUnitOfWork
+from .unit_of_work import PostingBatch, UnitOfWork
 
-
-NONCE_LOOKUP_CHUNK = 250  # (signer, nonce) pairs per lookup: an OR of pairs, kept under SQLite's depth cap
+# What a profile may hold (ledger.core.text's rule, these lengths): names and contacts are
+# shown to other members next to amounts, so they obey the same rule as memos.
+PROFILE_LIMITS = {"displayName": 120, "contact": 240}
 
 
 def now_ms() -> int:
@@ -77,88 +86,99 @@ class VerifyReport:
         return not (self.chain_faults or self.replay_faults or self.balance_faults or self.zero_sum_faults)
 
 
-MAX_MEMO_CHARS = 500
+def check_profile_field(what: str, value: object) -> str | None:
+    """A profile field as stored: None for absent or empty, else text obeying the text rule."""
+    if value is None or value == "":
+        return None
+    return check_user_text(value, field=what, max_chars=PROFILE_LIMITS[what])
 
 
-def check_memo(memo: object) -> None:
-    if not isinstance(memo, str):
-        raise E.InvalidInput("memo must be text")
-    if len(memo) > MAX_MEMO_CHARS:
-        raise E.InvalidInput(f"memo is longer than {MAX_MEMO_CHARS} characters")
-    if "\x00" in memo or any(0xD800 <= ord(ch) <= 0xDFFF for ch in memo):
-        raise E.InvalidInput("memo contains a NUL or an unpaired surrogate character")
-    # Bidi controls let a note reorder what is shown around it ("5.00" read as "00.5"); memos
-    # are committed as hashes, so this refuses only new notes.
-    bidi = next((ch for ch in memo if ch in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"), None)
-    if bidi is not None:
-        raise E.InvalidInput(f"memo contains the bidirectional control character U+{ord(bidi):04X}; "
-                             "write the note without direction overrides")
-
-
-def _request_key(action) -> tuple | None:
-    """The key of uq_transfers_request_key: at most one transfer pays a payment request."""
-    if isinstance(action, Transfer) and action.request_id != ZERO32:
-        return (action.request_id, action.payer, action.payee, action.currency, action.amount)
-    return None
+def _paid(request, seq: int):
+    return replace(request, paid_seq=seq)
 
 
 def entry_from_row(row) -> Entry:
     return Entry(row.seq, row.kind, row.at, json.loads(row.body), row.entry_hash, row.chain_hash)
 
 
-def _body_text(body: dict) -> str:
-    return canonical_body(body)
-
-
 class Ledger:
-    def __init__(self, engine: Engine, *, clock: Callable[[], int] = now_ms):
+    def __init__(self, engine: Engine | None = None, *, clock: Callable[[], int] = now_ms,
+                 unit_of_work: Callable[..., UnitOfWork] | None = None):
+        """`unit_of_work(readonly=False)` makes a fresh UnitOfWork; by default one on `engine`.
+        A ledger built on another unit of work (tests' in-memory one) has no engine: only the
+        use cases that go through the unit of work (posting, requests, balances) work there."""
         self.engine = engine
         self.clock = clock
-        self._sql = PostingSQL(engine.dialect.name)
+        if unit_of_work is None:
+            sql = PostingSQL(engine.dialect.name)
+            unit_of_work = lambda readonly=False: SqlUnitOfWork(engine, sql, readonly=readonly)  # noqa: E731
+        self.unit_of_work = unit_of_work
         self._genesis: Genesis | None = None
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, **kwargs) -> "Ledger":
-        engine = make_engine(url, create=migrate)
-        if migrate:
-            upgrade(engine)
-        elif not is_current(engine):
-            engine.dispose()
-            raise E.NotInitialised("this database has no current Ayni schema: run `ayni init` first")
+        with domain_errors():  # an unreachable server or a locked file is a LedgerError too
+            engine = make_engine(url, create=migrate)
+            try:
+                if migrate:
+                    upgrade(engine)
+                elif not is_current(engine):
+                    raise E.NotInitialised("this database has no current Ayni schema: run `ayni init` first")
+            except BaseException:
+                engine.dispose()
+                raise
         return cls(engine, **kwargs)
+
+    @classmethod
+    def create(cls, url: str | None = None, **kwargs) -> "Ledger":
+        """Open the database at `url`, creating it (and its schema) if needed: `ayni init`."""
+        return cls.open(url, migrate=True, **kwargs)
+
+    def close(self) -> None:
+        """Release the database connections (a command's last step)."""
+        if self.engine is not None:
+            self.engine.dispose()
 
     def schema_is_current(self) -> bool:
         """True when the database's migrations are at head (readiness checks ask this)."""
-        return is_current(self.engine)
+        with domain_errors():
+            return is_current(self.engine)
 
     def _reader(self):
         return self.engine.connect().execution_options(ayni_readonly=True)
 
+    @contextmanager
+    def transaction(self):
+        """A read-write SQLAlchemy connection in one transaction, for the off-log use cases
+        (privacy, anchoring); database errors leave it as LedgerError."""
+        with domain_errors(), self.engine.begin() as conn:
+            yield conn
+
     # -- community -----------------------------------------------------------------
     def initialise(self, genesis: Genesis) -> Entry:
         """Write the genesis entry: domain, currencies, defaults and the first treasurer."""
-        with self.engine.begin() as conn:
-            if conn.execute(select(T.ledger_head.c.seq)).first() is not None:
+        with self.unit_of_work() as uow:
+            if uow.lock_head() is not None:
                 raise E.LedgerError("this database already holds a community", code="already_initialised")
             at = self.clock()
             entry = Entry.make(1, "community.created", at, genesis.body(), ZERO32)
-            conn.execute(insert(T.entries), [self._entry_row(entry)])
-            conn.execute(insert(T.currencies), [
-                {"code": c.code, "name": c.name, "style": c.style, "decimals": c.decimals}
-                for c in genesis.currencies])
-            self._insert_account(conn, genesis, genesis.treasurer, "treasurer", 1)
-            conn.execute(insert(T.ledger_head), [{"id": 1, "seq": 1, "chain_hash": entry.chain_hash}])
+            uow.start_log([(c.code, c.name, c.style, c.decimals) for c in genesis.currencies])
+            batch = PostingBatch(head=(1, entry.chain_hash))
+            batch.entries.append((entry.seq, entry.kind, entry.at, canonical_body(entry.body), entry.entry_hash,
+                                  entry.chain_hash))
+            self._open_account(batch, genesis, genesis.treasurer, "treasurer", 1)
+            uow.write(batch)
         self._genesis = genesis
         return entry
 
     @property
     def genesis(self) -> Genesis:
         if self._genesis is None:
-            with self._reader() as conn:
-                row = conn.execute(select(T.entries).where(T.entries.c.seq == 1)).first()
-            if row is None:
+            with self.unit_of_work(readonly=True) as uow:
+                body = uow.genesis_body()
+            if body is None:
                 raise E.NotInitialised("no community here yet: run `ayni init` first")
-            self._genesis = Genesis.from_body(json.loads(row.body))
+            self._genesis = Genesis.from_body(body)
         return self._genesis
 
     @property
@@ -222,22 +242,30 @@ class Ledger:
     def _write(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
         addresses: set[str] = set()
         nonces: set[tuple[str, str]] = set()
+        request_ids: set[bytes] = set()
         for _, p in prepared:
             a = p.submission.action
-            addresses.update((a.payer, a.payee) if isinstance(a, Transfer) else (p.signer, a.account))
+            if isinstance(a, Transfer):
+                addresses.update((a.payer, a.payee))
+                if a.request_id != ZERO32:
+                    request_ids.add(a.request_id)
+            else:
+                addresses.update((p.signer, a.account))
             nonces.add((p.signer, str(a.nonce)))
-        sql = self._sql
         outcomes = []
-        with self.engine.begin() as conn:
-            cur = driver_cursor(conn)
-            cur.execute(sql.head)
-            head_seq, prev_chain = cur.fetchone()
-            state, nonce_seq = self._load(cur, genesis, head_seq, addresses, nonces)
-            # payment requests already paid, read under the head lock (uq_transfers_request_key)
-            request_keys = {_request_key(p.submission.action) for _, p in prepared} - {None}
-            paid = self._paid_requests(cur, request_keys) if request_keys else set()
+        with self.unit_of_work() as uow:
+            head_seq, prev_chain = uow.lock_head()
+            state = LedgerState(genesis=genesis, seq=head_seq)
+            state.accounts.update(uow.accounts(addresses))
+            state.positions.update(uow.positions(addresses))
+            used = uow.nonces(nonces)
+            nonce_seq = {key: seq for key, (_, seq) in used.items()}
+            state.used_nonces.update({key: digest for key, (digest, _) in used.items()})
+            # the payment requests named, read under the head lock: a decline (which takes the
+            # same lock) and a payment are decided one after the other, never both
+            requests = uow.requests(request_ids) if request_ids else {}
             at = self.clock()
-            entry_rows, transfer_rows, nonce_rows, memo_rows, new_accounts = [], [], [], [], []
+            batch = PostingBatch()
             status_changed: set[str] = set()
             touched: set[tuple[str, str]] = set()
             for i, p in prepared:
@@ -247,13 +275,10 @@ class Ledger:
                     if check_nonce(state.used_nonces.get(key), p.digest):
                         outcomes.append((i, Posted(nonce_seq[key], KIND_OF[type(a)], "0x" + p.digest.hex(), True)))
                         continue
-                    rkey = _request_key(a)
-                    if rkey is not None and rkey in paid:
-                        raise E.RequestAlreadyPaid("this payment request is already paid")
                     seq = state.seq + 1
+                    request = requests.get(a.request_id) if isinstance(a, Transfer) else None
+                    pays = request is not None and check_transfer_naming(a, request, at)
                     state.apply_action(seq, at, a, p.signer, p.digest)
-                    if rkey is not None:
-                        paid.add(rkey)
                 except E.LedgerError as exc:
                     outcomes.append((i, exc))
                     continue
@@ -264,85 +289,50 @@ class Ledger:
                 body_text = canonical_body(body, validate=False)
                 entry = Entry.from_body_text(seq, kind, at, body, body_text, prev_chain)
                 prev_chain = entry.chain_hash
-                entry_rows.append((seq, kind, at, body_text, entry.entry_hash, entry.chain_hash))
-                nonce_rows.append((p.signer, str(a.nonce), p.digest, seq))
+                batch.entries.append((seq, kind, at, body_text, entry.entry_hash, entry.chain_hash))
+                batch.nonces.append((p.signer, str(a.nonce), p.digest, seq))
                 nonce_seq[key] = seq
                 if kind == "transfer.posted":
-                    transfer_rows.append((seq, a.payer, a.payee, a.currency, a.amount,
-                                          None if a.request_id == ZERO32 else a.request_id, at))
+                    batch.transfers.append((seq, a.payer, a.payee, a.currency, a.amount,
+                                            None if a.request_id == ZERO32 else a.request_id, at))
                     touched.update(((a.payer, a.currency), (a.payee, a.currency)))
                     if sub.memo:
-                        memo_rows.append((seq, sub.memo_salt, sub.memo))
+                        batch.memos.append((seq, sub.memo_salt, sub.memo))
+                    if pays:
+                        requests[request.id] = _paid(request, seq)
+                        batch.paid_requests.append((seq, request.id))
                 elif kind == "account.opened":
-                    new_accounts.append((a.account, a.role, seq))
+                    self._open_account(batch, genesis, a.account, a.role, seq)
                 elif kind == "limit.set":
                     touched.add((a.account, a.currency))
                 else:
                     status_changed.add(a.account)
                 outcomes.append((i, Posted(seq, kind, "0x" + p.digest.hex(), False)))
-            if entry_rows:
-                cur.executemany(sql.insert_entry, entry_rows)
-                for address, role, seq in new_accounts:
-                    # default rows first; the balance update below then writes whatever
-                    # later actions in this batch did to the new account
-                    self._insert_account(conn, genesis, address, role, seq)
-                if status_changed:
-                    cur.executemany(sql.update_status, [(state.accounts[a].status, a) for a in sorted(status_changed)])
-                if touched:
-                    positions = state.positions
-                    cur.executemany(sql.update_balance, [
-                        (positions[k].balance, positions[k].credit_limit, positions[k].ceiling, k[0], k[1])
-                        for k in sorted(touched)])
-                cur.executemany(sql.insert_nonce, nonce_rows)
-                if transfer_rows:
-                    cur.executemany(sql.insert_transfer, transfer_rows)
-                if memo_rows:
-                    cur.executemany(sql.insert_memo, memo_rows)
-                cur.execute(sql.move_head, (state.seq, prev_chain))
+            if batch.entries:
+                batch.statuses = [(state.accounts[a].status, a) for a in sorted(status_changed)]
+                positions = state.positions
+                batch.positions = [(positions[k].balance, positions[k].credit_limit, positions[k].ceiling, k[0], k[1])
+                                   for k in sorted(touched)]
+                batch.head = (state.seq, prev_chain)
+                uow.write(batch)
         return outcomes
 
-    def _paid_requests(self, cur, keys: set[tuple]) -> set[tuple]:
-        ids = sorted({k[0] for k in keys})
-        cur.execute(self._sql.paid_requests(len(ids)), ids)
-        return {(bytes(r), payer, payee, cur_, amount) for r, payer, payee, cur_, amount in cur.fetchall()}
-
-    def _load(self, cur, genesis: Genesis, head_seq: int, addresses: set[str], nonces: set[tuple[str, str]]):
-        """A partial LedgerState holding just the accounts and nonces this batch touches."""
-        sql, addrs, nonce_list = self._sql, sorted(addresses), sorted(nonces)
-        state = LedgerState(genesis=genesis, seq=head_seq)
-        cur.execute(sql.accounts(len(addrs)), addrs)
-        for address, role, status in cur.fetchall():
-            state.accounts[address] = AccountState(address, role, status)
-        cur.execute(sql.positions(len(addrs)), addrs)
-        for address, currency, balance, credit_limit, ceiling in cur.fetchall():
-            state.positions[(address, currency)] = Position(balance, credit_limit, ceiling)
-        nonce_seq: dict[tuple[str, int], int] = {}
-        for i in range(0, len(nonce_list), NONCE_LOOKUP_CHUNK):  # SQLite caps expression depth at 1000
-            chunk = nonce_list[i:i + NONCE_LOOKUP_CHUNK]
-            cur.execute(sql.nonces(len(chunk)), [x for pair in chunk for x in pair])
-            for signer, nonce, digest, seq in cur.fetchall():
-                state.used_nonces[(signer, int(nonce))] = bytes(digest)
-                nonce_seq[(signer, int(nonce))] = seq
-        return state, nonce_seq
-
-    def _insert_account(self, conn, genesis: Genesis, address: str, role: str, seq: int) -> None:
-        conn.execute(insert(T.accounts), [{"address": address, "role": role, "status": "active",
-                                           "opened_seq": seq}])
-        rows = []
+    @staticmethod
+    def _open_account(batch: PostingBatch, genesis: Genesis, address: str, role: str, seq: int) -> None:
+        """The account row and its default position per currency; balance updates later in the
+        batch then write whatever later actions did to the new account."""
+        batch.new_accounts.append((address, role, "active", seq))
         for c in genesis.currencies:
             limit, ceiling = genesis.default_for(c.code, role)
-            rows.append({"address": address, "currency": c.code, "balance": 0,
-                         "credit_limit": limit, "ceiling": ceiling})
-        conn.execute(insert(T.balances), rows)
-
-    @staticmethod
-    def _entry_row(entry: Entry) -> dict:
-        return {"seq": entry.seq, "kind": entry.kind, "at": entry.at, "body": _body_text(entry.body),
-                "entry_hash": entry.entry_hash, "chain_hash": entry.chain_hash}
+            batch.new_positions.append((address, c.code, 0, limit, ceiling))
 
     # -- profiles (personal data, never in the log) ------------------------------------
     def set_profile(self, address: str, *, display_name: str | None, contact: str | None = None) -> None:
-        with self.engine.begin() as conn:
+        """Set a member's profile; empty text clears a field. Names and contacts are shown to
+        other members beside amounts, so they obey the one text rule (ledger.core.text)."""
+        display_name = check_profile_field("displayName", display_name)
+        contact = check_profile_field("contact", contact)
+        with self.transaction() as conn:
             if conn.execute(select(T.accounts.c.address).where(T.accounts.c.address == address)).first() is None:
                 raise E.UnknownAccount(f"{address} has no account here")
             values = {"display_name": display_name, "contact": contact, "updated_at": self.clock()}
@@ -350,47 +340,40 @@ class Ledger:
                 conn.execute(insert(T.profiles).values(address=address, **values))
 
     def profiles(self) -> dict[str, str | None]:
-        with self._reader() as conn:
+        with domain_errors(), self._reader() as conn:
             return {r.address: r.display_name for r in conn.execute(select(T.profiles))}
 
     # -- reading -------------------------------------------------------------------
     def account(self, address: str) -> AccountState | None:
-        with self._reader() as conn:
-            r = conn.execute(select(T.accounts).where(T.accounts.c.address == address)).first()
-        return AccountState(r.address, r.role, r.status) if r else None
+        with self.unit_of_work(readonly=True) as uow:
+            return uow.accounts([address]).get(address)
 
     def accounts(self) -> list[AccountState]:
-        with self._reader() as conn:
-            return [AccountState(r.address, r.role, r.status)
-                    for r in conn.execute(select(T.accounts).order_by(T.accounts.c.opened_seq))]
+        with self.unit_of_work(readonly=True) as uow:
+            return list(uow.accounts().values())
 
     def positions(self, address: str | None = None) -> dict[tuple[str, str], Position]:
-        q = select(T.balances)
-        if address is not None:
-            q = q.where(T.balances.c.address == address)
-        with self._reader() as conn:
-            return {(r.address, r.currency): Position(r.balance, r.credit_limit, r.ceiling)
-                    for r in conn.execute(q)}
+        with self.unit_of_work(readonly=True) as uow:
+            return uow.positions(None if address is None else [address])
 
     def balance_sheet(self) -> tuple[int, bytes, dict[tuple[str, str], Position]]:
         """(head seq, head chain hash, every position) from one read snapshot, so a reconciler
         can replay the log up to exactly that seq and compare."""
         from .audit import _snapshot
-        with _snapshot(self.engine) as conn, conn.begin():
+        with domain_errors(), _snapshot(self.engine) as conn, conn.begin():
             r = conn.execute(select(T.ledger_head)).first()
             positions = {(b.address, b.currency): Position(b.balance, b.credit_limit, b.ceiling)
                          for b in conn.execute(select(T.balances))}
         return (r.seq, r.chain_hash, positions) if r else (0, ZERO32, positions)
 
     def head(self) -> tuple[int, bytes]:
-        with self._reader() as conn:
-            r = conn.execute(select(T.ledger_head)).first()
-        return (r.seq, r.chain_hash) if r else (0, ZERO32)
+        with self.unit_of_work(readonly=True) as uow:
+            return uow.head() or (0, ZERO32)
 
     def iter_entries(self, after_seq: int = 0, page: int = 2000) -> Iterator[Entry]:
         """All entries after `after_seq`, in order, fetched page by page (constant memory)."""
         while True:
-            with self._reader() as conn:
+            with domain_errors(), self._reader() as conn:
                 rows = conn.execute(select(T.entries).where(T.entries.c.seq > after_seq)
                                     .order_by(T.entries.c.seq).limit(page)).all()
             for r in rows:
@@ -400,12 +383,12 @@ class Ledger:
             after_seq = rows[-1].seq
 
     def memo(self, seq: int) -> str | None:
-        with self._reader() as conn:
+        with domain_errors(), self._reader() as conn:
             r = conn.execute(select(T.memos.c.memo).where(T.memos.c.seq == seq)).first()
         return r.memo if r else None
 
     def transfer_count(self) -> int:
-        with self._reader() as conn:
+        with domain_errors(), self._reader() as conn:
             return conn.execute(select(func.count()).select_from(T.transfers)).scalar_one()
 
     # -- verification --------------------------------------------------------------

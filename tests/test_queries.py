@@ -228,3 +228,14 @@ def test_history_plans_use_the_indexes(q, monkeypatch):
             plan = " | ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql))
     assert "ix_transfers_payer_seq" in plan and "ix_transfers_payee_seq" in plan, plan
     assert "SCAN transfers" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_entry_subjects_name_whose_data_an_entry_is(q):
+    from ledger.privacy.access import ALL
+    c = q
+    p = post(c, "ana", "bea", 30)
+    assert c.queries.entry_subjects(p.seq) == [c.addr("ana"), c.addr("bea")]
+    assert c.queries.entry_subjects(1) == [ALL]  # the community's genesis concerns every member
+    opened = next(e for e in c.ledger.iter_entries() if e.kind == "account.opened")
+    assert c.queries.entry_subjects(opened.seq) == [opened.body["account"]]
+    assert c.queries.entry_subjects(p.seq + 1) == [] and c.queries.entry_subjects(0) == []

@@ -399,3 +399,107 @@ def test_migration_0003_matches_the_table_definitions(rq):
 def test_random_request_ids(rq):
     ids = {ask(rq, amount=1).id for _ in range(5)}
     assert len(ids) == 5 and all(secrets.compare_digest(i, i.lower()) for i in ids)
+
+
+# -- issue 13, defect 2: decline and pay decided under one lock, on every path ----------------------
+def test_a_direct_submit_naming_a_declined_or_expired_request_is_refused(rq):
+    """Ledger.submit (not only the HTTP path) enforces open / unexpired / not declined."""
+    c = rq
+    declined, expiring = ask(c), ask(c, expires_in_s=60)
+    c.requests.decline(declined.id, by=c.addr("ana"))
+    c.clock.now += 60_001
+    snap = c.snapshot()
+    with pytest.raises(E.LedgerError) as exc:
+        c.ledger.submit(paying(c, declined))
+    assert exc.value.code == "request_not_open" and "declined" in exc.value.message
+    with pytest.raises(E.LedgerError) as exc:
+        c.ledger.submit(paying(c, expiring))
+    assert exc.value.code == "request_expired"
+    # a transfer merely naming a closed request (other fields) is refused too
+    with pytest.raises(E.LedgerError) as exc:
+        c.ledger.submit(paying(c, declined, amount=1))
+    assert exc.value.code == "request_not_open"
+    assert c.snapshot() == snap
+    # in a group-commit batch the refusals stand alone: the unrelated transfer still posts
+    results = c.ledger.submit_many([paying(c, declined), c.pay("bea", "ana", 5), paying(c, expiring)])
+    assert [getattr(r, "code", None) for r in results] == ["request_not_open", None, "request_expired"]
+    assert c.requests.get(declined.id).status == "declined" and c.requests.get(expiring.id).status == "expired"
+    assert c.balance("ana", "CRED") == 0 and c.ledger.verify().ok
+
+
+def test_a_payment_in_the_batch_before_a_second_one_closes_the_request(rq):
+    c = rq
+    r = ask(c)
+    results = c.ledger.submit_many([paying(c, r), paying(c, r), paying(c, r, payer="bea")])
+    assert not isinstance(results[0], E.LedgerError)
+    assert [results[1].code, results[2].code] == ["request_already_paid", "request_not_open"]
+    got = c.requests.get(r.id)
+    assert (got.status, got.paid_seq) == ("paid", results[0].seq)
+
+
+@pytest.mark.parametrize("via", ["submit", "group_commit"])
+def test_pay_racing_decline_exactly_one_wins_every_round(rq, db_url, via):
+    """Real threads, separate connections, many rounds: the payer is never told "declined"
+    while money moved, nor "paid" for a request that reads as declined."""
+    c = rq
+    rounds = 25
+    payers = [Ledger.open(db_url, migrate=False, clock=c.clock) for _ in range(2)]
+    committer = GroupCommitter(payers[0]) if via == "group_commit" else None
+    wins = {"paid": 0, "declined": 0}
+    try:
+        for _ in range(rounds):
+            r = ask(c, amount=3)
+            sub = paying(c, r)
+            before = c.ledger.head()[0]
+            barrier = threading.Barrier(2)
+            out: dict = {}
+
+            def pay():
+                reqs = PaymentRequests(payers[0], submit=committer.submit if committer else None)
+                barrier.wait()
+                try:
+                    out["pay"] = reqs.pay(r.id, sub)
+                except Exception as exc:  # noqa: BLE001 - checked below
+                    out["pay"] = exc
+
+            def decline():
+                reqs = PaymentRequests(payers[1])
+                barrier.wait()
+                try:
+                    out["decline"] = reqs.decline(r.id, by=c.addr("ana"))
+                except Exception as exc:  # noqa: BLE001 - checked below
+                    out["decline"] = exc
+
+            threads = [threading.Thread(target=pay), threading.Thread(target=decline)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            paid_ok = not isinstance(out["pay"], Exception)
+            declined_ok = not isinstance(out["decline"], Exception)
+            assert paid_ok != declined_ok, out  # exactly one wins
+            loser = out["decline"] if paid_ok else out["pay"]
+            assert isinstance(loser, E.LedgerError) and loser.code == "request_not_open", repr(loser)
+            status = c.requests.get(r.id).status
+            if paid_ok:
+                wins["paid"] += 1
+                assert status == "paid" and c.ledger.head()[0] == before + 1
+            else:
+                wins["declined"] += 1
+                assert status == "declined" and c.ledger.head()[0] == before
+        assert c.balance("ana", "CRED") == -3 * wins["paid"]
+        assert c.ledger.verify().ok
+    finally:
+        if committer:
+            committer.close()
+        for lg in payers:
+            lg.engine.dispose()
+
+
+def test_only_the_payer_and_the_payee_may_read_a_request(rq):
+    c = rq
+    r = ask(c)
+    assert c.requests.read(r.id, by=c.addr("ana")) == r == c.requests.read(r.id, by=c.addr("shop"))
+    with pytest.raises(E.LedgerError) as exc:
+        c.requests.read(r.id, by=c.addr("bea"))
+    assert exc.value.code == "forbidden"

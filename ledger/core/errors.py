@@ -165,3 +165,44 @@ class UnknownPayment(LedgerError):
     """A remote-payment decision for a payment this node never prepared."""
 
     code = "unknown_payment"
+
+
+# -- payment requests (checked by the service under the log-head lock) -------------------------
+class UnknownRequest(LedgerError):
+    code = "unknown_request"  # HTTP 404
+
+
+class RequestNotOpen(LedgerError):
+    """Declined, or already paid (by another transfer)."""
+
+    code = "request_not_open"  # HTTP 409
+
+
+class RequestExpired(LedgerError):
+    code = "request_expired"  # HTTP 422
+
+
+class RequestMismatch(LedgerError):
+    """The signed transfer does not pay exactly this request."""
+
+    code = "request_mismatch"  # HTTP 422
+
+
+# -- the database, translated by the service so no face handles driver errors ----------------
+class StoreConflict(LedgerError):
+    """A concurrent write collided with this one on a database constraint; nothing was written."""
+
+    code = "write_conflict"  # HTTP 409: read again and retry
+
+
+class StoreUnavailable(LedgerError):
+    """The database cannot serve (unreachable, locked, schema broken); nothing was written."""
+
+    code = "unavailable"  # HTTP 503
+
+
+class InsecureStorage(LedgerError):
+    """A database file others may read: it holds memos, profiles and contacts, so the service
+    refuses to start on it until its mode is fixed."""
+
+    code = "insecure_storage"  # HTTP 500 (a server-side fault; raised at start-up)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, or_, select
 
 from ..core import errors as E
+from ..store.errors import domain_errors
 from ..store.privacy_tables import privacy_access_log as L
 from .grants import Preferences
 from .policy import Policy
@@ -154,7 +155,7 @@ class Access:
                 "policy" if entries == "policy" else "counterparty"
             rows.append((o, basis, sorted(shown)))
         if rows:
-            with self.ledger.engine.begin() as conn:
+            with self.ledger.transaction() as conn:
                 conn.execute(insert(L), [self._row(reader, s, cats, purpose, b, resource, now) for s, b, cats in rows])
         return covered
 
@@ -167,7 +168,7 @@ class Access:
 
     def _record_rows(self, reader: Reader, rows: list[tuple[str, str]], categories: list[str], purpose: str,
                      resource: str, now: int) -> None:
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             conn.execute(insert(L), [self._row(reader, s, categories, purpose, b, resource, now) for s, b in rows])
 
     def record(self, reader: Reader, subjects: list[str], categories: list[str], purpose: str, basis: str,
@@ -177,7 +178,7 @@ class Access:
     def log_for(self, member: str, *, after_id: int = 0, limit: int = 100) -> tuple[list[AccessEntry], int | None]:
         """Reads of `member`'s data (and bulk reads of everyone's), oldest first, after `after_id`."""
         limit = max(1, min(MAX_PAGE, int(limit)))
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             rows = conn.execute(select(L).where(or_(L.c.subject == member, L.c.subject == ALL), L.c.id > after_id)
                                 .order_by(L.c.id).limit(limit + 1)).all()
         more = len(rows) > limit
@@ -186,5 +187,5 @@ class Access:
         return page, (page[-1].id if more else None)
 
     def delete_older_than(self, cutoff_ms: int) -> int:
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             return conn.execute(delete(L).where(L.c.at < cutoff_ms)).rowcount

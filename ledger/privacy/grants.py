@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select
 from ..core import errors as E
 from ..core.addresses import normalize_address
 from ..store import tables as T
+from ..store.errors import domain_errors
 from ..store.privacy_tables import privacy_grants as G
 from ..store.privacy_tables import privacy_organisations as O
 from .policy import Policy
@@ -130,13 +131,13 @@ class Preferences:
 
     # -- reading and writing -----------------------------------------------------------
     def grants(self, member: str) -> list[Grant]:
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             rows = conn.execute(select(G).where(G.c.member == member).order_by(G.c.created_at, G.c.id))
             return [_grant(r) for r in rows]
 
     def grant(self, member: str, raw: dict) -> Grant:
         row = self._check(member, raw, self.ledger.clock())
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             if conn.execute(select(func.count()).select_from(G).where(G.c.member == member)).scalar_one() >= MAX_GRANTS:
                 raise E.InvalidInput(f"at most {MAX_GRANTS} grants per member; revoke some first")
             row["id"] = secrets.token_hex(16)
@@ -145,7 +146,7 @@ class Preferences:
                      row["until"], row["created_at"])
 
     def revoke(self, member: str, grant_id: str) -> None:
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             if conn.execute(delete(G).where(G.c.member == member, G.c.id == str(grant_id)[:32])).rowcount != 1:
                 raise E.LedgerError(f"you have no grant {str(grant_id)[:40]!r}", code="not_found")
 
@@ -179,7 +180,7 @@ class Preferences:
         warnings = [{"index": i, "reason": f"organisation {r['grantee']!r} is unknown here: the grant covers "
                      "nobody until the operator records accounts under that name, and then whoever is recorded"}
                     for i, r in rows if r["grantee_kind"] == "organisation" and r["grantee"] not in known]
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             conn.execute(delete(G).where(G.c.member == member))
             for _, row in rows:
                 conn.execute(insert(G).values(id=secrets.token_hex(16), **row))
@@ -187,7 +188,7 @@ class Preferences:
 
     def covering(self, member: str, who: str, role: str, category: str, purpose: str, now: int) -> Grant | None:
         """The member's unexpired grant letting `who` (with `role`) read `category` for `purpose`."""
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             orgs = select(O.c.organisation).where(O.c.address == who)
             row = conn.execute(select(G).where(
                 G.c.member == member, G.c.category == category, G.c.purpose == purpose, G.c.until > now,
@@ -197,14 +198,14 @@ class Preferences:
         return _grant(row) if row else None
 
     def delete_expired(self, now: int) -> int:
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             return conn.execute(delete(G).where(G.c.until <= now)).rowcount
 
     # -- organisations (operator-maintained) ------------------------------------------
     def add_to_organisation(self, organisation: str, address: str) -> None:
         _, name = self._grantee("", {"organisation": organisation})
         address = normalize_address(address, what="account")
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             if conn.execute(select(T.accounts.c.address).where(T.accounts.c.address == address)).first() is None:
                 raise E.UnknownAccount(f"{address} has no account here")
             if conn.execute(select(O).where(O.c.organisation == name, O.c.address == address)).first() is None:
@@ -212,12 +213,12 @@ class Preferences:
 
     def remove_from_organisation(self, organisation: str, address: str) -> bool:
         address = normalize_address(address, what="account")
-        with self.ledger.engine.begin() as conn:
+        with self.ledger.transaction() as conn:
             return conn.execute(delete(O).where(O.c.organisation == organisation.strip(),
                                                 O.c.address == address)).rowcount == 1
 
     def organisations(self) -> dict[str, list[str]]:
-        with self.ledger._reader() as conn:
+        with domain_errors(), self.ledger._reader() as conn:
             out: dict[str, list[str]] = {}
             for r in conn.execute(select(O).order_by(O.c.organisation, O.c.address)):
                 out.setdefault(r.organisation, []).append(r.address)

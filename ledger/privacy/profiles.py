@@ -1,17 +1,16 @@
-"""A member's profile (display name, contact): personal data outside the log, erasable."""
+"""A member's profile (display name, contact): personal data outside the log, erasable.
+Validation lives in the service (Ledger.set_profile: the one text rule, PROFILE_LIMITS)."""
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..core import errors as E
 from ..store import tables as T
+from ..store.errors import domain_errors
 from .grants import iso
-
-LIMITS = {"displayName": 120, "contact": 240}
 
 
 def get(ledger, address: str) -> dict:
-    with ledger._reader() as conn:
+    with domain_errors(), ledger._reader() as conn:
         r = conn.execute(select(T.profiles).where(T.profiles.c.address == address)).first()
     if r is None:
         return {"address": address, "displayName": None, "contact": None, "updatedAt": None}
@@ -19,9 +18,5 @@ def get(ledger, address: str) -> dict:
 
 
 def put(ledger, address: str, *, display_name: str | None, contact: str | None) -> dict:
-    for what, value in (("displayName", display_name), ("contact", contact)):
-        if value is not None and (not isinstance(value, str) or len(value) > LIMITS[what]
-                                  or any(ord(ch) < 32 or ch == "\x7f" for ch in value)):
-            raise E.InvalidInput(f"{what} must be one line of at most {LIMITS[what]} characters")
-    ledger.set_profile(address, display_name=display_name or None, contact=contact or None)
+    ledger.set_profile(address, display_name=display_name, contact=contact)
     return get(ledger, address)

@@ -82,7 +82,7 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
     memo_cut = now - policy.retention_days("transfer_memo") * DAY_MS
     request_cut = now - policy.retention_days("request_memo") * DAY_MS
     log_cut = now - policy.retention_days("access_log") * DAY_MS
-    with ledger.engine.begin() as conn:
+    with ledger.transaction() as conn:
         memos = conn.execute(delete(T.memos).where(T.memos.c.seq.in_(
             select(T.transfers.c.seq).where(T.transfers.c.at < memo_cut)))).rowcount
         request_memos = conn.execute(update(R).where(R.c.created_at < request_cut, R.c.memo.isnot(None))
@@ -102,7 +102,7 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
     """A member's own erasure request: the memos of every transfer and payment request they
     are party to (the memo is both parties' data; either may have it erased) and their profile."""
     n_memos = n_requests = n_profiles = 0
-    with ledger.engine.begin() as conn:
+    with ledger.transaction() as conn:
         if memos:
             t = T.transfers
             theirs = select(t.c.seq).where(or_(t.c.payer == address, t.c.payee == address))

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Integer, cast, func, literal, select, union_all
 
 from ..store import tables as T
+from ..store.errors import domain_errors
 
 MIN_K = 2
 DOMINANCE = 0.5  # the largest single payer or payee may be at most this share of a released amount
@@ -63,7 +64,7 @@ def statistics(ledger, *, k: int) -> dict:
     closed = select(t.c.payer.label("p"), t.c.payee.label("q"), month).where(t.c.at < cutoff).subquery()
     parties = union_all(select(closed.c.month, closed.c.p.label("who")),
                         select(closed.c.month, closed.c.q.label("who"))).subquery()
-    with ledger._reader() as conn:
+    with domain_errors(), ledger._reader() as conn:
         cells = conn.execute(grouped(*cell_keys)).all()
         months = conn.execute(grouped(base.c.currency, base.c.month)).all()
         paid = conn.execute(per_party(base.c.payer)).all()

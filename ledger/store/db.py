@@ -3,16 +3,17 @@
 SQLite: WAL (readers never block the writer), foreign keys on, a busy timeout, and
 BEGIN IMMEDIATE so a writer takes the write lock when it starts instead of failing
 half-way with "database is locked". PostgreSQL: READ COMMITTED plus a row lock
-on ledger_head (see ledger.store.repository)."""
+on ledger_head (see ledger.store.unit_of_work)."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from ..core.errors import NotInitialised
+from ..core.errors import InsecureStorage, NotInitialised
 
 DEFAULT_DB_URL = "sqlite:///ayni-data/ayni.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -47,7 +48,7 @@ def _sqlite_engine(url: str, parsed, create: bool, **kwargs) -> Engine:
             raise NotInitialised(f"{path} is a directory, not an SQLite database file")
         if not create and not path.exists():
             raise NotInitialised(f"no database at {path}: run `ayni init` first")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
                                               "check_same_thread": False}, **kwargs)
 
@@ -72,6 +73,28 @@ def _sqlite_engine(url: str, parsed, create: bool, **kwargs) -> Engine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """The database holds memos, profiles, contacts and sign-in challenges: its directory is
+    created 0700 and the file 0600 before SQLite opens it (SQLite gives the -wal and -shm files
+    the database file's mode). An existing file, WAL or SHM that group or others may access is
+    refused, as the API's token secret is: widening the mode is an operator's mistake to fix,
+    not something to silently repair or accept."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # already there (or another worker made it just now): checked below
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InsecureStorage(f"database file {p} is accessible to group or others (mode "
+                                  f"{stat.S_IMODE(mode):04o}); it holds personal data: run chmod 600 {p}")
 
 
 def is_sqlite(engine: Engine) -> bool:

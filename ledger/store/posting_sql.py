@@ -26,6 +26,11 @@ class PostingSQL:
         self.update_balance = (f"UPDATE balances SET balance = {mark}, credit_limit = {mark}, ceiling = {mark} "
                                f"WHERE address = {mark} AND currency = {mark}")
         self.update_status = f"UPDATE accounts SET status = {mark} WHERE address = {mark}"
+        self.insert_account = f"INSERT INTO accounts (address, role, status, opened_seq) VALUES ({', '.join([mark] * 4)})"
+        self.insert_balance = ("INSERT INTO balances (address, currency, balance, credit_limit, ceiling) "
+                               f"VALUES ({', '.join([mark] * 5)})")
+        # the cache of a request's status, written in the transaction that posts its payment
+        self.mark_request_paid = f"UPDATE payment_requests SET status = 'paid', paid_seq = {mark} WHERE id = {mark}"
 
     @lru_cache(maxsize=256)
     def _marks(self, n: int) -> str:
@@ -37,10 +42,6 @@ class PostingSQL:
     def positions(self, n: int) -> str:
         return ("SELECT address, currency, balance, credit_limit, ceiling FROM balances "
                 f"WHERE address IN ({self._marks(n)})")
-
-    def paid_requests(self, n: int) -> str:
-        return ("SELECT request_id, payer, payee, currency, amount FROM transfers "
-                f"WHERE request_id IN ({self._marks(n)})")
 
     @lru_cache(maxsize=256)
     def nonces(self, n: int) -> str:

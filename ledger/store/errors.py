@@ -1,0 +1,43 @@
+"""Database errors as domain errors: the store is the only layer that knows SQLAlchemy and
+the drivers, so it is the only one that catches their exceptions. Faces (API, CLIs) then
+handle one family, ledger.core.errors.LedgerError, whatever the database did."""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+from sqlalchemy import exc as sa_exc
+
+from ..core import errors as E
+
+try:  # the PostgreSQL driver is optional for an SQLite-only install
+    import psycopg
+    _DRIVER_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, psycopg.Error)
+    _DRIVER_INTEGRITY: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+except ImportError:  # pragma: no cover
+    _DRIVER_ERRORS, _DRIVER_INTEGRITY = (sqlite3.Error,), (sqlite3.IntegrityError,)
+
+
+def as_domain_error(exc: BaseException) -> E.LedgerError | None:
+    """The domain error for a database exception, or None when `exc` is not one."""
+    if isinstance(exc, (sa_exc.IntegrityError, *_DRIVER_INTEGRITY)):
+        return E.StoreConflict("a concurrent change collided with this one and it was rolled back; "
+                               "read again and retry")
+    if isinstance(exc, (sa_exc.SQLAlchemyError, *_DRIVER_ERRORS)):
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        return E.StoreUnavailable(f"database error: {first[:200]}")
+    return None
+
+
+@contextlib.contextmanager
+def domain_errors():
+    """Re-raise database exceptions raised inside the block as LedgerError (chained, for logs)."""
+    try:
+        yield
+    except E.LedgerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - only database errors are translated, others re-raised
+        mapped = as_domain_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
