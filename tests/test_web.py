@@ -12,7 +12,6 @@ import gzip
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,6 @@ import unicodedata
 import warnings
 from pathlib import Path
 
-import httpx
 import pytest
 from eth_account import Account
 
@@ -28,6 +26,8 @@ from ledger import signing
 from ledger.community import new_genesis
 from ledger.core.typed_data import address_of_key
 from ledger.service import Ledger
+
+from .servers import ServerNotReady, clean_env, free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_TESTS = ROOT / "tests" / "web"
@@ -187,36 +187,19 @@ def server(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'ayni.db'}"
     ledger = Ledger.open(db_url)
     ledger.initialise(new_genesis("web-e2e", address_of_key(treasurer)))
-    port = _free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AYNI_")},
-           "AYNI_SESSION_KEY_FILE": str(tmp_path / "session.key")}
+    port = free_port()
+    env = clean_env(AYNI_SESSION_KEY_FILE=str(tmp_path / "session.key"))
     proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", db_url, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"ayni serve did not become ready: {proc.stderr.read() if proc.poll() is not None else ''}")
-    yield base, ledger, treasurer
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        wait_ready(base, proc)
+    except ServerNotReady as exc:
+        stop_group(proc)
+        pytest.fail(f"{exc}: {proc.stderr.read()}")
+    yield base, ledger, treasurer
+    stop_group(proc)
     ledger.engine.dispose()
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
