@@ -10,6 +10,7 @@ import typer
 from ..community import DEFAULT_CHAIN_ID, new_genesis
 from ..core import errors as E
 from ..core.addresses import normalize_address
+from ..core.codec import hex0x
 from .options import AsJson, Db, fail, open_ledger
 from .anchoring import CONTRACT_HELP
 
@@ -27,7 +28,7 @@ def init(treasurer: str = typer.Option(..., help="Address of the first treasurer
         fail(str(exc))
     d = ledger.genesis.domain
     typer.echo(f"initialised {community!r} at {db}\n"
-               f"genesis entry hash 0x{entry.entry_hash.hex()}\n"
+               f"genesis entry hash {hex0x(entry.entry_hash)}\n"
                f"EIP-712 domain: {json.dumps(d.as_eip712())}")
 
 

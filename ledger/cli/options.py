@@ -39,10 +39,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def database_url(value: str | None) -> str:
     """The database URL a --db value means (see the module docstring)."""
     from ..service import resolve_url
-    if value is None or "://" in value:
-        return resolve_url(value)
-    if not value.strip():
+    if value is not None and not value.strip():
         fail("--db is empty: give a database URL such as sqlite:///ayni-data/ayni.db")
+    value = resolve_url(value)  # the option, else $AYNI_DB_URL, else the default: one rule for all three
+    if "://" in value:
+        return value
     if _SCHEME_ONLY.match(value) and not Path(value).exists():
         fail(f"--db {value!r} is neither a URL (scheme://...) nor a file path; "
              "an SQLite URL has three slashes: sqlite:///path/to/ayni.db")
