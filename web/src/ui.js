@@ -67,7 +67,7 @@ export function errorBox(err) {
   const detail = err && err.message && err.message !== code ? err.message : "";
   return h("div", { class: "error", role: "alert", "data-code": code },
     h("strong", {}, has(key) ? t(key) : t("error.unknown")),
-    detail ? h("p", { class: "detail" }, detail) : null);
+    detail ? userText("p", detail, { class: "detail" }) : null); // the server's words may quote member text
 }
 
 export function field(label, input, hint) {
