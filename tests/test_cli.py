@@ -126,3 +126,11 @@ def test_the_cli_never_imports_the_store_or_sqlalchemy():
             for name in names:
                 assert not name.lstrip(".").startswith(("sqlalchemy", "store")), f"{path.name} imports {name}"
                 assert "store" not in name.split("."), f"{path.name} imports {name}"
+
+
+def test_an_error_is_one_line_even_when_the_input_is_not(tmp_path):
+    """`fail` shows untrusted parts of a message (here a file name) with visible escapes."""
+    r = ayni("verify", "--db", str(tmp_path / "a\nb\x1b[2K.db"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "\x1b" not in r.stderr
+    assert "a\\x0ab\\x1b[2K.db" in r.stderr
