@@ -17,8 +17,6 @@ import json
 import os
 import platform
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,20 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.posting import PG_ADMIN, raw_recover_rate, setup  # noqa: E402
 from ledger import signing  # noqa: E402
-from ledger.core.typed_data import address_of_key  # noqa: E402
+from ledger.sample import round_robin_transfers  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
+from tests.servers import ServerNotReady, free_port, stop_group, wait_ready  # noqa: E402
 
 AYNI = Path(sys.executable).parent / "ayni"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- setup ------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def transfer_body(sub) -> bytes:
     """The POST /v1/transfers JSON, encoded once (before the clock starts)."""
     body = signing.transfer_json(sub)
@@ -54,14 +47,7 @@ def transfer_body(sub) -> bytes:
 def presign(domain, keys, n: int) -> tuple[list[bytes], float]:
     """n signed transfers between the accounts, as request bodies; returns (bodies, signatures/s)."""
     start = time.perf_counter()
-    bodies = []
-    for i in range(n):
-        payer = keys[i % len(keys)]
-        payee = keys[(i * 7 + 1) % len(keys)]
-        if payer == payee:
-            payee = keys[(i + 1) % len(keys)]
-        bodies.append(transfer_body(signing.transfer(payer, domain, payee=address_of_key(payee),
-                                                     currency="CRED", amount=1 + i % 500)))
+    bodies = [transfer_body(sub) for sub in round_robin_transfers(domain, keys, n)]
     return bodies, n / (time.perf_counter() - start)
 
 
@@ -129,18 +115,10 @@ class Server:
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        import httpx
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"ayni serve did not become ready: {self.log_tail()}")
+        try:
+            wait_ready(self.base, self.proc, timeout=timeout)
+        except ServerNotReady as exc:
+            raise RuntimeError(f"{exc}: {self.log_tail()}") from None
 
     def log_tail(self, n: int = 2000) -> str:
         try:
@@ -149,19 +127,7 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-        try:  # stragglers of the group (workers outliving the master)
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        stop_group(self.proc)
 
 
 # -- the clients ------------------------------------------------------------------------

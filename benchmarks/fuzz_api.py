@@ -26,9 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from ledger import signing  # noqa: E402
-from ledger.community import new_genesis  # noqa: E402
-from ledger.core.typed_data import address_of_key  # noqa: E402
+from ledger.sample import SampleCommunity  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
 from tests.bank import Server, sign_in  # noqa: E402
 
@@ -38,18 +36,13 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 
 
 def community(url: str) -> bytes:
-    """A community with some members, a shop and transfers to find."""
-    treasurer = signing.new_key()
-    ledger = Ledger.open(url)
-    ledger.initialise(new_genesis("fuzz", address_of_key(treasurer)))
-    d = ledger.genesis.domain
-    keys = [signing.new_key() for _ in range(4)]
-    ledger.submit_many([signing.open_account(treasurer, d, account=address_of_key(k), role=r)
-                        for k, r in zip(keys, ("member", "member", "member", "shop"))])
-    ledger.submit_many([signing.transfer(keys[i % 3], d, payee=address_of_key(keys[(i + 1) % 4]), currency="HOUR",
-                                         amount=10 + i, memo=f"visit {i}") for i in range(20)])
-    ledger.engine.dispose()
-    return treasurer
+    """A community with some members, a shop and transfers to find; the treasurer's key."""
+    c = SampleCommunity(url, name="fuzz")
+    for i, role in enumerate(("member", "member", "member", "shop")):
+        c.member(f"m{i}", role)
+    c.ledger.submit_many([c.pay(f"m{i % 3}", f"m{(i + 1) % 4}", 10 + i, memo=f"visit {i}") for i in range(20)])
+    c.dispose()
+    return c.treasurer_key
 
 
 def fuzz(base: str, tmp: Path, name: str, headers: list[str], n: int, seed: int) -> dict:

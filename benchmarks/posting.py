@@ -21,10 +21,8 @@ import coincurve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger import signing  # noqa: E402
-from ledger.community import new_genesis  # noqa: E402
-from ledger.core.typed_data import address_of_key  # noqa: E402
 from ledger.group_commit import GroupCommitter  # noqa: E402
+from ledger.sample import SampleCommunity, round_robin_transfers  # noqa: E402
 from ledger.service import Ledger  # noqa: E402
 
 PG_ADMIN = os.environ.get("AYNI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -44,26 +42,14 @@ def raw_recover_rate(n: int) -> float:
 
 
 def setup(url: str, accounts: int):
-    treasurer = signing.new_key()
-    ledger = Ledger.open(url)
-    ledger.initialise(new_genesis("bench", address_of_key(treasurer)))
-    domain = ledger.genesis.domain
-    keys = [signing.new_key() for _ in range(accounts)]
-    ledger.submit_many([signing.open_account(treasurer, domain, account=address_of_key(k)) for k in keys])
-    ledger.submit_many([signing.set_limit(treasurer, domain, account=address_of_key(k), currency="CRED",
-                                          credit_limit=2**50) for k in keys])
-    return ledger, domain, keys
+    """A community whose accounts may go deep into CRED debt: the benchmark measures postings, not refusals."""
+    c = SampleCommunity(url, name="bench")
+    keys = c.accounts(accounts, credit_limit=2**50)
+    return c.ledger, c.domain, keys
 
 
 def signed_transfers(domain, keys, n: int, offset: int = 0):
-    out = []
-    for i in range(n):
-        payer = keys[(i + offset) % len(keys)]
-        payee = keys[(i * 7 + offset + 1) % len(keys)]
-        if payer == payee:
-            payee = keys[(i + offset + 1) % len(keys)]
-        out.append(signing.transfer(payer, domain, payee=address_of_key(payee), currency="CRED", amount=1 + i % 500))
-    return out
+    return round_robin_transfers(domain, keys, n, offset=offset)
 
 
 def timed(fn) -> float:

@@ -25,11 +25,13 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ledger.core import log_format  # noqa: E402
+from ledger.core.codec import hex0x  # noqa: E402
 from ledger.core.entries import Entry, canonical_body  # noqa: E402
 from ledger.core.hashing import ZERO32  # noqa: E402
 from ledger.core.state import KIND_OF, Genesis, LedgerState, action_body  # noqa: E402
 from ledger.core.typed_data import (Domain, OpenAccount, Transfer, address_of_key,  # noqa: E402
                                     canonical_signature, sign_action)
+from ledger.files import write_atomic  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 VALID_UNTIL = 4_102_444_800  # 2100-01-01: the generated log never expires
@@ -76,30 +78,33 @@ def generate(path: Path, n_entries: int, n_members: int, seed: int = 7) -> None:
     with multiprocessing.get_context("fork").Pool(os.cpu_count(), _sign_init,
                                                   ((d.chain_id, d.salt, d.name, d.version), keys)) as pool:
         signatures = pool.map(_sign, jobs, chunksize=2000)
+    write_atomic(path, _export_lines(genesis, jobs, signatures, addrs, n_entries), mode=0o644)
+
+
+def _export_lines(genesis, jobs, signatures, addrs, n_entries: int):
+    """The export, line by line: header, entries hashed and chained as the service does, the end record."""
+    d = genesis.domain
     state = LedgerState()
     at = 1_767_225_600_000  # 2026-01-01
-    tmp = path.with_suffix(".partial")
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(log_format.dumps(log_format.header(genesis.community, n_entries, at)) + "\n")
-        e = Entry.make(1, "community.created", at, genesis.body(), ZERO32)
-        state.apply(e, verify_signatures=False)
-        f.write(log_format.dumps(e.as_dict()) + "\n")
-        prev, seq = e.chain_hash, 1
-        for (key_index, action), signature in zip(jobs, signatures):
-            seq += 1
-            at += 10
-            signer = addrs[key_index]
-            digest = d.digest(action.struct_hash())
-            body = action_body(action, signer, signature, digest)
-            e = Entry.from_body_text(seq, KIND_OF[type(action)], at, body, canonical_body(body), prev)
-            state.apply_action(seq, at, action, signer, digest)
-            f.write(log_format.dumps(e.as_dict()) + "\n")
-            prev = e.chain_hash
-        balances = [{"account": a, "currency": c, "balance": p.balance, "creditLimit": p.credit_limit,
-                     "ceiling": p.ceiling} for (a, c), p in sorted(state.positions.items())]
-        f.write(log_format.dumps({"end": {"headSeq": seq, "headChainHash": "0x" + prev.hex(), "entries": seq,
-                                          "balances": balances, "anchors": {"contract": None, "batches": []}}}) + "\n")
-    os.replace(tmp, path)
+    yield log_format.dumps(log_format.header(genesis.community, n_entries, at)) + "\n"
+    e = Entry.make(1, "community.created", at, genesis.body(), ZERO32)
+    state.apply(e, verify_signatures=False)
+    yield log_format.dumps(e.as_dict()) + "\n"
+    prev, seq = e.chain_hash, 1
+    for (key_index, action), signature in zip(jobs, signatures):
+        seq += 1
+        at += 10
+        signer = addrs[key_index]
+        digest = d.digest(action.struct_hash())
+        body = action_body(action, signer, signature, digest)
+        e = Entry.from_body_text(seq, KIND_OF[type(action)], at, body, canonical_body(body), prev)
+        state.apply_action(seq, at, action, signer, digest)
+        yield log_format.dumps(e.as_dict()) + "\n"
+        prev = e.chain_hash
+    balances = [{"account": a, "currency": c, "balance": p.balance, "creditLimit": p.credit_limit,
+                 "ceiling": p.ceiling} for (a, c), p in sorted(state.positions.items())]
+    yield log_format.dumps({"end": {"headSeq": seq, "headChainHash": hex0x(prev), "entries": seq,
+                                    "balances": balances, "anchors": {"contract": None, "batches": []}}}) + "\n"
 
 
 def raw_keccak_rate(path: Path, sample: int = 200_000) -> tuple[float, int]:

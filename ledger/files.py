@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o600,
+def write_atomic(path: str | os.PathLike, data: bytes | str | Iterable[bytes | str], *, mode: int = 0o600,
                  exclusive: bool = False) -> Path:
     """Replace `path` with `data` atomically, the new file created with `mode`.
+    `data` may be an iterable of chunks, written as they come (a file too large to hold in memory).
     `exclusive`: refuse (FileExistsError) if the target already exists."""
     target = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    chunks = [data] if isinstance(data, (bytes, bytearray, memoryview, str)) else data
     if exclusive and target.exists():
         raise FileExistsError(f"{target} already exists")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)  # O_CREAT honours the umask; the caller's mode is what counts

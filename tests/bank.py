@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -36,10 +35,12 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 
 from ledger import signing
-from ledger.community import new_genesis
 from ledger.core.state import LedgerState
 from ledger.core.typed_data import address_of_key
+from ledger.sample import SampleCommunity
 from ledger.service import Ledger
+
+from .servers import ServerNotReady, free_port, wait_ready
 
 AYNI = Path(sys.executable).parent / "ayni"
 CURRENCIES = ("HOUR", "CRED")
@@ -104,12 +105,6 @@ class History:
 
 
 # -- the server ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """`ayni serve` in its own process group on a fixed loopback port, so it can be killed
     (the whole group: master and workers) and restarted where the clients expect it."""
@@ -130,17 +125,12 @@ class Server:
             self.proc = subprocess.Popen(
                 [str(AYNI), "serve", "--db", self.db_url, "--port", str(self.port), "--workers", str(self.workers)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp, start_new_session=True)
-        while time.monotonic() - t0 < timeout:
-            if self.proc.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return time.monotonic() - t0
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"ayni serve did not become ready: {self.log_tail()}")
+        try:  # polled often: the restart time after a SIGKILL is one of the figures
+            wait_ready(self.base, self.proc, timeout=timeout, interval=0.05)
+        except ServerNotReady as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}: {self.log_tail()}") from None
+        return time.monotonic() - t0
 
     def kill(self) -> None:
         """SIGKILL the whole group: no shutdown hook runs, in-flight transactions are cut."""
@@ -189,15 +179,12 @@ def _group_alive(pgid: int) -> bool:
 # -- setup --------------------------------------------------------------------------------
 def setup(db_url: str, cfg: BankConfig):
     """A community with `accounts` members whose limits are tight in both currencies."""
-    treasurer = signing.new_key()
-    ledger = Ledger.open(db_url)
-    ledger.initialise(new_genesis("bank", address_of_key(treasurer)))
-    domain = ledger.genesis.domain
-    keys = [signing.new_key() for _ in range(cfg.accounts)]
-    ledger.submit_many([signing.open_account(treasurer, domain, account=address_of_key(k)) for k in keys])
-    results = ledger.submit_many([signing.set_limit(treasurer, domain, account=address_of_key(k), currency=c,
+    c = SampleCommunity(db_url, name="bank")
+    treasurer, domain, ledger = c.treasurer_key, c.domain, c.ledger
+    keys = c.accounts(cfg.accounts)
+    results = ledger.submit_many([signing.set_limit(treasurer, domain, account=address_of_key(k), currency=cur,
                                                     credit_limit=cfg.credit_limit, ceiling=cfg.ceiling)
-                                  for k in keys for c in CURRENCIES])
+                                  for k in keys for cur in CURRENCIES])
     assert all(not isinstance(r, Exception) for r in results), results
     ledger.engine.dispose()
     return treasurer, domain, keys

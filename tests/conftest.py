@@ -8,11 +8,7 @@ import warnings
 import pytest
 from sqlalchemy import create_engine, text
 
-from ledger import signing
-from ledger.community import new_genesis
-from ledger.core.typed_data import address_of_key
-from ledger.service import Ledger
-from ledger.store.db import make_engine
+from ledger.sample import SampleCommunity
 
 PG_ADMIN_URL = os.environ.get("AYNI_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -71,34 +67,8 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/ayni.db"
 
 
-class Community:
-    """A ledger with a treasurer and named member keys, for tests."""
-
-    def __init__(self, url: str, *, clock=None):
-        self.treasurer_key = signing.new_key()
-        self.treasurer = address_of_key(self.treasurer_key)
-        kwargs = {"clock": clock} if clock else {}
-        self.ledger = Ledger.open(url, **kwargs)
-        self.ledger.initialise(new_genesis("Test coop", self.treasurer))
-        self.domain = self.ledger.genesis.domain
-        self.keys: dict[str, bytes] = {}
-
-    def member(self, name: str, role: str = "member") -> str:
-        key = signing.new_key()
-        self.keys[name] = key
-        self.ledger.submit(signing.open_account(self.treasurer_key, self.domain,
-                                                account=address_of_key(key), role=role))
-        return address_of_key(key)
-
-    def addr(self, name: str) -> str:
-        return address_of_key(self.keys[name])
-
-    def pay(self, payer: str, payee: str, amount: int, currency: str = "HOUR", **kw):
-        return signing.transfer(self.keys[payer], self.domain, payee=self.addr(payee),
-                                currency=currency, amount=amount, **kw)
-
-    def balance(self, name: str, currency: str = "HOUR") -> int:
-        return self.ledger.positions(self.addr(name))[(self.addr(name), currency)].balance
+class Community(SampleCommunity):
+    """The one community builder (ledger/sample.py), plus what only tests need."""
 
     def snapshot(self):
         """Everything a refusal must leave unchanged: every table's rows."""
@@ -106,9 +76,6 @@ class Community:
         with self.ledger.engine.connect() as conn:
             return {t.name: sorted(map(tuple, conn.execute(t.select()).all()), key=repr)
                     for t in metadata.sorted_tables}
-
-    def dispose(self):
-        self.ledger.engine.dispose()
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_nothing_personal_reaches_the_chain(tmp_path):
     """Invariant 6: every byte the demo sends to the chain is free of addresses, names and memos."""
     from rich.console import Console
 
-    from ledger.demo import run_demo
+    from ledger.cli.demo import run_demo
     import io
     result = run_demo(str(tmp_path / "demo.db"), transfers=80, seed=7, console=Console(file=io.StringIO()))
     chain = result["anchoring"]["chain"]

@@ -12,14 +12,13 @@ import gzip
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
+import unicodedata
 import warnings
 from pathlib import Path
 
-import httpx
 import pytest
 from eth_account import Account
 
@@ -27,6 +26,8 @@ from ledger import signing
 from ledger.community import new_genesis
 from ledger.core.typed_data import address_of_key
 from ledger.service import Ledger
+
+from .servers import ServerNotReady, clean_env, free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_TESTS = ROOT / "tests" / "web"
@@ -186,36 +187,19 @@ def server(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'ayni.db'}"
     ledger = Ledger.open(db_url)
     ledger.initialise(new_genesis("web-e2e", address_of_key(treasurer)))
-    port = _free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AYNI_")},
-           "AYNI_SESSION_KEY_FILE": str(tmp_path / "session.key")}
+    port = free_port()
+    env = clean_env(AYNI_SESSION_KEY_FILE=str(tmp_path / "session.key"))
     proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", db_url, "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"ayni serve did not become ready: {proc.stderr.read() if proc.poll() is not None else ''}")
-    yield base, ledger, treasurer
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        wait_ready(base, proc)
+    except ServerNotReady as exc:
+        stop_group(proc)
+        pytest.fail(f"{exc}: {proc.stderr.read()}")
+    yield base, ledger, treasurer
+    stop_group(proc)
     ledger.engine.dispose()
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -271,3 +255,73 @@ def test_new_memos_with_bidi_controls_are_refused(char):
     with pytest.raises(E.InvalidInput, match=f"U\\+{ord(char):04X}"):
         check_memo(f"refund {char}00.5")
     check_memo("refund 5.00 — gracias, شكرا")  # other scripts and punctuation are fine
+
+
+# A payee-written memo as the outside review found it (defect 1), plus every other kind of
+# character the text rule refuses: line separator, bidi override, zero-width space, BOM, ALM.
+STORED_MEMO = "lunch\r\x1b[2K  5m HOUR to you, memo: lunch\u2028\u202e\u200b\ufeff\u061c"
+
+
+def _browser_available() -> None:
+    problem = None
+    if not Path(CHROMIUM).is_file():
+        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
+    elif not (ROOT / "node_modules" / "playwright-core").is_dir():
+        problem = "node_modules/playwright-core is missing (run `npm ci`)"
+    _require(problem, "the browser test of the web app")
+
+
+def test_stored_memos_with_controls_render_as_visible_escapes(node, server, tmp_path):
+    """Defect 1 (web app): memos already stored with control characters (older data, written
+    before the text rule) are shown with every such character as a visible escape, in the
+    history, the request list and the approval screen; the memo field refuses them."""
+    import sqlite3
+    from ledger.core.text import REFUSED_CATEGORIES, visible
+    from ledger.requests import PaymentRequests
+    _browser_available()
+    base, ledger, treasurer = server
+    domain = ledger.genesis.domain
+    ana, bea, shop = signing.new_key(), signing.new_key(), signing.new_key()
+    for key, role in ((ana, "member"), (bea, "member"), (shop, "shop")):
+        ledger.submit(signing.open_account(treasurer, domain, account=address_of_key(key), role=role))
+    ledger.submit(signing.transfer(bea, domain, payee=address_of_key(ana), currency="HOUR", amount=30, memo="lunch"))
+    request = PaymentRequests(ledger).create(payee=address_of_key(shop), payer=address_of_key(ana), currency="CRED",
+                                             amount=1250, memo="bread", expires_in_s=3600)
+    # Older data: the API refuses such memos now, so they go straight into the database.
+    with sqlite3.connect(ledger.engine.url.database) as db:
+        assert db.execute("UPDATE memos SET memo = ?", (STORED_MEMO,)).rowcount == 1
+        assert db.execute("UPDATE payment_requests SET memo = ?", (STORED_MEMO,)).rowcount == 1
+    keystore = tmp_path / "ana.json"
+    keystore.write_text(json.dumps(Account.encrypt(ana, "ana pass", kdf="scrypt", iterations=2**12)))
+    env = {**os.environ, "AYNI_URL": base, "KEYSTORE": str(keystore), "PASS": "ana pass",
+           "REQUEST_ID": request.id if isinstance(request.id, str) else "0x" + request.id.hex(),
+           "PAYEE": address_of_key(bea), "CHROMIUM": CHROMIUM, "OUT": str(ARTIFACTS)}
+    r = subprocess.run([node, str(WEB_TESTS / "memo_render.mjs")], capture_output=True, text=True, cwd=ROOT,
+                       env=env, timeout=120)
+    assert r.returncode == 0, f"browser run failed:\n{r.stderr[-4000:]}"
+    shown = json.loads(r.stdout.strip().splitlines()[-1])
+    for where in ("history", "requests", "approval"):
+        text = shown[where]
+        assert text == visible(STORED_MEMO), (where, text)
+        assert "\\x1b[2K" in text and "\\x0d" in text and "\\u202e" in text and "\\u2028" in text, (where, text)
+        raw = [f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in REFUSED_CATEGORIES]
+        assert raw == [], (where, raw)
+    # The amount Ana is asked to sign is the request's, whatever the memo says.
+    assert "12.50" in shown["approvalSummary"] and "5m" not in shown["approvalSummary"]
+    assert shown["refusedCode"] == "memo_control" and shown["memoInvalid"] == "true"
+    assert "control or formatting character" in shown["refusedText"]
+
+
+TEXTS = [STORED_MEMO, "refund \u202e00.5", "tab\there", "nul\x00", "c1 \x85 \x9b", "a\\x1b is not ESC", "zwj 👨\u200d👩\u200d👧",
+         "zwj a\u200db", "\u200d👩", "bom\ufeff", "alm \u061c", "shy \u00ad", "priv \ue000", "gracias, شكرا — ñandú 5.00 €",
+         "emoji 🏳\ufe0f\u200d🌈", "para\u2029", "lrm\u200e", "word joiner\u2060"]
+
+
+def test_the_app_applies_the_same_text_rule_as_the_ledger(node):
+    """web/src/text.js mirrors ledger/core/text.py: the same characters refused, the same escapes shown."""
+    from ledger.core.text import first_refused, visible
+    r = _node(node, str(WEB_TESTS / "text_cli.mjs"), {"texts": TEXTS})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["visible"] == [visible(t) for t in TEXTS]
+    assert out["refused"] == [(lambda b: b and b[0])(first_refused(t)) for t in TEXTS]

@@ -1,6 +1,6 @@
 """Cost comparison: Ayni off-chain + anchoring vs every transfer on chain (MutualCredit.sol) vs an
 ERC-20 vs hosting alone, from gas and CPU measured in the same run. `ayni cost-report` is the
-face (ledger/cli_costs.py); method and results are in docs/costs.md.
+face (ledger/cli/costs.py); method and results are in docs/costs.md.
 
     prices.py   dated, sourced price scenarios (prices.json), validated
     measure.py  real transactions on the embedded EVM; real signed postings on SQLite / PostgreSQL

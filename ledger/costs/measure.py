@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import signing
-from ..community import new_genesis
 from ..core.typed_data import Domain, Transfer, address_of_key, full_message
+from ..sample import SampleCommunity, round_robin_transfers
 from ..service import Ledger
 
 BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
@@ -263,27 +263,13 @@ def _deploy_size(w3, address: str) -> dict[str, int]:
 # ------------------------------------------------------------------ off-chain cost
 
 def _community(url: str, accounts: int):
-    ledger = Ledger.open(url)
-    treasurer = signing.new_key()
-    ledger.initialise(new_genesis("cost-report", address_of_key(treasurer)))
-    domain = ledger.genesis.domain
-    keys = [signing.new_key() for _ in range(accounts)]
-    ledger.submit_many([signing.open_account(treasurer, domain, account=address_of_key(k)) for k in keys])
     # generous limits so that no sampled payment is refused: we measure postings, not refusals
-    ledger.submit_many([signing.set_limit(treasurer, domain, account=address_of_key(k), currency="CRED",
-                                          credit_limit=2**40) for k in keys])
-    return ledger, domain, keys
+    c = SampleCommunity(url, name="cost-report")
+    return c.ledger, c.domain, c.accounts(accounts, credit_limit=2**40)
 
 
 def _signed(domain, keys, n: int) -> list:
-    out = []
-    for i in range(n):
-        payer, payee = keys[i % len(keys)], keys[(i * 7 + 1) % len(keys)]
-        if payer == payee:
-            payee = keys[(i + 1) % len(keys)]
-        out.append(signing.transfer(payer, domain, payee=address_of_key(payee), currency="CRED",
-                                    amount=1 + i % 500, memo="groceries" if i % 3 == 0 else None))
-    return out
+    return round_robin_transfers(domain, keys, n, memo_every=3)
 
 
 def _post(ledger: Ledger, subs: list) -> tuple[float, float]:

@@ -4,8 +4,6 @@ import { parseAddress } from "./crypto.js";
 import { MAX_AMOUNT } from "./amounts.js";
 
 export const REQUEST_ID = /^0x[0-9a-f]{64}$/;
-/** Direction controls the ledger refuses in notes (ledger/service.py check_memo). */
-export const BIDI_CONTROLS = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /** A scanned payment link -> the hash to open ("#/pay?request=0x…"), or null. Only a link
  * to this very app is followed, and only by changing the hash: a QR sticker saying

@@ -1,5 +1,6 @@
 // Tiny DOM helpers: no framework, so the whole app stays a few kilobytes.
 import { t, has } from "./i18n.js";
+import { visible } from "./text.js";
 
 /** h("button", {onclick, class: "primary"}, "text", child...) */
 export function h(tag, attrs = {}, ...children) {
@@ -66,7 +67,7 @@ export function errorBox(err) {
   const detail = err && err.message && err.message !== code ? err.message : "";
   return h("div", { class: "error", role: "alert", "data-code": code },
     h("strong", {}, has(key) ? t(key) : t("error.unknown")),
-    detail ? h("p", { class: "detail" }, detail) : null);
+    detail ? userText("p", detail, { class: "detail" }) : null); // the server's words may quote member text
 }
 
 export function field(label, input, hint) {
@@ -115,6 +116,10 @@ export async function busy(button, slot, work, pendingText) {
 /** An address shortened for people: 6 + 6 hex digits (4 + 4 is cheap to imitate). */
 export const short = (address) => `${address.slice(0, 8)}…${address.slice(-6)}`;
 
-/** User-written text (memos): the browser picks its direction and keeps it from reordering
- * the text around it (a right-to-left override cannot make "5.00" read as "00.5"). */
-export const userText = (tag, text, attrs = {}) => h(tag, { ...attrs, dir: "auto", class: `user-text ${attrs.class || ""}`.trim() }, text);
+/** User-written text (memos, anything another member or the server wrote): every control,
+ * format or separator character is shown as a visible escape (text.js `visible`, as the
+ * wallet CLI does), and the browser picks its direction and keeps it from reordering the text
+ * around it (a right-to-left override cannot make "5.00" read as "00.5"). The one way the
+ * app shows untrusted text. */
+export const userText = (tag, text, attrs = {}) =>
+  h(tag, { ...attrs, dir: "auto", class: `user-text ${attrs.class || ""}`.trim() }, visible(text));

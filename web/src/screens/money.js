@@ -7,7 +7,8 @@ import { parseAddress } from "../crypto.js";
 import { parseAmount, formatAmount } from "../amounts.js";
 import { contacts, saveContact, nameOf } from "../contacts.js";
 import { qrSvg } from "../qr.js";
-import { payLinkHash, payParams, REQUEST_ID, BIDI_CONTROLS } from "../links.js";
+import { payLinkHash, payParams, REQUEST_ID } from "../links.js";
+import { memoProblem } from "../text.js";
 
 const who = (address) => nameOf(address) || short(address);
 const when = (ms) => new Date(ms).toLocaleString();
@@ -127,7 +128,8 @@ export function pay(params) {
       let minor;
       try { minor = parseAmount(c0(), amount.value); } catch (err) { return fieldError(amount, slot, err.code); }
       if (payee === W.current().address) return fieldError(to, slot, "same_payer_payee");
-      if (BIDI_CONTROLS.test(memo.value)) return fieldError(memo, slot, "memo_bidi");
+      const memoBad = memoProblem(memo.value.trim());
+      if (memoBad) return fieldError(memo, slot, memoBad);
       if (name.value.trim()) saveContact(name.value, payee);
       confirmTransfer({ payee, currency: currency.value, amount: minor, memo: memo.value.trim() });
     } },

@@ -6,13 +6,14 @@ import { api } from "../api.js";
 import * as W from "../wallet.js";
 import { parseAddress } from "../crypto.js";
 import { nameOf } from "../contacts.js";
+import { visible } from "../text.js";
 import { load } from "./money.js";
 
 const label = (kind, id, fallback) => (has(`${kind}.${id}`) ? t(`${kind}.${id}`) : fallback || id);
 const whoLabel = (g) => {
   const [[kind, value]] = Object.entries(g);
   if (kind === "account") return nameOf(value) || short(value);
-  return kind === "role" ? label("role", value) : value;
+  return kind === "role" ? label("role", value) : visible(value); // an organisation's name, as a member typed it
 };
 
 export function privacy() {

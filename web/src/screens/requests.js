@@ -9,7 +9,7 @@ import { parseAmount } from "../amounts.js";
 import { nameOf } from "../contacts.js";
 import { qrSvg } from "../qr.js";
 import { load, addressInput } from "./money.js";
-import { BIDI_CONTROLS } from "../links.js";
+import { memoProblem } from "../text.js";
 
 const who = (address) => nameOf(address) || short(address);
 const currencyOf = (com, code) => com.currencies.find((c) => c.code === code) || { code, style: "decimal", decimals: 0 };
@@ -64,7 +64,8 @@ export function newRequest() {
       if (!who_) return fieldError(payer, slot, "bad_address_input");
       let minor;
       try { minor = parseAmount(currencyOf(com, currency.value), amount.value); } catch (err) { return fieldError(amount, slot, err.code); }
-      if (BIDI_CONTROLS.test(memo.value)) return fieldError(memo, slot, "memo_bidi");
+      const memoBad = memoProblem(memo.value.trim());
+      if (memoBad) return fieldError(memo, slot, memoBad);
       const gen = screen();
       const r = await busy(submit, slot, () => api("/v1/requests", { method: "POST", body: {
         payer: who_, currency: currency.value, amount: minor, memo: memo.value.trim() || null, expiresInSeconds: Number(expires.value) } }));

@@ -1,5 +1,6 @@
 """`ayni cost-report`: what anchoring, a fully on-chain ledger, an ERC-20 and plain hosting would
-cost a cooperative per month, from gas and CPU measured in this very run (ledger/costs)."""
+cost a cooperative per month, from gas and CPU measured in this very run (ledger/costs).
+Bad input exits with status 2 (as a usage error), like the option parser's own refusals."""
 from __future__ import annotations
 
 import json
@@ -9,16 +10,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from .options import fail
+
 PRESET_HELP = "care-coop (250 members), community-currency (~3,000 active, ~145,000 transfers/year), federation (100,000)"
 
 
-def register(app: typer.Typer) -> None:
-    app.command("cost-report")(cost_report)
-
-
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+BAD_INPUT = 2  # exit status of a refused option, as the option parser's own refusals
 
 
 def cost_report(
@@ -45,53 +42,53 @@ def cost_report(
     """Monthly cost of Ayni + anchoring vs every transfer on chain vs an ERC-20 vs hosting, measured."""
     from dataclasses import replace
 
-    from .costs import model, report
-    from .costs.measure import MeasureError, measure_all
-    from .costs.prices import PricesError, load, with_overrides
+    from ..costs import model, report
+    from ..costs.measure import MeasureError, measure_all
+    from ..costs.prices import PricesError, load, with_overrides
 
     if preset not in model.PRESETS:
-        _fail(f"unknown preset {preset!r} (known: {', '.join(model.PRESETS)})")
+        fail(f"unknown preset {preset!r} (known: {', '.join(model.PRESETS)})", BAD_INPUT)
     if sample < 10 or sample > 100_000:
-        _fail("--sample must be between 10 and 100000")
+        fail("--sample must be between 10 and 100000", BAD_INPUT)
     if relayed_nonces not in model.NONCES:
-        _fail(f"--relayed-nonces must be one of {', '.join(model.NONCES)}, got {relayed_nonces!r}")
+        fail(f"--relayed-nonces must be one of {', '.join(model.NONCES)}, got {relayed_nonces!r}", BAD_INPUT)
     if chart_file is not None and chart_file.suffix.lower() != ".png":
-        _fail(f"--chart must name a .png file, got {chart_file}")
+        fail(f"--chart must name a .png file, got {chart_file}", BAD_INPUT)
     try:
         base = model.PRESETS[preset]
         changes = {k: v for k, v in (("members", members), ("transfers_per_member", transfers_per_member),
                                      ("anchor_every_hours", anchor_every), ("growth", growth)) if v is not None}
         workload = replace(base, name=base.name if not changes else f"{base.name} (adjusted)", **changes)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc), BAD_INPUT)
     try:
         prices = with_overrides(load(prices_file), eth_usd=eth_usd, gas_price_gwei=gas_price_gwei,
                                 vm_usd=vm_usd, postgres_usd=postgres_usd, only=scenario or None)
     except PricesError as exc:
-        _fail(str(exc))
+        fail(str(exc), BAD_INPUT)
     if not prices.scenarios:
-        _fail("no price scenario left to report")
+        fail("no price scenario left to report", BAD_INPUT)
     console = Console(stderr=as_json)
     with console.status("measuring gas on the embedded EVM and posting signed transfers..."):
         try:
             measured = measure_all(sample=sample, postgres_url=postgres_url)
         except MeasureError as exc:
-            _fail(f"measurement failed: {exc}")
+            fail(f"measurement failed: {exc}", BAD_INPUT)
     data = report.build(workload, prices, measured, nonces=relayed_nonces)
     if not all(math.isfinite(c[k]) for c in data["costs"] for k in ("monthly_usd", "one_time_usd")):
-        _fail("the prices and workload give costs too large to represent: check the price file and options")
+        fail("the prices and workload give costs too large to represent: check the price file and options", BAD_INPUT)
     if csv_file is not None:
         try:
             csv_file.parent.mkdir(parents=True, exist_ok=True)
             csv_file.write_text(report.to_csv(data))
         except OSError as exc:
-            _fail(f"cannot write {csv_file}: {exc.strerror or exc}")
+            fail(f"cannot write {csv_file}: {exc.strerror or exc}", BAD_INPUT)
     if chart_file is not None:
-        from .costs.chart import write_chart
+        from ..costs.chart import write_chart
         try:
             write_chart(chart_file, workload, prices, measured, nonces=relayed_nonces)
         except OSError as exc:
-            _fail(f"cannot write {chart_file}: {exc.strerror or exc}")
+            fail(f"cannot write {chart_file}: {exc.strerror or exc}", BAD_INPUT)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return

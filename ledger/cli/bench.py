@@ -15,7 +15,9 @@ from pathlib import Path
 
 import typer
 
-ROOT = Path(__file__).resolve().parent.parent
+from .options import fail
+
+ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / "benchmarks"
 
 # Arguments per script and scale; "full" is each script's own defaults unless listed.
@@ -146,39 +148,35 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def bench(scale: str = typer.Option("small", help="small (minutes) or full (the figures in the README)"),
-              out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Directory for bench.json and bench.md"),
-              only: list[str] = typer.Option(None, "--only", help="Run just these scripts (by name, repeatable)")) -> None:
-        """Run every benchmark script at one scale; write bench.json and a markdown summary."""
-        if scale not in ARGS:
-            typer.echo("error: --scale must be small or full", err=True)
-            raise typer.Exit(2)
-        scripts = sorted(p for p in BENCH_DIR.glob("*.py") if not p.name.startswith("_"))
-        if not scripts:
-            typer.echo(f"error: no benchmark scripts in {BENCH_DIR} (run from a source checkout)", err=True)
-            raise typer.Exit(2)
-        if only:
-            unknown = set(only) - {p.stem for p in scripts}
-            if unknown:
-                typer.echo(f"error: no such benchmark: {', '.join(sorted(unknown))}", err=True)
-                raise typer.Exit(2)
-            scripts = [p for p in scripts if p.stem in only]
-        report = {"scale": scale, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                              "platform": platform.platform()}, "runs": {}}
-        with tempfile.TemporaryDirectory(prefix="ayni-bench-") as d:
-            for script in scripts:
-                typer.echo(f"running {script.name} ({scale}) ...", err=True)
-                run = run_script(script, scale, Path(d))
-                report["runs"][script.stem] = run
-                typer.echo(f"  exit {run['exit_status']} in {run['seconds']} s", err=True)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-        md = markdown(report)
-        (out / "bench.md").write_text(md)
-        typer.echo(md)
-        typer.echo(f"wrote {out / 'bench.json'} and {out / 'bench.md'}", err=True)
-        if any(r["exit_status"] != 0 or r["result"] is None for r in report["runs"].values()):
-            raise typer.Exit(1)
+def bench(scale: str = typer.Option("small", help="small (minutes) or full (the figures in the README)"),
+          out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Directory for bench.json and bench.md"),
+          only: list[str] = typer.Option(None, "--only", help="Run just these scripts (by name, repeatable)")) -> None:
+    """Run every benchmark script at one scale; write bench.json and a markdown summary."""
+    if scale not in ARGS:
+        fail("--scale must be small or full", 2)
+    scripts = sorted(p for p in BENCH_DIR.glob("*.py") if not p.name.startswith("_"))
+    if not scripts:
+        fail(f"no benchmark scripts in {BENCH_DIR} (run from a source checkout)", 2)
+    if only:
+        unknown = set(only) - {p.stem for p in scripts}
+        if unknown:
+            fail(f"no such benchmark: {', '.join(sorted(unknown))}", 2)
+        scripts = [p for p in scripts if p.stem in only]
+    report = {"scale": scale, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "platform": platform.platform()}, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="ayni-bench-") as d:
+        for script in scripts:
+            typer.echo(f"running {script.name} ({scale}) ...", err=True)
+            run = run_script(script, scale, Path(d))
+            report["runs"][script.stem] = run
+            typer.echo(f"  exit {run['exit_status']} in {run['seconds']} s", err=True)
+    from ..files import write_atomic
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "bench.json", json.dumps(report, indent=2) + "\n", mode=0o644)
+    md = markdown(report)
+    write_atomic(out / "bench.md", md, mode=0o644)
+    typer.echo(md)
+    typer.echo(f"wrote {out / 'bench.json'} and {out / 'bench.md'}", err=True)
+    if any(r["exit_status"] != 0 or r["result"] is None for r in report["runs"].values()):
+        raise typer.Exit(1)

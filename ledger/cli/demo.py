@@ -1,7 +1,8 @@
 """`ayni demo`: a small care cooperative on embedded SQLite, end to end.
 
 Keys are generated, every action is signed as a real member would sign it, and the
-refusals shown are real refusals from the rules, not printed text."""
+refusals shown are real refusals from the rules, not printed text. The last step is the
+treasurer's reconciliation of an export against the chain, as `ayni-wallet reconcile` does."""
 from __future__ import annotations
 
 import random
@@ -9,14 +10,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import signing
-from .community import new_genesis
-from .core import errors as E
-from .core.typed_data import Transfer, address_of_key, sign_action
-from .service import Ledger
+from .. import signing
+from ..community import new_genesis
+from ..core import errors as E
+from ..core.typed_data import Transfer, address_of_key, sign_action
+from ..service import Ledger
+from .options import database_url, fail, sqlite_path
 
 CARERS = ["Amaru", "Killa", "Rosa", "Inti", "Wayra", "Nina"]
 CLIENTS = ["Don Julio", "Señora Luz", "Mateo", "Carmen", "Ana", "Tomás"]
@@ -34,11 +37,38 @@ class Person:
         return address_of_key(self.key)
 
 
-def run_demo(db_path: str = "ayni-data/demo.db", *, transfers: int = 300, seed: int | None = None,
+DEFAULT_DEMO_DB = "sqlite:///ayni-data/demo.db"
+
+
+# Not the shared --db option: the demo deletes its database first, so it must never default
+# to $AYNI_DB_URL (a real community's); it takes a URL as every command does.
+def demo(db: str = typer.Option(DEFAULT_DEMO_DB, "--db", help="SQLite database the demo recreates: a sqlite:/// "
+                                "URL (or a file path)"),
+         transfers: int = typer.Option(300, min=1, max=100_000, help="Random transfers to attempt"),
+         seed: int = typer.Option(None, help="Random seed for a repeatable run")) -> None:
+    """Run a small care cooperative end to end on embedded SQLite."""
+    result = run_demo(database_url(db), transfers=transfers, seed=seed)
+    if not result["ok"]:
+        fail("an invariant failed: see above")
+    if not _reconcile(result):
+        fail("the treasurer's reconciliation found discrepancies: see above")
+
+
+def demo_file(db: str) -> Path:
+    """The SQLite file a --db value names: a sqlite:/// URL or a bare path (options.database_url)."""
+    path = sqlite_path(database_url(db))
+    if path is None:
+        raise E.InvalidInput(f"the demo runs on an SQLite file it recreates; {db!r} is not one "
+                             "(e.g. sqlite:///ayni-data/demo.db)")
+    return path
+
+
+def run_demo(db: str = DEFAULT_DEMO_DB, *, transfers: int = 300, seed: int | None = None,
              console: Console | None = None) -> dict:
+    """`db`: an SQLite URL or file path; the file is deleted first (every demo is a fresh cooperative)."""
     console = console or Console()
     rng = random.Random(seed)
-    path = Path(db_path)
+    path = demo_file(db)
     for suffix in ("", "-wal", "-shm"):  # the demo always starts a fresh cooperative
         Path(str(path) + suffix).unlink(missing_ok=True)
     ledger = Ledger.open(f"sqlite:///{path}")
@@ -95,7 +125,7 @@ def run_demo(db_path: str = "ayni-data/demo.db", *, transfers: int = 300, seed: 
 
     _print_balances(ledger, console)
     anchoring = _anchor(ledger, console, posted)
-    from .costs import demo_cost_summary
+    from ..costs import demo_cost_summary
     console.rule("What this would cost per month")
     for line in demo_cost_summary(len(people), posted, chain=anchoring["chain"],
                                   anchor_gas=anchoring["gas_per_anchor"]):
@@ -116,9 +146,9 @@ def run_demo(db_path: str = "ayni-data/demo.db", *, transfers: int = 300, seed: 
 
 def _anchor(ledger: Ledger, console: Console, transfers: int) -> dict:
     """Anchor the whole log on the embedded EVM, then prove one payment with a receipt."""
-    from .anchoring import Anchoring
-    from .chain import AnchorChain
-    from .core.receipts import verify_receipt
+    from ..anchoring import Anchoring
+    from ..chain import AnchorChain
+    from ..core.receipts import verify_receipt
     console.rule("Anchoring on the embedded EVM (py-evm)")
     chain = AnchorChain.embedded()
     address, deploy_gas = chain.deploy()
@@ -198,3 +228,24 @@ def _print_balances(ledger: Ledger, console: Console) -> None:
         status = "" if acct.status == "active" else f" ({acct.status})"
         table.add_row(f"{names.get(acct.address) or acct.address[:10]}{status}", acct.role, *cells)
     console.print(table)
+
+
+def _reconcile(result: dict) -> bool:
+    """The demo's last step: the treasurer exports the log and reconciles it, independently of
+    the service's code, against the chain (what `ayni-wallet reconcile` does)."""
+    from wallet_cli.reconcile import reconcile, render
+    from ..log_export import export_log
+    console = Console()
+    console.rule("The treasurer reconciles the ledger and the chain")
+    anchoring = result["anchoring"]
+    ledger = Ledger.open(f"sqlite:///{result['db']}", migrate=False)
+    path = Path(result["db"]).with_suffix(".log.jsonl")
+    try:
+        export_log(ledger, path, anchor_contract=anchoring["contract"])
+    finally:
+        ledger.engine.dispose()
+    console.print(f"`ayni export-log` wrote {path}; `ayni-wallet reconcile --log {path}` reads it with "
+                  "ledger.core and web3 only")
+    report = reconcile(export=path, chain=anchoring["chain"])
+    render(report, console)
+    return report.ok

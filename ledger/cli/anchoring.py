@@ -1,0 +1,141 @@
+"""`ayni chain new-key`, `chain deploy`, `anchor`, `receipt`: the chain Ayni anchors to."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from ..core.addresses import normalize_address
+from .options import AsJson, Db, fail, open_ledger
+
+CONTRACT_HELP = "Address of the Anchor contract (default: $AYNI_ANCHOR_CONTRACT)"
+CHAIN_HELP = "JSON-RPC URL of an Ethereum-compatible node (default: $AYNI_CHAIN_URL)"
+KEYSTORE_HELP = "Encrypted V3 keystore of the anchoring key (default: $AYNI_ANCHOR_KEYSTORE)"
+PASSWORD_HELP = "File holding the keystore passphrase (else $AYNI_ANCHOR_PASSWORD, else a hidden prompt)"
+
+
+def _password(password_file: Path | None, *, confirm: bool = False) -> str:
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\n")
+        except OSError as exc:
+            fail(f"cannot read password file {password_file}: {exc.strerror}")
+    if os.environ.get("AYNI_ANCHOR_PASSWORD"):
+        return os.environ["AYNI_ANCHOR_PASSWORD"]
+    if not sys.stdin.isatty():
+        fail("no passphrase: give --password-file or set AYNI_ANCHOR_PASSWORD")
+    return typer.prompt("keystore passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+def connect_chain(url: str | None, keystore: Path | None, password_file: Path | None, contract: str | None,
+                  *, need_key: bool = True, need_contract: bool = True):
+    """The chain adapter for --chain/--keystore/--contract, or a one-line error naming what is missing."""
+    from ..chain import AnchorChain
+    from ..chain.keys import load_keystore
+    if not url:
+        fail("anchoring needs --chain URL (or AYNI_CHAIN_URL): the embedded chain lives only inside "
+             "one process, as in `ayni demo`")
+    key = None
+    if need_key:
+        if keystore is None:
+            fail("anchoring needs the anchoring key: --keystore PATH (or AYNI_ANCHOR_KEYSTORE)")
+        key = load_keystore(str(keystore), _password(password_file))
+    if need_contract and not contract:
+        fail("no Anchor contract: give --contract ADDRESS (or AYNI_ANCHOR_CONTRACT); deploy one with "
+             "`ayni chain deploy`")
+    if contract:
+        contract = normalize_address(contract, what="contract")
+    return AnchorChain.connect(url, private_key=key, contract_address=contract)
+
+
+def chain_new_key(keystore: Path = typer.Option(..., help="Where to write the encrypted keystore"),
+                  password_file: Path = typer.Option(None, help=PASSWORD_HELP)) -> None:
+    """Create an anchoring key as an encrypted V3 keystore (scrypt); prints its address only."""
+    from ..chain.keys import write_keystore
+    from ..core.typed_data import address_of_key
+    from ..signing import new_key
+    if keystore.exists():
+        fail(f"{keystore} exists; refusing to overwrite a key")
+    key = new_key()
+    write_keystore(str(keystore), key, _password(password_file, confirm=True))
+    typer.echo(address_of_key(key))
+
+
+def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
+                 keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
+                 password_file: Path = typer.Option(None, help=PASSWORD_HELP),
+                 admin: str = typer.Option(None, help="Admin of the contract (default: the anchoring key)")) -> None:
+    """Deploy the Anchor contract; the anchoring key becomes its anchorer."""
+    c = connect_chain(chain, keystore, password_file, None, need_contract=False)
+    address, gas = c.deploy(admin=normalize_address(admin, what="admin") if admin else None)
+    typer.echo(f"Anchor deployed at {address} on chain {c.chain_id} ({gas} gas)\n"
+               f"export AYNI_ANCHOR_CONTRACT={address}")
+
+
+def _print_anchor_report(report, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(asdict(report)))
+        return
+    gas = f", gas per anchor {min(report.gas_used)}-{max(report.gas_used)}" if report.gas_used else ""
+    typer.echo(f"sent {report.sent} batches, confirmed {report.confirmed}, failed {report.failed}, "
+               f"adopted {report.adopted}{gas}; anchored through seq {report.anchored_through} of "
+               f"{report.head_seq}{' (a batch is still pending)' if report.pending else ''}")
+
+
+def anchor(db: Db = None,
+           chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
+           contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
+           keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
+           password_file: Path = typer.Option(None, help=PASSWORD_HELP),
+           max_batch: int = typer.Option(1000, min=1, help="Entries per batch at most"),
+           confirmations: int = typer.Option(1, min=1, help="Blocks before a batch counts as confirmed"),
+           watch: bool = typer.Option(False, help="Keep anchoring every --interval seconds (Ctrl-C stops)"),
+           interval: float = typer.Option(30.0, min=0.1, help="Seconds between rounds with --watch"),
+           min_entries: int = typer.Option(1, min=1, help="With --watch, anchor once this many entries wait"),
+           as_json: AsJson = False) -> None:
+    """Anchor every entry not yet anchored, in batches of at most --max-batch."""
+    from ..anchoring import Anchoring
+    from ..chain import ChainError
+    ledger = open_ledger(db)
+    c = connect_chain(chain, keystore, password_file, contract)
+    job = Anchoring(ledger, c, max_batch=max_batch, confirmations=confirmations)
+    if not watch:
+        try:
+            report = job.run()
+        except ChainError as exc:
+            fail(f"{exc.code}: {exc}")
+        _print_anchor_report(report, as_json)
+        raise typer.Exit(0 if not report.pending else 3)
+    import signal
+    import threading
+    from ..anchoring import watch as watch_loop
+    stop = threading.Event()
+    # Ctrl-C / SIGTERM: finish the batch in hand, then stop (never leave a batch half-recorded).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    watch_loop(job, interval=interval, min_entries=min_entries, stop=stop,
+               on_report=lambda r: _print_anchor_report(r, as_json),
+               on_error=lambda m: typer.echo(f"anchoring: {m}", err=True))
+
+
+def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's seq)"),
+            db: Db = None,
+            contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
+            out: Path = typer.Option(None, help="Write the receipt here (default: print it)")) -> None:
+    """Write the JSON receipt proving entry SEQ is in an anchored batch."""
+    from ..anchoring import Anchoring
+    ledger = open_ledger(db)
+    if not contract:
+        fail("which Anchor contract? give --contract ADDRESS (or AYNI_ANCHOR_CONTRACT)")
+    doc = Anchoring(ledger, contract=normalize_address(contract, what="contract")).receipt(seq)
+    text = json.dumps(doc, indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        from ..files import write_atomic
+        write_atomic(out, text + "\n", mode=0o644)  # a member keeps this file: never half of one
+        typer.echo(f"receipt for entry {seq} written to {out}")

@@ -1,0 +1,63 @@
+"""`ayni serve`: the HTTP API and the member web app, optionally anchoring and applying
+retention in the background."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import typer
+
+from ..core.addresses import normalize_address
+from .anchoring import CHAIN_HELP, CONTRACT_HELP, KEYSTORE_HELP, PASSWORD_HELP, connect_chain
+from .options import Db, open_ledger
+
+
+def _note(message: str) -> None:
+    typer.secho(message, fg="yellow", err=True)
+
+
+def serve(db: Db = None,
+          host: str = typer.Option("127.0.0.1", help="Interface to listen on"),
+          port: int = typer.Option(8000, min=1, max=65535),
+          workers: int = typer.Option(1, min=1, max=64, help="Worker processes (PostgreSQL for more than one)"),
+          public_uri: str = typer.Option(None, help="Public base URL members sign in to (SIWE); default http://HOST:PORT"),
+          contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
+          anchor_every: float = typer.Option(0, min=0, help="Anchor automatically every this many seconds "
+                                             "(0: off); needs --chain/--keystore as for `ayni anchor`"),
+          anchor_min_entries: int = typer.Option(1, min=1, help="...or only once this many entries wait"),
+          chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
+          keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
+          password_file: Path = typer.Option(None, help=PASSWORD_HELP),
+          retention_every: float = typer.Option(0, min=0, help="Run the declared retention (erase old memos, "
+                                                "closed accounts' profiles) every this many seconds (0: off)")
+          ) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json) and the member web app at /.
+
+    Optionally anchors (--anchor-every) and applies retention (--retention-every) in the background."""
+    import uvicorn
+    ledger = open_ledger(db, migrate=True)  # migrate once, before workers start
+    if anchor_every:
+        # One anchorer for the whole server, in this (parent) process: workers never race
+        # to anchor, and a slow or dead chain never touches a request.
+        from ..anchoring import Anchoring, watch
+        job = Anchoring(ledger, connect_chain(chain, keystore, password_file, contract))
+        threading.Thread(target=watch, daemon=True, name="ayni-anchorer", kwargs=dict(
+            job=job, interval=anchor_every, min_entries=anchor_min_entries, stop=threading.Event(),
+            on_report=lambda r: typer.echo(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)",
+                                           err=True),
+            on_error=lambda m: _note(f"anchoring: {m}"))).start()
+    if retention_every:
+        from ..privacy import retention
+        threading.Thread(target=retention.watch, daemon=True, name="ayni-retention", kwargs=dict(
+            ledger=ledger, every_s=retention_every, stop=threading.Event(),
+            on_error=lambda m: _note(f"retention: {m}"))).start()
+    if workers > 1 and db.startswith("sqlite"):
+        _note("note: several workers on SQLite serialise on one file; PostgreSQL is the production path")
+    uri = public_uri or f"http://{host}:{port}"
+    os.environ.update({"AYNI_DB_URL": db, "AYNI_PUBLIC_URI": uri,
+                       "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
+    if contract:
+        os.environ["AYNI_ANCHOR_CONTRACT"] = normalize_address(contract, what="contract")
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)

@@ -1,0 +1,50 @@
+// The one text rule for member-written text and the one way to show untrusted text, mirroring
+// ledger/core/text.py (check_user_text / visible). Pure functions, so node tests them directly.
+//
+// Why: a payee writes the memo of a payment request and the payer reads it right before
+// signing. Control characters (CR, ESC, other C0/C1), line/paragraph separators and format
+// characters (bidi controls, zero-width characters, BOM, U+061C) could hide or reorder what is
+// shown. The server refuses new text holding them; text already stored (older data) is shown
+// through `visible`, which turns every such character into a visible escape.
+
+/** Unicode categories refused in member-written text (REFUSED_CATEGORIES in text.py). */
+const REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}]/u;
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const ZWJ = "\u200d";
+const emojiLike = (ch) => /\p{So}/u.test(ch) || (ch.codePointAt(0) >= 0x1f000 && ch.codePointAt(0) <= 0x1faff) || ch === "\ufe0f";
+
+/** [index, character] of the first character the rule refuses, or null. ZERO WIDTH JOINER
+ * is allowed between two emoji (family and profession sequences), as on the server. */
+export function firstRefused(text) {
+  const chars = Array.from(String(text));
+  for (let i = 0; i < chars.length; i += 1) {
+    const ch = chars[i];
+    if (!REFUSED.test(ch)) continue;
+    if (ch === ZWJ && i > 0 && i < chars.length - 1 && emojiLike(chars[i - 1]) && emojiLike(chars[i + 1])) continue;
+    return [i, ch];
+  }
+  return null;
+}
+
+/** The error code for a note the server would refuse, or null: "memo_bidi" for direction
+ * marks (the message people already know), "memo_control" for any other refused character. */
+export function memoProblem(text) {
+  const bad = firstRefused(text);
+  if (!bad) return null;
+  return BIDI.test(bad[1]) ? "memo_bidi" : "memo_control";
+}
+
+const escape = (ch) => {
+  const o = ch.codePointAt(0);
+  const hex = (n, w) => o.toString(16).padStart(w, "0");
+  return o < 0x100 ? `\\x${hex(o, 2)}` : o < 0x10000 ? `\\u${hex(o, 4)}` : `\\U${hex(o, 8)}`;
+};
+
+/** Untrusted text made safe to show: every character the rule refuses becomes an escape
+ * such as `\x1b` or `\u202e`; backslashes are doubled so an escape cannot be forged. */
+export function visible(text) {
+  if (text === null || text === undefined) return "";
+  let out = "";
+  for (const ch of String(text)) out += ch === "\\" ? "\\\\" : REFUSED.test(ch) ? escape(ch) : ch;
+  return out;
+}
