@@ -64,6 +64,8 @@ ERROR_RESPONSES = {status: {"model": Error, "description": text} for status, tex
     (403, "not yours, not a treasurer, or not signed by the payer"), (404, "no such thing"),
     (409, "conflicts with what is recorded (e.g. nonce reused)"), (413, "body larger than 64 KiB"),
     (422, "well-formed but refused by the rules, or not matching the schema"),
+    (429, "too many requests from this client or for this address: wait `Retry-After` seconds"),
+    (500, "a fault of the server (e.g. integrity_violation: stored data contradicts the log)"),
     (503, "the database or the ledger writer is unavailable"))}
 
 # in this order: the web app is mounted last so every API route takes precedence
