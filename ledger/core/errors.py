@@ -112,3 +112,14 @@ class IntegrityViolation(LedgerError):
     """Stored state contradicts the log: an invariant of docs/ledger-model.md is broken."""
 
     code = "integrity_violation"
+
+
+class RateLimited(LedgerError):
+    """Too many requests from one client or for one address in a window (HTTP 429). Nothing was
+    written; `retry_after_s` says when the window ends."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))
