@@ -14,9 +14,11 @@ Who may see what (docs/api.md has the full matrix):
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
@@ -24,8 +26,10 @@ from ledger.privacy.access import Access
 from ledger.privacy.grants import Preferences
 from ledger.privacy.policy import load_policy
 from ledger.queries import Queries
+from ledger.ratelimit import RateLimits, SQLCounterStorage
 from ledger.requests import PaymentRequests
 from ledger.service import Ledger
+from ledger.sessions import MAX_CHALLENGES_PER_ADDRESS, MAX_CHALLENGES_TOTAL, Sessions
 
 from . import errors
 from .auth import SiweAuth, load_or_create_secret
@@ -37,6 +41,23 @@ from .webapp import mount_web_app
 
 MAX_BODY = 64 * 1024
 
+# Per window, counted in the database so every worker shares them (docs/api.md, "Rate limits").
+# Generous: a person never meets them; a script flooding one endpoint does.
+RATE_LIMITS = {
+    "challenge_per_client": "120/minute",   # POST /v1/auth/challenge, per client address
+    "challenge_per_address": "20/minute",   # ... per account address asked for
+    "token_per_client": "120/minute",       # POST /v1/auth/token, per client address
+    "request_per_client": "240/minute",     # POST /v1/requests, per client address
+    "request_per_payee": "60/minute",       # ... per signed-in payee
+}
+RATE_LIMIT_WHAT = {
+    "challenge_per_client": "sign-in challenges from this client",
+    "challenge_per_address": "sign-in challenges for this address",
+    "token_per_client": "sign-in attempts from this client",
+    "request_per_client": "payment requests from this client",
+    "request_per_payee": "payment requests by this payee",
+}
+
 
 @dataclass
 class Settings:
@@ -47,6 +68,9 @@ class Settings:
     anchor_contract: str | None = None
     stats_k: int = 5                # smallest group /v1/stats releases (>= the policy's minimum)
     data_policy: str | None = None  # a cooperative's own policy file (default: the shipped one)
+    rate_limits: dict[str, str] = field(default_factory=dict)  # overrides of RATE_LIMITS ("off" disables)
+    max_challenges_per_address: int = MAX_CHALLENGES_PER_ADDRESS
+    max_challenges_total: int = MAX_CHALLENGES_TOTAL
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -56,7 +80,12 @@ class Settings:
                    secret_file=os.environ.get("AYNI_SESSION_KEY_FILE", "ayni-data/session.key"),
                    anchor_contract=os.environ.get("AYNI_ANCHOR_CONTRACT") or None,
                    stats_k=int(os.environ.get("AYNI_STATS_K", "5")),
-                   data_policy=os.environ.get("AYNI_DATA_POLICY") or None)
+                   data_policy=os.environ.get("AYNI_DATA_POLICY") or None,
+                   rate_limits={name: os.environ[f"AYNI_LIMIT_{name.upper()}"] for name in RATE_LIMITS
+                                if f"AYNI_LIMIT_{name.upper()}" in os.environ},
+                   max_challenges_per_address=int(os.environ.get("AYNI_MAX_CHALLENGES_PER_ADDRESS",
+                                                                 MAX_CHALLENGES_PER_ADDRESS)),
+                   max_challenges_total=int(os.environ.get("AYNI_MAX_CHALLENGES_TOTAL", MAX_CHALLENGES_TOTAL)))
 
 
 ERROR_RESPONSES = {status: {"model": Error, "description": text} for status, text in (
@@ -78,11 +107,19 @@ def build_context(ledger: Ledger, settings: Settings) -> Context:
     if settings.stats_k < policy.statistics.minimumGroupSize:
         raise ValueError(f"stats_k {settings.stats_k} is below the policy's minimum group size "
                          f"{policy.statistics.minimumGroupSize}")
+    unknown = set(settings.rate_limits) - set(RATE_LIMITS)
+    if unknown:
+        raise ValueError(f"unknown rate limits {sorted(unknown)}; known: {sorted(RATE_LIMITS)}")
     prefs = Preferences(ledger, policy)
-    auth = SiweAuth(ledger, domain=settings.public_host, uri=settings.public_uri,
-                    secret=load_or_create_secret(settings.secret_file))
+    secret = load_or_create_secret(settings.secret_file)
+    sessions = Sessions(ledger, max_per_address=settings.max_challenges_per_address,
+                        max_total=settings.max_challenges_total)
+    auth = SiweAuth(ledger, domain=settings.public_host, uri=settings.public_uri, secret=secret, sessions=sessions)
+    limits = RateLimits(SQLCounterStorage(ledger.engine), {**RATE_LIMITS, **settings.rate_limits}, RATE_LIMIT_WHAT,
+                        client_key=hmac.new(secret, b"ayni-rate-limit-client", hashlib.sha256).digest())
     ctx = Context(ledger=ledger, settings=settings, policy=policy, prefs=prefs,
-                  access=Access(ledger, policy, prefs), auth=auth, metrics=Metrics(), queries=Queries(ledger))
+                  access=Access(ledger, policy, prefs), auth=auth, metrics=Metrics(), queries=Queries(ledger),
+                  limits=limits)
     ctx.requests = PaymentRequests(ledger, submit=lambda sub: ctx.committer().submit(sub))
     return ctx
 

@@ -10,6 +10,7 @@ from ledger.privacy.access import Access
 from ledger.privacy.grants import Preferences
 from ledger.privacy.policy import Policy
 from ledger.queries import Queries
+from ledger.ratelimit import RateLimits
 from ledger.requests import PaymentRequests
 from ledger.service import Ledger
 
@@ -27,6 +28,7 @@ class Context:
     auth: SiweAuth
     metrics: Metrics
     queries: Queries
+    limits: RateLimits
     requests: PaymentRequests | None = None
     _committer: GroupCommitter | None = field(default=None, repr=False)
 

@@ -54,3 +54,9 @@ def only_self(p: Principal, address: str, what: str) -> None:
 
 def account_address(address: str) -> str:
     return normalize_address(address, what="account")
+
+
+def client_of(request: Request, ctx: Context = Depends(context)) -> str:
+    """A pseudonym of the calling client's address, for per-client rate limits. Behind a TLS
+    proxy, run uvicorn with --proxy-headers/--forwarded-allow-ips so this is the real client."""
+    return ctx.limits.client(request.client.host if request.client else None)

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.core.errors import LedgerError
+from ledger.core.errors import LedgerError, RateLimited
 
 STATUS = {
     # malformed input
@@ -54,7 +54,7 @@ def install(app: FastAPI) -> None:
         status = status_for(exc.code)
         if exc.code == "integrity_violation":
             log.error("%s %s: %s: %s", request.method, request.url.path, exc.code, exc.message)
-        headers = getattr(exc, "headers", None)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

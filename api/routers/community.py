@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from ledger.core.addresses import normalize_address
 from ledger.core.typed_data import EIP712_TYPES
 
 from ..context import Context
-from ..deps import context
+from ..deps import client_of, context
 from ..schemas import ChallengeIn, TokenIn
 
 community_router = APIRouter(tags=["community"])
@@ -26,10 +27,14 @@ def community(ctx: Context = Depends(context)):
 
 
 @auth_router.post("/v1/auth/challenge")
-def challenge(body: ChallengeIn, ctx: Context = Depends(context)):
-    return ctx.auth.challenge(body.address)
+def challenge(body: ChallengeIn, ctx: Context = Depends(context), client: str = Depends(client_of)):
+    ctx.limits.hit("challenge_per_client", client)
+    address = normalize_address(body.address)
+    ctx.limits.hit("challenge_per_address", address)
+    return ctx.auth.challenge(address)
 
 
 @auth_router.post("/v1/auth/token")
-def token(body: TokenIn, ctx: Context = Depends(context)):
+def token(body: TokenIn, ctx: Context = Depends(context), client: str = Depends(client_of)):
+    ctx.limits.hit("token_per_client", client)
     return ctx.auth.sign_in(body.message, body.signature)

@@ -10,7 +10,7 @@ from ledger.core.addresses import normalize_address
 from ledger.core.typed_data import _int_amount
 
 from ..context import Context
-from ..deps import context, signed_in
+from ..deps import client_of, context, signed_in
 from ..schemas import RequestIn
 
 router = APIRouter(tags=["requests"])
@@ -23,7 +23,10 @@ def request_view(r) -> dict:
 
 
 @router.post("/v1/requests", status_code=201)
-def create_request(body: RequestIn, p=Depends(signed_in), ctx: Context = Depends(context)):
+def create_request(body: RequestIn, p=Depends(signed_in), ctx: Context = Depends(context),
+                   client: str = Depends(client_of)):
+    ctx.limits.hit("request_per_client", client)
+    ctx.limits.hit("request_per_payee", p.address)
     r = ctx.requests.create(payee=p.address, payer=normalize_address(body.payer, what="payer"),
                             currency=body.currency, amount=_int_amount(body.amount), memo=body.memo,
                             expires_in_s=body.expiresInSeconds)
