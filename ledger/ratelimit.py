@@ -43,6 +43,9 @@ class SQLCounterStorage(Storage):
     def base_exceptions(self):
         return S.DATABASE_ERRORS
 
+    def _reader(self):
+        return self.engine.connect().execution_options(ayni_readonly=True)  # SQLite: no write lock
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
@@ -55,16 +58,16 @@ class SQLCounterStorage(Storage):
             return S.incr_counter(conn, key, amount=amount, now_ms=now, window_ms=int(expiry * 1000))
 
     def get(self, key: str) -> int:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return S.read_counter(conn, key, self._now_ms())[0]
 
     def get_expiry(self, key: str) -> float:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return S.read_counter(conn, key, self._now_ms())[1] / 1000
 
     def check(self) -> bool:
         try:
-            with self.engine.connect() as conn:
+            with self._reader() as conn:
                 S.read_counter(conn, "", 0)
             return True
         except S.DATABASE_ERRORS:

@@ -60,7 +60,7 @@ class Sessions:
 
     def account(self, address: str, epoch: int) -> SessionAccount | None:
         """The account behind a session of `epoch`, and whether that session was revoked."""
-        with self.ledger.engine.connect() as conn:
+        with self.ledger.engine.connect().execution_options(ayni_readonly=True) as conn:  # no write lock
             found = S.session_account(conn, address, epoch)
         if found is None:
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from ledger.core import errors as E
+from ledger.privacy import visibility
 from ledger.privacy.access import ALL
 
 from ..context import Context
@@ -66,14 +67,11 @@ def receipt(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose), ctx:
 
 
 def entry_subjects(ctx: Context, seq: int) -> list[str]:
-    """Whose data the entry at `seq` is: a transfer's two parties, an account entry's
-    account (OpenAccount, SetLimit, SetStatus), every member for the community's genesis;
-    [] when there is no such entry."""
-    v = ctx.queries.transfer(seq)
-    if v is not None:
-        return [v.payer, v.payee]
+    """Whose data the entry at `seq` is (ledger.privacy.visibility.entry_subjects); [] when
+    there is no such entry."""
     if not 1 <= seq <= ctx.ledger.head()[0]:
         return []
     entries, _ = ctx.queries.log(after_seq=seq - 1, limit=1)
-    account = entries[0].body.get("account") if entries and entries[0].seq == seq else None
-    return [account] if isinstance(account, str) else [ALL] if entries else []
+    if not entries or entries[0].seq != seq:
+        return []
+    return visibility.entry_subjects(entries[0].kind, entries[0].body)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from ledger.core import errors as E
 from ledger.core.addresses import normalize_address
 from ledger.core.typed_data import _int_amount
+from ledger.privacy.visibility import may_read_request
 
 from ..context import Context
 from ..deps import client_of, context, signed_in
@@ -44,7 +45,7 @@ def list_requests(p=Depends(signed_in), direction: str = Query("incoming", patte
 @router.get("/v1/requests/{request_id}")
 def get_request(request_id: str, p=Depends(signed_in), ctx: Context = Depends(context)):
     r = ctx.requests.get(request_id)
-    if p.address not in (r.payer, r.payee):
+    if not may_read_request(p.address, r.payer, r.payee):
         raise E.LedgerError("only the payer and the payee may read a payment request", code="forbidden")
     return request_view(r)
 

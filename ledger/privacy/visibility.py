@@ -24,3 +24,20 @@ def memo_visible(reader: str, payer: str, payee: str, seen: set[str] | None,
     if seen is None or "memos" not in seen:
         return False
     return counterparties_allowing is None or bool({payer, payee} & counterparties_allowing)
+
+
+def may_read_request(reader: str, payer: str, payee: str) -> bool:
+    """A payment request is read by its two parties only (no purpose opens it to others)."""
+    return is_party(reader, payer, payee)
+
+
+EVERY_MEMBER = "*"  # ledger.privacy.access.ALL: an entry about the community, not one member
+
+
+def entry_subjects(kind: str, body: dict) -> list[str]:
+    """Whose data a log entry is: a transfer's payer and payee, an account entry's account
+    (opened, limit set, status changed), every member for anything else (the genesis)."""
+    if kind == "transfer.posted":
+        return [body["payer"], body["payee"]]
+    account = body.get("account")
+    return [account] if isinstance(account, str) else [EVERY_MEMBER]
