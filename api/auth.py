@@ -80,7 +80,7 @@ class Forbidden(LedgerError):
 @dataclass(frozen=True)
 class Principal:
     address: str      # EIP-55 checksummed
-    role: str         # the ledger's current role: member | shop | treasurer | system
+    role: str         # the ledger's current role: member | shop | treasurer | system | auditor
     expires_at: int   # token expiry, unix seconds
     epoch: int = field(default=0, compare=False)  # the log's head seq at sign-in
 
