@@ -6,8 +6,8 @@ Who may see what (docs/api.md has the full matrix):
 - a member sees their own balances, history and requests, never another member's;
 - a shop is a member for this purpose: payments to it are its own history;
 - anyone else reading a member's data names a purpose (`Ayni-Purpose` header): a declared
-  essential purpose for their role (a treasurer's `reconciliation` sees the log and balances,
-  never a memo) or the member's own grant; every such read goes to the member's access log
+  essential purpose for their role (a treasurer's `reconciliation` or an auditor's `audit` sees
+  the log and balances, never a memo) or the member's own grant; every such read goes to the member's access log
   (ledger/privacy, docs/privacy.md);
 - anyone may post a signed action: the EIP-712 signature is the authorisation.
 """
