@@ -24,13 +24,17 @@ Flow:
 3. `authenticate(token)` verifies the bearer token statelessly (HMAC-SHA256 with the
    server secret), then re-reads the account from the ledger on every call: a frozen,
    closed or vanished account is refused at once (Forbidden) and the role returned is
-   the ledger's current role, not the one in the token.
+   the ledger's current role, not the one in the token; a token issued before the
+   account's last status change (its session epoch, ledger/sessions.py) is refused for
+   good (AuthError), so unfreezing an account does not revive the sessions freezing ended.
 
 Tokens are `v1.<base64url(JSON payload)>.<base64url(HMAC-SHA256(secret, "ayni-token." +
 "v1." + payload_b64))>`, payload `{"a": address, "r": role at sign-in, "e": expiry unix
-s, "n": 8 random bytes hex}`. They cannot be revoked one by one before expiry (keep the
-TTL short); freezing the account or rotating the secret file ends every session.
-Expired challenges are deleted whenever a new challenge is issued.
+s, "s": the log's head seq at sign-in (the session epoch), "n": 8 random bytes hex}`. They
+cannot be revoked one by one before expiry (keep the TTL short); a status change of the
+account (freeze, close) or rotating the secret file ends every session.
+Challenges are stored by ledger/sessions.py: bounded per address and in total, expired ones
+deleted whenever a new challenge is issued.
 """
 from __future__ import annotations
 
@@ -46,17 +50,15 @@ import secrets
 import stat
 import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import delete, insert, select, update
-
 from ledger.core.addresses import normalize_address
+from ledger.core.eip191 import personal_sign_digest
 from ledger.core.errors import InvalidAddress, LedgerError
-from ledger.core.hashing import keccak256
 from ledger.core.typed_data import recover_signer
-from ledger.store.auth_tables import auth_challenges
+from ledger.sessions import Sessions
 
 __all__ = ["AuthError", "Forbidden", "Principal", "SiweAuth", "load_or_create_secret",
            "personal_sign_digest", "DEFAULT_STATEMENT", "TOKEN_PREFIX"]
@@ -78,8 +80,9 @@ class Forbidden(LedgerError):
 @dataclass(frozen=True)
 class Principal:
     address: str      # EIP-55 checksummed
-    role: str         # the ledger's current role: member | shop | treasurer | system
+    role: str         # the ledger's current role: member | shop | treasurer | system | auditor
     expires_at: int   # token expiry, unix seconds
+    epoch: int = field(default=0, compare=False)  # the log's head seq at sign-in
 
 
 DEFAULT_STATEMENT = "Sign in to Ayni. This costs nothing and moves no money."
@@ -119,13 +122,6 @@ def _b64e(data: bytes) -> str:
 
 def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def personal_sign_digest(message: str) -> bytes:
-    """EIP-191 version 0x45: keccak256("\\x19Ethereum Signed Message:\\n" + len + message),
-    with the length in bytes of the UTF-8 message (what wallets' personal_sign hash)."""
-    data = message.encode("utf-8")
-    return keccak256(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode("ascii") + data)
 
 
 def _single_line(value: str, what: str) -> str:
@@ -169,7 +165,7 @@ def load_or_create_secret(path: str | os.PathLike) -> bytes:
 class SiweAuth:
     def __init__(self, ledger, *, domain: str, uri: str, secret: bytes, token_ttl_s: int = 900,
                  challenge_ttl_s: int = 300, statement: str = DEFAULT_STATEMENT,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, sessions: Sessions | None = None):
         """`domain` is the RFC 3986 authority the user sees (e.g. "ayni.example.org" or
         "127.0.0.1:8000"), `uri` the resource signed in to (e.g. "https://ayni.example.org");
         `clock` returns unix seconds (tests inject it). Misconfiguration raises ValueError."""
@@ -190,6 +186,7 @@ class SiweAuth:
         self.token_ttl_s = token_ttl_s
         self.challenge_ttl_s = challenge_ttl_s
         self.clock = clock
+        self.sessions = sessions or Sessions(ledger)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -221,10 +218,7 @@ class SiweAuth:
         expires_at = now + self.challenge_ttl_s
         nonce = "".join(secrets.choice(_ALPHANUM) for _ in range(NONCE_LENGTH))
         message = self.message_text(address, nonce, now, expires_at)  # reads genesis before writing
-        with self.ledger.engine.begin() as conn:
-            conn.execute(delete(auth_challenges).where(auth_challenges.c.expires_at <= now))
-            conn.execute(insert(auth_challenges).values(
-                nonce=nonce, address=address, issued_at=now, expires_at=expires_at, used_at=None))
+        self.sessions.store_challenge(nonce=nonce, address=address, issued_at=now, expires_at=expires_at)
         return {"message": message, "nonce": nonce, "expiresAt": _iso(expires_at)}
 
     # -- sign in -------------------------------------------------------------------
@@ -293,29 +287,23 @@ class SiweAuth:
             raise AuthError(f"bad signature: {exc.message}") from None
         if signer != m["address"]:
             raise AuthError(f"the message was signed by {signer}, not by {m['address']}")
+        epoch = self.sessions.epoch()  # before the status check: a racing freeze comes after it
         account = self.ledger.account(m["address"])
         if account is None:
             raise Forbidden(f"{m['address']} has no account in this community")
         if account.status != _ACTIVE:
             raise Forbidden(f"account {m['address']} is {account.status}")
-        c = auth_challenges.c
-        with self.ledger.engine.begin() as conn:
-            consumed = conn.execute(
-                update(auth_challenges)
-                .where(c.nonce == m["nonce"], c.address == m["address"], c.used_at.is_(None),
-                       c.issued_at == m["issued_at"], c.expires_at == m["expires_at"], c.expires_at > now)
-                .values(used_at=now)).rowcount
-            if consumed != 1:
-                row = conn.execute(select(auth_challenges).where(c.nonce == m["nonce"])).first()
-        if consumed != 1:
-            raise AuthError(self._why_not(row, m, now))
+        refused = self.sessions.consume_challenge(nonce=m["nonce"], address=m["address"], issued_at=m["issued_at"],
+                                                  expires_at=m["expires_at"], now=now)
+        if refused is not None:
+            raise AuthError(self._why_not(refused, m, now))
         expires_at = now + self.token_ttl_s
-        return {"token": self._mint(account.address, account.role, expires_at), "address": account.address,
+        return {"token": self._mint(account.address, account.role, expires_at, epoch), "address": account.address,
                 "role": account.role, "expiresAt": _iso(expires_at)}
 
     @staticmethod
     def _why_not(row, m: dict, now: int) -> str:
-        if row is None:
+        if not row:
             return "no such sign-in challenge (unknown nonce, or expired and removed); ask for a new one"
         if row.address != m["address"]:
             return "this challenge was issued for another address"
@@ -332,8 +320,8 @@ class SiweAuth:
         return hmac.new(self._secret, _TOKEN_MAC_CONTEXT + f"{TOKEN_PREFIX}.{payload_b64}".encode("ascii"),
                         hashlib.sha256).digest()
 
-    def _mint(self, address: str, role: str, expires_at: int) -> str:
-        payload = json.dumps({"a": address, "r": role, "e": expires_at, "n": secrets.token_hex(8)},
+    def _mint(self, address: str, role: str, expires_at: int, epoch: int) -> str:
+        payload = json.dumps({"a": address, "r": role, "e": expires_at, "s": epoch, "n": secrets.token_hex(8)},
                              separators=(",", ":"), sort_keys=True).encode("ascii")
         payload_b64 = _b64e(payload)
         return f"{TOKEN_PREFIX}.{payload_b64}.{_b64e(self._mac(payload_b64))}"
@@ -354,10 +342,10 @@ class SiweAuth:
             raise AuthError("bearer token signature is invalid (tampered, or from another server)")
         try:
             payload = json.loads(_b64d(payload_b64))
-            address, expires_at = payload["a"], payload["e"]
+            address, expires_at, epoch = payload["a"], payload["e"], payload["s"]
         except (binascii.Error, ValueError, TypeError, KeyError):
-            raise AuthError("malformed bearer token") from None
-        if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+            raise AuthError("malformed bearer token (sign in again)") from None
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in (expires_at, epoch)):
             raise AuthError("malformed bearer token")
         try:
             if normalize_address(address) != address:
@@ -366,9 +354,13 @@ class SiweAuth:
             raise AuthError("malformed bearer token") from None
         if expires_at <= self._now():
             raise AuthError(f"bearer token expired at {_iso(expires_at)}; sign in again")
-        account = self.ledger.account(address)
-        if account is None:
+        session = self.sessions.account(address, epoch)
+        if session is None:
             raise Forbidden(f"{address} has no account in this community")
+        account = session.account
         if account.status != _ACTIVE:
             raise Forbidden(f"account {address} is {account.status}")
-        return Principal(address=account.address, role=account.role, expires_at=expires_at)
+        if session.revoked:
+            raise AuthError("this session ended when the account's status changed (frozen or closed "
+                            "since sign-in); sign in again")
+        return Principal(address=account.address, role=account.role, expires_at=expires_at, epoch=epoch)

@@ -1,15 +1,20 @@
-"""Every client fault as JSON `{"error": {"code", "message"}}` with the right 4xx.
+"""Every error as JSON `{"error": {"code", "message"}}`: a client fault with the right 4xx, a
+server fault with 5xx.
 
 The code is the ledger's own (ledger.core.errors), so a client branches on the same
-strings whether it talks to the API, reads a CLI's --json, or replays the log."""
+strings whether it talks to the API, reads a CLI's --json, or replays the log.
+`integrity_violation` means the stored data contradicts the log: the server's fault, never the
+client's, so it is a 500 (with its code, so an operator can grep for it) and logged as an error."""
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.core.errors import LedgerError
+from ledger.core.errors import LedgerError, RateLimited
 
 STATUS = {
     # malformed input
@@ -28,8 +33,11 @@ STATUS = {
     "credit_limit_exceeded": 422, "ceiling_exceeded": 422, "same_payer_payee": 422,
     "unknown_currency": 422, "account_not_active": 422, "expired": 422, "balance_overflow": 422,
     "request_expired": 422, "request_mismatch": 422,
-    "payload_too_large": 413, "not_initialised": 503, "unavailable": 503,
+    "payload_too_large": 413, "rate_limited": 429,
+    # the server's own faults
+    "integrity_violation": 500, "not_initialised": 503, "unavailable": 503,
 }
+log = logging.getLogger("ayni.api")
 
 
 def error_body(code: str, message: str) -> dict:
@@ -42,8 +50,12 @@ def status_for(code: str) -> int:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
-    async def _ledger(_: Request, exc: LedgerError):
-        return JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc.code))
+    async def _ledger(request: Request, exc: LedgerError):
+        status = status_for(exc.code)
+        if exc.code == "integrity_violation":
+            log.error("%s %s: %s: %s", request.method, request.url.path, exc.code, exc.message)
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
@@ -60,6 +72,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):  # a bug: say so without leaking internals
+    async def _unexpected(request: Request, exc: Exception):  # a bug: say so without leaking internals
+        log.error("%s %s: internal_error", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "the server failed; nothing was acknowledged"),
                             status_code=500)

@@ -1,15 +1,19 @@
 """Request bodies (validated at the edge with pydantic) and the examples OpenAPI shows.
 
 Numbers that can exceed 2**53 (nonces, validUntil) travel as decimal strings; amounts
-may be either (they never exceed 2**53 - 1). See docs/typed-data.md."""
+may be either (they never exceed 2**53 - 1). See docs/typed-data.md.
+
+Strict at the edge: a JSON number with a fraction or an exponent (`11.0`, `1.15e18`) is not an
+integer, even when its value is whole. pydantic's lax mode would round it into one; money and
+nonces must arrive exactly as signed, so such a body is refused with `invalid_input` (422)."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 ZERO32 = "0x" + "00" * 32
-Uint = int | str
+Uint = StrictInt | StrictStr
 
 
 class Strict(BaseModel):
@@ -66,7 +70,7 @@ class RequestIn(Strict):
     currency: str
     amount: Uint
     memo: str | None = Field(None, max_length=500)
-    expiresInSeconds: int = Field(86_400, ge=60, le=90 * 86_400)
+    expiresInSeconds: StrictInt = Field(86_400, ge=60, le=90 * 86_400)
 
 
 class ErrorDetail(Strict):

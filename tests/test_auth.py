@@ -310,7 +310,11 @@ def test_frozen_account_loses_access_at_once(auth, community):
         auth.sign_in(ch["message"], sign(ch["message"], community.keys["alice"]))
     community.ledger.submit(signing.set_status(community.treasurer_key, community.domain,
                                                account=alice, status="active"))
-    assert auth.authenticate(token).address == alice  # unfrozen: the unexpired token works again
+    # defect 13.7: freezing ended that session for good; unfreezing does not revive it
+    with pytest.raises(AuthError, match="session ended"):
+        auth.authenticate(token)
+    fresh = sign_in_as(auth, community, "alice")["token"]  # a new sign-in works
+    assert auth.authenticate(fresh).address == alice
 
 
 def test_closed_account_loses_access(auth, community):
@@ -367,14 +371,16 @@ def test_mac_valid_but_malformed_payload_is_an_auth_error(auth, community):
 
     for raw in (b"not json", b"[]", b"{}", b'{"a": 1, "e": 99999999999}', b'{"a": "x"}',
                 b'{"a": "x", "e": 99999999999}', b'{"a": "0x0000000000000000000000000000000000000000", "e": true}',
-                b'{"a": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "e": 99999999999}',  # not checksummed
+                b'{"a": "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", "e": 99999999999, "s": 0}',  # not checksummed
+                b'{"a": "0x0000000000000000000000000000000000000000", "e": 99999999999}',  # no session epoch
+                b'{"a": "0x0000000000000000000000000000000000000000", "e": 99999999999, "s": -1}',
                 b"\xff\xfe"):
         with pytest.raises(AuthError) as info:
             auth.authenticate(token_for(raw))
         assert type(info.value) is AuthError, raw
     # well-formed, but nobody's account: 403
     with pytest.raises(Forbidden):
-        auth.authenticate(token_for(b'{"a": "0x0000000000000000000000000000000000000000", "e": 99999999999}'))
+        auth.authenticate(token_for(b'{"a": "0x0000000000000000000000000000000000000000", "e": 99999999999, "s": 0}'))
 
 
 # -- garbage never escapes as another exception type ----------------------------------------

@@ -206,3 +206,14 @@ class InsecureStorage(LedgerError):
     refuses to start on it until its mode is fixed."""
 
     code = "insecure_storage"  # HTTP 500 (a server-side fault; raised at start-up)
+
+
+class RateLimited(LedgerError):
+    """Too many requests from one client or for one address in a window (HTTP 429). Nothing was
+    written; `retry_after_s` says when the window ends."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))

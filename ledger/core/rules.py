@@ -123,3 +123,9 @@ def check_set_status(a: SetStatus, account: AccountState | None, signer: str,
             raise E.InvalidTransition(
                 f"account {a.account} cannot close with non-zero balances {owing}: settle first, "
                 "because closing must not make credit vanish from the community")
+
+
+def can_spend(position: Position) -> int:
+    """How much the account may still pay in this currency: its balance down to -credit_limit
+    (never negative). The room check_transfer's credit-limit rule leaves."""
+    return max(0, position.balance + position.credit_limit)

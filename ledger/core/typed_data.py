@@ -320,3 +320,31 @@ __all__ = [
     "recover_signer", "sign_action", "sign_digest", "address_of_key", "full_message",
     "parse_signature", "MAX_AMOUNT", "ROLES", "STATUSES", "EIP712_TYPES",
 ]
+
+
+def action_from_message(primary_type: object, message: object) -> Action:
+    """The action a wallet signed, from its EIP-712 primary type and message (the inverse of
+    `Action.message()`, as `POST /v1/admin/actions` receives it). Values are checked by each
+    type's `create`; a missing or mistyped field is InvalidInput naming it."""
+    if not isinstance(message, dict):
+        raise InvalidInput(f"{primary_type} message must be an object")
+    m = message
+    try:
+        common = {"nonce": m["nonce"], "valid_until": m["validUntil"]}
+        if primary_type == "Transfer":
+            return Transfer.create(payer=m["payer"], payee=m["payee"], currency=m["currency"],
+                                   amount=m["amount"], memo_hash=m.get("memoHash", ZERO32),
+                                   request_id=m.get("requestId", ZERO32), **common)
+        if primary_type == "OpenAccount":
+            return OpenAccount.create(account=m["account"], role=m["role"], **common)
+        if primary_type == "SetLimit":
+            has_ceiling = m.get("hasCeiling", False)
+            if not isinstance(has_ceiling, bool):
+                raise InvalidInput("SetLimit hasCeiling must be true or false")
+            return SetLimit.create(account=m["account"], currency=m["currency"], credit_limit=m["creditLimit"],
+                                   ceiling=m["ceiling"] if has_ceiling else None, **common)
+        if primary_type == "SetStatus":
+            return SetStatus.create(account=m["account"], status=m["status"], **common)
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(f"{primary_type} message is missing or mistypes {exc}") from None
+    raise InvalidInput(f"{primary_type!r} is not a type of signed action")
