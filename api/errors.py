@@ -25,17 +25,20 @@ STATUS = {
     "purpose_required": 403, "purpose_not_allowed": 403,
     # what does not exist
     "unknown_account": 404, "unknown_entry": 404, "unknown_request": 404, "not_found": 404,
-    "not_anchored": 404,
+    "not_anchored": 404, "unknown_alliance": 404, "unknown_payment": 404,
+    "wrong_node_signature": 403,
     # conflicts with what is already recorded
     "nonce_reused": 409, "account_exists": 409, "already_initialised": 409, "invalid_transition": 409,
-    "request_not_open": 409, "request_already_paid": 409,
+    "request_not_open": 409, "request_already_paid": 409, "write_conflict": 409,
+    "payment_already_decided": 409, "stale_node_message": 409,
     # well-formed, but the rules refuse it
     "credit_limit_exceeded": 422, "ceiling_exceeded": 422, "same_payer_payee": 422,
     "unknown_currency": 422, "account_not_active": 422, "expired": 422, "balance_overflow": 422,
     "request_expired": 422, "request_mismatch": 422,
+    "alliance_not_active": 422, "rate_mismatch": 422, "peer_limit_reached": 422,
     "payload_too_large": 413, "rate_limited": 429,
     # the server's own faults
-    "integrity_violation": 500, "not_initialised": 503, "unavailable": 503,
+    "integrity_violation": 500, "insecure_storage": 500, "not_initialised": 503, "unavailable": 503,
 }
 log = logging.getLogger("ayni.api")
 
@@ -52,7 +55,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError):
         status = status_for(exc.code)
-        if exc.code == "integrity_violation":
+        if status >= 500:
             log.error("%s %s: %s: %s", request.method, request.url.path, exc.code, exc.message)
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
