@@ -1,11 +1,8 @@
 """A real `ayni serve` process on a free loopback port, over real HTTP."""
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,15 +14,10 @@ from ledger import signing
 from ledger.core.typed_data import address_of_key
 from ledger.service import Ledger
 
+from .servers import ServerNotReady, free_port, stop_group, wait_ready
 from .test_api import transfer_body
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -42,22 +34,13 @@ def server(db_url, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"ayni serve did not become ready: {proc.stderr.read() if proc.poll() is not None else ''}")
-    yield base, ledger, treasurer
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        wait_ready(base, proc)
+    except ServerNotReady as exc:
+        stop_group(proc)
+        pytest.fail(f"{exc}: {proc.stderr.read()}")
+    yield base, ledger, treasurer
+    stop_group(proc)
     ledger.engine.dispose()
 
 
