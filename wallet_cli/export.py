@@ -162,10 +162,15 @@ def commodity(cur: Currency) -> str:
     return f"{cur.code}-MIN" if cur.style == "time" else cur.code
 
 
-def bean_amount(cur: Currency, minor: int) -> str:
-    if cur.style == "time":
-        return f"{minor} {commodity(cur)}"
-    return f"{Decimal(minor).scaleb(-cur.decimals):f} {commodity(cur)}"
+def bean_amount(cur: Currency, minor: int, *, exact: bool = False) -> str:
+    """`exact`: a balance assertion with zero tolerance. Beancount otherwise tolerates half
+    the last digit's unit either way (and 1 unit for 2-decimal amounts), so an edit of one
+    cent would pass bean-check; the books are integers and must match to the minor unit."""
+    number = str(minor) if cur.style == "time" else f"{Decimal(minor).scaleb(-cur.decimals):f}"
+    if exact:
+        zero = "0" if cur.style == "time" or cur.decimals == 0 else f"{Decimal(0).scaleb(-cur.decimals):f}"
+        return f"{number} ~ {zero} {commodity(cur)}"
+    return f"{number} {commodity(cur)}"
 
 
 def account_name(currency: str, address: str) -> str:
@@ -214,7 +219,7 @@ def write_beancount(books: Books, out) -> int:
         for address, code in accounts:
             if books.opened[address] <= upto:
                 w(f"{nxt} balance {account_name(code, address)}  "
-                  f"{bean_amount(cur_of[code], balances.get((address, code), 0))}\n")
+                  f"{bean_amount(cur_of[code], balances.get((address, code), 0), exact=True)}\n")
         w("\n")
 
     postings = books.postings
