@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ledger.core.hashing import keccak256
+from .hashing import keccak256
 
 UINT64_MAX = 2**64 - 1
 GENESIS_TAG = "Ayni.Anchor.v1"
