@@ -210,7 +210,7 @@ class AnchorChain(AnchorReader):
         except Exception:  # noqa: BLE001 - malformed revert payload: keep the name
             return name, {}
         return name, {
-            k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in zip(names, values, strict=True)
+            k: (hex0x(v) if isinstance(v, bytes) else v) for k, v in zip(names, values, strict=True)
         }
 
     # ------------------------------------------------------------------ deploying

@@ -30,6 +30,7 @@ from web3.exceptions import (
 )
 
 from ledger.core.accumulator import accumulate, genesis
+from ledger.core.codec import hex0x
 from ledger.core.hashing import keccak256
 
 from .chain_types import AnchoredEvent, ChainError, ChainUnavailable, WrongContract
@@ -87,7 +88,7 @@ def norm_hash(tx_hash: str | bytes) -> str:
             raise ValueError(f"not a transaction hash: {tx_hash!r}") from None
     if len(raw) != 32:
         raise ValueError(f"not a transaction hash: {tx_hash!r}")
-    return "0x" + raw.hex()
+    return hex0x(raw)
 
 
 class AnchorReader:
