@@ -351,7 +351,8 @@ def main() -> None:
         err.print(f"[red]database error:[/] {str(exc).splitlines()[0]}")
         sys.exit(2)
     except Exception as exc:  # chain adapter faults carry a code; anything else is a bug
-        if hasattr(exc, "code") and type(exc).__module__.startswith("ledger.chain"):
+        from .chain.errors import ChainError  # the reader's and the writer's faults alike
+        if isinstance(exc, ChainError):
             err.print(f"[red]error:[/] {exc.code}: {exc}")
             sys.exit(1)
         raise
