@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from ledger.core.text import visible
 from ledger.core.typed_data import OpenAccount, SetLimit, SetStatus, sign_action
 
 from .client import open_client
@@ -34,7 +35,7 @@ def _submit(api, key, password_file, as_json: bool, build, describe) -> None:
         typer.echo(json.dumps({**posted, "action": body["type"], "message": message}))
     else:
         again = " (already recorded: a resend)" if posted.get("duplicate") else ""
-        typer.echo(f"{describe(community, action)}: entry {posted['seq']}{again}")
+        typer.echo(visible(f"{describe(community, action)}: entry {posted['seq']}{again}"))
 
 
 def _common() -> dict:

@@ -156,8 +156,8 @@ def _send_transfer(api: ApiClient, body: dict, community: Community, as_json: bo
         typer.echo(json.dumps({**posted, "transfer": t}))
         return
     again = " (already recorded: this was a resend of the same signed transfer)" if posted.get("duplicate") else ""
-    typer.echo(f"paid {_fmt(community, t['currency'], t['amount'])} {t['currency']} to {t['payee']}: "
-               f"entry {posted['seq']}, digest {posted['digest']}{again}")
+    typer.echo(visible(f"paid {_fmt(community, t['currency'], t['amount'])} {t['currency']} to {t['payee']}: "
+                       f"entry {posted['seq']}, digest {posted['digest']}{again}"))
 
 
 @handled

@@ -64,14 +64,14 @@ def verify(receipt: Path = typer.Argument(..., help="Receipt JSON (`ayni-wallet 
     cfg = load_config(chain_url=chain, anchor_contract=contract, chain_id=chain_id)
     trust = TrustRoot(contract=cfg.anchor_contract, anchor_chain_id=cfg.anchor_chain_id, chain_id=cfg.chain_id,
                       community_salt=cfg.community_salt)
-    if trust.contract is None or trust.anchor_chain is None:
-        fail(HOW_TO_PIN, 2)
     try:
         doc = json.loads(receipt.read_text())
     except OSError as exc:
         fail(f"cannot read {receipt}: {exc.strerror}", 2)
     except ValueError as exc:
         fail(f"{receipt} is not JSON: {exc}", 2)
+    if trust.contract is None or trust.anchor_chain is None:
+        fail(HOW_TO_PIN, 2)
     if not cfg.chain_url:
         fail("give --chain URL (or AYNI_CHAIN_URL): a node of the community's anchoring chain", 2)
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger.core.accumulator import accumulate, genesis, replay
+from ledger.core.accumulator import accumulate, genesis
 from ledger.chain.errors import (
     AnchorReverted,
     BadKeystore,
@@ -37,7 +37,6 @@ __all__ = [
     "WrongContract",
     "accumulate",
     "genesis",
-    "replay",
 ]
 
 

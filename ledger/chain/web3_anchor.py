@@ -31,9 +31,9 @@ from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
 
 from ledger.chain.errors import AnchorReverted, ChainError, InsufficientFunds
 from ledger.chain.types import TxStatus
-from ledger.core.accumulator import UINT64_MAX
 from ledger.core.codec import hex0x
 from ledger.core.hashing import keccak256
+from ledger.core.typed_data import UINT64_MAX
 from ledger.verify.anchor_reader import CONNECTION_ERRORS, AnchorReader, ContractLogicError, norm_hash, short
 
 try:  # eth-tester is a dependency (embedded chain), but keep JSON-RPC usable without it
