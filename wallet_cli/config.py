@@ -118,6 +118,7 @@ _ENV = {"api_url": "AYNI_API_URL", "keystore": "AYNI_KEYSTORE", "keys_dir": "AYN
         "anchor_chain_id": "AYNI_ANCHOR_CHAIN_ID", "currency": "AYNI_CURRENCY",
         "receipts_dir": "AYNI_RECEIPTS_DIR", "timeout": "AYNI_HTTP_TIMEOUT"}
 _PATHS = ("keys_dir", "password_file", "receipts_dir")
+_HEX_PINS = {"anchor_contract": r"0x[0-9a-fA-F]{40}", "community_salt": r"0x[0-9a-fA-F]{64}"}
 
 
 def load_config(**flags) -> WalletConfig:
@@ -142,9 +143,9 @@ def load_config(**flags) -> WalletConfig:
         try:
             if name in _PATHS:
                 value = Path(os.path.expanduser(str(value)))
-            elif name == "anchor_contract":
+            elif name in _HEX_PINS:
                 value = str(value)
-                if not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
+                if not re.fullmatch(_HEX_PINS[name], value):
                     raise ValueError
             elif name in ("chain_id", "anchor_chain_id"):
                 value = int(value)
