@@ -14,7 +14,7 @@ from ledger.chain.keys import write_keystore
 from ledger.core.typed_data import address_of_key
 from ledger.service import Ledger
 
-from .hardhat_node import HARDHAT_KEYS, hardhat_node
+from .hardhat_node import HARDHAT_CHAIN_ID, HARDHAT_KEYS, hardhat_node
 
 BIN = Path(sys.executable).parent
 
@@ -72,18 +72,19 @@ def test_deploy_anchor_receipt_verify_over_json_rpc(node, coop):
     r = run("ayni", "receipt", "7", "--db", coop["url"], "--contract", contract, "--out", receipt)
     assert r.returncode == 0, r.stderr
     assert "Don Julio" not in receipt.read_text()
-    ok = run("ayni-wallet", "verify", receipt, "--chain", node)
+    pins = ["--contract", contract, "--chain-id", HARDHAT_CHAIN_ID]  # the community's, as it publishes them
+    ok = run("ayni-wallet", "verify", receipt, "--chain", node, *pins)
     assert ok.returncode == 0 and ok.stdout.startswith("OK: entry 7"), ok.stderr
 
     doc = json.loads(receipt.read_text())
     doc["entry"]["body"]["amount"] = 1500
     edited = coop["tmp"] / "edited.json"
     edited.write_text(json.dumps(doc))
-    bad = run("ayni-wallet", "verify", edited, "--chain", node)
+    bad = run("ayni-wallet", "verify", edited, "--chain", node, *pins)
     assert bad.returncode == 1 and "FAILED" in bad.stderr and "Traceback" not in bad.stderr
 
     other = deploy(node, coop)  # a contract where this batch was never anchored
-    wrong = run("ayni-wallet", "verify", receipt, "--chain", node, "--contract", other)
+    wrong = run("ayni-wallet", "verify", receipt, "--chain", node, "--contract", other, "--chain-id", HARDHAT_CHAIN_ID)
     assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
 
     # more entries, anchored in the next run; the first batches are not sent again

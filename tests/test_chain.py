@@ -32,6 +32,8 @@ from ledger.chain import (
 from ledger.chain.keys import load_keystore, write_keystore
 from ledger.chain.web3_anchor import ARTIFACT, load_artifact
 from ledger.core.merkle import build_entry_tree
+from ledger.verify.anchor_reader import READER_ABI, AnchorReader
+from tests.chain_helpers import contract_view, mine, transcript
 
 GAS_TARGET = 31_500
 FAST_SCRYPT_N = 2**12  # tests only; write_keystore defaults to the standard 2**18
@@ -75,7 +77,7 @@ def check_three_batches(chain: AnchorChain, reader: AnchorChain, rng: random.Ran
     assert [e.block for e in events] == [st.block for st in statuses]
     assert all(isinstance(e, AnchoredEvent) and len(e.accumulator) == 24 for e in events)
     # emitted accumulators are the Python replay
-    acc = reader.genesis_accumulator()
+    acc = contract_view(reader, "GENESIS")
     assert acc == genesis(reader.chain_id, reader.contract_address)
     for e in events:
         acc = accumulate(acc, e.root, e.first_seq, e.last_seq)
@@ -93,6 +95,13 @@ def check_three_batches(chain: AnchorChain, reader: AnchorChain, rng: random.Ran
     assert not reader.is_anchored_on_chain(root, first, last + 1)  # wrong range
     assert not reader.is_anchored_on_chain(root, first + 1, last)
     assert not reader.is_anchored_on_chain(batches[0][0], first, last)  # another batch's root
+    # the verifier's own reader (no writer code, its own ABI entries) reads the same history
+    independent = AnchorReader(reader.w3)
+    independent.use_contract(reader.contract_address.lower())
+    assert independent.anchored_events() == events and independent.head() == reader.head()
+    assert independent.batch_history() == (events, [])
+    assert all(independent.is_anchored_on_chain(*b) for b in batches)
+    assert not independent.is_anchored_on_chain(rand_root(rng), first, last)
     return batches, statuses
 
 
@@ -115,12 +124,12 @@ def test_python_accumulator_equals_contract_accumulate():
     chain = AnchorChain.embedded()
     chain.deploy()
     rng = random.Random(7)
-    acc = chain.genesis_accumulator()
+    acc = contract_view(chain, "GENESIS")
     assert acc == genesis(chain.chain_id, chain.contract_address)
     for first, last in [(1, 1), (2, 10**6), (2**63, 2**64 - 1), (0, 0)]:
         root = rand_root(rng)
         ours = accumulate(acc, root, first, last)
-        assert ours == chain.contract_accumulate(acc, root, first, last)
+        assert ours == contract_view(chain, "accumulate", acc, root, first, last)
         acc = ours
     with pytest.raises(ValueError):
         accumulate(acc, b"\x01" * 31, 1, 1)
@@ -140,12 +149,25 @@ def embedded():
     return chain
 
 
+def test_reader_abi_is_the_contracts():
+    """The verifier carries its own ABI entries (it does not read the server's build): each is
+    the compiled contract's entry, same name, input and output types."""
+    def shape(item):
+        def types(params):
+            return [(p["type"], types(p.get("components", []))) for p in params]
+        return item["type"], item["name"], types(item.get("inputs", [])), types(item.get("outputs", [])), \
+            [p.get("indexed") for p in item.get("inputs", [])]
+    compiled = {(e["type"], e.get("name")): shape(e) for e in load_artifact()["abi"] if "name" in e}
+    for entry in READER_ABI:
+        assert shape(entry) == compiled[(entry["type"], entry["name"])], entry["name"]
+
+
 def test_embedded_anchor_read_back_and_refusals(embedded):
     chain = embedded
     print(f"\n  [eth-tester] Anchor deploy gasUsed: {chain.deploy_gas}")
     assert 1_000_000 < chain.deploy_gas < 1_300_000
     assert chain.last_anchored_seq() == 0
-    assert chain.head() == (chain.genesis_accumulator(), 0)
+    assert chain.head() == (contract_view(chain, "GENESIS"), 0)
     assert chain.anchored_events() == []
 
     reader = chain.with_key(None)  # read-only view of the same chain and contract
@@ -160,7 +182,7 @@ def test_embedded_anchor_read_back_and_refusals(embedded):
     assert_refused(chain, b"\x00" * 32, 100_001, 100_002, "ZeroRoot")
 
     stranger = chain.with_key(Account.create().key)  # funded, but not the anchorer
-    assert stranger.sender != chain.sender and not stranger.is_anchorer()
+    assert stranger.sender != chain.sender and not contract_view(stranger, "isAnchorer", stranger.sender)
     exc = assert_refused(stranger, rand_root(rng), 100_001, 100_002, "AccessControlUnauthorizedAccount")
     assert exc.error_args["account"].lower() == stranger.sender.lower()
 
@@ -188,7 +210,7 @@ def test_tx_status_pending_confirmations_failed_unknown(embedded):
         tx = chain.send_anchor(b"\x01" * 32, 1, 4)
         st = chain.tx_status(tx)
         assert (st.status, st.block, st.confirmations, st.gas_used) == ("pending", None, 0, None)
-        chain.mine(1)
+        mine(chain, 1)
     finally:
         tester.enable_auto_mine_transactions()
     st = chain.tx_status(tx)
@@ -198,7 +220,7 @@ def test_tx_status_pending_confirmations_failed_unknown(embedded):
     st = chain.tx_status(tx, min_confirmations=deep)
     assert (st.status, st.confirmations) == ("pending", deep - 2) and st.block is not None  # mined, not deep enough
     assert chain.wait(tx, min_confirmations=deep, timeout=0.2).status == "pending"  # timeout: last status
-    chain.mine(2)
+    mine(chain, 2)
     st = chain.tx_status(tx, min_confirmations=deep)
     assert (st.status, st.confirmations) == ("confirmed", deep)
 
@@ -248,8 +270,8 @@ def test_transcript_holds_roots_and_no_member_data(embedded, sqlite_url):
     for root, chunk in zip(roots, (entries[:3], entries[3:5], entries[5:]), strict=True):
         assert chain.is_anchored_on_chain(root, chunk[0].seq, chunk[-1].seq)
 
-    transcript = chain.transcript()
-    blob = b"".join(transcript)
+    held = transcript(chain)
+    blob = b"".join(held)
     for root in roots:
         assert root in blob
     allowed = {bytes.fromhex(a[2:]) for a in (chain.contract_address, chain.sender, chain.admin)}
@@ -267,9 +289,9 @@ def test_transcript_holds_roots_and_no_member_data(embedded, sqlite_url):
 
     # Beyond the deploy tx (bytecode + constructor(admin, anchorer)), every address-shaped ABI
     # word in calls and logs is one of contract / sender / admin.
-    deploy_input = transcript[0]
+    deploy_input = held[0]
     assert deploy_input[-64:] == bytes(12) + bytes.fromhex(chain.admin[2:]) + bytes(12) + bytes.fromhex(chain.sender[2:])
-    for item in transcript[1:]:
+    for item in held[1:]:
         body = item[4:] if len(item) % 32 == 4 else item  # skip a function selector
         for i in range(0, len(body) - 31, 32):
             word = body[i : i + 32]
@@ -431,10 +453,10 @@ def test_hardhat_anchor_and_independent_verifier(hardhat_url):
             st = verifier.tx_status(tx)
             assert (st.status, st.block, st.confirmations) == ("pending", None, 0)
         assert verifier.last_anchored_seq() == 100_000
-        chain.mine(1)
+        mine(chain, 1)
         st = verifier.tx_status(tx2, min_confirmations=2)
         assert (st.status, st.confirmations) == ("pending", 1) and st.gas_used < GAS_TARGET
-        chain.mine(1)
+        mine(chain, 1)
         assert verifier.wait(tx2, min_confirmations=2, timeout=5).status == "confirmed"
         assert verifier.tx_status(tx1).block == verifier.tx_status(tx2).block
     finally:
@@ -480,7 +502,7 @@ def test_hardhat_node_gone_is_chain_unavailable():
         "is_anchored_on_chain": lambda: reader.is_anchored_on_chain(b"\x07" * 32, 1, 3),
         "use_contract": lambda: reader.use_contract(chain.contract_address),
         "deploy": chain.deploy,
-        "transcript": reader.transcript,
+        "batch_history": reader.batch_history,
     }
     for name, call in calls.items():
         t0 = time.monotonic()

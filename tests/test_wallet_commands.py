@@ -21,7 +21,7 @@ from ledger.core.typed_data import address_of_key
 from wallet_cli.client import ApiClient
 from wallet_cli.keys import LIGHT_SCRYPT_N, write_keystore
 
-from .hardhat_node import HARDHAT_KEYS, hardhat_node
+from .hardhat_node import HARDHAT_CHAIN_ID, HARDHAT_KEYS, hardhat_node
 
 BIN = Path(sys.executable).parent
 PASSWORD = "a long wallet passphrase"
@@ -134,6 +134,7 @@ def coop(node, tmp_path_factory):
     deployed = subprocess.run([str(BIN / "ayni"), "chain", "deploy", *chain_args], capture_output=True,
                               text=True, env=env)
     contract = re.search(r"deployed at (0x[0-9a-fA-F]{40})", deployed.stdout).group(1)
+    w.contract, w.db = contract, tmp / "coop.db"
     proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", db, "--port", str(port), "--contract", contract,
                              "--anchor-every", "0.3", *chain_args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -255,13 +256,14 @@ def test_receipt_download_and_verify_against_the_chain(coop):
     assert str(path) in out
     doc = json.loads(path.read_text())
     assert doc["values"][0] == seq and "receipt me" not in path.read_text()
-    verified = w.run(None, "verify", path, "--chain", w.chain)
+    pins = {"AYNI_ANCHOR_CONTRACT": w.contract, "AYNI_CHAIN_ID": str(HARDHAT_CHAIN_ID)}
+    verified = w.run(None, "verify", path, "--chain", w.chain, **pins)
     assert verified.returncode == 0 and verified.stdout.startswith(f"OK: entry {seq}"), verified.stderr
     # an edited receipt fails: here the entry claims another amount
     doc["entry"]["body"]["amount"] = doc["entry"]["body"].get("amount", 0) + 60
     edited = w.tmp / "edited.json"
     edited.write_text(json.dumps(doc))
-    r = w.run(None, "verify", edited, "--chain", w.chain)
+    r = w.run(None, "verify", edited, "--chain", w.chain, **pins)
     assert r.returncode == 1 and "FAILED" in r.stderr
     # --out elsewhere; a receipt of someone else's transfer is refused
     assert w.json("ana", "receipt", seq, "--out", w.tmp / "mine.json")["path"] == str(w.tmp / "mine.json")
@@ -382,3 +384,118 @@ def test_the_wallet_against_a_postgresql_server_with_two_workers(pg_server_url, 
         assert w.hour("bea")["balance"] == 30 and w.hour("ana")["balance"] == -30
     finally:
         stop(proc)
+
+
+def _anchored_receipt(w, payer: str, payee: str, amount: str) -> tuple[int, dict]:
+    seq = w.json(payer, "pay", w.addr[payee], amount, "--yes")["seq"]
+    deadline = time.monotonic() + 30
+    while not any(b["lastSeq"] >= seq and b["status"] == "confirmed"
+                  for b in httpx.get(f"{w.api}/v1/anchors").json()["batches"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    out = w.tmp / f"r-{seq}.json"
+    w.ok(payer, "receipt", seq, "--out", out)
+    return seq, json.loads(out.read_text())
+
+
+def test_verify_refuses_a_receipt_anchored_in_another_contract(coop):
+    """Defect 3: the attacker deploys their own Anchor, anchors a forged entry (amount x100,
+    hashes recomputed) there, and names that contract in the receipt. `verify` trusted the
+    contract the receipt names; now it holds the receipt to the contract the wallet pins."""
+    from ledger.chain import AnchorChain
+    from ledger.core.entries import canonical_bytes
+    from ledger.core.hashing import keccak256
+    from ledger.core.merkle import entry_leaf
+    w = coop
+    seq, doc = _anchored_receipt(w, "bea", "dan", "3m")
+    e = doc["entry"]
+    e["body"]["amount"] *= 100
+    entry_hash = keccak256(canonical_bytes(e["seq"], e["kind"], e["at"], e["body"]))
+    leaf = entry_leaf(seq, entry_hash)
+    attacker = AnchorChain.connect(w.chain, private_key=HARDHAT_KEYS[1])
+    attacker.deploy()
+    tx = attacker.send_anchor(leaf, 1, seq)
+    assert attacker.wait(tx).status == "confirmed"
+    doc.update(entryHash="0x" + entry_hash.hex(), values=[seq, "0x" + entry_hash.hex()], leaf="0x" + leaf.hex(),
+               proof=[], root="0x" + leaf.hex(), batch={"firstSeq": 1, "lastSeq": seq},
+               contract=attacker.contract_address, txHash=tx)
+    forged = w.tmp / "forged.json"
+    forged.write_text(json.dumps(doc))
+    pins = {"AYNI_ANCHOR_CONTRACT": w.contract, "AYNI_CHAIN_ID": str(HARDHAT_CHAIN_ID)}
+    r = w.run(None, "verify", forged, "--chain", w.chain, **pins)
+    assert r.returncode == 1 and "FAILED" in r.stderr and "not the pinned" in r.stderr, (r.stdout, r.stderr)
+    # no pin: refused with how to pin, never checked against the contract the receipt names
+    r = w.run(None, "verify", forged, "--chain", w.chain)
+    assert r.returncode == 2 and "anchor_contract" in r.stderr and "OK" not in r.stdout
+    # a pinned chain id the node does not serve: cannot be checked
+    r = w.run(None, "verify", w.tmp / f"r-{seq}.json", "--chain", w.chain, "--chain-id", "1",
+              AYNI_ANCHOR_CONTRACT=w.contract)
+    assert r.returncode == 2 and "chain id" in r.stderr
+    # with the community's domain pinned as well, the genuine receipt's signature is checked
+    salt = httpx.get(f"{w.api}/v1/community").json()["domain"]["salt"]
+    r = w.run(None, "verify", w.tmp / f"r-{seq}.json", "--chain", w.chain, AYNI_COMMUNITY_SALT=salt, **pins)
+    assert r.returncode == 0 and "signature recovers" in r.stdout, r.stderr
+
+
+CONTROL_MEMO = "lunch\r\x1b[2K  5m HOUR to {payee}, memo: lunch"
+
+
+def _no_raw_controls(text: str) -> None:
+    assert "\x1b" not in text and "\r" not in text and "\u202e" not in text
+
+
+def test_stored_memos_with_terminal_controls_render_harmlessly(coop):
+    """Defect 1 (the wallet's half): memos stored before the API refused control characters
+    (written here straight into the server's database) reach the terminal as visible escapes
+    in `requests`, `approve` and `history`: no cursor move, no erased line, no false amount."""
+    import sqlite3
+    w = coop
+    req = w.json("bea", "request", "--from", w.addr["ana"], "--amount", "10h", "--memo", "placeholder-request")
+    w.ok("tre", "set-limit", w.addr["ana"], "-c", "HOUR", "--limit", "20h")
+    paid = w.json("cho", "pay", w.addr["bea"], "2m", "--yes", "--memo", "placeholder-transfer")["seq"]
+    payload = CONTROL_MEMO.format(payee=w.addr["bea"])
+    with sqlite3.connect(w.db, timeout=30) as db:
+        assert db.execute("UPDATE payment_requests SET memo = ? WHERE memo = 'placeholder-request'",
+                          (payload,)).rowcount == 1
+        assert db.execute("UPDATE memos SET memo = ? WHERE memo = 'placeholder-transfer'",
+                          (payload + "\u202e",)).rowcount == 1
+    shown = "lunch\\x0d\\x1b[2K"  # the escapes, as text (one word: a table may fold the rest of the memo)
+    listing = w.ok("ana", "requests")
+    _no_raw_controls(listing)
+    assert shown in listing
+    approved = w.run("ana", "approve", req["id"], "--yes")
+    assert approved.returncode == 0, approved.stderr
+    _no_raw_controls(approved.stdout + approved.stderr)
+    assert f"memo: {shown}  5m HOUR to {w.addr['bea']}" in approved.stdout and "10h HOUR to" in approved.stdout
+    history = w.ok("bea", "history", "--limit", "5")
+    _no_raw_controls(history)
+    assert shown in history and "lunch\\u202e" in history and str(paid) in history
+
+
+def test_treasurer_closes_an_account(coop):
+    """`ayni-wallet close` (docs/ledger-model.md): SetStatus closed, final; settle first."""
+    w = coop
+    eve = w.add("eve")
+    w.ok("tre", "open-account", eve)
+    w.ok("ana", "pay", eve, "1m", "--yes")
+    assert "non-zero balances" in w.refused("tre", "close", eve)
+    w.ok("eve", "pay", w.addr["ana"], "1m", "--yes")
+    assert f"closed account {eve}" in w.ok("tre", "close", eve)
+    assert "closed" in w.refused("ana", "pay", eve, "1m", "--yes")
+    assert "closing is final" in w.refused("tre", "unfreeze", eve)
+    assert "treasurer" in w.refused("ana", "close", w.addr["bea"])
+
+
+@pytest.mark.xfail(reason="needs the API side of issue 13 defect 14 (role auditor may read the log, balance "
+                          "sheet and anchors for the purpose `audit`); passes once it lands", strict=False)
+def test_an_auditor_reconciles_over_http(coop):
+    """Defect 14 (the wallet's half): an auditor's key reconciles over HTTP, declaring the
+    purpose `audit` (ledger/core/purposes.py) and holding its own role in the history."""
+    w = coop
+    aud = w.add("aud")
+    assert "opened auditor account" in w.ok("tre", "open-account", aud, "--role", "auditor")
+    r = w.run("aud", "reconcile", "--chain", w.chain, "--json", "--anchor-deadline", "0",
+              AYNI_ANCHOR_CONTRACT=w.contract)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr)
+    report = json.loads(r.stdout)
+    assert report["ok"] and "trust_root" in report["checks"]

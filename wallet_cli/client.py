@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import httpx
 
 from ledger.core.amounts import Currency
+from ledger.core.codec import hex0x
 from ledger.core.errors import LedgerError
-from ledger.core.hashing import keccak256
+from ledger.core.purposes import purpose_for
+from ledger.core.eip191 import personal_sign_digest
 from ledger.core.typed_data import Domain, address_of_key, sign_digest
 
 from .config import WalletConfig, WalletError
@@ -33,9 +35,7 @@ PURPOSE_HEADER = "Ayni-Purpose"
 
 def personal_sign(key: bytes, message: str) -> str:
     """EIP-191 personal_sign of a text message (what MetaMask does for SIWE)."""
-    data = message.encode("utf-8")
-    digest = keccak256(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode("ascii") + data)
-    return sign_digest(key, digest)
+    return sign_digest(key, personal_sign_digest(message))
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class ApiClient:
         self.purpose = purpose
         self.address = address_of_key(key) if key is not None else None
         self.token: str | None = None
+        self.role: str | None = None  # the signed-in account's role, as the server says at sign-in
         self._community: Community | None = None
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
                                   headers={"User-Agent": "ayni-wallet/1"})
@@ -171,6 +172,7 @@ class ApiClient:
         self.token = out.get("token")
         if not self.token:
             raise WalletError("the API's sign-in answer has no token", "bad_response")
+        self.role = out.get("role") if isinstance(out.get("role"), str) else None
         return out
 
     # -- the community -------------------------------------------------------------------
@@ -184,8 +186,8 @@ class ApiClient:
         if pin_chain_id is not None and d.chain_id != pin_chain_id:
             raise WalletError(f"the API's community signs on chain id {d.chain_id}, but this wallet is pinned "
                               f"to chain id {pin_chain_id}; refusing to sign", "wrong_community")
-        if pin_salt is not None and "0x" + d.salt.hex() != pin_salt.lower():
-            raise WalletError(f"the API's community salt 0x{d.salt.hex()} is not the pinned {pin_salt}; "
+        if pin_salt is not None and hex0x(d.salt) != pin_salt.lower():
+            raise WalletError(f"the API's community salt {hex0x(d.salt)} is not the pinned {pin_salt}; "
                               "refusing to sign", "wrong_community")
         return self._community
 
@@ -200,4 +202,18 @@ def open_client(cfg: WalletConfig, *, purpose: str | None = None, need_key: bool
     return ApiClient(cfg.api_url, key=key, purpose=purpose, timeout=cfg.timeout)
 
 
-__all__ = ["ApiClient", "Community", "WalletError", "open_client", "personal_sign", "PURPOSE_HEADER"]
+def open_ledger_reader(cfg: WalletConfig) -> ApiClient:
+    """A signed-in client for reading the whole ledger (log, balance sheet, anchors), declaring
+    the purpose of the key's role (ledger/core/purposes.py): `reconciliation` for a treasurer,
+    `audit` for an auditor."""
+    client = open_client(cfg)
+    try:
+        client.sign_in()
+    except BaseException:
+        client.close()
+        raise
+    client.purpose = purpose_for(reader=client.address, subject=None, reader_role=client.role)
+    return client
+
+
+__all__ = ["ApiClient", "open_ledger_reader", "Community", "WalletError", "open_client", "personal_sign", "PURPOSE_HEADER"]

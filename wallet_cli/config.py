@@ -12,15 +12,20 @@ Each setting is resolved, first match wins: command-line flag > environment vari
 | chain_url      | AYNI_CHAIN_URL         | chain_url         | (none)                               |
 | chain_id       | AYNI_CHAIN_ID          | chain_id          | (not pinned)                         |
 | community_salt | AYNI_COMMUNITY_SALT    | community_salt    | (not pinned)                         |
+| anchor_contract| AYNI_ANCHOR_CONTRACT   | anchor_contract   | (not pinned)                         |
+| anchor_chain_id| AYNI_ANCHOR_CHAIN_ID   | anchor_chain_id   | chain_id                             |
 | currency       | AYNI_CURRENCY          | currency          | the community's only currency        |
 | receipts_dir   | AYNI_RECEIPTS_DIR      | receipts_dir      | $XDG_DATA_HOME/ayni/receipts         |
 | timeout        | AYNI_HTTP_TIMEOUT      | timeout           | 10 (seconds)                         |
 
 The passphrase itself is never read from the TOML file (it would sit next to the keys).
+chain_id, community_salt, anchor_contract and anchor_chain_id are pins (ledger/core/trust_root.py):
+facts about the community learnt from it, not from its server, that every answer is held against.
 """
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +50,19 @@ class WalletError(Exception):
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print `error: <one line>` to stderr and exit non-zero (same form as wallet_cli.main)."""
-    typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+    """Print `error: <one line>` to stderr and exit non-zero: the one way every wallet command
+    reports a failure. The message may quote the server (its error text, a memo, a name), so
+    it is shown through ledger.core.text.visible: no control character reaches the terminal."""
+    from ledger.core.text import visible
+    typer.echo(f"error: {visible(' '.join(str(message).split()))}", err=True)
     raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    """Print `note: <one line>` to stderr (progress the user should know of), shown through
+    ledger.core.text.visible like every error: it may quote the server."""
+    from ledger.core.text import visible
+    typer.echo(f"note: {visible(' '.join(str(message).split()))}", err=True)
 
 
 def _home_dir(env: str, fallback: str) -> Path:
@@ -90,6 +105,8 @@ class WalletConfig:
     chain_url: str | None = None
     chain_id: int | None = None          # pinned: refuse to sign for another chain id
     community_salt: str | None = None    # pinned: refuse to sign for another community
+    anchor_contract: str | None = None   # pinned: receipts and anchors count only in this contract
+    anchor_chain_id: int | None = None   # pinned: the chain of that contract (default: chain_id)
     currency: str | None = None
     receipts_dir: Path = field(default_factory=lambda: data_home() / "receipts")
     timeout: float = 10.0
@@ -97,9 +114,11 @@ class WalletConfig:
 
 _ENV = {"api_url": "AYNI_API_URL", "keystore": "AYNI_KEYSTORE", "keys_dir": "AYNI_KEYS_DIR",
         "password_file": "AYNI_WALLET_PASSWORD_FILE", "chain_url": "AYNI_CHAIN_URL",
-        "chain_id": "AYNI_CHAIN_ID", "community_salt": "AYNI_COMMUNITY_SALT", "currency": "AYNI_CURRENCY",
+        "chain_id": "AYNI_CHAIN_ID", "community_salt": "AYNI_COMMUNITY_SALT", "anchor_contract": "AYNI_ANCHOR_CONTRACT",
+        "anchor_chain_id": "AYNI_ANCHOR_CHAIN_ID", "currency": "AYNI_CURRENCY",
         "receipts_dir": "AYNI_RECEIPTS_DIR", "timeout": "AYNI_HTTP_TIMEOUT"}
 _PATHS = ("keys_dir", "password_file", "receipts_dir")
+_HEX_PINS = {"anchor_contract": r"0x[0-9a-fA-F]{40}", "community_salt": r"0x[0-9a-fA-F]{64}"}
 
 
 def load_config(**flags) -> WalletConfig:
@@ -124,7 +143,11 @@ def load_config(**flags) -> WalletConfig:
         try:
             if name in _PATHS:
                 value = Path(os.path.expanduser(str(value)))
-            elif name == "chain_id":
+            elif name in _HEX_PINS:
+                value = str(value)
+                if not re.fullmatch(_HEX_PINS[name], value):
+                    raise ValueError
+            elif name in ("chain_id", "anchor_chain_id"):
                 value = int(value)
             elif name == "timeout":
                 value = float(value)
@@ -173,5 +196,5 @@ def handled(fn):
     return wrapper
 
 
-__all__ = ["WalletConfig", "WalletError", "load_config", "fail", "handled", "config_home", "data_home",
+__all__ = ["WalletConfig", "WalletError", "load_config", "fail", "note", "handled", "config_home", "data_home",
            "config_file", "DEFAULT_API_URL", "API_OPT", "KEY_OPT", "PASSWORD_FILE_OPT", "JSON_OPT"]

@@ -17,8 +17,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
-import tempfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +26,9 @@ import typer
 from ledger.core import log_format
 from ledger.core.amounts import Currency
 from ledger.core.reconcile import Reconciler
+from ledger.files import write_atomic
+
+from .config import API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT
 
 COLUMNS = ["seq", "date", "time_utc", "entry_hash", "transfer_id", "account", "counterparty", "direction",
            "currency", "amount_minor", "minor_unit", "amount", "request_id"]
@@ -162,10 +163,15 @@ def commodity(cur: Currency) -> str:
     return f"{cur.code}-MIN" if cur.style == "time" else cur.code
 
 
-def bean_amount(cur: Currency, minor: int) -> str:
-    if cur.style == "time":
-        return f"{minor} {commodity(cur)}"
-    return f"{Decimal(minor).scaleb(-cur.decimals):f} {commodity(cur)}"
+def bean_amount(cur: Currency, minor: int, *, exact: bool = False) -> str:
+    """`exact`: a balance assertion with zero tolerance. Beancount otherwise tolerates half
+    the last digit's unit either way (and 1 unit for 2-decimal amounts), so an edit of one
+    cent would pass bean-check; the books are integers and must match to the minor unit."""
+    number = str(minor) if cur.style == "time" else f"{Decimal(minor).scaleb(-cur.decimals):f}"
+    if exact:
+        zero = "0" if cur.style == "time" or cur.decimals == 0 else f"{Decimal(0).scaleb(-cur.decimals):f}"
+        return f"{number} ~ {zero} {commodity(cur)}"
+    return f"{number} {commodity(cur)}"
 
 
 def account_name(currency: str, address: str) -> str:
@@ -214,7 +220,7 @@ def write_beancount(books: Books, out) -> int:
         for address, code in accounts:
             if books.opened[address] <= upto:
                 w(f"{nxt} balance {account_name(code, address)}  "
-                  f"{bean_amount(cur_of[code], balances.get((address, code), 0))}\n")
+                  f"{bean_amount(cur_of[code], balances.get((address, code), 0), exact=True)}\n")
         w("\n")
 
     postings = books.postings
@@ -249,54 +255,45 @@ def export(entries, out_path: Path, *, fmt: str, start: dt.date | None, end: dt.
     out_path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     count = write_csv(books, buf) if fmt == "csv" else write_beancount(books, buf)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".partial", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(out_path, buf.getvalue(), mode=0o600)  # books name every member: not world-readable
     return {"path": str(out_path), "format": fmt, "rows" if fmt == "csv" else "transactions": count,
             "through_seq": books.rec.report.head_seq}
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("export")
-    def export_cmd(
-        out: Path = typer.Option(..., "--out", help="File to write (replaced atomically)"),
-        fmt: str = typer.Option("csv", "--format", help="csv | beancount"),
-        start: str = typer.Option(None, "--from", help="First day (UTC, YYYY-MM-DD; default: the beginning)"),
-        end: str = typer.Option(None, "--to", help="Last day, inclusive (UTC; default: the last entry)"),
-        log: Path = typer.Option(None, "--log", help="Read an export file (`ayni export-log`) instead of the API"),
-        api: str = typer.Option(None, "--api", help="Base URL of the Ayni service"),
-        key: str = typer.Option(None, "--key", help="Treasurer's key (name, keystore file or address)"),
-        password_file: Path = typer.Option(None, "--password-file", help="File holding the keystore passphrase"),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable summary"),
-    ) -> None:
-        """Export postings for accountants: CSV (one row per posting) or Beancount (checked books)."""
-        import json
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="File to write (replaced atomically)"),
+    fmt: str = typer.Option("csv", "--format", help="csv | beancount"),
+    start: str = typer.Option(None, "--from", help="First day (UTC, YYYY-MM-DD; default: the beginning)"),
+    end: str = typer.Option(None, "--to", help="Last day, inclusive (UTC; default: the last entry)"),
+    log: Path = typer.Option(None, "--log", help="Read an export file (`ayni export-log`) instead of the API"),
+    api: str = API_OPT,
+    key: str = KEY_OPT,
+    password_file: Path = PASSWORD_FILE_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Export postings for accountants: CSV (one row per posting) or Beancount (checked books)."""
+    import json
 
-        from .config import WalletError
-        from .main import _fail
-        try:
-            if fmt not in ("csv", "beancount"):
-                raise ExportError(f"--format must be csv or beancount, not {fmt!r}")
-            first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
-            if log is not None:
-                source = entries_from_file(log)
-            else:
-                from .client import open_client
-                from .config import load_config
-                client = open_client(load_config(api_url=api, keystore=key, password_file=password_file),
-                                     purpose="reconciliation")
-                source = entries_from_api(client)
-            summary = export(source, out, fmt=fmt, start=first, end=last)
-        except (ExportError, WalletError) as exc:
-            _fail(str(exc))
-        except OSError as exc:
-            _fail(f"cannot write {out}: {exc.strerror}")
-        typer.echo(json.dumps(summary) if as_json else
-                   f"wrote {summary.get('rows', summary.get('transactions'))} "
-                   f"{'rows' if fmt == 'csv' else 'transactions'} to {out} (log checked through seq "
-                   f"{summary['through_seq']})")
+    from .config import WalletError
+    from .config import fail
+    try:
+        if fmt not in ("csv", "beancount"):
+            raise ExportError(f"--format must be csv or beancount, not {fmt!r}")
+        first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
+        if log is not None:
+            source = entries_from_file(log)
+        else:
+            from .client import open_ledger_reader
+            from .config import load_config
+            client = open_ledger_reader(load_config(api_url=api, keystore=key, password_file=password_file))
+            source = entries_from_api(client)
+        summary = export(source, out, fmt=fmt, start=first, end=last)
+    except (ExportError, WalletError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    typer.echo(json.dumps(summary) if as_json else
+               f"wrote {summary.get('rows', summary.get('transactions'))} "
+               f"{'rows' if fmt == 'csv' else 'transactions'} to {out} (log checked through seq "
+               f"{summary['through_seq']})")
+

@@ -16,11 +16,14 @@ from pathlib import Path
 import typer
 
 from ledger.core.addresses import normalize_address
+from ledger.core.codec import hex0x
 from ledger.core.hashing import ZERO32
+from ledger.core.purposes import MUST_CHOOSE, purpose_for, purposes_to_offer
+from ledger.core.text import visible
 from ledger.core.typed_data import Transfer, memo_hash, sign_action
 
 from .client import ApiClient, Community, open_client
-from .config import (API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT, WalletError, handled, load_config)
+from .config import API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT, WalletError, handled, load_config, note
 
 DEFAULT_VALIDITY_S = 3600
 RETRIES = 3                       # resends of one signed payload after a lost connection
@@ -30,20 +33,27 @@ PURPOSE_OPT = typer.Option(None, "--purpose", help="Why you read another member'
 _DURATION = re.compile(r"([0-9]{1,7})([smhd]?)", re.ASCII)
 
 
-def _session(api, key, password_file, *, purpose=None, need_key=True):
+def _session(api, key, password_file):
     cfg = load_config(api_url=api, keystore=key, password_file=password_file)
-    return cfg, open_client(cfg, purpose=purpose, need_key=need_key)
+    return cfg, open_client(cfg)
 
 
 def _purpose_needed(c: ApiClient) -> WalletError:
     """Reading another member's data is a choice the reader declares: never filled in for them."""
     try:
-        declared = ", ".join(p["id"] for p in c.get("/v1/data-policy", auth=False)["purposes"]
-                             if p["categories"] and (not p["essential"] or set(p["roles"]) - {"self"}))
-    except (WalletError, KeyError, TypeError):
+        declared = ", ".join(purposes_to_offer(c.get("/v1/data-policy", auth=False)))
+    except (WalletError, KeyError, TypeError, AttributeError):
         declared = "see GET /v1/data-policy"
     return WalletError(f"reading another member's data needs --purpose; declared purposes: {declared}",
                        "purpose_required")
+
+
+def _purpose(c: ApiClient, who: str, given: str | None) -> str | None:
+    """The purpose for reading `who`'s data (ledger/core/purposes.py), or the demand for one."""
+    chosen = purpose_for(reader=c.address, subject=who, given=given)
+    if chosen is MUST_CHOOSE:
+        raise _purpose_needed(c)
+    return chosen
 
 
 def _read(c: ApiClient, path: str, params: dict | None = None, *, purpose: str | None):
@@ -72,13 +82,14 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-    typer.echo(title)
+    typer.echo(visible(title))
     t = Table()
     for c in columns:
         t.add_column(c, justify="right" if c in ("seq", "amount", "balance", "can spend", "limit",
                                                  "ceiling") else "left", overflow="fold")
     for r in rows:
-        t.add_row(*(escape(x) for x in r))  # memos are other people's text: never rich markup
+        # memos and names are other people's text: never rich markup, never a terminal control
+        t.add_row(*(escape(visible(x)) for x in r))
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # piped: full addresses and ids, no folding
@@ -124,10 +135,10 @@ def sign_transfer(api: ApiClient, key: bytes, community: Community, *, payee: st
                         memo_hash=memo_hash(memo, salt), request_id=request_id)
     body = {"transfer": {"payer": t.payer, "payee": t.payee, "currency": t.currency, "amount": t.amount,
                          "nonce": str(t.nonce), "validUntil": str(t.valid_until),
-                         "memoHash": "0x" + t.memo_hash.hex(), "requestId": "0x" + t.request_id.hex()},
+                         "memoHash": hex0x(t.memo_hash), "requestId": hex0x(t.request_id)},
             "signature": sign_action(key, community.domain, t)}
     if memo:
-        body.update(memo=memo, memoSalt="0x" + salt.hex())
+        body.update(memo=memo, memoSalt=hex0x(salt))
     return body
 
 
@@ -139,213 +150,211 @@ def _parse_duration(text: str) -> int:
 
 
 def _send_transfer(api: ApiClient, body: dict, community: Community, as_json: bool) -> None:
-    posted = post_signed(api, body, note=lambda m: typer.echo(f"note: {m}", err=True))
+    posted = post_signed(api, body, note=note)
     t = body["transfer"]
     if as_json:
         typer.echo(json.dumps({**posted, "transfer": t}))
         return
     again = " (already recorded: this was a resend of the same signed transfer)" if posted.get("duplicate") else ""
-    typer.echo(f"paid {_fmt(community, t['currency'], t['amount'])} {t['currency']} to {t['payee']}: "
-               f"entry {posted['seq']}, digest {posted['digest']}{again}")
+    typer.echo(visible(f"paid {_fmt(community, t['currency'], t['amount'])} {t['currency']} to {t['payee']}: "
+                       f"entry {posted['seq']}, digest {posted['digest']}{again}"))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @handled
-    def balance(account: str = typer.Argument(None, help="Another account (with --purpose; default: yours)"),
-                purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
-                password_file: Path = PASSWORD_FILE_OPT,
-                as_json: bool = JSON_OPT) -> None:
-        """Your balances, credit limits and what you can still spend."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            who = normalize_address(account, what="account") if account else c.address
-            if who != c.address and not purpose:
-                raise _purpose_needed(c)
-            doc = _read(c, f"/v1/accounts/{who}", purpose=purpose)
-            if as_json:
-                typer.echo(json.dumps(doc))
-                return
-            community = c.community()
-        rows = [[b["currency"], _fmt(community, b["currency"], b["balance"]),
-                 _fmt(community, b["currency"], b["canSpend"]), _fmt(community, b["currency"], b["creditLimit"]),
-                 _fmt(community, b["currency"], b["ceiling"])] for b in doc["balances"]]
-        _table(f"{doc['address']} ({doc['role']}, {doc['status']})",
-               ["currency", "balance", "can spend", "limit", "ceiling"], rows)
+@handled
+def balance(account: str = typer.Argument(None, help="Another account (with --purpose; default: yours)"),
+            purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
+            password_file: Path = PASSWORD_FILE_OPT,
+            as_json: bool = JSON_OPT) -> None:
+    """Your balances, credit limits and what you can still spend."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        who = normalize_address(account, what="account") if account else c.address
+        doc = _read(c, f"/v1/accounts/{who}", purpose=_purpose(c, who, purpose))
+        if as_json:
+            typer.echo(json.dumps(doc))
+            return
+        community = c.community()
+    rows = [[b["currency"], _fmt(community, b["currency"], b["balance"]),
+             _fmt(community, b["currency"], b["canSpend"]), _fmt(community, b["currency"], b["creditLimit"]),
+             _fmt(community, b["currency"], b["ceiling"])] for b in doc["balances"]]
+    _table(f"{doc['address']} ({doc['role']}, {doc['status']})",
+           ["currency", "balance", "can spend", "limit", "ceiling"], rows)
 
-    @app.command()
-    @handled
-    def pay(payee: str = typer.Argument(..., help="Address of the account to pay"),
-            amount: str = typer.Argument(..., help="Amount: '1h30m' or '1.5' hours, '12.50' credits"),
-            currency: str = typer.Option(None, "--currency", "-c", help="Currency code (default: $AYNI_CURRENCY, "
-                                         "wallet.toml, or the community's only one)"),
-            memo: str = typer.Option(None, "--memo", help="A note for the payee (kept off the log; erasable)"),
+
+@handled
+def pay(payee: str = typer.Argument(..., help="Address of the account to pay"),
+        amount: str = typer.Argument(..., help="Amount: '1h30m' or '1.5' hours, '12.50' credits"),
+        currency: str = typer.Option(None, "--currency", "-c", help="Currency code (default: $AYNI_CURRENCY, "
+                                     "wallet.toml, or the community's only one)"),
+        memo: str = typer.Option(None, "--memo", help="A note for the payee (kept off the log; erasable)"),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Sign without asking"),
+        valid_for: int = typer.Option(DEFAULT_VALIDITY_S, min=60, help="Seconds the signature stays valid"),
+        api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
+        as_json: bool = JSON_OPT) -> None:
+    """Sign a transfer locally (EIP-712), send it, and show the result."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        payee = normalize_address(payee, what="payee")
+        community = c.community(pin_chain_id=cfg.chain_id, pin_salt=cfg.community_salt)
+        cur = community.currency(currency or cfg.currency)
+        minor = cur.parse(amount)
+        _confirm(f"pay {cur.format(minor)} {cur.code} ({minor} minor units) to {payee}\n"
+                 f"  from {c.address}, memo: {visible(memo) or '(none)'}, community {visible(community.name)!r} "
+                 f"(chain {community.domain.chain_id})", yes, as_json)
+        body = sign_transfer(c, c.key, community, payee=payee, currency=cur.code, amount=minor, memo=memo,
+                             valid_for=valid_for)
+        _send_transfer(c, body, community, as_json)
+
+
+@handled
+def request_(payer: str = typer.Option(..., "--from", help="Address of the account asked to pay"),
+             amount: str = typer.Option(..., "--amount", help="Amount: '1h30m', '12.50'"),
+             currency: str = typer.Option(None, "--currency", "-c", help="Currency code"),
+             memo: str = typer.Option(None, "--memo", help="What it is for (shown to the payer)"),
+             expires: str = typer.Option("1d", "--expires", help="Valid for: 3600, 30m, 12h, 7d (1m-90d)"),
+             api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
+             as_json: bool = JSON_OPT) -> None:
+    """Ask another account for a payment; prints the request id they approve."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        community = c.community()
+        cur = community.currency(currency or cfg.currency)
+        body = {"payer": normalize_address(payer, what="payer"), "currency": cur.code,
+                "amount": cur.parse(amount), "memo": memo, "expiresInSeconds": _parse_duration(expires)}
+        r = c.post("/v1/requests", body)
+    if as_json:
+        typer.echo(json.dumps(r))
+    else:
+        typer.echo(f"requested {cur.format(r['amount'])} {visible(r['currency'])} from {visible(r['payer'])} "
+                   f"(expires {_when(r['expiresAt'])})\nrequest id: {visible(r['id'])}")
+
+
+@handled
+def requests_(incoming: bool = typer.Option(False, "--incoming", help="Requests you are asked to pay (default)"),
+              outgoing: bool = typer.Option(False, "--outgoing", help="Requests you made"),
+              status: str = typer.Option(None, "--status", help="open | paid | declined | expired"),
+              limit: int = typer.Option(50, min=1, max=500), cursor: str = typer.Option(None, "--cursor"),
+              api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
+              as_json: bool = JSON_OPT) -> None:
+    """Payment requests to you (--incoming) or from you (--outgoing), newest first."""
+    if incoming and outgoing:
+        raise WalletError("choose --incoming or --outgoing, not both", "invalid_input")
+    direction = "outgoing" if outgoing else "incoming"
+    cfg, c = _session(api, key, password_file)
+    with c:
+        page = c.get("/v1/requests", {"direction": direction, "status": status, "limit": limit,
+                                      "cursor": cursor})
+        if as_json:
+            typer.echo(json.dumps(page))
+            return
+        community = c.community()
+    other = "payee" if direction == "incoming" else "payer"
+    _table(f"{direction} payment requests", ["id", other, "amount", "status", "expires", "memo"],
+           [[r["id"], r[other], f"{_fmt(community, r['currency'], r['amount'])} {r['currency']}", r["status"],
+             _when(r["expiresAt"]), r.get("memo") or ""] for r in page["items"]])
+    if page.get("nextCursor"):
+        typer.echo(f"more: --cursor {visible(page['nextCursor'])}")
+
+
+@handled
+def approve(request_id: str = typer.Argument(..., help="The request id (0x...)"),
             yes: bool = typer.Option(False, "--yes", "-y", help="Sign without asking"),
-            valid_for: int = typer.Option(DEFAULT_VALIDITY_S, min=60, help="Seconds the signature stays valid"),
             api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
             as_json: bool = JSON_OPT) -> None:
-        """Sign a transfer locally (EIP-712), send it, and show the result."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            payee = normalize_address(payee, what="payee")
-            community = c.community(pin_chain_id=cfg.chain_id, pin_salt=cfg.community_salt)
-            cur = community.currency(currency or cfg.currency)
-            minor = cur.parse(amount)
-            _confirm(f"pay {cur.format(minor)} {cur.code} ({minor} minor units) to {payee}\n"
-                     f"  from {c.address}, memo: {memo or '(none)'}, community {community.name!r} "
-                     f"(chain {community.domain.chain_id})", yes, as_json)
-            body = sign_transfer(c, c.key, community, payee=payee, currency=cur.code, amount=minor, memo=memo,
-                                 valid_for=valid_for)
-            _send_transfer(c, body, community, as_json)
+    """Pay a payment request: sign a transfer that names it, for exactly what it asks."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        community = c.community(pin_chain_id=cfg.chain_id, pin_salt=cfg.community_salt)
+        r = c.get(f"/v1/requests/{request_id}")
+        if r["payer"] != c.address:
+            raise WalletError(f"this request is addressed to {r['payer']}, not to you", "forbidden")
+        if r["status"] != "open":
+            paid = f" (entry {r['paidSeq']})" if r.get("paidSeq") else ""
+            raise WalletError(f"request {r['id']} is {r['status']}{paid}; nothing was signed", "request_not_open")
+        cur = community.currency(r["currency"])
+        # the memo is the payee's text, shown right before "sign and send?": made visible, so it
+        # cannot move the cursor or erase the line with the amount that is really signed
+        _confirm(f"pay request {visible(r['id'])}:\n  {cur.format(r['amount'])} {cur.code} to "
+                 f"{visible(r['payee'])}, memo: {visible(r.get('memo')) or '(none)'}", yes, as_json)
+        body = sign_transfer(c, c.key, community, payee=r["payee"], currency=cur.code, amount=r["amount"],
+                             memo=None, request_id=bytes.fromhex(r["id"][2:]))
+        _send_transfer(c, body, community, as_json)
 
-    @app.command("request")
-    @handled
-    def request_(payer: str = typer.Option(..., "--from", help="Address of the account asked to pay"),
-                 amount: str = typer.Option(..., "--amount", help="Amount: '1h30m', '12.50'"),
-                 currency: str = typer.Option(None, "--currency", "-c", help="Currency code"),
-                 memo: str = typer.Option(None, "--memo", help="What it is for (shown to the payer)"),
-                 expires: str = typer.Option("1d", "--expires", help="Valid for: 3600, 30m, 12h, 7d (1m-90d)"),
-                 api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
-                 as_json: bool = JSON_OPT) -> None:
-        """Ask another account for a payment; prints the request id they approve."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            community = c.community()
-            cur = community.currency(currency or cfg.currency)
-            body = {"payer": normalize_address(payer, what="payer"), "currency": cur.code,
-                    "amount": cur.parse(amount), "memo": memo, "expiresInSeconds": _parse_duration(expires)}
-            r = c.post("/v1/requests", body)
+
+@handled
+def decline(request_id: str = typer.Argument(..., help="The request id (0x...)"),
+            api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
+            as_json: bool = JSON_OPT) -> None:
+    """Decline a payment request addressed to you."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        r = c.post(f"/v1/requests/{request_id}/decline")
+    typer.echo(json.dumps(r) if as_json else f"declined request {visible(r['id'])} from {visible(r['payee'])}")
+
+
+@handled
+def history(account: str = typer.Option(None, "--account", help="Another account (with --purpose)"),
+            currency: str = typer.Option(None, "--currency", "-c"),
+            counterparty: str = typer.Option(None, "--counterparty", help="Only transfers with this address"),
+            limit: int = typer.Option(20, min=1, max=500, help="Transfers per page"),
+            cursor: str = typer.Option(None, "--cursor", help="Continue after a previous page"),
+            all_pages: bool = typer.Option(False, "--all", help="Follow every page"),
+            purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
+            password_file: Path = PASSWORD_FILE_OPT,
+            as_json: bool = JSON_OPT) -> None:
+    """Your transfers, newest first, a page at a time."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        who = normalize_address(account, what="account") if account else c.address
+        purpose = _purpose(c, who, purpose)
+        params = {"currency": currency, "limit": limit, "cursor": cursor,
+                  "counterparty": normalize_address(counterparty, what="counterparty") if counterparty else None}
+        items, nxt = [], None
+        while True:
+            page = _read(c, f"/v1/accounts/{who}/history", params, purpose=purpose)
+            items += page["items"]
+            nxt = page.get("nextCursor")
+            if not (all_pages and nxt):
+                break
+            params["cursor"] = nxt
         if as_json:
-            typer.echo(json.dumps(r))
-        else:
-            typer.echo(f"requested {cur.format(r['amount'])} {r['currency']} from {r['payer']} "
-                       f"(expires {_when(r['expiresAt'])})\nrequest id: {r['id']}")
+            typer.echo(json.dumps({"account": who, "items": items, "nextCursor": nxt}))
+            return
+        community = c.community()
+    rows = []
+    for t in items:
+        out = t["payer"] == who
+        sign = "-" if out else "+"
+        rows.append([str(t["seq"]), _when(t["at"]), "out" if out else "in", t["payee"] if out else t["payer"],
+                     f"{sign}{_fmt(community, t['currency'], t['amount'])} {t['currency']}",
+                     ((t.get("memo") or "") + (" [request]" if t.get("requestId") else "")).strip()])
+    _table(f"history of {who}", ["seq", "when", "dir", "counterparty", "amount", "memo"], rows)
+    if nxt:
+        typer.echo(f"more: --cursor {visible(nxt)}")
 
-    @app.command("requests")
-    @handled
-    def requests_(incoming: bool = typer.Option(False, "--incoming", help="Requests you are asked to pay (default)"),
-                  outgoing: bool = typer.Option(False, "--outgoing", help="Requests you made"),
-                  status: str = typer.Option(None, "--status", help="open | paid | declined | expired"),
-                  limit: int = typer.Option(50, min=1, max=500), cursor: str = typer.Option(None, "--cursor"),
-                  api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
-                  as_json: bool = JSON_OPT) -> None:
-        """Payment requests to you (--incoming) or from you (--outgoing), newest first."""
-        if incoming and outgoing:
-            raise WalletError("choose --incoming or --outgoing, not both", "invalid_input")
-        direction = "outgoing" if outgoing else "incoming"
-        cfg, c = _session(api, key, password_file)
-        with c:
-            page = c.get("/v1/requests", {"direction": direction, "status": status, "limit": limit,
-                                          "cursor": cursor})
-            if as_json:
-                typer.echo(json.dumps(page))
-                return
-            community = c.community()
-        other = "payee" if direction == "incoming" else "payer"
-        _table(f"{direction} payment requests", ["id", other, "amount", "status", "expires", "memo"],
-               [[r["id"], r[other], f"{_fmt(community, r['currency'], r['amount'])} {r['currency']}", r["status"],
-                 _when(r["expiresAt"]), r.get("memo") or ""] for r in page["items"]])
-        if page.get("nextCursor"):
-            typer.echo(f"more: --cursor {page['nextCursor']}")
 
-    @app.command()
-    @handled
-    def approve(request_id: str = typer.Argument(..., help="The request id (0x...)"),
-                yes: bool = typer.Option(False, "--yes", "-y", help="Sign without asking"),
-                api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
-                as_json: bool = JSON_OPT) -> None:
-        """Pay a payment request: sign a transfer that names it, for exactly what it asks."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            community = c.community(pin_chain_id=cfg.chain_id, pin_salt=cfg.community_salt)
-            r = c.get(f"/v1/requests/{request_id}")
-            if r["payer"] != c.address:
-                raise WalletError(f"this request is addressed to {r['payer']}, not to you", "forbidden")
-            if r["status"] != "open":
-                paid = f" (entry {r['paidSeq']})" if r.get("paidSeq") else ""
-                raise WalletError(f"request {r['id']} is {r['status']}{paid}; nothing was signed", "request_not_open")
-            cur = community.currency(r["currency"])
-            _confirm(f"pay request {r['id']}:\n  {cur.format(r['amount'])} {cur.code} to {r['payee']}, "
-                     f"memo: {r.get('memo') or '(none)'}", yes, as_json)
-            body = sign_transfer(c, c.key, community, payee=r["payee"], currency=cur.code, amount=r["amount"],
-                                 memo=None, request_id=bytes.fromhex(r["id"][2:]))
-            _send_transfer(c, body, community, as_json)
-
-    @app.command()
-    @handled
-    def decline(request_id: str = typer.Argument(..., help="The request id (0x...)"),
-                api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
-                as_json: bool = JSON_OPT) -> None:
-        """Decline a payment request addressed to you."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            r = c.post(f"/v1/requests/{request_id}/decline")
-        typer.echo(json.dumps(r) if as_json else f"declined request {r['id']} from {r['payee']}")
-
-    @app.command()
-    @handled
-    def history(account: str = typer.Option(None, "--account", help="Another account (with --purpose)"),
-                currency: str = typer.Option(None, "--currency", "-c"),
-                counterparty: str = typer.Option(None, "--counterparty", help="Only transfers with this address"),
-                limit: int = typer.Option(20, min=1, max=500, help="Transfers per page"),
-                cursor: str = typer.Option(None, "--cursor", help="Continue after a previous page"),
-                all_pages: bool = typer.Option(False, "--all", help="Follow every page"),
-                purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
-                password_file: Path = PASSWORD_FILE_OPT,
-                as_json: bool = JSON_OPT) -> None:
-        """Your transfers, newest first, a page at a time."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            who = normalize_address(account, what="account") if account else c.address
-            if who != c.address and not purpose:
-                raise _purpose_needed(c)
-            params = {"currency": currency, "limit": limit, "cursor": cursor,
-                      "counterparty": normalize_address(counterparty, what="counterparty") if counterparty else None}
-            items, nxt = [], None
-            while True:
-                page = _read(c, f"/v1/accounts/{who}/history", params, purpose=purpose)
-                items += page["items"]
-                nxt = page.get("nextCursor")
-                if not (all_pages and nxt):
-                    break
-                params["cursor"] = nxt
-            if as_json:
-                typer.echo(json.dumps({"account": who, "items": items, "nextCursor": nxt}))
-                return
-            community = c.community()
-        rows = []
-        for t in items:
-            out = t["payer"] == who
-            sign = "-" if out else "+"
-            rows.append([str(t["seq"]), _when(t["at"]), "out" if out else "in", t["payee"] if out else t["payer"],
-                         f"{sign}{_fmt(community, t['currency'], t['amount'])} {t['currency']}",
-                         ((t.get("memo") or "") + (" [request]" if t.get("requestId") else "")).strip()])
-        _table(f"history of {who}", ["seq", "when", "dir", "counterparty", "amount", "memo"], rows)
-        if nxt:
-            typer.echo(f"more: --cursor {nxt}")
-
-    @app.command()
-    @handled
-    def receipt(seq: int = typer.Argument(..., min=1, help="Entry seq of the transfer"),
-                out: Path = typer.Option(None, "--out", help="Where to store it (default: the receipts "
-                                         "directory, $XDG_DATA_HOME/ayni/receipts)"),
-                purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
-                password_file: Path = PASSWORD_FILE_OPT,
-                as_json: bool = JSON_OPT) -> None:
-        """Download the receipt of an anchored transfer and keep it; check it with `verify`."""
-        cfg, c = _session(api, key, password_file)
-        with c:
-            doc = _read(c, f"/v1/receipts/{seq}", purpose=purpose)  # none needed for your own
-        if not isinstance(doc, dict) or "proof" not in doc:
-            raise WalletError("the API's receipt is not a receipt document", "bad_response")
-        from .keys import write_new_file
-        path = out or cfg.receipts_dir / f"receipt-{seq}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_new_file(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o644, overwrite=True)
-        b = doc.get("batch") or {}
-        if as_json:
-            typer.echo(json.dumps({"path": str(path), "seq": seq, "batch": b, "chainId": doc.get("chainId"),
-                                   "contract": doc.get("contract"), "txHash": doc.get("txHash")}))
-        else:
-            typer.echo(f"receipt of entry {seq} (batch {b.get('firstSeq')}..{b.get('lastSeq')}, chain "
-                       f"{doc.get('chainId')}) stored in {path}\ncheck it: ayni-wallet verify {path} --chain URL")
+@handled
+def receipt(seq: int = typer.Argument(..., min=1, help="Entry seq of the transfer"),
+            out: Path = typer.Option(None, "--out", help="Where to store it (default: the receipts "
+                                     "directory, $XDG_DATA_HOME/ayni/receipts)"),
+            purpose: str = PURPOSE_OPT, api: str = API_OPT, key: str = KEY_OPT,
+            password_file: Path = PASSWORD_FILE_OPT,
+            as_json: bool = JSON_OPT) -> None:
+    """Download the receipt of an anchored transfer and keep it; check it with `verify`."""
+    cfg, c = _session(api, key, password_file)
+    with c:
+        doc = _read(c, f"/v1/receipts/{seq}", purpose=purpose)  # none needed for your own
+    if not isinstance(doc, dict) or "proof" not in doc:
+        raise WalletError("the API's receipt is not a receipt document", "bad_response")
+    from .keys import write_new_file
+    path = out or cfg.receipts_dir / f"receipt-{seq}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_new_file(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o644, overwrite=True)
+    b = doc.get("batch") or {}
+    if as_json:
+        typer.echo(json.dumps({"path": str(path), "seq": seq, "batch": b, "chainId": doc.get("chainId"),
+                               "contract": doc.get("contract"), "txHash": doc.get("txHash")}))
+    else:
+        typer.echo(visible(f"receipt of entry {seq} (batch {b.get('firstSeq')}..{b.get('lastSeq')}, chain "
+                           f"{doc.get('chainId')}) stored in {path}"))
+        typer.echo(f"check it: ayni-wallet verify {path} (with anchor_contract and chain_id pinned)")

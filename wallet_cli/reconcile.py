@@ -1,8 +1,9 @@
 """`ayni-wallet reconcile`: the treasurer's independent check of the server and the chain.
 
 Reads the entry log over HTTP (paged, resumable from a local checkpoint) or from an export
-file, and recomputes everything with ledger.core (ledger/core/reconcile.py) and web3 only:
-it never opens the server's database nor runs its service code."""
+file, and recomputes everything with ledger.core (ledger/core/reconcile.py) and web3 only
+(the chain through ledger/verify/anchor_reader.py): it never opens the server's database nor
+runs its service or its chain writer (tests/test_wallet_layering.py walks the imports)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,12 @@ from pathlib import Path
 import typer
 
 from ledger.core import log_format
+from ledger.core.codec import hex0x
 from ledger.core.reconcile import ChainBatch, ClaimedBatch, Reconciler, Report, SignatureJob, bad_signatures
+from ledger.core.trust_root import TrustRoot
+from ledger.files import write_atomic
+
+from .config import API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT
 
 CHECK_TITLES = {
     "sequence": "entries numbered 1..N, no gap or repeat",
@@ -140,7 +146,7 @@ def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, pr
         after = _resume(client, rec, checkpoint, head, refetch)
         if after == 0:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_text(log_format.dumps(log_format.header("", head, int(time.time() * 1000))) + "\n")
+            write_atomic(checkpoint, log_format.dumps(log_format.header("", head, int(time.time() * 1000))) + "\n")
         with open(checkpoint, "a", encoding="ascii") as out:
             while after < head:
                 data = client.get("/v1/log", params={"after": after, "limit": page})
@@ -255,9 +261,7 @@ def _truncate_after(path: Path, last_seq: int) -> None:
                     break
             except (ValueError, AttributeError):
                 break
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(keep))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(keep), mode=0o600)
 
 
 # -- pins: what the treasurer learnt the first time, held against the server later --------------
@@ -274,9 +278,7 @@ def load_pins(path: Path | None) -> dict:
 
 def save_pins(path: Path, pins: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(pins, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(pins, indent=1) + "\n", mode=0o600)
 
 
 # -- the chain ----------------------------------------------------------------------------
@@ -291,18 +293,27 @@ def chain_batches(chain, at_block: int | None = None) -> tuple[list[ChainBatch],
     return out, problems
 
 
+def _flag_all(rec: Reconciler, mismatches) -> None:
+    for m in mismatches:
+        rec.flag("trust_root", m.seq, m.expected, m.found, account=m.account, detail=m.detail)
+
+
 def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | None = None, chain=None,
               skip_chain: bool = False, deadline_s: int | None = 86_400, verify_signatures: bool = True,
               workers: int | None = None, progress=None, now_ms: int | None = None,
               refetch: bool = False, pins_path: Path | None = None, community_salt: str | None = None,
-              chain_id: int | None = None, treasurer: str | None = None) -> Report:
+              chain_id: int | None = None, treasurer: str | None = None, own_role: str = "treasurer",
+              contract: str | None = None) -> Report:
     """Run every check; raise ReconcileInputError for input that cannot be reconciled at all.
 
-    `pins_path`: the trust root learnt at the first reconciliation (genesis entry, anchor contract,
-    chain); later runs hold the server to it. `treasurer`: an address that must hold treasurer
-    rights in the replayed history (the key the treasurer signs in with)."""
+    The trust root (ledger/core/trust_root.py) is the pins file `pins_path` (genesis entry, anchor
+    contract, chain: learnt at the first reconciliation, held against the server later) overridden
+    by what the configuration pins (`community_salt`, `chain_id`, `contract`); `treasurer` is the
+    checker's own key, which must hold `own_role` (treasurer or auditor) in the replayed history."""
     now_ms = now_ms or int(time.time() * 1000)
-    pins = load_pins(pins_path)
+    pinned = TrustRoot.from_pins_file(load_pins(pins_path))
+    trust = pinned.overridden_by(TrustRoot(contract=contract, chain_id=chain_id, community_salt=community_salt,
+                                           own_key=treasurer, own_role=own_role))
     # the replay keeps this process busy: recovery gets the other cores (one at least)
     workers = workers if workers is not None else max(1, (os.cpu_count() or 1) - 1)
     checker = ProcessSignatures(workers) if verify_signatures and (os.cpu_count() or 1) > 1 and workers else None
@@ -318,23 +329,21 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
     finally:
         if checker is not None:
             checker.close()
-    rec.check_trust_root(genesis_hash=pins.get("genesisHash"), community_salt=community_salt or pins.get("communitySalt"),
-                         chain_id=chain_id if chain_id is not None else pins.get("chainId"), treasurer=treasurer)
+    if trust.pins_anything():  # the report claims only the checks it made
+        rec.report.checks_run.append("trust_root")
+        g = rec.state.genesis
+        _flag_all(rec, trust.check_history(rec.genesis_hash, g.domain if g is not None else None, rec.state.accounts))
     rec.compare_balances(claims.head_seq, claims.balances)
-    contract = pins.get("contract") or claims.contract
-    if pins.get("contract") and (claims.contract or "").lower() != pins["contract"].lower():
-        rec.flag("trust_root", None, pins["contract"], claims.contract,
-                 detail="the server names another anchor contract than the one pinned earlier")
+    if trust.contract is not None:
+        _flag_all(rec, TrustRoot(contract=trust.contract).check_anchor_target(
+            claims.contract, None, what="the server's anchor records"))
+    contract = trust.contract or claims.contract
     if chain is not None:
-        if chain.contract_address.lower() != (contract or chain.contract_address).lower():
-            rec.flag("trust_root", None, contract, chain.contract_address,
-                     detail="the chain is read at another contract than the ledger's")
+        _flag_all(rec, TrustRoot(contract=contract, anchor_chain_id=trust.anchor_chain_id).check_anchor_target(
+            chain.contract_address, chain.chain_id, what="the chain node read"))
         batches, problems = chain_batches(chain, snapshot)
         rec.check_anchors(batches, claims.batches, now_ms=now_ms, deadline_ms=deadline_s * 1000 if deadline_s else None,
                           chain_problems=problems, log_may_be_older=export is not None)
-        if pins.get("chain") is not None and pins["chain"] != chain.chain_id:
-            rec.flag("trust_root", None, f"chain {pins['chain']}", f"chain {chain.chain_id}",
-                     detail="the node serves another chain than the one pinned earlier")
     elif skip_chain:
         rec.report.checks_run.append("anchors NOT checked (--skip-chain)")
     elif contract:
@@ -343,18 +352,23 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
     else:
         raise ReconcileInputError("this ledger names no anchor contract, so nothing can be checked on a chain: "
                                   "give --skip-chain to reconcile without one, or --contract and --chain")
-    if pins_path is not None and not pins and "trust_root" not in rec.report.counts and rec.genesis_hash:
+    if pins_path is not None and not pinned.pins_anything() and "trust_root" not in rec.report.counts \
+            and rec.genesis_hash:
         g = rec.state.genesis
-        save_pins(pins_path, {"genesisHash": rec.genesis_hash, "communitySalt": "0x" + g.domain.salt.hex(),
-                              "chainId": g.domain.chain_id, "contract": contract,
-                              "chain": chain.chain_id if chain is not None else None})
+        learnt = TrustRoot(genesis_hash=rec.genesis_hash, community_salt=hex0x(g.domain.salt),
+                           chain_id=g.domain.chain_id, contract=contract,
+                           anchor_chain_id=chain.chain_id if chain is not None else None)
+        save_pins(pins_path, learnt.pins_file())
         rec.report.checks_run.append(f"trust root pinned in {pins_path}")
     return rec.report
 
 
 # -- rendering ----------------------------------------------------------------------------
 def render(report: Report, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
+
+    from ledger.core.text import visible
     summary = Table(title=f"Reconciliation: {report.entries} entries, head seq {report.head_seq}")
     summary.add_column("check")
     summary.add_column("result")
@@ -373,9 +387,10 @@ def render(report: Report, console) -> None:
         t = Table(title="Discrepancies", show_lines=False)
         for col in ("check", "seq", "account", "currency", "expected", "found", "detail"):
             t.add_column(col, overflow="fold")
-        for d in report.discrepancies:
-            t.add_row(d.check, str(d.seq if d.seq is not None else "-"), d.account or "-", d.currency or "-",
-                      d.expected, d.found, d.detail)
+        for d in report.discrepancies:  # what the server said: never markup, never a terminal control
+            t.add_row(*(escape(visible(str(x))) for x in (
+                d.check, d.seq if d.seq is not None else "-", d.account or "-", d.currency or "-",
+                d.expected, d.found, d.detail)))
         console.print(t)
         listed, total = len(report.discrepancies), sum(report.counts.values())
         if total > listed:
@@ -383,77 +398,78 @@ def render(report: Report, console) -> None:
     console.print("[green]RECONCILED: everything matches[/]" if report.ok else "[red]DISCREPANCIES FOUND[/]")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("reconcile")
-    def reconcile_cmd(
-        log: Path = typer.Option(None, "--log", help="Read an export file (`ayni export-log`) instead of the API"),
-        api: str = typer.Option(None, "--api", help="Base URL of the Ayni service (default: config / $AYNI_API_URL)"),
-        key: str = typer.Option(None, "--key", help="Treasurer's key (name, keystore file or address) to sign in with"),
-        password_file: Path = typer.Option(None, "--password-file", help="File holding the keystore passphrase"),
-        chain: str = typer.Option(None, "--chain", help="JSON-RPC URL of a node of the anchoring chain "
-                                                       "(default: config / $AYNI_CHAIN_URL)"),
-        contract: str = typer.Option(None, "--contract", help="Anchor contract (default: the pinned one, else the "
-                                                             "one the ledger names)"),
-        skip_chain: bool = typer.Option(False, "--skip-chain", help="Do not check anchors (the report says so)"),
-        deadline: int = typer.Option(86_400, "--anchor-deadline", min=0,
-                                     help="Seconds after which an entry must be anchored (0: do not check)"),
-        no_signatures: bool = typer.Option(False, "--no-signatures",
-                                           help="Skip signature recovery (faster; digests and rules still checked)"),
-        workers: int = typer.Option(None, "--workers", min=0,
-                                    help="Processes for signature recovery (0: in this one; default: cores - 1)"),
-        checkpoint: Path = typer.Option(None, "--checkpoint", help="Local copy of the fetched log, to resume from"),
-        refetch: bool = typer.Option(False, "--refetch", help="Ignore the checkpoint and fetch the whole log again"),
-        pins: Path = typer.Option(None, "--pins", help="Trust root file: written at the first reconciliation "
-                                                      "(genesis, contract, chain), checked at every later one "
-                                                      "(default over HTTP: beside the checkpoint)"),
-        as_json: bool = typer.Option(False, "--json", help="Machine-readable report"),
-    ) -> None:
-        """Verify the whole ledger independently: hashes, replayed balances, zero-sum, limits, anchors.
+def reconcile_cmd(
+    log: Path = typer.Option(None, "--log", help="Read an export file (`ayni export-log`) instead of the API"),
+    api: str = API_OPT,
+    key: str = KEY_OPT,
+    password_file: Path = PASSWORD_FILE_OPT,
+    chain: str = typer.Option(None, "--chain", help="JSON-RPC URL of a node of the anchoring chain "
+                                                   "(default: config / $AYNI_CHAIN_URL)"),
+    contract: str = typer.Option(None, "--contract", help="The community's Anchor contract (else "
+                                 "$AYNI_ANCHOR_CONTRACT, wallet.toml anchor_contract, the pins file, the ledger's)"),
+    skip_chain: bool = typer.Option(False, "--skip-chain", help="Do not check anchors (the report says so)"),
+    deadline: int = typer.Option(86_400, "--anchor-deadline", min=0,
+                                 help="Seconds after which an entry must be anchored (0: do not check)"),
+    no_signatures: bool = typer.Option(False, "--no-signatures",
+                                       help="Skip signature recovery (faster; digests and rules still checked)"),
+    workers: int = typer.Option(None, "--workers", min=0,
+                                help="Processes for signature recovery (0: in this one; default: cores - 1)"),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Local copy of the fetched log, to resume from"),
+    refetch: bool = typer.Option(False, "--refetch", help="Ignore the checkpoint and fetch the whole log again"),
+    pins: Path = typer.Option(None, "--pins", help="Trust root file: written at the first reconciliation "
+                                                  "(genesis, contract, chain), checked at every later one "
+                                                  "(default over HTTP: beside the checkpoint)"),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Verify the whole ledger independently: hashes, replayed balances, zero-sum, limits, anchors.
 
-        Exit 0 only when everything matches; 1 when a discrepancy is found; 2 when the input
-        cannot be reconciled (unreadable or truncated export, unreachable API or chain); 3 on an
-        unexpected fault (a bug: please report it)."""
-        from rich.console import Console
-        from .config import load_config
-        from .main import _fail
-        console = Console(stderr=as_json)
-        client = None
-        try:
-            cfg = load_config(api_url=api, keystore=key, password_file=password_file, chain_url=chain)
-            treasurer = None
-            if log is None:
-                client, checkpoint = _http_client(cfg, checkpoint)
-                treasurer = client.address
-                pins = pins or checkpoint.with_name(checkpoint.stem + ".pins.json")
-            pinned = load_pins(pins)
-            node = None if skip_chain else _connect_chain(cfg.chain_url, contract or pinned.get("contract"),
-                                                          log, client)
-            with _progress(console, as_json) as progress:
-                report = reconcile(export=log, client=client, checkpoint=checkpoint, chain=node,
-                                   skip_chain=skip_chain, deadline_s=deadline or None,
-                                   verify_signatures=not no_signatures, workers=workers, progress=progress,
-                                   refetch=refetch, pins_path=pins, community_salt=cfg.community_salt,
-                                   chain_id=cfg.chain_id, treasurer=treasurer)
-        except ReconcileInputError as exc:
-            _fail(str(exc), 2)
-        except KeyboardInterrupt:
-            _fail("interrupted: nothing was concluded (the checkpoint keeps what was fetched)", 130)
-        except Exception as exc:  # noqa: BLE001 - never a traceback: one line, a distinct exit code
-            message = _known_fault(exc)
-            if message is None:
-                _fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                      "(a bug in the wallet: please report it)", 3)
-            _fail(message, 2)
-        if as_json:
-            typer.echo(json.dumps(report.as_dict(), indent=1))
-        else:
-            render(report, console)
-        raise typer.Exit(0 if report.ok else 1)
+    Exit 0 only when everything matches; 1 when a discrepancy is found; 2 when the input
+    cannot be reconciled (unreadable or truncated export, unreachable API or chain); 3 on an
+    unexpected fault (a bug: please report it)."""
+    from rich.console import Console
+    from .config import load_config
+    from .config import fail
+    console = Console(stderr=as_json)
+    client = None
+    try:
+        cfg = load_config(api_url=api, keystore=key, password_file=password_file, chain_url=chain,
+                          anchor_contract=contract)
+        own_key, own_role = None, "treasurer"
+        if log is None:
+            client, checkpoint = _http_client(cfg, checkpoint)
+            own_key, own_role = client.address, client.role or "treasurer"
+            pins = pins or checkpoint.with_name(checkpoint.stem + ".pins.json")
+        pinned = load_pins(pins)
+        node = None if skip_chain else _connect_chain(cfg.chain_url, cfg.anchor_contract or pinned.get("contract"),
+                                                      log, client)
+        with _progress(console, as_json) as progress:
+            report = reconcile(export=log, client=client, checkpoint=checkpoint, chain=node,
+                               skip_chain=skip_chain, deadline_s=deadline or None,
+                               verify_signatures=not no_signatures, workers=workers, progress=progress,
+                               refetch=refetch, pins_path=pins, community_salt=cfg.community_salt,
+                               chain_id=cfg.chain_id, treasurer=own_key, own_role=own_role,
+                               contract=cfg.anchor_contract)
+    except ReconcileInputError as exc:
+        fail(str(exc), 2)
+    except KeyboardInterrupt:
+        fail("interrupted: nothing was concluded (the checkpoint keeps what was fetched)", 130)
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, a distinct exit code
+        message = _known_fault(exc)
+        if message is None:
+            fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                  "(a bug in the wallet: please report it)", 3)
+        fail(message, 2)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=1))
+    else:
+        render(report, console)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def _known_fault(exc: Exception) -> str | None:
-    if type(exc).__module__.startswith("ledger.chain"):
-        return f"chain: {getattr(exc, 'code', 'error')}: {exc}"
+    from ledger.verify.chain_types import ChainError
+    if isinstance(exc, ChainError):
+        return f"chain: {exc.code}: {exc}"
     if type(exc).__name__ == "WalletError":
         return str(exc)
     return None
@@ -479,9 +495,9 @@ class _progress:
 
 def _http_client(cfg, checkpoint):
     import hashlib
-    from .client import open_client
+    from .client import open_ledger_reader
     from .config import data_home
-    client = open_client(cfg, purpose="reconciliation")
+    client = open_ledger_reader(cfg)  # signed in: the purpose follows the key's role
     if checkpoint is None:  # one per API URL (readable prefix + hash: no two URLs share a file)
         safe = "".join(ch if ch.isalnum() else "_" for ch in cfg.api_url)[:60]
         digest = hashlib.sha256(cfg.api_url.encode()).hexdigest()[:12]
@@ -490,14 +506,14 @@ def _http_client(cfg, checkpoint):
 
 
 def _connect_chain(chain_url, contract, log, client):
-    from ledger.chain import AnchorChain
+    from ledger.verify.anchor_reader import AnchorReader
     if not chain_url:
         return None  # reconcile() refuses if the ledger anchors and --skip-chain was not given
     if contract is None:
         contract = _contract_named_by(log, client)
     if contract is None:
         raise ReconcileInputError("the ledger names no anchor contract: give --contract, or --skip-chain")
-    return AnchorChain.connect(chain_url, contract_address=contract)
+    return AnchorReader.connect(chain_url, contract_address=contract)
 
 
 def _contract_named_by(log, client) -> str | None:

@@ -1,4 +1,6 @@
-"""Chain adapter for anchoring: the Anchor contract over web3.py (no database here).
+"""The server's chain writer for anchoring: deploys the Anchor contract and sends anchors over
+web3.py (no database here). Reading the contract is ledger/verify/anchor_reader.py, which the
+writer extends and the wallet uses alone.
 
     from ledger.chain import AnchorChain, ChainUnavailable, AnchorReverted, WrongContract
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ledger.chain.accumulator import accumulate, genesis, replay
+from ledger.core.accumulator import accumulate, genesis
 from ledger.chain.errors import (
     AnchorReverted,
     BadKeystore,
@@ -35,7 +37,6 @@ __all__ = [
     "WrongContract",
     "accumulate",
     "genesis",
-    "replay",
 ]
 
 

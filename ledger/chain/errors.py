@@ -1,25 +1,11 @@
 """Errors of the chain adapter. Every expected fault (node down, revert, wrong contract, bad
-keystore) surfaces as one of these, never as a web3 / requests / eth-tester exception type."""
+keystore) surfaces as one of these, never as a web3 / requests / eth-tester exception type.
+ChainError, ChainUnavailable and WrongContract are the verifier's (ledger/verify/chain_types.py):
+the reader and the writer raise the same classes."""
 from __future__ import annotations
 
 
-class ChainError(Exception):
-    """Base class; `code` is a stable machine-readable string, `message` a human one."""
-
-    code = "chain_error"
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class ChainUnavailable(ChainError):
-    """The node does not answer: connection refused, timeout, HTTP error, RPC down."""
-
-    code = "chain_unavailable"
+from ledger.verify.chain_types import ChainError, ChainUnavailable, WrongContract  # noqa: F401 - shared with the reader
 
 
 class AnchorReverted(ChainError):
@@ -50,12 +36,6 @@ class InsufficientFunds(ChainError):
     """The anchoring key cannot pay for the gas (top it up); nothing was sent."""
 
     code = "insufficient_funds"
-
-
-class WrongContract(ChainError):
-    """No code at the address, code that is not an Ayni Anchor, or the wrong chain id."""
-
-    code = "wrong_contract"
 
 
 class BadKeystore(ChainError):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.verify.chain_types import AnchoredEvent  # noqa: F401 - one definition, the reader's
+
 
 @dataclass(frozen=True)
 class TxStatus:
@@ -12,14 +14,3 @@ class TxStatus:
     gas_used: int | None
     effective_gas_price: int | None
     confirmations: int  # 0 if not mined
-
-
-@dataclass(frozen=True)
-class AnchoredEvent:
-    root: bytes  # 32 bytes
-    first_seq: int
-    last_seq: int
-    accumulator: bytes  # 24 bytes, as emitted (the verifier recomputes it, see accumulator.py)
-    tx_hash: str
-    block: int
-    log_index: int

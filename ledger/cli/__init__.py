@@ -70,7 +70,8 @@ def main() -> None:
         sys.exit(1)
     except Exception as exc:
         # chain adapter faults carry a code; a database the service could not reach, a message
-        if hasattr(exc, "code") and type(exc).__module__.startswith("ledger.chain"):
+        from ledger.verify.chain_types import ChainError  # the reader's and the writer's faults alike
+        if isinstance(exc, ChainError):
             message, status = f"{exc.code}: {exc}", 1
         elif _storage_fault(exc):
             message, status = f"database error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", 2

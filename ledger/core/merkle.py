@@ -23,7 +23,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any, Iterable, Sequence
 
-from ledger.core.hashing import keccak256
+from .codec import hex0x
+from .hashing import keccak256
 
 __all__ = [
     "ENTRY_LEAF_TYPES",
@@ -298,12 +299,8 @@ def _to_json(typ: str, value: Any) -> Any:
     if typ.startswith(("uint", "int")) and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if typ.startswith("bytes") and isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
+        return hex0x(bytes(value))
     return value
-
-
-def _hex(b: bytes) -> str:
-    return "0x" + b.hex()
 
 
 def _unhex(s: str) -> bytes:
@@ -365,7 +362,7 @@ class StandardMerkleTree:
         return {
             "format": self.FORMAT,
             "leafEncoding": list(self.leaf_encoding),
-            "tree": [_hex(x) for x in self.tree],
+            "tree": [hex0x(x) for x in self.tree],
             "values": [{"value": v, "treeIndex": i} for v, i in self.values],
         }
 

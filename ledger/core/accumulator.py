@@ -7,11 +7,9 @@ Same formulas as `Anchor.accumulate` / the constructor in contracts/Anchor.sol.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from .hashing import keccak256
+from .typed_data import UINT64_MAX
 
-from ledger.core.hashing import keccak256
-
-UINT64_MAX = 2**64 - 1
 GENESIS_TAG = "Ayni.Anchor.v1"
 
 
@@ -38,16 +36,3 @@ def genesis(chain_id: int, contract_address: str | bytes) -> bytes:
         + tag.ljust((len(tag) + 31) // 32 * 32, b"\x00")
     )
     return keccak256(enc)[:24]
-
-
-def replay(start_acc: bytes, start_last_seq: int, batches: Iterable[tuple[bytes, int, int]]):
-    """Apply batches (root, first, last) the way `anchor` does. Returns the list of states
-    [(acc, last_seq)] after each batch, or raises ValueError on a contiguity break."""
-    acc, last, states = start_acc, start_last_seq, []
-    for root, first, lst in batches:
-        if first != last + 1 or lst < first:
-            raise ValueError(f"batch {first}..{lst} does not follow lastSeq {last}")
-        acc = accumulate(acc, root, first, lst)
-        last = lst
-        states.append((acc, last))
-    return states

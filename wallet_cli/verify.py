@@ -1,0 +1,96 @@
+"""`ayni-wallet verify`: check a receipt against the chain, and against the community the
+member pinned: entry -> hash -> Merkle proof -> root anchored in the pinned contract on the
+pinned chain; with the community's signing domain pinned too, the entry's digest recomputed and
+its signature recovered to the payer.
+
+Why the pins: a receipt names the contract that anchors it, and anyone can deploy an Anchor
+contract and anchor a forged entry there. Checked against the contract it names, a forged
+receipt would verify; checked against the contract the member pinned (wallet.toml, the
+environment or a flag; the cooperative publishes it), it does not. Uses ledger.core and the
+chain node only (ledger/verify/anchor_reader.py); the cooperative's server is not asked.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ledger.core.receipts import ReceiptInvalid, check_receipt_signature, verify_receipt
+from ledger.core.text import visible
+from ledger.core.trust_root import TrustRoot
+
+from .config import JSON_OPT, fail, handled, load_config
+
+HOW_TO_PIN = ("a receipt is proof only against the community's own anchor contract, which this wallet "
+              "has not pinned: set anchor_contract = \"0x...\" and chain_id = N in wallet.toml (or "
+              "AYNI_ANCHOR_CONTRACT and AYNI_CHAIN_ID, or --contract and --chain-id), as the cooperative "
+              "publishes them (GET /v1/community: anchor.contract, domain.chainId)")
+
+
+def check(doc: object, reader, trust: TrustRoot) -> list[str]:
+    """Problems of the receipt `doc` against the pinned `trust` root, reading the chain with
+    `reader` (an AnchorReader at the pinned contract); empty when it holds."""
+    if not isinstance(doc, dict):
+        return ["receipt is invalid: not an Ayni receipt"]
+    problems = [m.detail for m in trust.check_anchor_target(doc.get("contract"), doc.get("chainId"),
+                                                            what="the receipt")]
+    if problems:
+        return problems  # anchored elsewhere: what that chain holds proves nothing here
+    try:
+        problems = verify_receipt(doc, reader)
+    except ReceiptInvalid as exc:
+        return [f"receipt is invalid: {exc}"]
+    domain = trust.domain()
+    if domain is not None and not problems:
+        problems = check_receipt_signature(doc, domain)
+    return problems
+
+
+@handled
+def verify(receipt: Path = typer.Argument(..., help="Receipt JSON (`ayni-wallet receipt` stores them)"),
+           chain: str = typer.Option(None, "--chain", help="JSON-RPC URL of a node of the anchoring chain "
+                                     "(else $AYNI_CHAIN_URL, wallet.toml chain_url)"),
+           contract: str = typer.Option(None, "--contract", help="The community's Anchor contract (else "
+                                        "$AYNI_ANCHOR_CONTRACT, wallet.toml anchor_contract)"),
+           chain_id: int = typer.Option(None, "--chain-id", help="The chain id of the community (else "
+                                        "$AYNI_CHAIN_ID, wallet.toml chain_id)"),
+           as_json: bool = JSON_OPT) -> None:
+    """Check a receipt against the pinned contract: entry -> hash -> Merkle proof -> anchored root.
+
+    Exit 0 when it holds; 1 when it does not; 2 when it cannot be checked (no pin, no node)."""
+    from ledger.verify.anchor_reader import AnchorReader
+    from ledger.verify.chain_types import ChainError
+    cfg = load_config(chain_url=chain, anchor_contract=contract, chain_id=chain_id)
+    trust = TrustRoot(contract=cfg.anchor_contract, anchor_chain_id=cfg.anchor_chain_id, chain_id=cfg.chain_id,
+                      community_salt=cfg.community_salt)
+    try:
+        doc = json.loads(receipt.read_text())
+    except OSError as exc:
+        fail(f"cannot read {receipt}: {exc.strerror}", 2)
+    except ValueError as exc:
+        fail(f"{receipt} is not JSON: {exc}", 2)
+    if trust.contract is None or trust.anchor_chain is None:
+        fail(HOW_TO_PIN, 2)
+    if not cfg.chain_url:
+        fail("give --chain URL (or AYNI_CHAIN_URL): a node of the community's anchoring chain", 2)
+    try:
+        reader = AnchorReader.connect(cfg.chain_url, contract_address=trust.contract,
+                                      expected_chain_id=trust.anchor_chain)
+        problems = check(doc, reader, trust)
+    except ChainError as exc:
+        fail(f"{exc.code}: {exc}", 2)
+    ok = not problems
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "problems": problems, "signatureChecked": ok and trust.domain() is not None,
+                               "seq": doc.get("values", [None])[0] if isinstance(doc, dict) else None}))
+    elif ok:
+        b = doc["batch"]
+        signed = ("; the payer's signature recovers in the pinned community" if trust.domain() is not None else
+                  "; signature not checked (pin community_salt to check it)")
+        typer.echo(visible(f"OK: entry {doc['values'][0]} is in batch {b['firstSeq']}..{b['lastSeq']} anchored in "
+                           f"{doc['contract']} on chain {doc['chainId']} (tx {doc['txHash']}){signed}"))
+    else:
+        for p in problems:
+            typer.echo(visible(f"FAILED: {p}"), err=True)
+    raise typer.Exit(0 if ok else 1)
