@@ -14,6 +14,7 @@ from ledger.chain.keys import write_keystore
 from ledger.core.typed_data import address_of_key
 from ledger.service import Ledger
 
+from . import servers
 from .hardhat_node import HARDHAT_CHAIN_ID, HARDHAT_KEYS, hardhat_node
 
 BIN = Path(sys.executable).parent
@@ -172,13 +173,8 @@ def test_serve_anchors_in_the_background(node, coop):
                             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
+        servers.wait_ready(base, proc)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         pay = signing.transfer(coop["keys"][0], coop["domain"], payee=address_of_key(coop["keys"][2]),
                                currency="HOUR", amount=20)
         seq = httpx.post(f"{base}/v1/transfers", json=transfer_body(pay), timeout=10).json()["seq"]

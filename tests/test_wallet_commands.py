@@ -6,7 +6,6 @@ fresh amounts or accounts so its assertions do not depend on the order)."""
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,43 +20,21 @@ from ledger.core.typed_data import address_of_key
 from wallet_cli.client import ApiClient
 from wallet_cli.keys import LIGHT_SCRYPT_N, write_keystore
 
+from . import servers
 from .hardhat_node import HARDHAT_CHAIN_ID, HARDHAT_KEYS, hardhat_node
 
 BIN = Path(sys.executable).parent
 PASSWORD = "a long wallet passphrase"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
-
-
 def wait_ready(base: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"ayni serve exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("ayni serve did not become ready")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        servers.wait_ready(base, proc)
+    except servers.ServerNotReady as exc:
+        pytest.fail(f"{exc}: {proc.stderr.read() if proc.poll() is not None else ''}")
+
+
+free_port, clean_env, stop = servers.free_port, servers.clean_env, servers.stop_group
 
 
 class Wallets:
@@ -486,8 +463,6 @@ def test_treasurer_closes_an_account(coop):
     assert "treasurer" in w.refused("ana", "close", w.addr["bea"])
 
 
-@pytest.mark.xfail(reason="needs the API side of issue 13 defect 14 (role auditor may read the log, balance "
-                          "sheet and anchors for the purpose `audit`); passes once it lands", strict=False)
 def test_an_auditor_reconciles_over_http(coop):
     """Defect 14 (the wallet's half): an auditor's key reconciles over HTTP, declaring the
     purpose `audit` (ledger/core/purposes.py) and holding its own role in the history."""
