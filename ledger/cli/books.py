@@ -11,7 +11,7 @@ from ..community import DEFAULT_CHAIN_ID, new_genesis
 from ..core import errors as E
 from ..core.addresses import normalize_address
 from ..core.codec import hex0x
-from .options import AsJson, Db, fail, open_ledger
+from .options import AsJson, Db, fail, open_ledger, persistent_url
 from .anchoring import CONTRACT_HELP
 
 
@@ -22,7 +22,7 @@ def init(treasurer: str = typer.Option(..., help="Address of the first treasurer
     """Create the database schema and the community's genesis entry."""
     try:
         address = normalize_address(treasurer, what="treasurer")
-        ledger = open_ledger(db, migrate=True)
+        ledger = open_ledger(persistent_url(db), migrate=True)
         entry = ledger.initialise(new_genesis(community, address, chain_id=chain_id))
     except E.LedgerError as exc:
         fail(str(exc))

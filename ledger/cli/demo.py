@@ -5,7 +5,9 @@ refusals shown are real refusals from the rules, not printed text. The last step
 treasurer's reconciliation of an export against the chain, as `ayni-wallet reconcile` does."""
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ class Person:
 
 
 DEFAULT_DEMO_DB = "sqlite:///ayni-data/demo.db"
+DEMO_COMMUNITY = "Cuidado Mutuo (demo)"
 
 
 # Not the shared --db option: the demo deletes its database first, so it must never default
@@ -47,7 +50,10 @@ def demo(db: str = typer.Option(DEFAULT_DEMO_DB, "--db", help="SQLite database t
          transfers: int = typer.Option(300, min=1, max=100_000, help="Random transfers to attempt"),
          seed: int = typer.Option(None, help="Random seed for a repeatable run")) -> None:
     """Run a small care cooperative end to end on embedded SQLite."""
-    result = run_demo(database_url(db), transfers=transfers, seed=seed)
+    try:
+        result = run_demo(database_url(db), transfers=transfers, seed=seed)
+    except E.InvalidInput as exc:
+        fail(str(exc))
     if not result["ok"]:
         fail("an invariant failed: see above")
     if not _reconcile(result):
@@ -63,12 +69,38 @@ def demo_file(db: str) -> Path:
     return path
 
 
+def refuse_unless_demo(path: Path) -> None:
+    """The demo deletes its database first: only a previous demo's may be deleted. `--db` pointed
+    at a real community's file by mistake must not cost the community its books, so anything
+    else that holds data (another community, a file that is not an SQLite database, another
+    application's tables) is refused. An empty file or an Ayni schema without a community is fine."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    refusal = E.InvalidInput(f"{path} holds data that is not a previous demo's; the demo deletes its "
+                             "database, so give it a new file (e.g. --db sqlite:///ayni-data/demo.db)")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            genesis = conn.execute("SELECT body FROM entries WHERE seq = 1").fetchone() if "entries" in tables else None
+        finally:
+            conn.close()
+        community = json.loads(genesis[0]).get("community") if genesis else None
+    except (sqlite3.Error, ValueError, AttributeError):
+        raise refusal from None  # not an SQLite database, or not one of ours: not ours to delete
+    if genesis is None and ("entries" in tables or not tables):
+        return  # an Ayni schema no community was created in, or an empty database
+    if community != DEMO_COMMUNITY:
+        raise refusal
+
+
 def run_demo(db: str = DEFAULT_DEMO_DB, *, transfers: int = 300, seed: int | None = None,
              console: Console | None = None) -> dict:
     """`db`: an SQLite URL or file path; the file is deleted first (every demo is a fresh cooperative)."""
     console = console or Console()
     rng = random.Random(seed)
     path = demo_file(db)
+    refuse_unless_demo(path)
     for suffix in ("", "-wal", "-shm"):  # the demo always starts a fresh cooperative
         Path(str(path) + suffix).unlink(missing_ok=True)
     ledger = Ledger.open(f"sqlite:///{path}")
@@ -76,7 +108,7 @@ def run_demo(db: str = DEFAULT_DEMO_DB, *, transfers: int = 300, seed: int | Non
     treasurer = Person("Treasurer", "treasurer", signing.new_key())
     people = ([Person(n, "member", signing.new_key()) for n in CARERS + CLIENTS]
               + [Person(n, "shop", signing.new_key()) for n in SHOPS])
-    ledger.initialise(new_genesis("Cuidado Mutuo (demo)", treasurer.address))
+    ledger.initialise(new_genesis(DEMO_COMMUNITY, treasurer.address))
     domain = ledger.genesis.domain
     console.rule("[bold]Ayni demo: Cuidado Mutuo, a care cooperative")
     console.print(f"database [cyan]{path}[/]  community id (EIP-712 salt) [cyan]0x{domain.salt.hex()[:16]}…[/]")

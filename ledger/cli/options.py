@@ -61,6 +61,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(rest[1:])  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
 
 
+def persistent_url(url: str) -> str:
+    """`url`, unless it is an in-memory SQLite database (`sqlite://`): `init` and `serve` would
+    then create a community that vanishes when the process ends."""
+    if url.split("://", 1)[0].split("+")[0] == "sqlite" and sqlite_path(url) is None:
+        fail(f"--db {url} is an in-memory database: nothing would persist; "
+             "give a file, e.g. sqlite:///ayni-data/ayni.db")
+    return url
+
+
 def _db_callback(value: str | None) -> str:
     return database_url(value)
 

@@ -10,7 +10,7 @@ import typer
 
 from ..core.addresses import normalize_address
 from .anchoring import CHAIN_HELP, CONTRACT_HELP, KEYSTORE_HELP, PASSWORD_HELP, connect_chain
-from .options import Db, open_ledger
+from .options import Db, open_ledger, persistent_url
 
 
 def _note(message: str) -> None:
@@ -36,7 +36,7 @@ def serve(db: Db = None,
 
     Optionally anchors (--anchor-every) and applies retention (--retention-every) in the background."""
     import uvicorn
-    ledger = open_ledger(db, migrate=True)  # migrate once, before workers start
+    ledger = open_ledger(persistent_url(db), migrate=True)  # migrate once, before workers start
     if anchor_every:
         # One anchorer for the whole server, in this (parent) process: workers never race
         # to anchor, and a slow or dead chain never touches a request.

@@ -13,10 +13,12 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from ..core.errors import InsecureStorage, NotInitialised
+from ..core.errors import InsecureStorage, InvalidInput, NotInitialised
 
 DEFAULT_DB_URL = "sqlite:///ayni-data/ayni.db"
 BUSY_TIMEOUT_MS = 30_000
+# The databases Ayni runs on, and the drivers it installs for them.
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 def resolve_url(url: str | None) -> str:
@@ -30,6 +32,11 @@ def make_engine(url: str | None = None, *, create: bool = True, **kwargs) -> Eng
         parsed = make_url(url)
     except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError and friends
         raise NotInitialised(f"{url!r} is not a database URL (e.g. sqlite:///ayni-data/ayni.db)") from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        # refused by name: SQLAlchemy would otherwise try to import a driver we never ship
+        # (mysql:// ends in a ModuleNotFoundError traceback)
+        raise InvalidInput(f"unsupported database {parsed.drivername!r} "
+                           "(use sqlite:/// or postgresql+psycopg://)")
     if parsed.drivername.startswith("sqlite"):
         return _sqlite_engine(url, parsed, create, **kwargs)
     if parsed.drivername in ("postgresql", "postgres"):
