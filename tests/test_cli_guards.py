@@ -61,3 +61,37 @@ def test_in_memory_database_is_refused_where_it_would_lose_everything(command):
 def test_unsupported_database_is_one_line(url):
     r = ayni("init", "--db", url, "--treasurer", address_of_key(signing.new_key()))
     _one_line_refusal(r, "unsupported database")
+
+
+def _serve_once(tmp_path, cwd, **env):
+    """Start `ayni serve` in `cwd` on a database elsewhere, wait until it answers, stop it."""
+    from tests.servers import clean_env, free_port, stop_group, wait_ready
+    db = tmp_path / "db" / "coop.db"
+    port = free_port()
+    err = tmp_path / f"serve-{port}.err"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", str(db), "--port", str(port)], cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=stderr, env=clean_env(**env),
+                                start_new_session=True)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc)
+        finally:
+            stop_group(proc)
+    return err.read_text()
+
+
+def test_serve_creates_the_token_secret_folder_private(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    _serve_once(tmp_path, work)
+    folder = work / "ayni-data"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "session.key").stat().st_mode) == 0o600
+
+
+def test_serve_warns_about_a_shared_token_secret_folder(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    err = _serve_once(tmp_path, tmp_path, AYNI_SESSION_KEY_FILE=str(shared / "session.key"))
+    assert "warning:" in err and str(shared) in err and "accessible to group or others" in err

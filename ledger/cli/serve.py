@@ -3,6 +3,7 @@ retention in the background."""
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -15,6 +16,25 @@ from .options import Db, open_ledger, persistent_url
 
 def _note(message: str) -> None:
     typer.secho(message, fg="yellow", err=True)
+
+
+DEFAULT_SESSION_KEY_FILE = "ayni-data/session.key"
+
+
+def prepare_session_key_dir() -> Path:
+    """The folder of the API's token secret ($AYNI_SESSION_KEY_FILE, default ./ayni-data/session.key):
+    created 0700 here, before any worker makes it with the default mode, because whoever can
+    replace the key can mint sign-in tokens. An existing folder group or others can enter is
+    only warned about: it may be shared on purpose, and the key file itself is refused unless 0600."""
+    key_file = Path(os.environ.setdefault("AYNI_SESSION_KEY_FILE", DEFAULT_SESSION_KEY_FILE))
+    folder = key_file.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=0o700)
+        folder.chmod(0o700)  # mkdir's mode is filtered by the umask; say it exactly
+    elif stat.S_IMODE(folder.stat().st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
+        _note(f"warning: {folder} (holding the token secret {key_file.name}) is accessible to group or "
+              f"others (mode {stat.S_IMODE(folder.stat().st_mode):04o}); consider chmod 700 {folder}")
+    return key_file
 
 
 def serve(db: Db = None,
@@ -55,6 +75,7 @@ def serve(db: Db = None,
     if workers > 1 and db.startswith("sqlite"):
         _note("note: several workers on SQLite serialise on one file; PostgreSQL is the production path")
     uri = public_uri or f"http://{host}:{port}"
+    prepare_session_key_dir()
     os.environ.update({"AYNI_DB_URL": db, "AYNI_PUBLIC_URI": uri,
                        "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
     if contract:
