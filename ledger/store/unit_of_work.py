@@ -12,12 +12,14 @@ from typing import Iterable
 
 from sqlalchemy import Engine, and_, insert, select, update
 
+from ..core.errors import IntegrityViolation
 from ..core.rules import AccountState, Position
 from ..request_rules import RequestRecord
 from ..unit_of_work import PostingBatch, UnitOfWork
 from . import tables as T
 from .errors import as_domain_error
 from .posting_sql import PostingSQL, driver_cursor
+from .stored import account_state, entry_body
 from .request_tables import payment_requests as R
 
 NONCE_LOOKUP_CHUNK = 250  # (signer, nonce) pairs per lookup: an OR of pairs, kept under SQLite's depth cap
@@ -85,18 +87,31 @@ class SqlUnitOfWork(UnitOfWork):
 
     # -- the log head ----------------------------------------------------------------------------
     def lock_head(self):
+        """The head, locked; checked against the entry it names (one primary-key lookup): a head
+        moved without its entry would have the next posting leave a gap in the log, or chain
+        onto a hash no entry has."""
         self.cur.execute(self.sql.head)
         row = self.cur.fetchone()
-        return (row[0], bytes(row[1])) if row else None
+        if row is None:
+            return None
+        seq, chain_hash = row[0], bytes(row[1])
+        if seq:
+            self.cur.execute(self.sql.chain_hash_at, (seq,))
+            found = self.cur.fetchone()
+            if found is None or bytes(found[0]) != chain_hash:
+                raise IntegrityViolation(f"the log's head names entry {seq}, but "
+                                         + ("there is no such entry" if found is None else
+                                            "that entry's chain hash differs")
+                                         + ": the database was altered; nothing was written (run `ayni verify`)")
+        return seq, chain_hash
 
     def head(self):
         r = self.conn.execute(select(T.ledger_head.c.seq, T.ledger_head.c.chain_hash)).first()
         return (r.seq, bytes(r.chain_hash)) if r else None
 
     def genesis_body(self):
-        import json
         r = self.conn.execute(select(T.entries.c.body).where(T.entries.c.seq == 1)).first()
-        return json.loads(r.body) if r else None
+        return entry_body(1, r.body) if r else None
 
     # -- accounts and balances -------------------------------------------------------------------
     def accounts(self, addresses: Iterable[str] | None = None) -> dict[str, AccountState]:
@@ -109,7 +124,7 @@ class SqlUnitOfWork(UnitOfWork):
                 return {}
             self.cur.execute(self.sql.accounts(len(addrs)), addrs)
             rows = self.cur.fetchall()
-        return {a: AccountState(a, role, status) for a, role, status in rows}
+        return {a: account_state(a, role, status) for a, role, status in rows}
 
     def positions(self, addresses: Iterable[str] | None = None) -> dict[tuple[str, str], Position]:
         if addresses is None:
