@@ -33,6 +33,7 @@ from .request_rules import check_transfer_naming
 from .store import tables as T
 from .store.db import make_engine, resolve_url  # noqa: F401 - faces resolve --db through the service
 from .store.errors import domain_errors
+from .store.stored import entry_body
 from .store.migrate import is_current, upgrade
 from .store.posting_sql import PostingSQL
 from .store.unit_of_work import SqlUnitOfWork
@@ -98,7 +99,8 @@ def _paid(request, seq: int):
 
 
 def entry_from_row(row) -> Entry:
-    return Entry(row.seq, row.kind, row.at, json.loads(row.body), row.entry_hash, row.chain_hash)
+    # an unparseable stored body is IntegrityViolation, not an unexplained 500
+    return Entry(row.seq, row.kind, row.at, entry_body(row.seq, row.body), row.entry_hash, row.chain_hash)
 
 
 class Ledger:

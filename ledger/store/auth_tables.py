@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from .stored import account_state
 from .tables import ADDRESS, accounts, entries, metadata
 
 auth_challenges = Table(
@@ -106,7 +107,8 @@ def session_account(conn, address: str, since_seq: int):
     bodies = conn.execute(select(entries.c.body).where(entries.c.kind == STATUS_KIND, entries.c.seq > since_seq)
                           .order_by(entries.c.seq)).scalars()
     changed = any(json.loads(body).get("account") == address for body in bodies)
-    return row.role, row.status, changed
+    state = account_state(address, row.role, row.status)  # an altered role/status: IntegrityViolation
+    return state.role, state.status, changed
 
 
 # -- rate-limit counters -----------------------------------------------------------------------
