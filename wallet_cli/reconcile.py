@@ -40,6 +40,7 @@ CHECK_TITLES = {
     "clock": "entry times never run backwards or ahead",
     "rollback": "nothing fetched earlier has vanished",
     "trust_root": "same community, contract and chain as pinned",
+    "export_time": "the export says when it was made",
 }
 
 
@@ -107,6 +108,19 @@ def _claims(head: object, balances: object, anchors: object) -> ServerClaims:
 
 
 # -- sources ------------------------------------------------------------------------------
+def _note_export_time(rec: Reconciler, exported_at: object) -> None:
+    """Batches anchored before the export was made must lie inside it; the header's exportedAt
+    says when that was. Without a usable one, an export cut inside an anchored batch would pass
+    as an older export, so its absence is a discrepancy, not a default."""
+    rec.report.checks_run.append("export_time")
+    if type(exported_at) is int and exported_at > 0:
+        rec.note_log_time(exported_at)
+    else:
+        rec.flag("export_time", None, "exportedAt: the export's time in ms since 1970",
+                 "missing" if exported_at is None else f"{exported_at!r:.40}",
+                 detail="without it, anchored batches cut off at the export's head cannot be told from later ones")
+
+
 def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
     try:
         f = open(path, encoding="ascii", newline="\n")
@@ -116,7 +130,7 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
         try:
             reader = log_format.ExportReader(f, name=str(path))
             total = reader.header.get("headSeq") if type(reader.header.get("headSeq")) is int else 0
-            rec.note_log_time(reader.header.get("exportedAt"))  # batches anchored before it must be inside
+            _note_export_time(rec, reader.header.get("exportedAt"))
             for i, entry in enumerate(reader.entries(), 1):
                 rec.feed(entry)
                 if progress is not None and i % 5000 == 0:
@@ -395,6 +409,8 @@ def render(report: Report, console) -> None:
         listed, total = len(report.discrepancies), sum(report.counts.values())
         if total > listed:
             console.print(f"... and {total - listed} more (counts above)")
+    for warning in report.warnings:
+        console.print(f"[bold yellow]WARNING:[/] {escape(visible(warning))}")
     console.print("[green]RECONCILED: everything matches[/]" if report.ok else "[red]DISCREPANCIES FOUND[/]")
 
 

@@ -77,6 +77,8 @@ class Report:
     discrepancies: list[Discrepancy] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     checks_run: list[str] = field(default_factory=list)
+    # what the checks cannot decide but a reader must know (not discrepancies: an honest log can cause them)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +91,7 @@ class Report:
                 "batchesChecked": self.batches_checked, "batchesBeyondHead": self.batches_beyond,
                 "anchoredThrough": self.anchored_through,
                 "checks": self.checks_run, "discrepancyCounts": self.counts,
-                "discrepancies": [d.as_dict() for d in self.discrepancies]}
+                "discrepancies": [d.as_dict() for d in self.discrepancies], "warnings": self.warnings}
 
 
 try:  # a C encoder: ~4x faster; its bytes are only trusted when they match (else the reference encoder)
@@ -356,6 +358,17 @@ class Reconciler:
         made_at = self.log_made_at_ms()
         return b.timestamp_ms is not None and made_at is not None and b.timestamp_ms + self._skew < made_at
 
+    def _warn_cut_batch(self, b: ChainBatch) -> None:
+        """A batch that starts inside the log and ends past its head, counted as anchored after
+        the log was made: true of an honest export made just before that batch was anchored,
+        and equally of a log cut inside the batch whose unsigned export time was set back (or
+        lies within the clock tolerance). Only the server's live log can tell the two apart."""
+        self.report.warnings.append(
+            f"chain batch {b.first_seq}..{b.last_seq} (tx {b.tx_hash or '?'}) starts inside this log "
+            f"(head seq {self.report.head_seq}) and ends beyond it; it was counted as anchored after the log "
+            "was made only on the log's own unsigned time: reconcile against the server (--api) to be sure "
+            "no anchored entry was cut off")
+
     def root_of(self, first_seq: int, last_seq: int) -> bytes | None:
         if not (1 <= first_seq <= last_seq <= self.report.head_seq):
             return None
@@ -381,6 +394,8 @@ class Reconciler:
                 if not self._anchored_before_log_was_made(b):
                     self.report.batches_checked -= 1
                     self.report.batches_beyond += 1
+                    if b.first_seq <= self.report.head_seq:
+                        self._warn_cut_batch(b)
                     continue
                 self.flag("anchor_root", b.first_seq, f"entries {b.first_seq}..{b.last_seq} in the log",
                           f"the log ends at seq {self.report.head_seq}",
