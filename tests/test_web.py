@@ -325,3 +325,23 @@ def test_the_app_applies_the_same_text_rule_as_the_ledger(node):
     out = json.loads(r.stdout)
     assert out["visible"] == [visible(t) for t in TEXTS]
     assert out["refused"] == [(lambda b: b and b[0])(first_refused(t)) for t in TEXTS]
+
+
+def test_paying_an_old_request_copies_only_a_memo_the_server_accepts(node, tmp_path):
+    """A request stored before the text rule may hold a memo the rule refuses: the app pays it
+    without a memo (as ayni-wallet does) instead of copying one the server answers with 400."""
+    from ledger.core.text import check_memo
+    from ledger.core.errors import InvalidInput
+
+    def accepted(t):
+        try:
+            return check_memo(t)
+        except InvalidInput:
+            return ""
+    texts = [*TEXTS, "x" * 500, "x" * 501, "é" * 500, ""]
+    r = _node(node, str(WEB_TESTS / "text_cli.mjs"), {"texts": texts})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["copied"] == [accepted(t) for t in texts]
+    # and the request screen pays with that, not with the raw memo
+    screen = (ROOT / "web" / "src" / "screens" / "money.js").read_text()
+    assert "memo: memoToCopy(r.memo)" in screen and "memo: r.memo" not in screen

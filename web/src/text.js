@@ -34,6 +34,18 @@ export function memoProblem(text) {
   return BIDI.test(bad[1]) ? "memo_bidi" : "memo_control";
 }
 
+/** MAX_MEMO_CHARS in text.py, counted in code points as Python counts characters. */
+export const MAX_MEMO_CHARS = 500;
+
+/** The note a payment carries over from the request it pays: the request's memo when the
+ * server would accept it as a transfer memo, else none. A request stored before the text rule
+ * may hold characters it now refuses; copying them would make paying the request fail with a
+ * 400, and a payment needs no memo (ayni-wallet never copies one). */
+export function memoToCopy(memo) {
+  if (typeof memo !== "string" || memo === "") return "";
+  return Array.from(memo).length <= MAX_MEMO_CHARS && !firstRefused(memo) ? memo : "";
+}
+
 const escape = (ch) => {
   const o = ch.codePointAt(0);
   const hex = (n, w) => o.toString(16).padStart(w, "0");

@@ -8,7 +8,7 @@ import { parseAmount, formatAmount } from "../amounts.js";
 import { contacts, saveContact, nameOf } from "../contacts.js";
 import { qrSvg } from "../qr.js";
 import { payLinkHash, payParams, REQUEST_ID } from "../links.js";
-import { memoProblem } from "../text.js";
+import { memoProblem, memoToCopy } from "../text.js";
 
 const who = (address) => nameOf(address) || short(address);
 const when = (ms) => new Date(ms).toLocaleString();
@@ -151,7 +151,7 @@ function payRequest(main, id) {
     if (r.status !== "open") {
       return add(main, errorBox({ code: `request_status_${r.status}` }), h("a", { href: "#/" }, t("common.home")));
     }
-    confirmTransfer({ payee: r.payee, currency: r.currency, amount: r.amount, memo: r.memo || "", requestId: r.id, request: r });
+    confirmTransfer({ payee: r.payee, currency: r.currency, amount: r.amount, memo: memoToCopy(r.memo), requestId: r.id, request: r });
   });
 }
 
