@@ -1,9 +1,12 @@
 """`ayni-wallet reconcile`: the treasurer's independent check of the server and the chain.
 
 Reads the entry log over HTTP (paged, resumable from a local checkpoint) or from an export
-file, and recomputes everything with ledger.core (ledger/core/reconcile.py) and web3 only
-(the chain through ledger/verify/anchor_reader.py): it never opens the server's database nor
-runs its service or its chain writer (tests/test_wallet_layering.py walks the imports)."""
+file, and recomputes everything with the pure ledger.core (ledger/core/reconcile.py); the chain
+is read through ledger/verify/anchor_reader.py (web3), and the checkpoint written with
+ledger.files. Those, and ledger.keystore for keys, are all of the ledger package the wallet
+imports: never ledger.store, ledger.service, the server's chain writer (ledger.chain) nor
+SQLAlchemy, so it never opens the server's database nor runs its code
+(tests/test_wallet_cli.py::test_the_wallet_imports_only_core_and_web3 checks what is loaded)."""
 from __future__ import annotations
 
 import json
