@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from ..core.addresses import normalize_address
-from .options import AsJson, Db, fail, open_ledger
+from .options import AsJson, Db, fail, open_ledger, say
 
 CONTRACT_HELP = "Address of the Anchor contract (default: $AYNI_ANCHOR_CONTRACT)"
 CHAIN_HELP = "JSON-RPC URL of an Ethereum-compatible node (default: $AYNI_CHAIN_URL)"
@@ -62,7 +62,7 @@ def chain_new_key(keystore: Path = typer.Option(..., help="Where to write the en
         fail(f"{keystore} exists; refusing to overwrite a key")
     key = new_key()
     write_keystore(str(keystore), key, _password(password_file, confirm=True))
-    typer.echo(address_of_key(key))
+    say(address_of_key(key))
 
 
 def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
@@ -72,7 +72,7 @@ def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_U
     """Deploy the Anchor contract; the anchoring key becomes its anchorer."""
     c = connect_chain(chain, keystore, password_file, None, need_contract=False)
     address, gas = c.deploy(admin=normalize_address(admin, what="admin") if admin else None)
-    typer.echo(f"Anchor deployed at {address} on chain {c.chain_id} ({gas} gas)\n"
+    say(f"Anchor deployed at {address} on chain {c.chain_id} ({gas} gas)\n"
                f"export AYNI_ANCHOR_CONTRACT={address}")
 
 
@@ -81,7 +81,7 @@ def _print_anchor_report(report, as_json: bool) -> None:
         typer.echo(json.dumps(asdict(report)))
         return
     gas = f", gas per anchor {min(report.gas_used)}-{max(report.gas_used)}" if report.gas_used else ""
-    typer.echo(f"sent {report.sent} batches, confirmed {report.confirmed}, failed {report.failed}, "
+    say(f"sent {report.sent} batches, confirmed {report.confirmed}, failed {report.failed}, "
                f"adopted {report.adopted}{gas}; anchored through seq {report.anchored_through} of "
                f"{report.head_seq}{' (a batch is still pending)' if report.pending else ''}")
 
@@ -119,7 +119,7 @@ def anchor(db: Db = None,
         signal.signal(sig, lambda *_: stop.set())
     watch_loop(job, interval=interval, min_entries=min_entries, stop=stop,
                on_report=lambda r: _print_anchor_report(r, as_json),
-               on_error=lambda m: typer.echo(f"anchoring: {m}", err=True))
+               on_error=lambda m: say(f"anchoring: {m}", err=True))
 
 
 def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's seq)"),
@@ -134,8 +134,8 @@ def receipt(seq: int = typer.Argument(..., help="Entry seq (e.g. a transfer's se
     doc = Anchoring(ledger, contract=normalize_address(contract, what="contract")).receipt(seq)
     text = json.dumps(doc, indent=2)
     if out is None:
-        typer.echo(text)
+        typer.echo(text)  # JSON: json.dumps already escapes every control character
     else:
         from ..files import write_atomic
         write_atomic(out, text + "\n", mode=0o644)  # a member keeps this file: never half of one
-        typer.echo(f"receipt for entry {seq} written to {out}")
+        say(f"receipt for entry {seq} written to {out}")

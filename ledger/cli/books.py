@@ -11,7 +11,7 @@ from ..community import DEFAULT_CHAIN_ID, new_genesis
 from ..core import errors as E
 from ..core.addresses import normalize_address
 from ..core.codec import hex0x
-from .options import AsJson, Db, fail, open_ledger, persistent_url
+from .options import AsJson, Db, fail, open_ledger, persistent_url, say
 from .anchoring import CONTRACT_HELP
 
 
@@ -27,7 +27,7 @@ def init(treasurer: str = typer.Option(..., help="Address of the first treasurer
     except E.LedgerError as exc:
         fail(str(exc))
     d = ledger.genesis.domain
-    typer.echo(f"initialised {community!r} at {db}\n"
+    say(f"initialised {community!r} at {db}\n"
                f"genesis entry hash {hex0x(entry.entry_hash)}\n"
                f"EIP-712 domain: {json.dumps(d.as_eip712())}")
 
@@ -42,11 +42,11 @@ def verify(db: Db = None, as_json: AsJson = False) -> None:
     if as_json:
         typer.echo(json.dumps(out, default=str, indent=2))
     else:
-        typer.echo(f"{report.entries} entries; chain faults {len(report.chain_faults)}, replay faults "
+        say(f"{report.entries} entries; chain faults {len(report.chain_faults)}, replay faults "
                    f"{len(report.replay_faults)}, balance faults {len(report.balance_faults)}, "
                    f"zero-sum faults {report.zero_sum_faults or 'none'}")
         for fault in report.chain_faults + report.replay_faults + report.balance_faults:
-            typer.echo(f"  {fault}")
+            say(f"  {fault}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -65,7 +65,7 @@ def balances(db: Db = None, as_json: AsJson = False) -> None:
         typer.echo(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            typer.echo(f"{r['account']}  {r['currency']:5} {r['formatted']:>12}")
+            say(f"{r['account']}  {r['currency']:5} {r['formatted']:>12}")
 
 
 def export_log(out: Path = typer.Option(..., "--out", help="File to write (JSON Lines; replaced atomically)"),
@@ -79,4 +79,4 @@ def export_log(out: Path = typer.Option(..., "--out", help="File to write (JSON 
         summary = write_export(open_ledger(db), out, anchor_contract=contract)
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}")
-    typer.echo(f"exported {summary['entries']} entries (head seq {summary['headSeq']}) to {out}")
+    say(f"exported {summary['entries']} entries (head seq {summary['headSeq']}) to {out}")

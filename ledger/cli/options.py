@@ -30,6 +30,14 @@ def print_error(message: str) -> None:
     typer.echo(f" {visible(str(message))}", err=True)
 
 
+def say(text: object, *, err: bool = False) -> None:
+    """Print a command's output. Anything in it may come from the database (org names, fault
+    descriptions, currency codes) or a chain node, so every line goes through `visible`: a
+    stored escape sequence or bidi override is shown, never obeyed by the terminal. Lines are
+    the command's own, so a newline in the text given here is kept."""
+    typer.echo("\n".join(visible(line) for line in str(text).split("\n")), err=err)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print the one-line error and exit with `code` (never 0)."""
     print_error(message)

@@ -7,7 +7,7 @@ import json
 import typer
 
 from ..core import errors as E
-from .options import AsJson, Db, fail, open_ledger
+from .options import AsJson, Db, fail, open_ledger, say
 
 POLICY_HELP = "A cooperative's own policy file (default: $AYNI_DATA_POLICY or the shipped policy)"
 
@@ -23,16 +23,16 @@ def data_policy(policy: str = typer.Option(None, "--policy", help=POLICY_HELP),
     if as_json:
         typer.echo(json.dumps(p.as_json(), indent=2, ensure_ascii=False))
         return
-    typer.echo(f"Ayni data policy {p.policyVersion} (from {p.effectiveFrom})")
+    say(f"Ayni data policy {p.policyVersion} (from {p.effectiveFrom})")
     for item in p.items:
         r = item.retention
         keep = f"{r.days} days" if r.kind == "period" else r.kind.replace("_", " ")
-        typer.echo(f"- {item.id} [{item.category}{', essential' if item.essential else ''}]: "
+        say(f"- {item.id} [{item.category}{', essential' if item.essential else ''}]: "
                    f"kept {keep}; seen by {'; '.join(item.visibleTo)}")
-    typer.echo("purposes: " + ", ".join(f"{u.id}{'*' if u.essential else ''}" for u in p.purposes)
+    say("purposes: " + ", ".join(f"{u.id}{'*' if u.essential else ''}" for u in p.purposes)
                + "  (* essential: no grant needed)")
     for n in p.notKept:
-        typer.echo(f"not kept: {n.item} ({n.why})")
+        say(f"not kept: {n.item} ({n.why})")
 
 
 def retention_run(db: Db = None,
@@ -47,11 +47,11 @@ def retention_run(db: Db = None,
     except E.LedgerError as exc:
         fail(str(exc))
     for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+        say(f"warning: {warning}", err=True)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
     else:
-        typer.echo("erased: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.as_dict().items()))
+        say("erased: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.as_dict().items()))
 
 
 def stats(db: Db = None,
@@ -74,15 +74,15 @@ def stats(db: Db = None,
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(f"groups smaller than {k} members are suppressed (-)")
+    say(f"groups smaller than {k} members are suppressed (-)")
     for c in out["cells"]:
         figures = "-" if c.get("suppressed") else f"{c['transfers']} transfers, {c['amount']} minor units"
-        typer.echo(f"{c['month']}  {c['currency']:5} to {c['payeeRole']:9} {figures}")
+        say(f"{c['month']}  {c['currency']:5} to {c['payeeRole']:9} {figures}")
     for m in out["monthTotals"]:
         figures = "-" if m.get("suppressed") else f"{m['transfers']} transfers, {m['amount']} minor units"
-        typer.echo(f"{m['month']}  {m['currency']:5} total        {figures}")
+        say(f"{m['month']}  {m['currency']:5} total        {figures}")
     for a in out["activeMembers"]:
-        typer.echo(f"{a['month']}  active members: {a.get('members', '-')}")
+        say(f"{a['month']}  active members: {a.get('members', '-')}")
 
 
 def _preferences(db: str):
@@ -97,7 +97,7 @@ def org_add(organisation: str, address: str, db: Db = None) -> None:
         _preferences(db).add_to_organisation(organisation, address)
     except E.LedgerError as exc:
         fail(str(exc))
-    typer.echo(f"{address} acts for {organisation.strip()!r}")
+    say(f"{address} acts for {organisation.strip()!r}")
 
 
 def org_remove(organisation: str, address: str, db: Db = None) -> None:
@@ -108,7 +108,7 @@ def org_remove(organisation: str, address: str, db: Db = None) -> None:
         fail(str(exc))
     if not removed:
         fail(f"{address} was not recorded for {organisation!r}")
-    typer.echo(f"{address} no longer acts for {organisation.strip()!r}")
+    say(f"{address} no longer acts for {organisation.strip()!r}")
 
 
 def org_list(db: Db = None, as_json: AsJson = False) -> None:
@@ -121,4 +121,4 @@ def org_list(db: Db = None, as_json: AsJson = False) -> None:
         typer.echo(json.dumps(orgs))
         return
     for name, members in orgs.items():
-        typer.echo(f"{name}: {', '.join(members)}")
+        say(f"{name}: {', '.join(members)}")

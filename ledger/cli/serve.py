@@ -10,12 +10,13 @@ from pathlib import Path
 import typer
 
 from ..core.addresses import normalize_address
+from ..core.text import visible
 from .anchoring import CHAIN_HELP, CONTRACT_HELP, KEYSTORE_HELP, PASSWORD_HELP, connect_chain
-from .options import Db, open_ledger, persistent_url
+from .options import Db, open_ledger, persistent_url, say
 
 
 def _note(message: str) -> None:
-    typer.secho(message, fg="yellow", err=True)
+    typer.secho(visible(message), fg="yellow", err=True)  # a chain node's or the database's words
 
 
 DEFAULT_SESSION_KEY_FILE = "ayni-data/session.key"
@@ -64,7 +65,7 @@ def serve(db: Db = None,
         job = Anchoring(ledger, connect_chain(chain, keystore, password_file, contract))
         threading.Thread(target=watch, daemon=True, name="ayni-anchorer", kwargs=dict(
             job=job, interval=anchor_every, min_entries=anchor_min_entries, stop=threading.Event(),
-            on_report=lambda r: typer.echo(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)",
+            on_report=lambda r: say(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)",
                                            err=True),
             on_error=lambda m: _note(f"anchoring: {m}"))).start()
     if retention_every:

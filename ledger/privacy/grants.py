@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 
 from ..core import errors as E
 from ..core.addresses import normalize_address
+from ..core.text import check_user_text
 from ..store import tables as T
 from ..store.errors import domain_errors
 from ..store.privacy_tables import privacy_grants as G
@@ -54,10 +55,24 @@ def parse_time(value: object, what: str = "until") -> int:
     return ms
 
 
-def printable_name(value: object) -> bool:
-    """1 to 120 printable characters: no control, line/paragraph separator, bidi override or
-    zero-width character (which would let one name pass for another in a list or a log)."""
-    return isinstance(value, str) and 1 <= len(value) <= 120 and value.isprintable()
+MAX_ORGANISATION_CHARS = 120
+
+
+def organisation_name(value: object) -> str:
+    """An organisation's name, trimmed: 1 to 120 characters under the one text rule for what
+    people write (ledger/core/text.py: no control, separator, bidi or zero-width character),
+    and words separated by plain spaces only. A name identifies a grantee: a lookalike space
+    (U+00A0) or an invisible character would let one name pass for another in a list."""
+    name = value.strip() if isinstance(value, str) else value
+    rule = ("grantee organisation must be a name of 1 to 120 printable characters, words separated by "
+            "plain spaces (no control, separator, bidi or zero-width characters)")
+    try:
+        check_user_text(name, field="grantee organisation", max_chars=MAX_ORGANISATION_CHARS)
+    except E.InvalidInput as exc:
+        raise E.InvalidInput(f"{rule}: {exc}") from None
+    if not name or any(ch.isspace() and ch != " " for ch in name):
+        raise E.InvalidInput(rule)
+    return name
 
 
 @dataclass(frozen=True)
@@ -97,10 +112,7 @@ class Preferences:
             if value == member:
                 raise E.InvalidInput("you need no grant to read your own data")
         elif kind == "organisation":
-            value = value.strip() if isinstance(value, str) else value
-            if not printable_name(value):
-                raise E.InvalidInput("grantee organisation must be a name of 1 to 120 printable characters "
-                                     "(no control, separator, bidi or zero-width characters)")
+            value = organisation_name(value)
         else:
             raise E.InvalidInput(f"grantee kind must be one of {', '.join(GRANTEE_KINDS)}")
         return kind, value
