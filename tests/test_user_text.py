@@ -10,7 +10,7 @@ from ledger.requests import PaymentRequests
 # CR + "erase line" + a fake amount: the payer's terminal would show "5m" before "sign and send?"
 SPOOF = "lunch\r\x1b[2K  5m HOUR to {payee}, memo: lunch"
 REFUSED = ["\r", "\x1b", "\x07", "\x85", "\x9b", "\u2028", "\u2029", "\u200b", "\u200c", "\ufeff", "\u061c",
-           "\u202e", "\u2066"]
+           "\u202e", "\u2066", "\u3164", "\u115f", "\uffa0"]
 
 
 @pytest.fixture
@@ -81,3 +81,12 @@ def test_ordinary_memos_still_pass(coop):
     r = c.requests.create(payee=c.addr("shop"), payer=c.addr("ana"), currency="HOUR", amount=5, memo=ok,
                           expires_in_s=600)
     assert c.requests.get(r.id).memo == ok
+
+
+def test_stacked_combining_marks_are_refused_but_real_scripts_pass(coop):
+    """Dozens of marks on one letter draw over the text around it (over the amount beside a memo)."""
+    c = coop
+    with pytest.raises(E.InvalidInput, match="combining marks"):
+        c.ledger.submit(c.pay("ana", "shop", 5, memo="5" + "\u0336" * 40))
+    for ok in ("Tiếng Việt", "caf\u00e9", "e\u0301", "नमस्ते", "ภาษาไทย"):
+        c.ledger.submit(c.pay("ana", "shop", 1, currency="CRED", memo=ok))

@@ -23,6 +23,12 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 # sequences people really write), never at either end or next to another format character.
 _ZWJ = "\u200d"
 # Variation selectors (FE0E/FE0F) are category Mn, not Cf: emoji presentation keeps working.
+# Letters that render as nothing (Hangul fillers, category Lo): text that looks empty or
+# spaced differently from what it holds.
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+# Combining marks stacked on one character can be drawn over the characters around it (over
+# an amount next to the memo); real scripts need a few, never more than this in a row.
+MAX_COMBINING_RUN = 4
 
 MAX_MEMO_CHARS = 500
 
@@ -31,10 +37,21 @@ def _is_emoji_like(ch: str) -> bool:
     return unicodedata.category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF or ch in "\ufe0f"
 
 
+def _hidden(ch: str) -> bool:
+    return unicodedata.category(ch) in REFUSED_CATEGORIES or ch in INVISIBLE_LETTERS
+
+
 def first_refused(text: str) -> tuple[int, str] | None:
     """(index, character) of the first character the text rule refuses, or None."""
+    marks = 0
     for i, ch in enumerate(text):
-        if unicodedata.category(ch) not in REFUSED_CATEGORIES:
+        if unicodedata.category(ch) in ("Mn", "Me"):
+            marks += 1
+            if marks > MAX_COMBINING_RUN:
+                return i, ch
+            continue
+        marks = 0
+        if not _hidden(ch):
             continue
         if ch == _ZWJ and 0 < i < len(text) - 1 and _is_emoji_like(text[i - 1]) and _is_emoji_like(text[i + 1]):
             continue
@@ -53,9 +70,12 @@ def check_user_text(value: object, *, field: str, max_chars: int, allow_newlines
     bad = first_refused(probe)
     if bad is not None:
         i, ch = bad
+        if unicodedata.category(ch) in ("Mn", "Me"):
+            raise InvalidInput(f"{field} stacks more than {MAX_COMBINING_RUN} combining marks on one "
+                               f"character (position {i}); they can be drawn over the text around it")
         name = unicodedata.name(ch, "control character")
         raise InvalidInput(f"{field} contains U+{ord(ch):04X} ({name}) at position {i}; "
-                           "control, format and separator characters are not allowed in text")
+                           "control, format, separator and invisible characters are not allowed in text")
     return value
 
 
@@ -70,10 +90,12 @@ def visible(text: str | None) -> str:
     if text is None:
         return ""
     out = []
+    marks = 0
     for ch in text:
+        marks = marks + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
         if ch == "\\":
             out.append("\\\\")
-        elif unicodedata.category(ch) in REFUSED_CATEGORIES:
+        elif _hidden(ch) or marks > MAX_COMBINING_RUN:
             o = ord(ch)
             out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
         else:

@@ -11,15 +11,28 @@
 const REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}]/u;
 const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 const ZWJ = "\u200d";
+/** Letters that render as nothing (Hangul fillers): INVISIBLE_LETTERS in text.py. */
+const INVISIBLE = /[\u115f\u1160\u3164\uffa0]/;
+/** Combining marks in a row beyond this can be drawn over the text around them (MAX_COMBINING_RUN). */
+const MAX_COMBINING_RUN = 4;
+const MARK = /[\p{Mn}\p{Me}]/u;
+const hidden = (ch) => REFUSED.test(ch) || INVISIBLE.test(ch);
 const emojiLike = (ch) => /\p{So}/u.test(ch) || (ch.codePointAt(0) >= 0x1f000 && ch.codePointAt(0) <= 0x1faff) || ch === "\ufe0f";
 
 /** [index, character] of the first character the rule refuses, or null. ZERO WIDTH JOINER
  * is allowed between two emoji (family and profession sequences), as on the server. */
 export function firstRefused(text) {
   const chars = Array.from(String(text));
+  let marks = 0;
   for (let i = 0; i < chars.length; i += 1) {
     const ch = chars[i];
-    if (!REFUSED.test(ch)) continue;
+    if (MARK.test(ch)) {
+      marks += 1;
+      if (marks > MAX_COMBINING_RUN) return [i, ch];
+      continue;
+    }
+    marks = 0;
+    if (!hidden(ch)) continue;
     if (ch === ZWJ && i > 0 && i < chars.length - 1 && emojiLike(chars[i - 1]) && emojiLike(chars[i + 1])) continue;
     return [i, ch];
   }
@@ -57,6 +70,10 @@ const escape = (ch) => {
 export function visible(text) {
   if (text === null || text === undefined) return "";
   let out = "";
-  for (const ch of String(text)) out += ch === "\\" ? "\\\\" : REFUSED.test(ch) ? escape(ch) : ch;
+  let marks = 0;
+  for (const ch of String(text)) {
+    marks = MARK.test(ch) ? marks + 1 : 0;
+    out += ch === "\\" ? "\\\\" : hidden(ch) || marks > MAX_COMBINING_RUN ? escape(ch) : ch;
+  }
   return out;
 }

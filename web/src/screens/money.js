@@ -176,13 +176,16 @@ function confirmTransfer(intent) {
       if (isCurrent(gen)) location.hash = `#/tx/${res.seq}?new=1`;
     });
     const known = nameOf(m.payee);
+    const shownMemo = prepared.memo || (intent.request && intent.request.memo) || "";
     add(main,
       intent.request ? h("p", { class: "notice" }, t("confirm.forRequest", { who: who(intent.request.payee) })) : null,
       h("p", { class: "summary", id: "confirm-summary" }, t("confirm.summary",
         { amount: human(c, m.amount), who: known || short(m.payee) })),
       known ? null : h("p", { class: "notice", id: "payee-unknown" }, t("confirm.notContact"), " ",
         h("code", { class: "address" }, m.payee)),
-      prepared.memo ? h("p", {}, t("confirm.memo"), " ", userText("span", prepared.memo, { class: "memo", id: "confirm-memo" })) : null,
+      // the request's own note is shown even when it is not copied into the payment (an older
+      // note the text rule now refuses): through userText, so its controls show as escapes
+      shownMemo ? h("p", {}, t("confirm.memo"), " ", userText("span", shownMemo, { class: "memo", id: "confirm-memo" })) : null,
       h("h2", {}, t("confirm.exact")),
       h("dl", { class: "exact", id: "typed-data" },
         row("payer", m.payer), row("payee", m.payee), row("currency", m.currency),
