@@ -110,14 +110,18 @@ def audit(ledger, *, verify_signatures: bool = True):
                 balance_faults.append(Finding(
                     "balance", head_seq, str(want and (want.balance, want.credit_limit, want.ceiling)), str(found),
                     account=key[0], currency=key[1], table="balances",
-                    detail="stored (balance, credit limit, ceiling) differs from the replay"))
+                    detail="stored (balance, credit limit, ceiling) differs from the replay",
+                    values=(("expected", want and want.balance), ("found", got and got.balance),
+                            ("expected_limits", want and (want.credit_limit, want.ceiling)),
+                            ("found_limits", got and (got.credit_limit, got.ceiling)))))
         for address in sorted(set(accounts) | set(state.accounts)):
             want, got = state.accounts.get(address), accounts.get(address)
             found = got and (got.role, got.status, got.opened_seq)
             expected = want and (want.role, want.status, opened.get(address, 1))
             if found != expected:
                 balance_faults.append(Finding("account", head_seq, str(expected), str(found), account=address,
-                                              table="accounts", detail="account role/status/opened_seq"))
+                                              table="accounts", detail="account role/status/opened_seq",
+                                              values=(("expected", expected), ("found", found))))
     zs = zero_sum_faults({k: r.balance for k, r in stored.items()})
     return VerifyReport(count, chain_faults, replay_faults + row_faults, balance_faults, zs)
 

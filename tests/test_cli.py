@@ -44,6 +44,17 @@ def test_init_then_verify_then_tamper(tmp_path):
         conn.execute("UPDATE balances SET balance = 7 WHERE currency = 'CRED'")
     r = ayni("verify", "--db", url)
     assert r.returncode == 1 and "zero-sum faults {'CRED': 7}" in r.stdout
+    # the --json report keeps the fields scripts read: integer balances, limits, a problem text
+    report = json.loads(ayni("verify", "--db", url, "--json").stdout)
+    fault = report["balance_faults"][0]
+    assert (fault["expected"], fault["found"], fault["currency"]) == (0, 7, "CRED")
+    assert {"expected_limits", "found_limits", "problem", "code", "account"} <= set(fault)
+
+
+def test_an_unreachable_database_exits_2_not_1(tmp_path):
+    """Scripts tell "the database could not serve" (2) from "refused" (1), as before."""
+    r = ayni("verify", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize("args,fragment", [

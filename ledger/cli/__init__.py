@@ -67,7 +67,7 @@ def main() -> None:
         app()
     except LedgerError as exc:  # anything a command did not catch still exits with one line
         print_error(str(exc))
-        sys.exit(1)
+        sys.exit(2 if exc.code == "unavailable" else 1)
     except Exception as exc:
         # chain adapter faults carry a code; a database the service could not reach, a message
         from ledger.verify.chain_types import ChainError  # the reader's and the writer's faults alike

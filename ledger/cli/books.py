@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -11,7 +10,7 @@ from ..community import DEFAULT_CHAIN_ID, new_genesis
 from ..core import errors as E
 from ..core.addresses import normalize_address
 from ..core.codec import hex0x
-from .options import AsJson, Db, fail, open_ledger, persistent_url, say
+from .options import fail_error, AsJson, Db, fail, open_ledger, persistent_url, say
 from .anchoring import CONTRACT_HELP
 
 
@@ -25,7 +24,7 @@ def init(treasurer: str = typer.Option(..., help="Address of the first treasurer
         ledger = open_ledger(persistent_url(db), migrate=True)
         entry = ledger.initialise(new_genesis(community, address, chain_id=chain_id))
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     d = ledger.genesis.domain
     say(f"initialised {community!r} at {db}\n"
                f"genesis entry hash {hex0x(entry.entry_hash)}\n"
@@ -37,8 +36,10 @@ def verify(db: Db = None, as_json: AsJson = False) -> None:
     try:
         report = open_ledger(db).verify()
     except E.LedgerError as exc:
-        fail(str(exc))
-    out = {"ok": report.ok, **asdict(report)}
+        fail_error(exc)
+    out = {"ok": report.ok, "entries": report.entries,
+           **{k: [f.as_json() for f in getattr(report, k)] for k in ("chain_faults", "replay_faults", "balance_faults")},
+           "zero_sum_faults": report.zero_sum_faults}
     if as_json:
         typer.echo(json.dumps(out, default=str, indent=2))
     else:
@@ -57,7 +58,7 @@ def balances(db: Db = None, as_json: AsJson = False) -> None:
         ledger = open_ledger(db)
         currencies, positions = ledger.currencies, ledger.positions()
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     rows = [{"account": a, "currency": c, "balance": p.balance, "creditLimit": p.credit_limit,
              "ceiling": p.ceiling, "formatted": currencies[c].format(p.balance)}
             for (a, c), p in sorted(positions.items())]

@@ -21,7 +21,7 @@ from ..community import new_genesis
 from ..core import errors as E
 from ..core.typed_data import Transfer, address_of_key, sign_action
 from ..service import Ledger
-from .options import database_url, fail, sqlite_path
+from .options import fail_error, database_url, fail, sqlite_path
 
 CARERS = ["Amaru", "Killa", "Rosa", "Inti", "Wayra", "Nina"]
 CLIENTS = ["Don Julio", "Señora Luz", "Mateo", "Carmen", "Ana", "Tomás"]
@@ -53,7 +53,7 @@ def demo(db: str = typer.Option(DEFAULT_DEMO_DB, "--db", help="SQLite database t
     try:
         result = run_demo(database_url(db), transfers=transfers, seed=seed)
     except E.InvalidInput as exc:
-        fail(str(exc))
+        fail_error(exc)
     if not result["ok"]:
         fail("an invariant failed: see above")
     if not _reconcile(result):

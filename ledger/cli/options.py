@@ -44,6 +44,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code or 1)
 
 
+def fail_error(exc: Exception) -> NoReturn:
+    """One line for a refused command; exit 2 when the database could not serve (as before the
+    service translated driver errors: scripts tell "unreachable" from "refused" by it), else 1."""
+    fail(str(exc), 2 if getattr(exc, "code", None) == "unavailable" else 1)
+
+
 def database_url(value: str | None) -> str:
     """The database URL a --db value means (see the module docstring)."""
     from ..service import resolve_url
@@ -94,4 +100,4 @@ def open_ledger(url: str, *, migrate: bool = False):
     try:
         return Ledger.open(url, migrate=migrate)
     except LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)

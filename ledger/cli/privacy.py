@@ -7,7 +7,7 @@ import json
 import typer
 
 from ..core import errors as E
-from .options import AsJson, Db, fail, open_ledger, say
+from .options import fail_error, AsJson, Db, fail, open_ledger, say
 
 POLICY_HELP = "A cooperative's own policy file (default: $AYNI_DATA_POLICY or the shipped policy)"
 
@@ -19,7 +19,7 @@ def data_policy(policy: str = typer.Option(None, "--policy", help=POLICY_HELP),
     try:
         p = load_policy(policy)
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     if as_json:
         typer.echo(json.dumps(p.as_json(), indent=2, ensure_ascii=False))
         return
@@ -45,7 +45,7 @@ def retention_run(db: Db = None,
     try:
         report = run(open_ledger(db), load_policy(policy))
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     for warning in report.warnings:
         say(f"warning: {warning}", err=True)
     if as_json:
@@ -70,7 +70,7 @@ def stats(db: Db = None,
         k = least if k is None else k
         out = statistics(open_ledger(db), k=k)
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
@@ -96,7 +96,7 @@ def org_add(organisation: str, address: str, db: Db = None) -> None:
     try:
         _preferences(db).add_to_organisation(organisation, address)
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     say(f"{address} acts for {organisation.strip()!r}")
 
 
@@ -105,7 +105,7 @@ def org_remove(organisation: str, address: str, db: Db = None) -> None:
     try:
         removed = _preferences(db).remove_from_organisation(organisation, address)
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     if not removed:
         fail(f"{address} was not recorded for {organisation!r}")
     say(f"{address} no longer acts for {organisation.strip()!r}")
@@ -116,7 +116,7 @@ def org_list(db: Db = None, as_json: AsJson = False) -> None:
     try:
         orgs = _preferences(db).organisations()
     except E.LedgerError as exc:
-        fail(str(exc))
+        fail_error(exc)
     if as_json:
         typer.echo(json.dumps(orgs))
         return

@@ -18,6 +18,9 @@ class Finding:
     currency: str | None = None
     detail: str = ""
     table: str | None = None  # a projection table (ayni verify's row checks), else None
+    # Typed values behind `expected`/`found` where a reader needs numbers, not text (ayni verify
+    # --json keeps its balance faults' integer fields): (key, value) pairs, merged into as_json.
+    values: tuple = ()
 
     @property
     def check(self) -> str:
@@ -34,6 +37,13 @@ class Finding:
              "account": self.account, "currency": self.currency, "detail": self.detail}
         if self.table is not None:
             d["table"] = self.table
+        return d
+
+    def as_json(self) -> dict:
+        """Every key a reader of `ayni verify --json` has relied on: the finding's own fields,
+        `code` and `problem`, and the typed values (e.g. integer balances) where it has them."""
+        d = {**self.as_dict(), "code": self.code, "problem": self.problem}
+        d.update(dict(self.values))
         return d
 
     # Read access by key too (f["seq"], f.get("table")): readers of `ayni verify` reports use both.
