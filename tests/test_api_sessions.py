@@ -114,6 +114,17 @@ def test_a_flood_of_challenges_for_a_members_address_does_not_lock_them_out(db_u
         api.c.dispose()
 
 
+def test_signing_in_for_every_command_never_meets_the_default_limits(api):
+    """Review of issue 13 (t_rl3): the wallet signs in on every command, so 21 commands in 25 s
+    met 429 (20 challenges a minute per address). A person or a till must never meet a limit."""
+    for _ in range(60):
+        api.tokens.pop("ana", None)
+        assert api.sign_in("ana")["token"]
+    body = {"payer": api.c.addr("bea"), "currency": "HOUR", "amount": 1}
+    codes = {api.client.post("/v1/requests", headers=api.h("ana"), json=body).status_code for _ in range(61)}
+    assert codes == {201}  # a till asking for one payment a second, for a minute
+
+
 def test_a_flood_of_payment_requests_is_refused_and_writes_nothing(api):
     limit = int(RATE_LIMITS["request_per_payee"].split("/")[0])
     body = {"payer": api.c.addr("bea"), "currency": "HOUR", "amount": 1}
