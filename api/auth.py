@@ -1,9 +1,13 @@
 """Sign-In with Ethereum (EIP-4361): passwordless sessions for the HTTP API.
 
 Flow:
-1. `challenge(address)` stores a one-time random nonce for that address (any well-formed
-   address gets one, member or not, so the endpoint reveals nothing about membership)
-   and returns the exact EIP-4361 text for the wallet to `personal_sign`.
+1. `challenge(address)` writes nothing: it returns the exact EIP-4361 text for the wallet to
+   `personal_sign`, whose nonce is 12 random hex digits followed by a MAC (HMAC-SHA256 with
+   the server secret, the one tokens use, first 20 hex digits) of those digits, the address,
+   Issued At, Expiration Time and this server's domain, URI and chain id. Any well-formed
+   address gets one, member or not, so the endpoint reveals nothing about membership.
+   Why stateless: an unauthenticated client can write nothing to storage, and no flood of
+   challenges, for any address, can evict or crowd out a member's own (no lockout).
 2. `sign_in(message, signature)` checks, in this order, and stops at the first failure
    with an AuthError naming the check (Forbidden for the account check):
      a. shape: the message is exactly the 11 lines this server issues (no optional
@@ -12,15 +16,17 @@ Flow:
      c. it is still valid: Expiration Time is in the future;
      d. the signature (65 bytes, low-s only, as ledger.core.typed_data) over the EIP-191
         personal_sign digest recovers to the message's address;
-     e. the account exists in the ledger and is active (else Forbidden);
-     f. the nonce is consumed atomically: one UPDATE that matches only an unused,
-        unexpired challenge issued for this address with these exact Issued At and
-        Expiration Time (so every line of the message is what the server issued).
-   **Nonce policy.** Only a message that passed a-e can consume its nonce (step f), so a
+     e. this server issued it as written: the nonce's MAC matches the message's address,
+        Issued At and Expiration Time (so every line of the message is what we issued);
+     f. the account exists in the ledger and is active (else Forbidden);
+     g. the nonce is consumed atomically: one INSERT of the nonce (primary key) into
+        `auth_challenges`, kept until the challenge expires; if it is already there the
+        challenge was used.
+   **Nonce policy.** Only a message that passed a-f can consume its nonce (step g), so a
    failed attempt (bad signature, edited field, frozen account) changes nothing and the
    key holder may still use that challenge until it expires; nobody without the key can
    burn someone else's challenge. A consumed nonce never works again: replaying a
-   message that already signed in fails at step f ("already used").
+   message that already signed in fails at step g ("already used").
 3. `authenticate(token)` verifies the bearer token statelessly (HMAC-SHA256 with the
    server secret), then re-reads the account from the ledger on every call: a frozen,
    closed or vanished account is refused at once (Forbidden) and the role returned is
@@ -33,8 +39,7 @@ Tokens are `v1.<base64url(JSON payload)>.<base64url(HMAC-SHA256(secret, "ayni-to
 s, "s": the log's head seq at sign-in (the session epoch), "n": 8 random bytes hex}`. They
 cannot be revoked one by one before expiry (keep the TTL short); a status change of the
 account (freeze, close) or rotating the secret file ends every session.
-Challenges are stored by ledger/sessions.py: bounded per address and in total, expired ones
-deleted whenever a new challenge is issued.
+Used challenges are recorded by ledger/sessions.py until they expire.
 """
 from __future__ import annotations
 
@@ -48,7 +53,6 @@ import os
 import re
 import secrets
 import stat
-import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,19 +91,21 @@ class Principal:
 
 DEFAULT_STATEMENT = "Sign in to Ayni. This costs nothing and moves no money."
 TOKEN_PREFIX = "v1"
-NONCE_LENGTH = 24                       # alphanumerics: ~143 random bits (EIP-4361 needs >= 8)
+NONCE_SALT_HEX = 12                     # random part of a nonce: 48 bits, so nonces differ
+NONCE_MAC_HEX = 20                      # MAC part: 80 bits, forging one takes ~2^80 tries
+NONCE_LENGTH = NONCE_SALT_HEX + NONCE_MAC_HEX  # 32, within EIP-4361's alphanumeric nonce
 MAX_MESSAGE_CHARS = 4096
 MAX_SIGNATURE_CHARS = 200
 MAX_TOKEN_CHARS = 1024
 CLOCK_SKEW_S = 60                       # tolerated lead of a message's Issued At over our clock
 
-_ALPHANUM = string.ascii_letters + string.digits
 _HEADER_SUFFIX = " wants you to sign in with your Ethereum account:"
 _NONCE_RE = re.compile(r"[A-Za-z0-9]{8,32}", re.ASCII)
 _CHAIN_ID_RE = re.compile(r"[1-9][0-9]{0,77}", re.ASCII)
 _TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", re.ASCII)
 _TOKEN_RE = re.compile(r"v1\.([A-Za-z0-9_-]{1,900})\.([A-Za-z0-9_-]{43})", re.ASCII)
 _TOKEN_MAC_CONTEXT = b"ayni-token."
+_CHALLENGE_MAC_CONTEXT = b"ayni-challenge."  # a nonce's MAC can never pass as a token's
 _ACTIVE = "active"
 
 
@@ -216,10 +222,23 @@ class SiweAuth:
         address = normalize_address(address)
         now = self._now()
         expires_at = now + self.challenge_ttl_s
-        nonce = "".join(secrets.choice(_ALPHANUM) for _ in range(NONCE_LENGTH))
-        message = self.message_text(address, nonce, now, expires_at)  # reads genesis before writing
-        self.sessions.store_challenge(nonce=nonce, address=address, issued_at=now, expires_at=expires_at)
+        salt = secrets.token_hex(NONCE_SALT_HEX // 2)
+        nonce = salt + self._challenge_mac(salt, address, now, expires_at)
+        message = self.message_text(address, nonce, now, expires_at)  # stores nothing (stateless)
         return {"message": message, "nonce": nonce, "expiresAt": _iso(expires_at)}
+
+    def _challenge_mac(self, salt: str, address: str, issued_at: int, expires_at: int) -> str:
+        fields = "\n".join((salt, address, str(issued_at), str(expires_at), self.domain, self.uri,
+                            str(self.chain_id), self.statement))
+        return hmac.new(self._secret, _CHALLENGE_MAC_CONTEXT + fields.encode("utf-8"),
+                        hashlib.sha256).hexdigest()[:NONCE_MAC_HEX]
+
+    def _issued_by_us(self, m: dict) -> bool:
+        nonce = m["nonce"]
+        if len(nonce) != NONCE_LENGTH:
+            return False
+        salt, mac = nonce[:NONCE_SALT_HEX], nonce[NONCE_SALT_HEX:]
+        return hmac.compare_digest(mac, self._challenge_mac(salt, m["address"], m["issued_at"], m["expires_at"]))
 
     # -- sign in -------------------------------------------------------------------
     def _parse(self, message: object) -> dict:
@@ -287,33 +306,21 @@ class SiweAuth:
             raise AuthError(f"bad signature: {exc.message}") from None
         if signer != m["address"]:
             raise AuthError(f"the message was signed by {signer}, not by {m['address']}")
+        if not self._issued_by_us(m):
+            raise AuthError("no such sign-in challenge: this server did not issue it as written (unknown "
+                            "nonce, or its address, Issued At or Expiration Time changed); ask for a new one")
         epoch = self.sessions.epoch()  # before the status check: a racing freeze comes after it
         account = self.ledger.account(m["address"])
         if account is None:
             raise Forbidden(f"{m['address']} has no account in this community")
         if account.status != _ACTIVE:
             raise Forbidden(f"account {m['address']} is {account.status}")
-        refused = self.sessions.consume_challenge(nonce=m["nonce"], address=m["address"], issued_at=m["issued_at"],
-                                                  expires_at=m["expires_at"], now=now)
-        if refused is not None:
-            raise AuthError(self._why_not(refused, m, now))
+        if not self.sessions.consume_challenge(nonce=m["nonce"], address=m["address"], issued_at=m["issued_at"],
+                                               expires_at=m["expires_at"], now=now):
+            raise AuthError("this sign-in challenge was already used; ask for a new one")
         expires_at = now + self.token_ttl_s
         return {"token": self._mint(account.address, account.role, expires_at, epoch), "address": account.address,
                 "role": account.role, "expiresAt": _iso(expires_at)}
-
-    @staticmethod
-    def _why_not(row, m: dict, now: int) -> str:
-        if not row:
-            return "no such sign-in challenge (unknown nonce, or expired and removed); ask for a new one"
-        if row.address != m["address"]:
-            return "this challenge was issued for another address"
-        if row.used_at is not None:
-            return "this sign-in challenge was already used; ask for a new one"
-        if row.issued_at != m["issued_at"] or row.expires_at != m["expires_at"]:
-            return "message Issued At or Expiration Time differs from the issued challenge"
-        if row.expires_at <= now:
-            return "the sign-in challenge expired; ask for a new one"
-        return "the sign-in challenge could not be used; ask for a new one"
 
     # -- tokens --------------------------------------------------------------------
     def _mac(self, payload_b64: str) -> bytes:

@@ -58,5 +58,6 @@ def account_address(address: str) -> str:
 
 def client_of(request: Request, ctx: Context = Depends(context)) -> str:
     """A pseudonym of the calling client's address, for per-client rate limits. Behind a TLS
-    proxy, run uvicorn with --proxy-headers/--forwarded-allow-ips so this is the real client."""
+    proxy, run `ayni serve --forwarded-allow-ips <proxy address>` so this is the real client
+    (X-Forwarded-For is believed from no one else: a client must not pick its own address)."""
     return ctx.limits.client(request.client.host if request.client else None)

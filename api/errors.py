@@ -65,7 +65,8 @@ def install(app: FastAPI) -> None:
         parts = []
         for e in exc.errors()[:5]:
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
-            parts.append(f"{where}: {e.get('msg')}" if where else str(e.get("msg")))
+            msg = str(e.get("msg")).removeprefix("Value error, ")  # our validators' own sentences
+            parts.append(f"{where}: {msg}" if where else msg)
         return JSONResponse(error_body("invalid_input", "; ".join(parts) or "invalid request"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

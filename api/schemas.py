@@ -5,15 +5,42 @@ may be either (they never exceed 2**53 - 1). See docs/typed-data.md.
 
 Strict at the edge: a JSON number with a fraction or an exponent (`11.0`, `1.15e18`) is not an
 integer, even when its value is whole. pydantic's lax mode would round it into one; money and
-nonces must arrive exactly as signed, so such a body is refused with `invalid_input` (422)."""
+nonces must arrive exactly as signed, so such a body is refused with `invalid_input` (422).
+The one rule, for bodies, queries and paths alike: wherever an integer is expected, anything
+else (`3.0`, `"3.0"`, `"1e3"`, `" 3"`, `true`) is `invalid_input` (422); an integer that the
+rules refuse (0, negative, too large) keeps its own code (e.g. `invalid_amount`, 400)."""
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 ZERO32 = "0x" + "00" * 32
-Uint = StrictInt | StrictStr
+MAX_SEQ = 2**63 - 1  # a log seq is a signed 64-bit integer in the database
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_SIGNED_DIGITS = re.compile(r"-?[0-9]+", re.ASCII)
+NOT_AN_INTEGER = "must be an integer: a JSON number without fraction or exponent, or a string of decimal digits"
+# integer fields of the EIP-712 admin messages (docs/typed-data.md), checked at the edge like Uint
+ADMIN_INTEGER_FIELDS = ("creditLimit", "ceiling", "nonce", "validUntil", "amount")
+
+
+def _json_integer(value):
+    """A JSON integer, or a string of decimal digits (numbers beyond 2**53 travel as text)."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DIGITS.fullmatch(value))):
+        raise ValueError(NOT_AN_INTEGER)
+    return value
+
+
+def _digits_param(value):
+    """A query or path integer: optional '-' and decimal digits, nothing else (no '1.0', '1e3')."""
+    if isinstance(value, str) and not _SIGNED_DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written with decimal digits only")
+    return value
+
+
+Uint = Annotated[StrictInt | StrictStr, BeforeValidator(_json_integer)]
+IntParam = Annotated[int, BeforeValidator(_digits_param)]
 
 
 class Strict(BaseModel):
@@ -54,6 +81,17 @@ class AdminAction(Strict):
                           examples=[{"account": "0xF2b142AC2987e5a86AfFC2b952628FcdC3d0AbfA", "role": "member",
                                      "nonce": "7", "validUntil": "1893456000"}])
     signature: str = Field(description="65-byte EIP-712 signature by an active treasurer")
+
+    @field_validator("message")
+    @classmethod
+    def _integers_are_integers(cls, message: dict) -> dict:
+        for name in ADMIN_INTEGER_FIELDS:
+            if name in message:
+                try:
+                    _json_integer(message[name])
+                except ValueError:
+                    raise ValueError(f"{name} {NOT_AN_INTEGER}") from None
+        return message
 
 
 class ChallengeIn(Strict):

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Mapping
+
 from .core import errors as E
+from .core.rules import AccountState
 from .core.typed_data import Transfer
+from .core.vocab import Role, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,21 @@ class RequestRecord:
     @property
     def hex_id(self) -> str:
         return "0x" + self.id.hex()
+
+
+def check_request_parties(accounts: Mapping[str, AccountState], *, payer: str, payee: str) -> None:
+    """May `payee` ask `payer` for a payment? Both must be open, active accounts that hold
+    money: an auditor reads the books, and a request by or of one could never be paid
+    (ledger.core.rules.check_transfer refuses transfers with an auditor), so it is refused
+    when asked, not left open for the payer to trip over."""
+    for who, address in (("payee", payee), ("payer", payer)):
+        account = accounts.get(address)
+        if account is None:
+            raise E.UnknownAccount(f"{who} {address} has no account here")
+        if account.role == Role.AUDITOR:
+            raise E.NotAuthorised(f"{who} {address} is an auditor account, which holds no money")
+        if account.status != Status.ACTIVE:
+            raise E.AccountNotActive(f"{who} account {address} is {account.status}")
 
 
 def pays(transfer: Transfer, request: RequestRecord) -> bool:

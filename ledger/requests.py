@@ -43,7 +43,7 @@ from .core.errors import RequestExpired, RequestMismatch, RequestNotOpen, Unknow
 from .core.hashing import ZERO32
 from .core.text import check_memo
 from .core.typed_data import Transfer
-from .request_rules import RequestRecord, check_declinable
+from .request_rules import RequestRecord, check_declinable, check_request_parties
 from .service import Ledger, Posted, Submission
 from .store import tables as T
 from .store.errors import domain_errors
@@ -196,12 +196,7 @@ class PaymentRequests:
         memo = _check_memo(memo)
         rid = secrets.token_bytes(32)
         with self.ledger.unit_of_work() as uow:
-            found = uow.accounts([payer, payee])
-            for who, addr in (("payee", payee), ("payer", payer)):
-                if addr not in found:
-                    raise E.UnknownAccount(f"{who} {addr} has no account here")
-                if found[addr].status != "active":
-                    raise E.AccountNotActive(f"{who} account {addr} is {found[addr].status}")
+            check_request_parties(uow.accounts([payer, payee]), payer=payer, payee=payee)
             now = self.ledger.clock()
             record = RequestRecord(rid, payee, payer, currency, amount, memo, now, now + expires_in_s * 1000,
                                    declined=False, paid_seq=None)

@@ -1,10 +1,12 @@
 """Sign-in sessions as use cases (the HTTP face, api/auth.py, speaks EIP-4361 and mints
 tokens; this module keeps what must be stored or checked in the database).
 
-- Challenges: each stored once, for a few minutes, and bounded: at most `max_per_address`
-  unexpired challenges per address (a new one replaces the oldest, so a flood for someone
-  else's address cannot lock them out for long) and `max_total` overall (beyond it, 429 until
-  some expire). Expired ones are purged whenever a challenge is issued.
+- Challenges are stateless: the server stores nothing when it issues one (its nonce carries
+  a MAC of its fields, api/auth.py). Only a challenge that a key holder signed, and that
+  passed every check, is written down, as *consumed*: one row per nonce, kept until the
+  challenge's own expiry (then deleted at the next sign-in), so a challenge signs in at most
+  once. Why: an unauthenticated client can then write nothing to storage, and nobody can
+  crowd out or evict another member's challenge (no per-address or total caps to fill).
 - Session epochs: a token carries the log's head seq at sign-in (its epoch). A token is valid
   only while its account has no `account.status` entry after that seq, so freezing or closing
   an account (and, later, recovering its key: another status-changing entry) ends every
@@ -15,12 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .core import errors as E
 from .core.rules import AccountState
 from .store import auth_tables as S
-
-MAX_CHALLENGES_PER_ADDRESS = 5
-MAX_CHALLENGES_TOTAL = 10_000
 
 
 @dataclass(frozen=True)
@@ -30,28 +28,16 @@ class SessionAccount:
 
 
 class Sessions:
-    def __init__(self, ledger, *, max_per_address: int = MAX_CHALLENGES_PER_ADDRESS,
-                 max_total: int = MAX_CHALLENGES_TOTAL):
-        if max_per_address < 1 or max_total < 1:
-            raise ValueError("challenge bounds must be at least 1")
+    def __init__(self, ledger):
         self.ledger = ledger
-        self.max_per_address, self.max_total = max_per_address, max_total
 
-    def store_challenge(self, *, nonce: str, address: str, issued_at: int, expires_at: int) -> None:
-        """Keep a new challenge (times in unix seconds) within the bounds, or RateLimited."""
+    def consume_challenge(self, *, nonce: str, address: str, issued_at: int, expires_at: int, now: int) -> bool:
+        """Record a verified challenge as used (times in unix seconds): True the first time,
+        False if it was already used. Rows of expired challenges are deleted on the way."""
         with self.ledger.engine.begin() as conn:
-            S.purge_expired_challenges(conn, issued_at)
-            S.drop_oldest_challenges(conn, address, keep=self.max_per_address - 1)
-            if S.count_challenges(conn, issued_at) >= self.max_total:
-                raise E.RateLimited("too many sign-in challenges are outstanding; try again shortly",
-                                    retry_after_s=max(1, expires_at - issued_at))
-            S.insert_challenge(conn, nonce=nonce, address=address, issued_at=issued_at, expires_at=expires_at)
-
-    def consume_challenge(self, *, nonce: str, address: str, issued_at: int, expires_at: int, now: int):
-        """None when consumed now; else the stored row (False if none) to explain why not."""
-        with self.ledger.engine.begin() as conn:
-            return S.consume_challenge(conn, nonce=nonce, address=address, issued_at=issued_at,
-                                       expires_at=expires_at, now_s=now)
+            S.purge_expired_challenges(conn, now)
+            return S.record_used_challenge(conn, nonce=nonce, address=address, issued_at=issued_at,
+                                           expires_at=expires_at, now_s=now)
 
     def epoch(self) -> int:
         """The epoch of a session starting now: the log's head seq. Read before the account's

@@ -90,3 +90,32 @@ def test_auditor_reads_receipts_and_anchors_for_audit(db_url, tmp_path):
     finally:
         a.client.close()
         c.dispose()
+
+
+def test_an_auditor_neither_asks_for_nor_is_asked_for_a_payment(api):
+    """Review of issue 13: an auditor holds no money, yet could create payment requests and be
+    named payer of one (201). Both are refused (not_authorised), and nothing is stored."""
+    headers = {n: api.h(n) for n in ("aud", "ana")}
+    before = {k: v for k, v in api.c.snapshot().items() if k != "rate_limit_counters"}
+    by_auditor = api.client.post("/v1/requests", headers=headers["aud"],
+                                 json={"payer": api.c.addr("ana"), "currency": "HOUR", "amount": 30})
+    of_auditor = api.client.post("/v1/requests", headers=headers["ana"],
+                                 json={"payer": api.c.addr("aud"), "currency": "HOUR", "amount": 30})
+    for r in (by_auditor, of_auditor):
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "not_authorised"), r.text
+        assert "auditor" in r.json()["error"]["message"]
+    assert {k: v for k, v in api.c.snapshot().items() if k != "rate_limit_counters"} == before
+    ok = api.client.post("/v1/requests", headers=headers["ana"],
+                         json={"payer": api.c.addr("bea"), "currency": "HOUR", "amount": 30})
+    assert ok.status_code == 201, ok.text
+
+
+def test_a_treasurer_cannot_set_an_auditors_limit(api):
+    from ledger import signing
+    lim = signing.set_limit(api.c.treasurer_key, api.c.domain, account=api.c.addr("aud"), currency="HOUR",
+                            credit_limit=600, ceiling=None)
+    message = {k: str(v) if k in ("nonce", "validUntil") else v for k, v in lim.action.message().items()}
+    before = api.c.snapshot()
+    r = api.client.post("/v1/admin/actions", json={"type": "SetLimit", "signature": lim.signature, "message": message})
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "not_authorised"), r.text
+    assert api.c.snapshot() == before

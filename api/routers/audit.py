@@ -3,6 +3,8 @@ or an auditor's audit, every read logged as one access-log row "all members"), a
 batches (public) and a member's receipt."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 
 from ledger.core import errors as E
@@ -11,14 +13,15 @@ from ledger.privacy.access import ALL
 
 from ..context import Context
 from ..deps import asked_purpose, context, guard, signed_in
+from ..schemas import MAX_SEQ, IntParam
 
 router = APIRouter(tags=["audit"])
 anchoring_router = APIRouter(tags=["anchoring"])
 
 
 @router.get("/v1/log")
-def log(p=Depends(signed_in), purpose=Depends(asked_purpose), after: int = Query(0, ge=0),
-        limit: int = Query(100, ge=1, le=1000), ctx: Context = Depends(context)):
+def log(p=Depends(signed_in), purpose=Depends(asked_purpose), after: Annotated[IntParam, Query(ge=0, le=MAX_SEQ)] = 0,
+        limit: Annotated[IntParam, Query(ge=1, le=1000)] = 100, ctx: Context = Depends(context)):
     """The whole entry log, page by page (treasurers, `Ayni-Purpose: reconciliation`). Each
     page read is one access-log row "all members", which every member can see."""
     guard(ctx, p, [ALL], ("entries",), purpose, "GET /v1/log")
@@ -46,7 +49,8 @@ def anchoring(ctx: Context):
 
 
 @anchoring_router.get("/v1/anchors")
-def anchors(limit: int = Query(100, ge=1, le=1000), after: int = Query(0, ge=0, description="first seq after"),
+def anchors(limit: Annotated[IntParam, Query(ge=1, le=1000)] = 100,
+            after: Annotated[IntParam, Query(ge=0, le=MAX_SEQ, description="first seq after")] = 0,
             ctx: Context = Depends(context)):
     """Anchored batches: ranges, roots and transactions only (public, nothing personal)."""
     rows = [b for b in anchoring(ctx).batches(include_failed=False) if b["first_seq"] > after][:limit]
@@ -57,7 +61,7 @@ def anchors(limit: int = Query(100, ge=1, le=1000), after: int = Query(0, ge=0, 
 
 
 @anchoring_router.get("/v1/receipts/{seq}")
-def receipt(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose), ctx: Context = Depends(context)):
+def receipt(seq: IntParam, p=Depends(signed_in), purpose=Depends(asked_purpose), ctx: Context = Depends(context)):
     """The receipt a member keeps: checkable with `ayni-wallet verify` and any node of the chain.
     Others name a purpose (a treasurer: `reconciliation`)."""
     job = anchoring(ctx)

@@ -28,10 +28,8 @@ def community(ctx: Context = Depends(context)):
 
 @auth_router.post("/v1/auth/challenge")
 def challenge(body: ChallengeIn, ctx: Context = Depends(context), client: str = Depends(client_of)):
-    ctx.limits.hit("challenge_per_client", client)
-    address = normalize_address(body.address)
-    ctx.limits.hit("challenge_per_address", address)
-    return ctx.auth.challenge(address)
+    ctx.limits.hit("challenge_per_client", client)  # no per-address limit: it would let anyone lock a member out
+    return ctx.auth.challenge(normalize_address(body.address))
 
 
 @auth_router.post("/v1/auth/token")

@@ -2,6 +2,8 @@
 preference document, their access log, profile, erasure, and k-anonymous statistics."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 
@@ -11,7 +13,7 @@ from ledger.privacy.stats import statistics
 
 from ..context import Context
 from ..deps import account_address, asked_purpose, context, guard, only_self, signed_in
-from ..schemas import ErasureIn, GrantIn, ProfileIn
+from ..schemas import ErasureIn, GrantIn, IntParam, ProfileIn
 
 router = APIRouter(tags=["privacy"])
 
@@ -57,8 +59,8 @@ def revoke_grant(address: str, grant_id: str, p=Depends(signed_in), ctx: Context
 
 
 @router.get("/v1/accounts/{address}/access-log")
-def access_log(address: str, p=Depends(signed_in), after: int = Query(0, ge=0, le=2**31 - 1),
-               limit: int = Query(100, ge=1, le=500), ctx: Context = Depends(context)):
+def access_log(address: str, p=Depends(signed_in), after: Annotated[IntParam, Query(ge=0, le=2**31 - 1)] = 0,
+               limit: Annotated[IntParam, Query(ge=1, le=500)] = 100, ctx: Context = Depends(context)):
     """Who read your data, what, for which purpose, on which basis, when (oldest first)."""
     address = account_address(address)
     only_self(p, address, "read their access log")

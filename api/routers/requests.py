@@ -2,6 +2,8 @@
 Only the two parties may read one."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
@@ -12,7 +14,7 @@ from ledger.privacy.visibility import may_read_request
 
 from ..context import Context
 from ..deps import client_of, context, signed_in
-from ..schemas import RequestIn
+from ..schemas import IntParam, RequestIn
 
 router = APIRouter(tags=["requests"])
 
@@ -36,7 +38,7 @@ def create_request(body: RequestIn, p=Depends(signed_in), ctx: Context = Depends
 
 @router.get("/v1/requests")
 def list_requests(p=Depends(signed_in), direction: str = Query("incoming", pattern="^(incoming|outgoing)$"),
-                  status: str | None = None, limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
+                  status: str | None = None, limit: Annotated[IntParam, Query(ge=1, le=500)] = 50, cursor: str | None = None,
                   ctx: Context = Depends(context)):
     items, nxt = ctx.requests.list_for(p.address, direction=direction, status=status, limit=limit, cursor=cursor)
     return {"items": [request_view(r) for r in items], "nextCursor": nxt}

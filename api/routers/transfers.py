@@ -1,6 +1,8 @@
 """Signed transfers: posting (the signature is the authorisation), one transfer, a history."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +19,7 @@ from ledger.service import Posted, Submission
 from ..auth import Principal
 from ..context import Context
 from ..deps import account_address, asked_purpose, context, guard, signed_in
-from ..schemas import PostTransfer
+from ..schemas import IntParam, PostTransfer
 
 router = APIRouter(tags=["transfers"])
 DUPLICATE = {200: {"description": "an idempotent retry: the original result, `duplicate: true`"}}
@@ -61,7 +63,7 @@ def transfer_view(v, p: Principal, seen: set[str] | None, memo_ok: set[str] | No
 
 
 @router.get("/v1/transfers/{seq}")
-def get_transfer(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose), ctx: Context = Depends(context)):
+def get_transfer(seq: IntParam, p=Depends(signed_in), purpose=Depends(asked_purpose), ctx: Context = Depends(context)):
     v = ctx.queries.transfer(seq)
     # a reader who could not read it anyway is refused alike whether or not seq is a transfer
     seen = guard(ctx, p, [v.payer, v.payee] if v else [], ("entries",), purpose, "GET /v1/transfers/{seq}",
@@ -74,9 +76,9 @@ def get_transfer(seq: int, p=Depends(signed_in), purpose=Depends(asked_purpose),
 @router.get("/v1/accounts/{address}/history")
 def history(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose),
             currency: str | None = None, counterparty: str | None = None,
-            since: int | None = Query(None, description="unix ms, inclusive"),
-            until: int | None = Query(None, description="unix ms, exclusive"),
-            limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
+            since: Annotated[IntParam | None, Query(description="unix ms, inclusive")] = None,
+            until: Annotated[IntParam | None, Query(description="unix ms, exclusive")] = None,
+            limit: Annotated[IntParam, Query(ge=1, le=500)] = 50, cursor: str | None = None,
             ctx: Context = Depends(context)):
     address = account_address(address)
     seen = guard(ctx, p, [address], ("entries",), purpose, "GET /v1/accounts/{address}/history", want=("memos",))

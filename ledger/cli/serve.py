@@ -51,7 +51,11 @@ def serve(db: Db = None,
           keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
           password_file: Path = typer.Option(None, help=PASSWORD_HELP),
           retention_every: float = typer.Option(0, min=0, help="Run the declared retention (erase old memos, "
-                                                "closed accounts' profiles) every this many seconds (0: off)")
+                                                "closed accounts' profiles) every this many seconds (0: off)"),
+          forwarded_allow_ips: str = typer.Option(None, envvar="AYNI_FORWARDED_ALLOW_IPS", help=(
+              "Comma-separated proxy addresses whose X-Forwarded-For/-Proto are believed (e.g. 127.0.0.1 "
+              "for a TLS proxy such as Caddy on this host). Default: none, so a client cannot pick the "
+              "address its rate limits are counted under"))
           ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json) and the member web app at /.
 
@@ -81,5 +85,7 @@ def serve(db: Db = None,
                        "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
     if contract:
         os.environ["AYNI_ANCHOR_CONTRACT"] = normalize_address(contract, what="contract")
+    # uvicorn would trust forwarded headers from 127.0.0.1 by default: only when asked to here
     uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, proxy_headers=bool(forwarded_allow_ips),
+                forwarded_allow_ips=forwarded_allow_ips or None)

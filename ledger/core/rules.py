@@ -103,6 +103,8 @@ def check_set_limit(a: SetLimit, account: AccountState | None, currencies: Mappi
         raise E.UnknownCurrency(f"currency {a.currency} is not used in this community")
     if account is None:
         raise E.UnknownAccount(f"account {a.account} has no account here")
+    if account.role == Role.AUDITOR:  # an auditor holds no money, so it has no limits to set
+        raise E.NotAuthorised(f"account {a.account} is an auditor account, which holds no money")
     if account.status == Status.CLOSED:
         raise E.AccountNotActive(f"account {a.account} is closed")
 

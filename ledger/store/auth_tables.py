@@ -1,9 +1,10 @@
 """Sign-in and throttling state (ledger/sessions.py, ledger/ratelimit.py), and its SQL.
 
 Not part of the ledger: nothing here is in the entry log.
-- `auth_challenges`: one row per EIP-4361 nonce the server issued. Every row may be deleted
-  once it has expired. A row is consumed exactly once, by `UPDATE ... SET used_at = now WHERE
-  nonce = ? AND used_at IS NULL AND expires_at > now`. Created by migration 0004.
+- `auth_challenges`: one row per EIP-4361 challenge that *signed in* (challenges are issued
+  statelessly, api/auth.py): its nonce is the primary key, so an INSERT that finds it present
+  means "already used". Every row may be deleted once it has expired. Created by migration
+  0004 (`used_at` is always set now; the column stays for the schema).
 - `rate_limit_counters`: fixed-window counters shared by every API worker (migration 0006);
   a key names the limit and a pseudonymous client or an address, never an IP address.
 - `ix_entries_account_status_seq`: a partial index over the log's `account.status` entries
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import BigInteger, Column, Index, String, Table, case, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Column, Index, String, Table, case, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -57,42 +58,16 @@ def purge_expired_challenges(conn, now_s: int) -> int:
     return conn.execute(delete(auth_challenges).where(c.expires_at <= now_s)).rowcount
 
 
-def count_challenges(conn, now_s: int, address: str | None = None) -> int:
-    """Unexpired challenges (used or not: a used row still occupies storage until it expires)."""
-    c = auth_challenges.c
-    q = select(func.count()).select_from(auth_challenges).where(c.expires_at > now_s)
-    if address is not None:
-        q = q.where(c.address == address)
-    return conn.execute(q).scalar_one()
-
-
-def drop_oldest_challenges(conn, address: str, keep: int) -> int:
-    """Delete `address`'s challenges beyond the newest `keep`."""
-    c = auth_challenges.c
-    old = conn.execute(select(c.nonce).where(c.address == address)
-                       .order_by(c.issued_at.desc(), c.nonce).offset(keep)).scalars().all()
-    if not old:
-        return 0
-    return conn.execute(delete(auth_challenges).where(c.nonce.in_(old))).rowcount
-
-
-def insert_challenge(conn, *, nonce: str, address: str, issued_at: int, expires_at: int) -> None:
-    conn.execute(insert(auth_challenges).values(nonce=nonce, address=address, issued_at=issued_at,
-                                                expires_at=expires_at, used_at=None))
-
-
-def consume_challenge(conn, *, nonce: str, address: str, issued_at: int, expires_at: int, now_s: int):
-    """Mark the challenge used; None on success, else its row (or None-like sentinel False when
-    no row exists) for explaining the refusal."""
-    c = auth_challenges.c
-    consumed = conn.execute(
-        update(auth_challenges)
-        .where(c.nonce == nonce, c.address == address, c.used_at.is_(None), c.issued_at == issued_at,
-               c.expires_at == expires_at, c.expires_at > now_s)
-        .values(used_at=now_s)).rowcount
-    if consumed == 1:
-        return None
-    return conn.execute(select(auth_challenges).where(c.nonce == nonce)).first() or False
+def record_used_challenge(conn, *, nonce: str, address: str, issued_at: int, expires_at: int,
+                          now_s: int) -> bool:
+    """Insert the consumed challenge; False (nothing written) if its nonce is already there.
+    One INSERT .. ON CONFLICT DO NOTHING: of concurrent sign-ins with one message exactly one
+    inserts, on SQLite and PostgreSQL."""
+    t = auth_challenges
+    ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(t).values(
+        nonce=nonce, address=address, issued_at=issued_at, expires_at=expires_at, used_at=now_s)
+    stmt = ins.on_conflict_do_nothing(index_elements=[t.c.nonce]).returning(t.c.nonce)
+    return conn.execute(stmt).first() is not None  # RETURNING: rowcount is not portable here
 
 
 # -- sessions -----------------------------------------------------------------------------------
