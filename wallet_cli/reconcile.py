@@ -3,7 +3,7 @@
 Reads the entry log over HTTP (paged, resumable from a local checkpoint) or from an export
 file, and recomputes everything with ledger.core (ledger/core/reconcile.py) and web3 only
 (the chain through ledger/verify/anchor_reader.py): it never opens the server's database nor
-runs its service or its chain writer (tests/test_wallet_layering.py walks the imports)."""
+runs its service or its chain writer (tests/test_layering.py imports all of the wallet in a fresh interpreter and checks)."""
 from __future__ import annotations
 
 import json
