@@ -114,6 +114,10 @@ def test_receipt_verifies_and_any_edit_is_caught(sqlite_url, chain_factory):
     forged_root["root"] = "0x" + "11" * 32
     with pytest.raises(ReceiptInvalid, match="proof"):
         check_receipt_offline(forged_root)
+    # hex fields follow the one rule of ledger.core.codec (no whitespace slipped past fromhex)
+    for field, bad in (("root", "0x" + "11" * 31 + "  "), ("leaf", "11" * 32)):
+        with pytest.raises(ReceiptInvalid, match=f"malformed: {field} must be 0x followed by 64 hex digits"):
+            check_receipt_offline(dict(receipt, **{field: bad}))
     wrong_chain = dict(receipt, chainId=receipt["chainId"] + 1)
     assert "chain" in verify_receipt(wrong_chain, chain)[0]
     other = chain_factory()  # a contract where nothing was anchored
