@@ -88,7 +88,8 @@ def test_the_wallet_does_not_import_the_store_or_sql_itself():
 
 # ---- (b) the wallet loads nothing of the server, even indirectly --------------------------------
 
-SERVER = ("ledger.store", "ledger.service", "ledger.unit_of_work", "ledger.chain", "ledger.anchoring",
+SERVER = ("ledger.store", "ledger.service", "ledger.unit_of_work", "ledger.chain", "ledger.anchoring", "ledger.queries",
+          "ledger.requests", "ledger.privacy",
           "sqlalchemy", "api", "eth_tester", "fastapi")
 
 
