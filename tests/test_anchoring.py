@@ -152,3 +152,20 @@ def test_nothing_personal_reaches_the_chain(tmp_path):
     secrets += [m.encode() for m in ("home visit", "help with errands", "errand")]
     for s in secrets:
         assert s not in blob and s.hex().encode() not in blob
+
+
+def test_database_faults_reach_the_caller_as_domain_errors(sqlite_url, chain_factory):
+    """The anchorer reads and writes its batch rows itself: a database fault there (here the
+    table is gone) is a StoreUnavailable LedgerError the faces already answer, not a driver's
+    OperationalError that the HTTP face would turn into a 500 and the CLI into a traceback."""
+    import sqlite3
+    c = busy_community(sqlite_url, transfers=3)
+    chain = chain_factory()
+    job = Anchoring(c.ledger, chain)
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("ALTER TABLE anchor_batches RENAME TO anchor_batches_gone")
+    for call in (job.batches, job.run, lambda: job._record(1, 2, b"\x01" * 32, "sending"),
+                 lambda: job._set(1, status="failed")):
+        with pytest.raises(E.LedgerError) as exc:
+            call()
+        assert isinstance(exc.value, E.StoreUnavailable) and "anchor_batches" in exc.value.message
