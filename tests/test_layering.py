@@ -146,3 +146,18 @@ def test_importing_the_core_loads_no_framework_or_io_library():
     forbidden = ("sqlalchemy", "fastapi", "starlette", "httpx", "requests", "web3", "typer", "click",
                  "eth_tester", "ledger.store", "ledger.service", "api", "wallet_cli")
     assert [m for m in loaded if under(m, forbidden)] == []
+
+
+# ---- entry kinds are dispatched in one place -----------------------------------------------------
+
+def kind_strings(path: Path) -> list[str]:
+    from ledger.core.vocab import KINDS
+    return [f"{node.lineno}: {node.value}" for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+            if isinstance(node, ast.Constant) and node.value in KINDS]
+
+
+def test_the_wallet_and_the_http_face_spell_no_entry_kind():
+    # The fold (ledger/core/fold.py REGISTRY) turns a kind into a typed record; the faces work on
+    # records (or ledger.core.vocab.Kind), so a new kind never needs an edit in a face.
+    bad = {str(p.relative_to(ROOT)): kind_strings(p) for folder in ("wallet_cli", "api") for p in python_files(folder)}
+    assert {k: v for k, v in bad.items() if v} == {}
