@@ -169,3 +169,26 @@ def test_database_faults_reach_the_caller_as_domain_errors(sqlite_url, chain_fac
         with pytest.raises(E.LedgerError) as exc:
             call()
         assert isinstance(exc.value, E.StoreUnavailable) and "anchor_batches" in exc.value.message
+
+
+def test_export_log_replaces_the_file_whole_or_not_at_all(sqlite_url, tmp_path):
+    """`ayni export-log` writes through ledger.files.write_atomic: the new export replaces the old
+    one whole (0600: it names every account), and a failure part-way leaves the old one and no
+    temporary file behind."""
+    import os
+    import sqlite3
+
+    from ledger.core.log_format import ExportReader
+    from ledger.log_export import export_log
+    c = busy_community(sqlite_url, transfers=3)
+    out = tmp_path / "exports" / "log.jsonl"
+    assert export_log(c.ledger, out)["entries"] == c.ledger.head()[0]
+    first = out.read_bytes()
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    assert ExportReader(iter(first.decode().splitlines())).header["headSeq"] == c.ledger.head()[0]
+    c.ledger.submit(c.pay("ana", "bea", 1))
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("ALTER TABLE entries RENAME TO entries_gone")
+    with pytest.raises(E.LedgerError):
+        export_log(c.ledger, out)
+    assert out.read_bytes() == first and sorted(p.name for p in out.parent.iterdir()) == ["log.jsonl"]
