@@ -12,6 +12,7 @@ Safety rules (docs/anchoring.md, "Operating the anchorer"):
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .core.merkle import MerkleTree, build_entry_tree
 from .core.receipts import build_receipt
 from .service import Ledger, now_ms
 from .store import tables as T
+from .store.errors import domain_errors
 
 AB = T.anchor_batches
 # Another anchorer's `sending` row is in flight, not dead, until it is this old: only then may
@@ -64,12 +66,19 @@ class Anchoring:
         self.sending_grace_ms = sending_grace_ms
         self._recorded_here: set[int] = set()  # batch rows this instance wrote (no other sender)
 
+    @contextlib.contextmanager
+    def _db(self, *, write: bool):
+        """A connection (in a transaction when `write`) whose database errors, commit included,
+        reach the caller as domain errors (ledger/store/errors.py): faces never see a driver's."""
+        with domain_errors(), (self.ledger.engine.begin() if write else self.ledger.engine.connect()) as conn:
+            yield conn
+
     # -- reading -------------------------------------------------------------------
     def batches(self, *, include_failed: bool = True) -> list[dict]:
         q = select(AB).where(AB.c.contract == self.contract).order_by(AB.c.first_seq, AB.c.id)
         if not include_failed:
             q = q.where(AB.c.status != "failed")
-        with self.ledger.engine.connect() as conn:
+        with self._db(write=False) as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def _live(self) -> list[dict]:
@@ -87,7 +96,7 @@ class Anchoring:
 
     # -- writing -------------------------------------------------------------------
     def _set(self, batch_id: int, **values) -> None:
-        with self.ledger.engine.begin() as conn:
+        with self._db(write=True) as conn:
             conn.execute(update(AB).where(AB.c.id == batch_id).values(updated_at=self.clock(), **values))
 
     def _record(self, first: int, last: int, root: bytes, status: str, **values) -> int | None:
@@ -95,7 +104,7 @@ class Anchoring:
         already holds a live row starting at `first`: check and insert under one lock (SQLite's
         BEGIN IMMEDIATE, a transaction-scoped advisory lock on PostgreSQL). None if it did."""
         now = self.clock()
-        with self.ledger.engine.begin() as conn:
+        with self._db(write=True) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ANCHOR_LOCK_KEY})
             taken = conn.execute(select(AB.c.id).where(AB.c.contract == self.contract, AB.c.first_seq == first,
@@ -190,7 +199,7 @@ class Anchoring:
             raise
         except ChainUnavailable:
             raise  # the row stays `sending`; reconcile() finds out what happened next time
-        with self.ledger.engine.begin() as conn:  # unless given up on meanwhile (then adopted later)
+        with self._db(write=True) as conn:  # unless given up on meanwhile (then adopted later)
             conn.execute(update(AB).where(AB.c.id == batch_id, AB.c.status == "sending")
                          .values(status="pending", tx_hash=tx_hash, updated_at=self.clock()))
         report.sent += 1

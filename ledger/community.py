@@ -7,6 +7,7 @@ import secrets
 from .core.amounts import CRED, HOUR
 from .core.state import Genesis, RoleDefault
 from .core.typed_data import Domain
+from .core.vocab import Role
 
 # Chain id 31337 is the local development chain (Hardhat); production sets the chain
 # the community anchors to. The salt, not the chain id, makes each community unique.
@@ -15,13 +16,13 @@ DEFAULT_CHAIN_ID = 31337
 DEFAULT_ROLE_LIMITS = (
     # HOUR counts minutes: members may owe up to 10 h and hold up to 40 h, so nobody
     # hoards time and newcomers can receive care before they have given any.
-    RoleDefault("HOUR", "member", 10 * 60, 40 * 60),
-    RoleDefault("HOUR", "shop", 0, 0),
-    RoleDefault("HOUR", "treasurer", 0, None),
+    RoleDefault("HOUR", Role.MEMBER, 10 * 60, 40 * 60),
+    RoleDefault("HOUR", Role.SHOP, 0, 0),
+    RoleDefault("HOUR", Role.TREASURER, 0, None),
     # CRED counts cents: members may owe 100.00, shops 500.00 (they restock on credit).
-    RoleDefault("CRED", "member", 100_00, None),
-    RoleDefault("CRED", "shop", 500_00, None),
-    RoleDefault("CRED", "treasurer", 0, None),
+    RoleDefault("CRED", Role.MEMBER, 100_00, None),
+    RoleDefault("CRED", Role.SHOP, 500_00, None),
+    RoleDefault("CRED", Role.TREASURER, 0, None),
 )
 
 

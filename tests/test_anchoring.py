@@ -114,6 +114,10 @@ def test_receipt_verifies_and_any_edit_is_caught(sqlite_url, chain_factory):
     forged_root["root"] = "0x" + "11" * 32
     with pytest.raises(ReceiptInvalid, match="proof"):
         check_receipt_offline(forged_root)
+    # hex fields follow the one rule of ledger.core.codec (no whitespace slipped past fromhex)
+    for field, bad in (("root", "0x" + "11" * 31 + "  "), ("leaf", "11" * 32)):
+        with pytest.raises(ReceiptInvalid, match=f"malformed: {field} must be 0x followed by 64 hex digits"):
+            check_receipt_offline(dict(receipt, **{field: bad}))
     wrong_chain = dict(receipt, chainId=receipt["chainId"] + 1)
     assert "chain" in verify_receipt(wrong_chain, chain)[0]
     other = chain_factory()  # a contract where nothing was anchored
@@ -148,3 +152,43 @@ def test_nothing_personal_reaches_the_chain(tmp_path):
     secrets += [m.encode() for m in ("home visit", "help with errands", "errand")]
     for s in secrets:
         assert s not in blob and s.hex().encode() not in blob
+
+
+def test_database_faults_reach_the_caller_as_domain_errors(sqlite_url, chain_factory):
+    """The anchorer reads and writes its batch rows itself: a database fault there (here the
+    table is gone) is a StoreUnavailable LedgerError the faces already answer, not a driver's
+    OperationalError that the HTTP face would turn into a 500 and the CLI into a traceback."""
+    import sqlite3
+    c = busy_community(sqlite_url, transfers=3)
+    chain = chain_factory()
+    job = Anchoring(c.ledger, chain)
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("ALTER TABLE anchor_batches RENAME TO anchor_batches_gone")
+    for call in (job.batches, job.run, lambda: job._record(1, 2, b"\x01" * 32, "sending"),
+                 lambda: job._set(1, status="failed")):
+        with pytest.raises(E.LedgerError) as exc:
+            call()
+        assert isinstance(exc.value, E.StoreUnavailable) and "anchor_batches" in exc.value.message
+
+
+def test_export_log_replaces_the_file_whole_or_not_at_all(sqlite_url, tmp_path):
+    """`ayni export-log` writes through ledger.files.write_atomic: the new export replaces the old
+    one whole (0600: it names every account), and a failure part-way leaves the old one and no
+    temporary file behind."""
+    import os
+    import sqlite3
+
+    from ledger.core.log_format import ExportReader
+    from ledger.log_export import export_log
+    c = busy_community(sqlite_url, transfers=3)
+    out = tmp_path / "exports" / "log.jsonl"
+    assert export_log(c.ledger, out)["entries"] == c.ledger.head()[0]
+    first = out.read_bytes()
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    assert ExportReader(iter(first.decode().splitlines())).header["headSeq"] == c.ledger.head()[0]
+    c.ledger.submit(c.pay("ana", "bea", 1))
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("ALTER TABLE entries RENAME TO entries_gone")
+    with pytest.raises(E.LedgerError):
+        export_log(c.ledger, out)
+    assert out.read_bytes() == first and sorted(p.name for p in out.parent.iterdir()) == ["log.jsonl"]

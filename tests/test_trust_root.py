@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from ledger.core.findings import Finding
 from ledger.core.purposes import MUST_CHOOSE, purpose_for, purposes_to_offer
 from ledger.core.trust_root import TrustRoot
 from ledger.core.typed_data import Domain
@@ -39,6 +40,15 @@ def test_history_checks_genesis_domain_and_own_role():
     as_treasurer = TrustRoot(own_key=me)
     assert "no treasurer rights" in as_treasurer.check_history(None, domain, accounts)[0].detail
     assert pins.domain() == domain and TrustRoot(chain_id=1).domain() is None
+
+
+def test_trust_root_checks_report_the_one_finding_type():
+    # One fault type for every verifier: reports count and print trust-root faults like any other.
+    pins = TrustRoot(contract=CONTRACT, genesis_hash="0x01")
+    faults = pins.check_anchor_target("0x" + "12" * 20, 31337, what="the receipt") + pins.check_history("0x02", None)
+    assert [type(f) for f in faults] == [Finding, Finding]
+    assert {f.code for f in faults} == {"trust_root"} and [f.seq for f in faults] == [None, 1]
+    assert faults[1].as_dict()["check"] == "trust_root" and "genesis entry differs" in str(faults[1])
 
 
 def test_pins_file_round_trip_and_configuration_overrides_it():

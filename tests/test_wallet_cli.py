@@ -66,3 +66,18 @@ def test_the_wallet_imports_only_core_and_web3():
     ours = {m for m in loaded if m.split(".")[0] == "ledger"}
     allowed = ("ledger.core", "ledger.verify", "ledger.files", "ledger.keystore")
     assert ours - {"ledger"} <= {m for m in ours if m.startswith(allowed)}, sorted(ours)
+
+
+def test_a_failure_never_exits_zero():
+    """wallet_cli.config.fail is every command's way to report a failure: whatever code a caller
+    passes (0 by mistake, or 256, which a shell reads as 0), the process exits non-zero."""
+    for given, expected in (("0", 1), ("256", 1), ("-1", 1), ("2", 2), ("130", 130)):
+        r = subprocess.run([sys.executable, "-c", "import typer, sys\n"
+                            "app = typer.Typer()\n"
+                            "@app.command()\n"
+                            "def main(n: int):\n"
+                            "    from wallet_cli.config import fail\n"
+                            "    fail('it went wrong', n)\n"
+                            "app()\n", "--", given], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert (r.returncode, r.stderr.strip()) == (expected, "error: it went wrong"), (given, r.stderr)

@@ -14,6 +14,7 @@ import typer
 
 from ledger.core.text import visible
 from ledger.core.typed_data import OpenAccount, SetLimit, SetStatus, sign_action
+from ledger.core.vocab import Role, Status
 
 from .client import open_client
 from .config import API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT, handled, load_config, note
@@ -44,7 +45,7 @@ def _common() -> dict:
 
 @handled
 def open_account(account: str = typer.Argument(..., help="Address of the new member's key"),
-                 role: str = typer.Option("member", "--role", help="member | shop | treasurer | auditor"),
+                 role: str = typer.Option(Role.MEMBER.value, "--role", help="member | shop | treasurer | auditor"),
                  api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
                  as_json: bool = JSON_OPT) -> None:
     """Open an account (treasurer). Default limits come from the community's role defaults."""
@@ -85,7 +86,7 @@ def freeze(account: str = typer.Argument(..., help="Address of the account"),
            api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
            as_json: bool = JSON_OPT) -> None:
     """Freeze an account (treasurer): it can neither pay nor be paid, nor sign in, until unfrozen."""
-    _set_status(account, "frozen", "froze", api, key, password_file, as_json)
+    _set_status(account, Status.FROZEN, "froze", api, key, password_file, as_json)
 
 
 @handled
@@ -93,7 +94,7 @@ def unfreeze(account: str = typer.Argument(..., help="Address of the account"),
              api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
              as_json: bool = JSON_OPT) -> None:
     """Make a frozen account active again (treasurer)."""
-    _set_status(account, "active", "unfroze", api, key, password_file, as_json)
+    _set_status(account, Status.ACTIVE, "unfroze", api, key, password_file, as_json)
 
 
 @handled
@@ -102,4 +103,4 @@ def close(account: str = typer.Argument(..., help="Address of the account"),
           as_json: bool = JSON_OPT) -> None:
     """Close an account for good (treasurer): it can neither pay, be paid nor sign in again.
     Closing is final (docs/ledger-model.md); its entries stay in the log."""
-    _set_status(account, "closed", "closed", api, key, password_file, as_json)
+    _set_status(account, Status.CLOSED, "closed", api, key, password_file, as_json)

@@ -52,10 +52,11 @@ class WalletError(Exception):
 def fail(message: str, code: int = 1) -> None:
     """Print `error: <one line>` to stderr and exit non-zero: the one way every wallet command
     reports a failure. The message may quote the server (its error text, a memo, a name), so
-    it is shown through ledger.core.text.visible: no control character reaches the terminal."""
+    it is shown through ledger.core.text.visible: no control character reaches the terminal.
+    `code` outside 1..255 becomes 1: a failure never exits 0 (nor 256, which the shell reads as 0)."""
     from ledger.core.text import visible
     typer.echo(f"error: {visible(' '.join(str(message).split()))}", err=True)
-    raise typer.Exit(code)
+    raise typer.Exit(code if isinstance(code, int) and 0 < code < 256 else 1)
 
 
 def note(message: str) -> None:

@@ -6,7 +6,7 @@ is read through ledger/verify/anchor_reader.py (web3), and the checkpoint writte
 ledger.files. Those, and ledger.keystore for keys, are all of the ledger package the wallet
 imports: never ledger.store, ledger.service, the server's chain writer (ledger.chain) nor
 SQLAlchemy, so it never opens the server's database nor runs its code
-(tests/test_wallet_cli.py::test_the_wallet_imports_only_core_and_web3 checks what is loaded)."""
+(tests/test_layering.py imports all of the wallet in a fresh interpreter and checks what is loaded)."""
 from __future__ import annotations
 
 import json

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-LEDGER_READ_PURPOSES = {"treasurer": "reconciliation", "auditor": "audit"}
+from .vocab import Role
+
+LEDGER_READ_PURPOSES = {Role.TREASURER: "reconciliation", Role.AUDITOR: "audit"}
 MUST_CHOOSE = object()  # another member's data and no purpose given: the reader must choose one
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .codec import hex0x, try_b32
+from .codec import hex0x, parse_b32
 from .entries import Entry, canonical_bytes
-from .errors import LedgerError
+from .errors import InvalidInput, LedgerError
 from .hashing import keccak256
 from .merkle import ENTRY_LEAF_TYPES, MerkleTree, entry_leaf, process_proof
 from .typed_data import Domain, recover_signer
@@ -47,13 +47,6 @@ class ReceiptInvalid(ValueError):
     """The receipt contradicts itself (edited, truncated, or not a receipt)."""
 
 
-def _b32(value, what: str) -> bytes:
-    b = try_b32(value)
-    if b is None:
-        raise ReceiptInvalid(f"{what} must be 32 bytes as 0x-hex")
-    return b
-
-
 def check_receipt_offline(receipt: object) -> tuple[bytes, int, int]:
     """Everything that needs no chain: entry content -> entry hash -> leaf -> proof -> root,
     and the seq inside the batch range. Returns (root, firstSeq, lastSeq) to check on chain."""
@@ -66,13 +59,13 @@ def check_receipt_offline(receipt: object) -> tuple[bytes, int, int]:
         batch = receipt["batch"]
         first, last = int(batch["firstSeq"]), int(batch["lastSeq"])
         entry = receipt.get("entry")
-        proof = [_b32(p, "proof node") for p in receipt["proof"]]
-        root = _b32(receipt["root"], "root")
-        leaf = _b32(receipt["leaf"], "leaf")
-        entry_hash_b = _b32(entry_hash, "entryHash")
+        proof = [parse_b32(p, "proof node") for p in receipt["proof"]]
+        root = parse_b32(receipt["root"], "root")
+        leaf = parse_b32(receipt["leaf"], "leaf")
+        entry_hash_b = parse_b32(entry_hash, "entryHash")
+    except InvalidInput as exc:  # hex: the one rule of ledger.core.codec, reported as a receipt fault
+        raise ReceiptInvalid(f"receipt is malformed: {exc.message}") from None
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ReceiptInvalid):
-            raise
         raise ReceiptInvalid(f"receipt is malformed: {exc}") from None
     if receipt.get("entryHash") != entry_hash:
         raise ReceiptInvalid("entryHash and values disagree")

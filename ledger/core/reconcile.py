@@ -31,7 +31,7 @@ from .findings import Finding
 from .fold import LedgerState, check_signature, signature_finding, step, zero_sum_faults
 from .hashing import ZERO32, keccak256
 from .merkle import build_tree, entry_leaves
-from .vocab import KINDS, Role, Status
+from .vocab import KINDS
 
 MAX_LISTED = 200  # discrepancies listed in full; beyond that only counted
 # How far an entry's time may run behind an earlier entry's, or ahead of the reconciler's clock:
@@ -265,30 +265,6 @@ class Reconciler:
     @property
     def genesis_hash(self) -> str | None:
         return hex0x(bytes(self._hashes[:32])) if len(self._hashes) >= 32 else None
-
-    def check_trust_root(self, *, genesis_hash: str | None = None, community_salt: str | None = None,
-                         chain_id: int | None = None, treasurer: str | None = None) -> None:
-        """What the treasurer knows independently of the server: the community they joined (its
-        genesis entry, pinned at the first reconciliation, or its salt and chain id), and their
-        own key. A server that rewrote history from a new genesis fails here."""
-        if genesis_hash is None and community_salt is None and chain_id is None and treasurer is None:
-            return  # nothing pinned yet: the report must not claim a check it did not make
-        self.report.checks_run.append("trust_root")
-        g = self.state.genesis
-        if genesis_hash is not None and self.genesis_hash != genesis_hash:
-            self.flag("trust_root", 1, genesis_hash, self.genesis_hash,
-                      detail="the genesis entry differs from the one pinned at an earlier reconciliation")
-        if g is None:
-            return
-        if community_salt is not None and hex0x(g.domain.salt).lower() != community_salt.lower():
-            self.flag("trust_root", 1, community_salt, hex0x(g.domain.salt), detail="another community (salt)")
-        if chain_id is not None and g.domain.chain_id != chain_id:
-            self.flag("trust_root", 1, chain_id, g.domain.chain_id, detail="another chain id in the signing domain")
-        if treasurer is not None:
-            acct = self.state.accounts.get(treasurer)
-            if acct is None or acct.role != Role.TREASURER or acct.status != Status.ACTIVE:
-                self.flag("trust_root", None, f"{treasurer} an active treasurer", "not in this log's replay",
-                          account=treasurer, detail="your own key holds no treasurer rights in this history")
 
     # -- what the server reports ----------------------------------------------------
     def compare_balances(self, head_seq: int, reported: Iterable[Mapping]) -> None:

@@ -22,18 +22,18 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 
 from .codec import hex0x
+from .findings import Finding
 from .typed_data import Domain
+from .vocab import Role, Status
 
 
-@dataclass(frozen=True)
-class Mismatch:
-    """One thing that differs from the trust root: where (seq or None), what was expected,
-    what was found, and why that matters."""
-    seq: int | None
-    expected: str
-    found: str
-    detail: str
-    account: str | None = None
+CHECK = "trust_root"  # the code of every finding here (reconciliation reports count it under this name)
+
+
+def _differs(seq: int | None, expected: str, found: str, detail: str, account: str | None = None) -> Finding:
+    """One thing that differs from the trust root: where (seq or None), what was expected, what
+    was found, and why that matters. The same Finding every other check reports."""
+    return Finding(CHECK, seq, expected, found, account=account, detail=detail)
 
 
 def _same_address(a: str | None, b: str | None) -> bool:
@@ -48,7 +48,7 @@ class TrustRoot:
     community_salt: str | None = None
     genesis_hash: str | None = None
     own_key: str | None = None
-    own_role: str = "treasurer"
+    own_role: str = Role.TREASURER
 
     # -- where pins come from ----------------------------------------------------------
     @classmethod
@@ -80,36 +80,36 @@ class TrustRoot:
         return any(v is not None for k, v in vars(self).items() if k != "own_role")
 
     # -- checks ------------------------------------------------------------------------
-    def check_anchor_target(self, contract: object, chain_id: object, *, what: str) -> list[Mismatch]:
+    def check_anchor_target(self, contract: object, chain_id: object, *, what: str) -> list[Finding]:
         """`what` (a receipt, the server's anchor records, a chain node) names `contract` on
         `chain_id`: both must be the pinned ones, when pinned."""
         out = []
         if self.contract is not None and not _same_address(contract, self.contract):
-            out.append(Mismatch(None, self.contract, str(contract),
+            out.append(_differs(None, self.contract, str(contract),
                                 f"{what} names anchor contract {contract}, not the pinned {self.contract}"))
         if self.anchor_chain is not None and chain_id != self.anchor_chain:
-            out.append(Mismatch(None, f"chain {self.anchor_chain}", f"chain {chain_id}",
+            out.append(_differs(None, f"chain {self.anchor_chain}", f"chain {chain_id}",
                                 f"{what} is on chain {chain_id}, not the pinned chain {self.anchor_chain}"))
         return out
 
     def check_history(self, genesis_hash: str | None, domain: Domain | None,
-                      accounts: Mapping | None = None) -> list[Mismatch]:
+                      accounts: Mapping | None = None) -> list[Finding]:
         """The replayed history: its genesis entry, its signing domain, and the checker's own
         role in it (`accounts`: address -> object with .role and .status)."""
         out = []
         if self.genesis_hash is not None and genesis_hash != self.genesis_hash:
-            out.append(Mismatch(1, self.genesis_hash, str(genesis_hash),
+            out.append(_differs(1, self.genesis_hash, str(genesis_hash),
                                 "the genesis entry differs from the one pinned at an earlier reconciliation"))
         if domain is None:
             return out
         salt = hex0x(domain.salt)
         if self.community_salt is not None and salt != self.community_salt.lower():
-            out.append(Mismatch(1, self.community_salt, salt, "another community (salt)"))
+            out.append(_differs(1, self.community_salt, salt, "another community (salt)"))
         if self.chain_id is not None and domain.chain_id != self.chain_id:
-            out.append(Mismatch(1, str(self.chain_id), str(domain.chain_id), "another chain id in the signing domain"))
+            out.append(_differs(1, str(self.chain_id), str(domain.chain_id), "another chain id in the signing domain"))
         if self.own_key is not None:
             acct = (accounts or {}).get(self.own_key)
-            if acct is None or acct.role != self.own_role or acct.status != "active":
-                out.append(Mismatch(None, f"{self.own_key} an active {self.own_role}", "not in this log's replay",
+            if acct is None or acct.role != self.own_role or acct.status != Status.ACTIVE:
+                out.append(_differs(None, f"{self.own_key} an active {self.own_role}", "not in this log's replay",
                                     f"your own key holds no {self.own_role} rights in this history", self.own_key))
         return out
