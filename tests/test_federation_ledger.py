@@ -304,3 +304,144 @@ def test_faults_and_crashes_at_every_step_leave_both_ledgers_agreeing(pair, seed
             net.deliver(0)
         clock.now += 2_000
     _check_quiescent(a, b, acknowledged)
+
+
+# --- bad input: each refused with its own code, nothing written ----------------------------------
+
+def _status(side: Side, alliance: Alliance, status: str, nonce: int):
+    a = AllianceStatus.create(alliance_id=alliance.alliance_id, status=status, nonce=nonce, valid_until=FAR)
+    return a.message(), sign_digest(side.c.treasurer_key, side.c.domain.digest(a.struct_hash()))
+
+
+def _refused(side: Side, code: str, call):
+    before = side.c.snapshot()
+    with pytest.raises(E.LedgerError) as exc:
+        call()
+    assert exc.value.code == code, exc.value
+    assert side.c.snapshot() == before, "a refusal wrote something"
+
+
+def test_bad_input_each_refused_with_its_own_code_and_nothing_written(pair):
+    a, b, clock = pair
+    # no alliance yet: a payment to B's community, or a message naming an alliance, is unknown
+    _refused(a, "unknown_alliance", lambda: a.node.submit(*remote(a, "ana", b, "bea", 5)))
+    terms = _terms(a, b, limit_b=100)
+    stray = NodeMessage.create(alliance_id=terms.alliance_id, payment_id=ZERO32, kind="commit", at=clock.now)
+    _refused(b, "unknown_alliance", lambda: b.node.handle(
+        {"message": stray.message(), "signature": sign_node_message(a.node_key, a.c.domain, stray)}))
+    assert ally(a, b, limit_b=100) == terms
+
+    # the payer signed a delivered amount the alliance's rate does not give
+    _refused(a, "rate_mismatch", lambda: a.node.submit(*remote(a, "ana", b, "bea", 30, "CRED", delivered=21)))
+
+    # a PREPARE signed with another key than the alliance names for A's node
+    r = a.node.submit(*remote(a, "ana", b, "bea", 20))
+    (_, prepare), = r["outbox"]
+    nm = NodeMessage.from_message(prepare["message"])
+    forged = {**prepare, "signature": sign_node_message(signing.new_key(), a.c.domain, nm)}
+    _refused(b, "wrong_node_signature", lambda: b.node.handle(forged))
+    reflected = dict(prepare)  # A's own message sent back to A: not signed by B's node
+    _refused(a, "wrong_node_signature", lambda: a.node.handle(reflected))
+
+    # a stale message (signed more than the window ago) and a replay of one already received
+    old = NodeMessage.create(alliance_id=nm.alliance_id, payment_id=nm.payment_id, kind="prepare", at=clock.now - 301_000)
+    _refused(b, "stale_node_message", lambda: b.node.handle(
+        {**prepare, "message": old.message(), "signature": sign_node_message(a.node_key, a.c.domain, old)}))
+    vote = b.node.handle(prepare)  # accepted once: B prepares
+    assert NodeMessage.from_message(vote["message"]).kind == "prepared"
+    _refused(b, "stale_node_message", lambda: b.node.handle(prepare))  # the same signed message again
+    assert a.node.handle(vote)["message"]["kind"] == "commit"
+
+    # the peer limit: B lets A owe at most 100 HOUR; 20 are owed, 81 more are refused by B's vote
+    r2 = a.node.submit(*remote(a, "cho", b, "bea", 81))
+    before = b.c.snapshot()
+    (_, prepare2), = r2["outbox"]
+    refusal = b.node.handle(prepare2)
+    assert refusal["message"]["kind"] == "refused" and refusal["message"]["code"] == "peer_limit_reached"
+    assert b.c.snapshot() == before
+    a.node.handle(refusal)
+    assert a.node.payment(r2["paymentId"])["state"] == "aborted"
+    assert a.node.payment(r2["paymentId"])["code"] == "peer_limit_reached"
+
+    # suspended: refused at the origin (nothing written), and by the destination's vote
+    a.node.set_status(*_status(a, terms, "suspended", 901))
+    _refused(a, "alliance_not_active", lambda: a.node.submit(*remote(a, "ana", b, "bea", 5)))
+    b.node.set_status(*_status(b, terms, "suspended", 902))
+    a.node.set_status(*_status(a, terms, "active", 903))
+    r3 = a.node.submit(*remote(a, "ana", b, "bea", 5))
+    (_, prepare3), = r3["outbox"]
+    assert b.node.handle(prepare3)["message"]["code"] == "alliance_not_active"
+    # the same signed status twice is one entry; a repeated status is refused
+    seq = a.ledger.head()[0]
+    a.node.set_status(*_status(a, terms, "active", 903))
+    assert a.ledger.head()[0] == seq
+    _refused(a, "invalid_transition", lambda: a.node.set_status(*_status(a, terms, "active", 904)))
+    for side in (a, b):
+        assert side.ledger.verify().ok
+
+
+def test_holds_block_closing_and_a_suspension_lets_payments_in_flight_finish(pair):
+    a, b, clock = pair
+    terms = ally(a, b)
+    r = a.node.submit(*remote(a, "ana", b, "bea", 10))
+    (_, prepare), = r["outbox"]
+    vote = b.node.handle(prepare)
+    # ana has nothing but a hold: closing would let the hold's payment vanish
+    close = signing.set_status(a.c.treasurer_key, a.c.domain, account=a.c.addr("ana"), status="closed")
+    _refused(a, "invalid_transition", lambda: a.ledger.submit(close))
+    # a peer account moves only by remote legs
+    with pytest.raises(E.NotAuthorised):
+        a.ledger.submit(signing.transfer(a.c.keys["cho"], a.c.domain, payee=peer_address(b.community),
+                                         currency="HOUR", amount=1))
+    b.node.set_status(*_status(b, terms, "suspended", 7))
+    decision = a.node.handle(vote)
+    assert b.node.handle(decision)["message"] == {**decision["message"], "kind": "ack", "code": "committed",
+                                                  "at": clock.now}
+    assert b.node.payment(r["paymentId"])["state"] == "committed"
+    for side in (a, b):
+        assert side.ledger.verify().ok
+
+
+def test_every_carried_signature_is_rechecked_on_replay(pair):
+    """Each log verifies alone: a committed leg whose carried vote is signed by another key, or
+    a prepared leg whose payer signature is not the payer's, is a finding for `ayni verify`."""
+    a, b, clock = pair
+    ally(a, b)
+    net = Net(a, b, random.Random(9))
+    r = a.node.submit(*remote(a, "ana", b, "bea", 10))
+    _pay_and_settle(a, b, net, [(a, r["outbox"])])
+    entries = list(a.ledger.iter_entries())
+    for kind, tamper in (("remote.committed", lambda body: {**body, "nodeSignature": sign_node_message(
+                            signing.new_key(), b.c.domain, NodeMessage.from_message(body["message"]))}),
+                         ("remote.prepared", lambda body: {**body, "payerSignature": sign_digest(
+                            a.c.keys["cho"], a.c.domain.digest(RemoteTransfer.from_message(body["transfer"])
+                                                               .struct_hash()))})):
+        state = fold.LedgerState()
+        for e in entries:
+            if e.kind == kind:
+                finding = fold.step(state, e.seq, e.kind, e.at, tamper(e.body))
+                assert isinstance(finding, fold.Finding) and finding.seq == e.seq, finding
+                assert finding.code == "rules"
+                break
+            assert fold.apply(state, e) is state
+
+
+def test_a_retried_submission_and_a_repeated_acceptance_change_nothing(pair):
+    a, b, clock = pair
+    terms = _terms(a, b)
+    proposal = a.node.propose(terms.message(), _treasurer_sig(a, terms, "A"))
+    b.node.receive_proposal(proposal)
+    acceptance = b.node.accept(hex0x(terms.alliance_id), _treasurer_sig(b, terms, "B"))
+    seq_b = b.ledger.head()[0]
+    again = b.node.accept(hex0x(terms.alliance_id), _treasurer_sig(b, terms, "B"))
+    assert b.ledger.head()[0] == seq_b and again["terms"] == acceptance["terms"]
+    a.node.receive_acceptance(acceptance)
+    seq_a = a.ledger.head()[0]
+    a.node.receive_acceptance(again)
+    assert a.ledger.head()[0] == seq_a
+    signed = remote(a, "ana", b, "bea", 7)
+    first = a.node.submit(*signed)
+    seq_a = a.ledger.head()[0]
+    assert a.node.submit(*signed)["paymentId"] == first["paymentId"] and a.ledger.head()[0] == seq_a
+    # the alliance's terms are public; the fold opened both peer accounts with the agreed limits
+    assert a.ledger.positions(peer_address(b.community))[(peer_address(b.community), "HOUR")].credit_limit == 600
