@@ -445,3 +445,23 @@ def test_a_retried_submission_and_a_repeated_acceptance_change_nothing(pair):
     assert a.node.submit(*signed)["paymentId"] == first["paymentId"] and a.ledger.head()[0] == seq_a
     # the alliance's terms are public; the fold opened both peer accounts with the agreed limits
     assert a.ledger.positions(peer_address(b.community))[(peer_address(b.community), "HOUR")].credit_limit == 600
+
+
+def test_each_log_alone_reconciles_and_a_leg_is_its_parties_data(pair, tmp_path):
+    """`ayni-wallet reconcile` replays an exported log with federation entries like any other;
+    a prepared leg's receipt is its payer's and payee's data, not every member's."""
+    from ledger.log_export import export_log
+    from ledger.privacy.visibility import entry_subjects
+    from wallet_cli.reconcile import reconcile
+    a, b, clock = pair
+    ally(a, b)
+    net = Net(a, b, random.Random(5))
+    r = a.node.submit(*remote(a, "ana", b, "bea", 12, memo="bread"))
+    _pay_and_settle(a, b, net, [(a, r["outbox"])])
+    for side, name in ((a, "a"), (b, "b")):
+        path = tmp_path / f"{name}.jsonl"
+        export_log(side.ledger, path)
+        report = reconcile(export=path, workers=0, skip_chain=True)
+        assert report.ok, report.discrepancies
+        (prepared,) = [e for e in side.ledger.iter_entries() if e.kind == "remote.prepared"]
+        assert entry_subjects(prepared.kind, prepared.body) == [a.c.addr("ana"), b.c.addr("bea")]

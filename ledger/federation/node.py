@@ -41,6 +41,15 @@ DEFAULT_WINDOW_MS = 300_000
 _NOT_A_VOTE = (E.StoreConflict, E.StoreUnavailable, E.InsecureStorage, E.IntegrityViolation)
 
 
+class _Refusal(Exception):
+    """The fold's rule refused a PREPARE at the destination: a REFUSED vote, not an error.
+    Raised only around the rule, so a database failure can never be mistaken for a vote."""
+
+    def __init__(self, error: E.LedgerError):
+        super().__init__(str(error))
+        self.error = error
+
+
 def _payment(leg: Leg) -> Payment:
     t = leg.transfer
     return Payment(leg.payment_id, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
@@ -108,11 +117,17 @@ class FederationNode:
         return st, chain
 
     # -- appending: the fold's rule, then the rows it implies, in the caller's transaction -------
-    def _append(self, uow, st: LedgerState, chain: bytes, record, at: int, rows: FederationRows | None = None) -> bytes:
+    def _append(self, uow, st: LedgerState, chain: bytes, record, at: int, rows: FederationRows | None = None, *,
+                refusable: bool = False) -> bytes:
         before_pos, before_legs = dict(st.positions), dict(st.legs)
         before_alliances, before_accounts = dict(st.alliances), set(st.accounts)
         seq = st.seq + 1
-        st.apply_federation(seq, at, record)  # LedgerError here: nothing changed, nothing written
+        try:
+            st.apply_federation(seq, at, record)  # LedgerError here: nothing changed, nothing written
+        except E.LedgerError as exc:
+            if refusable and not isinstance(exc, _NOT_A_VOTE):
+                raise _Refusal(exc) from exc
+            raise
         body = record.body()
         entry = Entry.from_body_text(seq, record.KIND.value, at, body, canonical_body(body), chain)
         batch = PostingBatch(head=(seq, entry.chain_hash))
@@ -430,11 +445,9 @@ class FederationNode:
                 rows = self._incoming_memo(wire, transfer, pid)
                 try:
                     chain = self._append(uow, st, chain, self._record_for(step.entries[0], view, (nm, sig), transfer,
-                                                                         payer_sig), now, rows)
-                except _NOT_A_VOTE:
-                    raise
-                except E.LedgerError as exc:  # the rules refuse: vote REFUSED with the code, write nothing
-                    step = leg.on(Received(now, msg, exc.code))
+                                                                         payer_sig), now, rows, refusable=True)
+                except _Refusal as refused:  # the rules refuse: vote REFUSED with the code, write nothing
+                    step = leg.on(Received(now, msg, refused.error.code))
             else:
                 for entry in step.entries:
                     chain = self._append(uow, st, chain, self._record_for(entry, view, (nm, sig)), now)
