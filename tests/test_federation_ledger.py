@@ -465,3 +465,53 @@ def test_each_log_alone_reconciles_and_a_leg_is_its_parties_data(pair, tmp_path)
         assert report.ok, report.discrepancies
         (prepared,) = [e for e in side.ledger.iter_entries() if e.kind == "remote.prepared"]
         assert entry_subjects(prepared.kind, prepared.body) == [a.c.addr("ana"), b.c.addr("bea")]
+
+
+def test_a_crash_before_and_after_every_message_and_lost_replies(pair):
+    """Both nodes are thrown away and reopened from their databases around every delivery, and
+    a third of the replies are lost after the receiver appended its entries (the crash between
+    an entry's commit and its message): payments progress only through recovery (`due()`)."""
+    a, b, clock = pair
+    ally(a, b, limit_a=200, limit_b=200)
+    rng = random.Random(11)
+    bag: list[tuple[Side, dict]] = []
+    sides = {"http://a.example:8000": a, "http://b.example:8000": b}
+    told = set()
+    for i in range(8):
+        payer, payee = (a, b) if i % 2 == 0 else (b, a)
+        res = payer.node.submit(*remote(payer, ("ana", "bea", "cho")[i % 3], payee, "bea", 10 + i))
+        bag += [(sides[url], w) for url, w in res["outbox"]]
+    for _ in range(40):
+        while bag:
+            to, wire = bag.pop(rng.randrange(len(bag)))
+            to.crash()
+            try:
+                reply = to.node.handle(wire)
+            except E.LedgerError:
+                continue
+            to.crash()
+            if reply is not None and rng.random() > 0.33:
+                bag.append((b if to is a else a, reply))
+        clock.now += 1_500
+        for side in (a, b):
+            side.crash()
+            bag += [(sides[url], w) for url, w in side.node.due()]
+        for side in (a, b):
+            told |= {p["paymentId"] for p in side.node.pending()}
+        if not bag:
+            break
+    assert not a.node.pending() and not b.node.pending()
+    committed = [pid for pid in told if _state_of(a, b, pid) == "committed"]
+    assert len(committed) == 8, "every payment commits through recovery alone"
+    _check_quiescent(a, b, set(committed))
+
+
+def _state_of(a: Side, b: Side, pid: str) -> str:
+    for side in (a, b):
+        try:
+            p = side.node.payment(pid)
+        except E.UnknownPayment:
+            continue
+        if p["side"] == "out":
+            return p["state"]
+    return "unknown"
