@@ -514,3 +514,20 @@ def _state_of(a: Side, b: Side, pid: str) -> str:
         if p["side"] == "out":
             return p["state"]
     return "unknown"
+
+
+def test_a_node_cannot_decide_the_other_sides_leg_nor_reuse_a_nonce(pair):
+    a, b, clock = pair
+    terms = ally(a, b)
+    r = a.node.submit(*remote(a, "ana", b, "bea", 10))
+    pid = bytes.fromhex(r["paymentId"][2:])
+    # B's node sends COMMIT for A's own (origin) leg: only the origin decides
+    commit = NodeMessage.create(alliance_id=terms.alliance_id, payment_id=pid, kind="commit", at=clock.now)
+    _refused(a, "unknown_payment", lambda: a.node.handle(
+        {"message": commit.message(), "signature": sign_node_message(b.node_key, b.c.domain, commit)}))
+    # and COMMIT for a payment B never prepared
+    _refused(b, "unknown_payment", lambda: b.node.handle(
+        {"message": commit.message(), "signature": sign_node_message(a.node_key, a.c.domain, commit)}))
+    # the payer's nonce is shared with local transfers: one use per signer
+    a.ledger.submit(a.c.pay("bea", "cho", 1, nonce=4242))
+    _refused(a, "nonce_reused", lambda: a.node.submit(*remote(a, "bea", b, "ana", 5, nonce=4242)))

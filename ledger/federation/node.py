@@ -129,9 +129,10 @@ class FederationNode:
                 raise _Refusal(exc) from exc
             raise
         body = record.body()
-        entry = Entry.from_body_text(seq, record.KIND.value, at, body, canonical_body(body), chain)
+        text = canonical_body(body)
+        entry = Entry.from_body_text(seq, record.KIND.value, at, body, text, chain)
         batch = PostingBatch(head=(seq, entry.chain_hash))
-        batch.entries.append((seq, entry.kind, at, canonical_body(body), entry.entry_hash, entry.chain_hash))
+        batch.entries.append((seq, entry.kind, at, text, entry.entry_hash, entry.chain_hash))
         rows = rows or FederationRows()
         for address in set(st.accounts) - before_accounts:
             batch.new_accounts.append((address, st.accounts[address].role, st.accounts[address].status, seq))
@@ -434,9 +435,10 @@ class FederationNode:
         with self.ledger.unit_of_work() as uow:
             extra = [transfer.payee] if transfer is not None else []
             st, chain = self._state(uow, addresses=extra, payment_ids=[pid])
-            leg_view = st.alliances[st.legs[pid].alliance_id] if pid in st.legs else view
-            if leg_view.alliance_id != view.alliance_id:
-                raise E.UnknownPayment("the payment belongs to another alliance")
+            known = st.legs.get(pid)
+            if known is not None and (known.alliance_id != view.alliance_id or known.side != side):
+                # a message about a leg this node holds on the other side, or under another alliance
+                raise E.UnknownPayment(f"no {side} leg of payment {hex0x(pid)} under this alliance here")
             now = self.clock()
             leg = self._protocol_leg(st, pid, side)
             step = leg.on(Received(now, msg))
