@@ -531,3 +531,26 @@ def test_a_node_cannot_decide_the_other_sides_leg_nor_reuse_a_nonce(pair):
     # the payer's nonce is shared with local transfers: one use per signer
     a.ledger.submit(a.c.pay("bea", "cho", 1, nonce=4242))
     _refused(a, "nonce_reused", lambda: a.node.submit(*remote(a, "bea", b, "ana", 5, nonce=4242)))
+
+
+def test_ayni_verify_compares_the_federation_projections_with_the_log(pair):
+    from sqlalchemy import update
+    from ledger.store import tables as T
+    from ledger.store.federation_tables import alliances, remote_legs
+    a, b, clock = pair
+    ally(a, b)
+    a.node.submit(*remote(a, "ana", b, "bea", 10))  # prepared: ana holds 10
+    assert a.ledger.verify().ok
+    ana = (T.balances.c.address == a.c.addr("ana")) & (T.balances.c.currency == "HOUR")
+    for table, tamper, restore in (
+            ("remote_legs", update(remote_legs).values(state="committed"), update(remote_legs).values(state="prepared")),
+            ("alliances", update(alliances).values(status="suspended"), update(alliances).values(status="active")),
+            ("balances", update(T.balances).where(ana).values(held_out=0),
+             update(T.balances).where(ana).values(held_out=10))):
+        with a.ledger.transaction() as conn:
+            conn.execute(tamper)
+        report = a.ledger.verify()
+        assert not report.ok and table in {f.table for f in report.replay_faults + report.balance_faults}
+        with a.ledger.transaction() as conn:
+            conn.execute(restore)
+        assert a.ledger.verify().ok, table
