@@ -16,10 +16,17 @@ from ledger import signing
 from ledger.core import errors as E
 from ledger.core import fold
 from ledger.core.codec import hex0x
-from ledger.core.federation import (Alliance, AllianceStatus, CurrencyPair, NodeMessage, RemoteTransfer,
-                                    delivered_for, peer_address, sign_node_message)
+from ledger.core.federation import (
+    Alliance,
+    AllianceStatus,
+    CurrencyPair,
+    NodeMessage,
+    RemoteTransfer,
+    peer_address,
+    sign_node_message,
+)
 from ledger.core.hashing import ZERO32
-from ledger.core.typed_data import address_of_key, memo_hash, sign_digest
+from ledger.core.typed_data import memo_hash, sign_digest
 from ledger.federation.node import FederationNode
 from ledger.service import Ledger
 from tests.conftest import Community
@@ -535,6 +542,7 @@ def test_a_node_cannot_decide_the_other_sides_leg_nor_reuse_a_nonce(pair):
 
 def test_ayni_verify_compares_the_federation_projections_with_the_log(pair):
     from sqlalchemy import update
+
     from ledger.store import tables as T
     from ledger.store.federation_tables import alliances, remote_legs
     a, b, clock = pair
