@@ -16,15 +16,8 @@ from ledger import signing
 from ledger.core import errors as E
 from ledger.core import fold
 from ledger.core.codec import hex0x
-from ledger.core.federation import (
-    Alliance,
-    AllianceStatus,
-    CurrencyPair,
-    NodeMessage,
-    RemoteTransfer,
-    peer_address,
-    sign_node_message,
-)
+from ledger.core.federation import (Alliance, AllianceStatus, CurrencyPair, NodeMessage, RemoteTransfer, peer_address,
+                                    sign_node_message)
 from ledger.core.hashing import ZERO32
 from ledger.core.typed_data import memo_hash, sign_digest
 from ledger.federation.node import FederationNode

@@ -20,48 +20,18 @@ from dataclasses import replace
 
 from ..core import errors as E
 from ..core.codec import hex0x, parse_b32
-from ..core.federation import (
-    Alliance,
-    AllianceStatus,
-    AllianceView,
-    NodeMessage,
-    RemoteTransfer,
-    ReplayWindow,
-    check_alliance_terms,
-    sign_node_message,
-    verify_node_message,
-)
-from ..core.federation_protocol import (
-    DestinationLeg,
-    OriginLeg,
-    Payment,
-    Received,
-    Restart,
-    Submit,
-    Tick,
-    from_node_message,
-    to_node_message,
-)
+from ..core.federation import (Alliance, AllianceStatus, AllianceView, NodeMessage, RemoteTransfer, ReplayWindow,
+                               check_alliance_terms, sign_node_message, verify_node_message)
+from ..core.federation_protocol import (DestinationLeg, OriginLeg, Payment, Received, Restart, Submit, Tick,
+                                        from_node_message, to_node_message)
 from ..core.federation_rules import Leg, view_for_community
 from ..core.fold import LedgerState
 from ..core.hashing import ZERO32
-from ..core.records import (
-    AllianceRecorded,
-    AllianceStatusSet,
-    RemoteAborted,
-    RemoteCommitted,
-    RemotePrepared,
-    alliance_terms_body,
-    remote_transfer_body,
-)
+from ..core.records import (AllianceRecorded, AllianceStatusSet, RemoteAborted, RemoteCommitted, RemotePrepared,
+                            alliance_terms_body, remote_transfer_body)
 from ..core.rules import check_admin
 from ..core.text import check_memo
-from ..core.typed_data import (
-    address_of_key,
-    canonical_signature,
-    memo_hash,
-    recover_signer,
-)
+from ..core.typed_data import (address_of_key, canonical_signature, memo_hash, recover_signer)
 from ..store.federation_repo import FederationRows
 from .posting import FederationStore, Refusal
 
