@@ -351,9 +351,9 @@ class FederationNode:
             rows = None
             if step.entries and step.entries[0].kind == "remote.prepared":
                 rows = self._incoming_memo(wire, transfer, pid)
+                record = self._record_for(step.entries[0], view, (nm, sig), transfer, payer_sig)
                 try:
-                    chain = self._store.append(uow, st, chain, self._record_for(step.entries[0], view, (nm, sig), transfer,
-                                                                         payer_sig), now, rows, refusable=True)
+                    chain = self._store.append(uow, st, chain, record, now, rows, refusable=True)
                 except Refusal as refused:  # the rules refuse: vote REFUSED with the code, write nothing
                     step = leg.on(Received(now, msg, refused.error.code))
             else:

@@ -94,10 +94,12 @@ class FederationRepository:
             self.conn.execute(update(AL).where(AL.c.alliance_id == alliance_id).values(status=status, status_seq=seq))
         m = self._mark()
         if r.new_legs:
-            self.cur.executemany(f"INSERT INTO remote_legs ({_LEG_COLUMNS}) VALUES ({', '.join([m] * len(LegRow._fields))})",
+            marks = ", ".join([m] * len(LegRow._fields))
+            self.cur.executemany(f"INSERT INTO remote_legs ({_LEG_COLUMNS}) VALUES ({marks})",
                                  [tuple(leg[c] for c in LegRow._fields) for leg in r.new_legs])
         if r.decided_legs:
-            self.cur.executemany(f"UPDATE remote_legs SET state = {m}, code = {m}, decided_seq = {m} WHERE payment_id = {m}",
+            self.cur.executemany(f"UPDATE remote_legs SET state = {m}, code = {m}, decided_seq = {m} "
+                                 f"WHERE payment_id = {m}",
                                  [(state, code, seq, pid) for pid, state, code, seq in r.decided_legs])
         if r.memos:
             self.conn.execute(insert(RM), [dict(payment_id=p, salt=s, memo=m) for p, s, m in r.memos])
