@@ -555,3 +555,22 @@ def test_ayni_verify_compares_the_federation_projections_with_the_log(pair):
         with a.ledger.transaction() as conn:
             conn.execute(restore)
         assert a.ledger.verify().ok, table
+
+
+def test_handle_many_runs_a_batch_in_one_transaction_and_refuses_each_bad_message_alone(pair):
+    a, b, clock = pair
+    ally(a, b)
+    outs = [a.node.submit(*remote(a, ("ana", "bea", "cho")[i % 3], b, "bea", 5 + i)) for i in range(5)]
+    prepares = [w for r in outs for _, w in r["outbox"]]
+    nm = NodeMessage.from_message(prepares[0]["message"])
+    forged = {**prepares[0], "signature": sign_node_message(signing.new_key(), a.c.domain, nm)}
+    head = b.ledger.head()[0]
+    results = b.node.handle_many([*prepares, forged, prepares[1]])
+    assert [r["message"]["kind"] for r in results[:5]] == ["prepared"] * 5
+    assert [r.code for r in results[5:]] == ["wrong_node_signature", "stale_node_message"]
+    assert b.ledger.head()[0] == head + 5
+    decisions = a.node.handle_many(results[:5])
+    assert [d["message"]["kind"] for d in decisions] == ["commit"] * 5
+    acks = b.node.handle_many(decisions)
+    assert a.node.handle_many(acks) == [None] * 5
+    _check_quiescent(a, b, {r["paymentId"] for r in outs})
