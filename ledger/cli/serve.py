@@ -30,7 +30,19 @@ def serve(db: Db = None,
           keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
           password_file: Path = typer.Option(None, help=PASSWORD_HELP),
           retention_every: float = typer.Option(0, min=0, help="Run the declared retention (erase old memos, "
-                                                "closed accounts' profiles) every this many seconds (0: off)")
+                                                "closed accounts' profiles) every this many seconds (0: off)"),
+          node_keystore: Path = typer.Option(None, envvar="AYNI_NODE_KEYSTORE", help="Encrypted keystore of "
+                                             "this node's federation key (`ayni federation new-key`): takes "
+                                             "part in alliances and drives remote payments"),
+          node_password_file: Path = typer.Option(None, help="File holding the node keystore passphrase "
+                                                  "(else $AYNI_NODE_PASSWORD, else a hidden prompt)"),
+          node_url: str = typer.Option(None, envvar="AYNI_NODE_URL", help="URL allied nodes reach this node at "
+                                       "(default: the public URI)"),
+          federation_timeout_ms: int = typer.Option(60_000, min=1000, envvar="AYNI_FEDERATION_TIMEOUT_MS",
+                                                    help="A remote payment commits within this long of being "
+                                                    "prepared, or aborts"),
+          federation_retry_ms: int = typer.Option(2_000, min=50, envvar="AYNI_FEDERATION_RETRY_MS",
+                                                  help="Re-send interval of protocol messages")
           ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json) and the member web app at /.
 
@@ -55,6 +67,10 @@ def serve(db: Db = None,
     if workers > 1 and db.startswith("sqlite"):
         _note("note: several workers on SQLite serialise on one file; PostgreSQL is the production path")
     uri = public_uri or f"http://{host}:{port}"
+    if node_keystore is not None:
+        from .federation import start_driver
+        start_driver(ledger, node_keystore, node_password_file, node_url or uri,
+                     timeout_ms=federation_timeout_ms, retry_ms=federation_retry_ms)
     os.environ.update({"AYNI_DB_URL": db, "AYNI_PUBLIC_URI": uri,
                        "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
     if contract:
