@@ -1,0 +1,195 @@
+"""Two real `ayni serve` nodes on loopback paying each other across an alliance, with a fault
+proxy between them and SIGKILLs at protocol steps (docs/federation.md, "Failure cases").
+
+After recovery, for every run:
+- a payment acknowledged 201 to its payer is committed on both sides; every other payment is
+  committed on both or on neither (never split), and nothing moves that no payer signed;
+- each committed payment moved money exactly once: every member's balance and each peer
+  account equal what the committed payments say (no local transfers happen here);
+- both ledgers verify (hash chain, signatures, replay, zero-sum) in-process and by `ayni verify`;
+- the peer accounts mirror each other (1:1 pair: A's account for B = -B's account for A).
+The long fault run is benchmarks/federation.py --faults.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("ledger.federation.node", reason="FederationNode (helper fedledger) not merged yet")
+
+from ledger.core.federation import peer_address  # noqa: E402
+
+from .federation_nodes import Node, Payment, ally, ayni, post, remote_payment, settle  # noqa: E402
+
+def _start(nodes):
+    for n in nodes:
+        n.create()
+    for n in nodes:
+        n.start()
+    return ally(nodes[0], nodes[1])
+
+
+def _restart_if_dead(*nodes: Node) -> None:
+    for n in nodes:
+        if n.proc is not None and n.proc.poll() is not None:
+            n.start()
+
+
+def _balance(ledger, address: str) -> int:
+    pos = ledger.positions(address).get((address, "HOUR"))
+    return pos.balance if pos is not None else 0
+
+
+def check_books(a: Node, b: Node, payments: list[Payment], states: dict) -> None:
+    """The invariants of the module docstring; the servers are stopped first."""
+    for p in payments:
+        origin_state, dest_state = states[p.payment_id]
+        if p.acknowledged:
+            assert (origin_state, dest_state) == ("committed", "committed"), (p, states[p.payment_id])
+        assert origin_state in ("committed", "aborted", "none"), (p, origin_state)
+        assert dest_state in ("committed", "aborted", "none"), (p, dest_state)
+        assert (origin_state == "committed") == (dest_state == "committed"), ("split decision", p, origin_state,
+                                                                             dest_state)
+    committed = [p for p in payments if states[p.payment_id][0] == "committed"]
+    for n in (a, b):
+        n.stop()
+    la, lb = a.open_ledger(), b.open_ledger()
+    try:
+        for node, ledger in ((a, la), (b, lb)):
+            report = ledger.verify()
+            assert report.ok, (node.name, report)
+            r = ayni("verify", "--db", node.db_url)
+            assert r.returncode == 0, (node.name, r.stdout, r.stderr)
+            for i in range(node.members):
+                addr = node.address(i)
+                expected = (-sum(p.amount for p in committed if p.payer == addr)
+                            + sum(p.delivered for p in committed if p.payee == addr))
+                assert _balance(ledger, addr) == expected, (node.name, i)
+        a_for_b = _balance(la, peer_address(b.community))
+        b_for_a = _balance(lb, peer_address(a.community))
+        assert a_for_b == (sum(p.amount for p in committed if p.origin == "A")
+                           - sum(p.delivered for p in committed if p.origin == "B"))
+        assert a_for_b == -b_for_a, "peer accounts do not mirror"
+    finally:
+        la.close()
+        lb.close()
+
+
+def test_payments_both_ways_with_faults_and_kills(tmp_path):
+    a, b = Node("A", f"sqlite:///{tmp_path}/a.db", tmp_path / "A"), Node("B", f"sqlite:///{tmp_path}/b.db",
+                                                                         tmp_path / "B")
+    try:
+        _start([a, b])
+        payments: list[Payment] = []
+
+        def pay(origin, dest, i, j, amount, **kw):
+            p = remote_payment(origin, dest, i, j, amount, **kw)
+            payments.append(p)
+            post(origin, p)
+            return p
+
+        # the common case, both ways: 201 at once
+        assert pay(a, b, 0, 1, 30).answers == [(201, "committed")]
+        assert pay(b, a, 2, 3, 20).answers == [(201, "committed")]
+        # refusals by the destination's rules reach the payer with their own code, nothing written
+        bad = pay(a, b, 0, 1, 10, delivered=11)
+        assert bad.answers[0][0] == 422 and bad.answers[0][1] == "rate_mismatch", bad.answers
+        # a re-post of the same signed payment is the same payment, never a second one
+        again = Payment(**{**payments[0].__dict__, "answers": []})
+        post(a, again)
+        assert again.answers == [(201, "committed")]
+
+        # lost and duplicated messages: the driver re-sends, duplicates change nothing
+        b.proxy.fault("prepare", "lose_request")
+        pay(a, b, 1, 0, 5)
+        a.proxy.fault("prepare", "lose_reply")
+        pay(b, a, 0, 1, 7)
+        b.proxy.fault("commit", "duplicate")
+        b.proxy.fault("prepare", "duplicate")
+        pay(a, b, 2, 2, 9)
+
+        # SIGKILL the destination right after it received PREPARE (its prepared leg is durable)
+        b.proxy.on("prepare", b.kill)
+        p = pay(a, b, 3, 0, 11)
+        _restart_if_dead(b)
+        # SIGKILL the origin right after its prepared entry (PREPARE on the wire)
+        b.proxy.on("prepare", a.kill)
+        p = pay(a, b, 0, 3, 13)
+        assert p.answers[-1][0] is None  # the payer never heard
+        _restart_if_dead(a)
+        # SIGKILL the origin right after its decision (COMMIT on the wire), the destination after COMMIT
+        b.proxy.on("commit", a.kill)
+        pay(a, b, 1, 2, 3)
+        _restart_if_dead(a)
+        b.proxy.on("commit", b.kill)
+        pay(a, b, 2, 1, 4)
+        _restart_if_dead(b)
+        # both killed at once right after the destination's prepared leg
+        b.proxy.on("prepare", lambda: (a.kill(), b.kill()))
+        pay(a, b, 3, 3, 6)
+        _restart_if_dead(a, b)
+        a.proxy.clear()
+        b.proxy.clear()
+
+        # the destination down longer than the timeout: the origin aborts, nothing at B
+        b.stop()
+        slow = pay(a, b, 0, 0, 8)
+        assert slow.answers[-1][0] in (202, None), slow.answers
+        time.sleep(a.timeout_ms / 1000 + 1)
+        b.start()
+
+        states = settle([a, b], payments, timeout=30)
+        assert states[slow.payment_id] in (("aborted", "none"), ("aborted", "aborted")), states[slow.payment_id]
+        # after recovery, more payments flow both ways
+        assert pay(b, a, 1, 1, 2).answers[-1] == (201, "committed")
+        assert pay(a, b, 1, 1, 2).answers[-1] == (201, "committed")
+        states = settle([a, b], payments, timeout=30)
+        check_books(a, b, payments, states)
+    except BaseException:
+        print("A:", a.log_tail(), "\nB:", b.log_tail())
+        raise
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.postgres
+def test_postgres_and_sqlite_nodes_pay_each_other_concurrently_across_a_kill(tmp_path, pg_server_url):
+    a, b = Node("A", pg_server_url, tmp_path / "A", members=6), Node("B", f"sqlite:///{tmp_path}/b.db",
+                                                                     tmp_path / "B", members=6)
+    try:
+        _start([a, b])
+        payments: list[Payment] = []
+        lock = threading.Lock()
+
+        def client(k: int):
+            for r in range(6):
+                origin, dest = (a, b) if (k + r) % 2 == 0 else (b, a)
+                p = remote_payment(origin, dest, k, (k + r) % 6, 5 + r)
+                with lock:
+                    payments.append(p)
+                for _ in range(20):  # retry the same signed payment until a definite answer
+                    status, _code = post(origin, p)
+                    if status is not None:
+                        break
+                    time.sleep(0.3)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        b.kill()
+        b.start()
+        for t in threads:
+            t.join()
+        states = settle([a, b], payments, timeout=40)
+        assert sum(p.acknowledged for p in payments) >= len(payments) // 2
+        check_books(a, b, payments, states)
+    except BaseException:
+        print("A:", a.log_tail(), "\nB:", b.log_tail())
+        raise
+    finally:
+        a.close()
+        b.close()
