@@ -44,7 +44,7 @@ class Federation:
     public_url: str
 
     def identity(self) -> dict:
-        g = self.node.ledger.genesis()
+        g = self.node.ledger.genesis
         return {"community": "0x" + g.domain.salt.hex(), "chainId": g.domain.chain_id,
                 "node": self.node.address, "url": self.public_url}
 
