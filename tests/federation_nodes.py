@@ -20,7 +20,7 @@ import httpx
 
 from ledger import signing
 from ledger.chain.keys import write_keystore
-from ledger.core.federation import RemoteTransfer, payment_id
+from ledger.core.federation import RemoteTransfer, payment_id, peer_address
 from ledger.core.typed_data import address_of_key, sign_digest
 from ledger.sample import SampleCommunity
 from ledger.service import Ledger
@@ -52,6 +52,7 @@ class Node:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     proxy: FedProxy | None = None
+    via_proxy: bool = True  # False: the alliance names the node itself (the benchmark)
 
     def __post_init__(self):
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -63,14 +64,14 @@ class Node:
         self.treasurer_keystore = self.tmp / "treasurer.json"
 
     # -- the community ----------------------------------------------------------------------
-    def create(self) -> None:
+    def create(self, ceiling: int | None = None) -> None:
         c = SampleCommunity(self.db_url, name=f"coop {self.name}")
         self.domain, self.treasurer_key = c.domain, c.treasurer_key
         self.community = c.domain.salt
         self.keys = c.accounts(self.members)
         results = c.ledger.submit_many([signing.set_limit(c.treasurer_key, c.domain, account=address_of_key(k),
                                                           currency="HOUR", credit_limit=self.credit_limit,
-                                                          ceiling=10 * self.credit_limit) for k in self.keys])
+                                                          ceiling=ceiling or 10 * self.credit_limit) for k in self.keys])
         assert all(not isinstance(r, Exception) for r in results), results
         c.dispose()
         write_keystore(str(self.treasurer_keystore), self.treasurer_key, PASSWORD, scrypt_n=FAST_SCRYPT_N)
@@ -92,7 +93,7 @@ class Node:
             self.proc = subprocess.Popen(
                 [str(AYNI), "serve", "--db", self.db_url, "--port", str(self.port), "--workers", str(self.workers),
                  "--node-keystore", str(self.node_keystore), "--node-password-file", str(self.password_file),
-                 "--node-url", self.proxy.url],
+                 "--node-url", self.proxy.url if self.via_proxy else self.base],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp, start_new_session=True)
         try:
             wait_ready(self.base, self.proc, timeout=timeout, interval=0.05)
@@ -226,3 +227,43 @@ def settle(nodes: list[Node], payments: list[Payment], timeout: float = 60.0) ->
         if all("prepared" not in s and None not in s for s in states.values()) or time.monotonic() > deadline:
             return states
         time.sleep(0.2)
+
+
+def _balance(ledger, address: str) -> int:
+    pos = ledger.positions(address).get((address, "HOUR"))
+    return pos.balance if pos is not None else 0
+
+
+def check_books(a: Node, b: Node, payments: list[Payment], states: dict) -> None:
+    """The invariants of the module docstring; the servers are stopped first."""
+    for p in payments:
+        origin_state, dest_state = states[p.payment_id]
+        if p.acknowledged:
+            assert (origin_state, dest_state) == ("committed", "committed"), (p, states[p.payment_id])
+        assert origin_state in ("committed", "aborted", "none"), (p, origin_state)
+        assert dest_state in ("committed", "aborted", "none"), (p, dest_state)
+        assert (origin_state == "committed") == (dest_state == "committed"), ("split decision", p, origin_state,
+                                                                             dest_state)
+    committed = [p for p in payments if states[p.payment_id][0] == "committed"]
+    for n in (a, b):
+        n.stop()
+    la, lb = a.open_ledger(), b.open_ledger()
+    try:
+        for node, ledger in ((a, la), (b, lb)):
+            report = ledger.verify()
+            assert report.ok, (node.name, report)
+            r = ayni("verify", "--db", node.db_url)
+            assert r.returncode == 0, (node.name, r.stdout, r.stderr)
+            for i in range(node.members):
+                addr = node.address(i)
+                expected = (-sum(p.amount for p in committed if p.payer == addr)
+                            + sum(p.delivered for p in committed if p.payee == addr))
+                assert _balance(ledger, addr) == expected, (node.name, i)
+        a_for_b = _balance(la, peer_address(b.community))
+        b_for_a = _balance(lb, peer_address(a.community))
+        assert a_for_b == (sum(p.amount for p in committed if p.origin == "A")
+                           - sum(p.delivered for p in committed if p.origin == "B"))
+        assert a_for_b == -b_for_a, "peer accounts do not mirror"
+    finally:
+        la.close()
+        lb.close()

@@ -19,9 +19,16 @@ import pytest
 
 pytest.importorskip("ledger.federation.node", reason="FederationNode (helper fedledger) not merged yet")
 
-from ledger.core.federation import peer_address  # noqa: E402
+from .federation_nodes import (
+    Node,
+    Payment,
+    ally,
+    check_books,
+    post,
+    remote_payment,
+    settle,
+)
 
-from .federation_nodes import Node, Payment, ally, ayni, post, remote_payment, settle  # noqa: E402
 
 def _start(nodes):
     for n in nodes:
@@ -35,46 +42,6 @@ def _restart_if_dead(*nodes: Node) -> None:
     for n in nodes:
         if n.proc is not None and n.proc.poll() is not None:
             n.start()
-
-
-def _balance(ledger, address: str) -> int:
-    pos = ledger.positions(address).get((address, "HOUR"))
-    return pos.balance if pos is not None else 0
-
-
-def check_books(a: Node, b: Node, payments: list[Payment], states: dict) -> None:
-    """The invariants of the module docstring; the servers are stopped first."""
-    for p in payments:
-        origin_state, dest_state = states[p.payment_id]
-        if p.acknowledged:
-            assert (origin_state, dest_state) == ("committed", "committed"), (p, states[p.payment_id])
-        assert origin_state in ("committed", "aborted", "none"), (p, origin_state)
-        assert dest_state in ("committed", "aborted", "none"), (p, dest_state)
-        assert (origin_state == "committed") == (dest_state == "committed"), ("split decision", p, origin_state,
-                                                                             dest_state)
-    committed = [p for p in payments if states[p.payment_id][0] == "committed"]
-    for n in (a, b):
-        n.stop()
-    la, lb = a.open_ledger(), b.open_ledger()
-    try:
-        for node, ledger in ((a, la), (b, lb)):
-            report = ledger.verify()
-            assert report.ok, (node.name, report)
-            r = ayni("verify", "--db", node.db_url)
-            assert r.returncode == 0, (node.name, r.stdout, r.stderr)
-            for i in range(node.members):
-                addr = node.address(i)
-                expected = (-sum(p.amount for p in committed if p.payer == addr)
-                            + sum(p.delivered for p in committed if p.payee == addr))
-                assert _balance(ledger, addr) == expected, (node.name, i)
-        a_for_b = _balance(la, peer_address(b.community))
-        b_for_a = _balance(lb, peer_address(a.community))
-        assert a_for_b == (sum(p.amount for p in committed if p.origin == "A")
-                           - sum(p.delivered for p in committed if p.origin == "B"))
-        assert a_for_b == -b_for_a, "peer accounts do not mirror"
-    finally:
-        la.close()
-        lb.close()
 
 
 def test_payments_both_ways_with_faults_and_kills(tmp_path):

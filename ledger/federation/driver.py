@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger("ayni.federation")
 
@@ -109,7 +109,7 @@ class Transport:
             return True
         except TransportError as exc:
             log.info("federation: %s", exc)
-        except Exception as exc:  # a peer's bad reply refused by our node (a LedgerError): logged, retried later
+        except Exception as exc:  # noqa: BLE001 - a peer's bad reply refused by our node (a LedgerError): logged, retried later
             log.warning("federation: reply from %s refused: %s", peer_url, exc)
         return False
 
@@ -205,14 +205,14 @@ class Driver:
         while not self.stop.is_set():
             try:
                 self.round()
-            except Exception:  # the database was unreachable, say: try again next round
+            except Exception:  # noqa: BLE001 - the database was unreachable, say: try again next round
                 log.exception("federation: driver round failed")
             self.stop.wait(self.retry_s)
         self._pool.shutdown(wait=False)
         if self.lock is not None:
             self.lock.release()
 
-    def start(self) -> "Driver":
+    def start(self) -> Driver:
         self._thread = threading.Thread(target=self.run, name="ayni-federation-driver", daemon=True)
         self._thread.start()
         return self
