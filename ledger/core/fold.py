@@ -15,14 +15,16 @@ in REGISTRY."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import errors as E
 from . import rules
 from .amounts import Currency
 from .codec import hex0x
 from .findings import Finding
-from .records import AccountOpened, Genesis, LimitSet, Record, Signed, StatusSet, TransferPosted
+from . import federation_rules as F
+from .records import (AccountOpened, AllianceRecorded, AllianceStatusSet, FederationRecord, Genesis, LimitSet, Record,
+                      RemoteAborted, RemoteCommitted, RemotePrepared, Signed, StatusSet, TransferPosted)
 from .typed_data import Action, OpenAccount, SetLimit, SetStatus, Transfer, recover_signer
 from .vocab import Role, Status
 
@@ -36,6 +38,9 @@ class LedgerState:
     accounts: dict[str, rules.AccountState] = field(default_factory=dict)
     positions: dict[tuple[str, str], rules.Position] = field(default_factory=dict)
     used_nonces: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    # federation: alliances by id (as this node sees them) and remote legs by payment id
+    alliances: dict = field(default_factory=dict)
+    legs: dict = field(default_factory=dict)
     seq: int = 0
     _currencies: dict[str, Currency] | None = field(default=None, repr=False)
 
@@ -73,6 +78,15 @@ class LedgerState:
         self.used_nonces[(signer, action.nonce)] = digest
         self.seq = seq
 
+    def apply_federation(self, seq: int, at_ms: int, record: FederationRecord, *, check_signatures: bool = True) -> None:
+        """Posting's entry point for a federation entry: its rule re-checks every signature it
+        carries, then applies it; or LedgerError and nothing changes (the rules check before
+        they change anything)."""
+        if self.genesis is None:
+            raise E.IntegrityViolation("the log does not start with community.created")
+        REGISTRY[record.KIND.value].rule(self, at_ms, record, check_signatures)
+        self.seq = seq
+
 
 # -- one rule per kind: check against the state, then change it (or raise, changing nothing) --
 def _community_created(st: LedgerState, at_ms: int, genesis: Genesis, signer: str | None) -> None:
@@ -89,13 +103,20 @@ def _transfer_posted(st: LedgerState, at_ms: int, t: Transfer, signer: str) -> N
         t, now_ms=at_ms, currencies=st.currencies,
         payer=st.accounts.get(t.payer), payee=st.accounts.get(t.payee),
         payer_pos=positions.get(key_p), payee_pos=positions.get(key_q))
-    p, q = positions[key_p], positions[key_q]
-    positions[key_p] = rules.Position(new_p, p.credit_limit, p.ceiling)
-    positions[key_q] = rules.Position(new_q, q.credit_limit, q.ceiling)
+    positions[key_p] = replace(positions[key_p], balance=new_p)  # holds stay as they are
+    positions[key_q] = replace(positions[key_q], balance=new_q)
+
+
+def _not_peer(account: rules.AccountState | None) -> None:
+    if account is not None and account.role == Role.PEER:
+        # a peer account's limits and life come from its alliance (alliance.recorded / .status)
+        raise E.NotAuthorised(f"{account.address} is a peer account: its alliance governs it")
 
 
 def _account_opened(st: LedgerState, at_ms: int, a: OpenAccount, signer: str) -> None:
     rules.check_admin(st.accounts.get(signer))
+    if a.role == Role.PEER:
+        raise E.NotAuthorised("a peer account is opened only by recording an alliance")
     rules.check_open_account(a, st.accounts.get(a.account))
     st.open_account(a.account, a.role)
 
@@ -103,14 +124,17 @@ def _account_opened(st: LedgerState, at_ms: int, a: OpenAccount, signer: str) ->
 def _limit_set(st: LedgerState, at_ms: int, a: SetLimit, signer: str) -> None:
     rules.check_admin(st.accounts.get(signer))
     rules.check_set_limit(a, st.accounts.get(a.account), st.currencies, signer)
+    _not_peer(st.accounts.get(a.account))
     key = (a.account, a.currency)
-    st.positions[key] = rules.Position(st.positions[key].balance, a.credit_limit, a.ceiling)
+    st.positions[key] = replace(st.positions[key], credit_limit=a.credit_limit, ceiling=a.ceiling)
 
 
 def _account_status(st: LedgerState, at_ms: int, a: SetStatus, signer: str) -> None:
     rules.check_admin(st.accounts.get(signer))
-    balances = {c: p.balance for (acct, c), p in st.positions.items() if acct == a.account}
-    rules.check_set_status(a, st.accounts.get(a.account), signer, balances)
+    _not_peer(st.accounts.get(a.account))
+    mine = {c: p for (acct, c), p in st.positions.items() if acct == a.account}
+    rules.check_set_status(a, st.accounts.get(a.account), signer, {c: p.balance for c, p in mine.items()},
+                           {c: p.held_out + p.held_in for c, p in mine.items()})
     old = st.accounts[a.account]
     st.accounts[a.account] = rules.AccountState(old.address, old.role, a.status)
 
@@ -129,6 +153,12 @@ REGISTRY: dict[str, KindSpec] = {spec.record.KIND.value: spec for spec in (
     KindSpec(LimitSet, _limit_set),
     KindSpec(StatusSet, _account_status),
     KindSpec(TransferPosted, _transfer_posted),
+    # federation: rule(state, at_ms, record, check_signatures) (ledger.core.federation_rules)
+    KindSpec(AllianceRecorded, F.alliance_recorded),
+    KindSpec(AllianceStatusSet, F.alliance_status),
+    KindSpec(RemotePrepared, F.remote_prepared),
+    KindSpec(RemoteCommitted, F.remote_committed),
+    KindSpec(RemoteAborted, F.remote_aborted),
 )}
 # which kind each signed action makes (plain strings: they go straight into rows and JSON)
 KIND_OF: dict[type, str] = {spec.record.ACTION: kind for kind, spec in REGISTRY.items()
@@ -202,6 +232,9 @@ def step(st: LedgerState, seq: int, kind: str, at: int, body: dict,
         if record.body() != body:
             return Finding("rules", seq, "the canonical body of its record", "another body",
                            detail="not the canonical encoding of the entry", **_where(body))
+        if isinstance(record, FederationRecord):
+            st.apply_federation(seq, at, record, check_signatures=signatures is not None)
+            return record
         if not isinstance(record, Signed):  # the genesis: no signature, no nonce
             REGISTRY[kind].rule(st, at, record, None)
             st.seq = seq

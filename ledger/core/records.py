@@ -14,6 +14,7 @@ from . import errors as E
 from .amounts import Currency
 from .codec import hex0x, parse_b32
 from .hashing import ZERO32
+from .federation import Alliance, AllianceStatus, NodeMessage, RemoteTransfer, peer_address
 from .typed_data import Action, Domain, OpenAccount, SetLimit, SetStatus, Transfer
 from .vocab import Kind
 
@@ -184,5 +185,195 @@ class StatusSet(Signed):
                 "validUntil": str(a.valid_until), "signature": signature, "digest": hex0x(digest)}
 
 
+# --- federation (docs/federation.md): not `Signed` records (the fold runs their rule itself):
+# each carries what other parties signed (the other treasurer, the payer, the other node), and
+# its rule re-checks every one of those signatures, so each log alone replays and verifies.
+
+def _node_message_body(m: NodeMessage | None) -> dict | None:
+    return None if m is None else m.message()
+
+
+def _node_message_from(body: object) -> NodeMessage | None:
+    return None if body is None else NodeMessage.from_message(body)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be text")
+    return value
+
+
+def _opt_text(value: object, what: str) -> str | None:
+    return None if value is None else _text(value, what)
+
+
+def alliance_terms_body(a: Alliance) -> dict:
+    """The terms as an entry stores them: uint256 fields as decimal strings (JSON safe)."""
+    m = a.message()
+    return {**m, "chainIdA": str(a.chain_id_a), "chainIdB": str(a.chain_id_b), "nonce": str(a.nonce),
+            "validUntil": str(a.valid_until)}
+
+
+def remote_transfer_body(t: RemoteTransfer) -> dict:
+    return {**t.message(), "nonce": str(t.nonce), "validUntil": str(t.valid_until)}
+
+
+@dataclass(frozen=True, slots=True)
+class FederationRecord:
+    """Base of the federation records. `nonce_row`: the (signer, nonce, digest) the entry uses
+    up in this community's nonce space (signed_actions), or None."""
+
+    @property
+    def opens(self) -> str | None:
+        return None
+
+    @property
+    def nonce_row(self) -> tuple[str, int, bytes] | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AllianceRecorded(FederationRecord):
+    """Both treasurers' signatures on the same terms; `side` is this community's side; `by` is
+    this side's treasurer (recovered when recorded, re-checked on replay). The side that records
+    second carries the other node's signed `alliance-recorded` message."""
+
+    alliance: Alliance
+    side: str
+    signature_a: str
+    signature_b: str
+    by: str
+    node_message: NodeMessage | None = None
+    node_signature: str | None = None
+
+    KIND: ClassVar[Kind] = Kind.ALLIANCE_RECORDED
+
+    def body(self) -> dict:
+        other = self.alliance.community("B" if self.side == "A" else "A")
+        return {"allianceId": hex0x(self.alliance.alliance_id), "terms": alliance_terms_body(self.alliance),
+                "side": self.side, "signatureA": self.signature_a, "signatureB": self.signature_b, "by": self.by,
+                "peerAccount": peer_address(other), "nodeMessage": _node_message_body(self.node_message),
+                "nodeSignature": self.node_signature}
+
+    @classmethod
+    def from_body(cls, body: dict) -> "AllianceRecorded":
+        side = body["side"]
+        if side not in ("A", "B"):
+            raise TypeError("side must be A or B")
+        return cls(Alliance.from_message(body["terms"]), side, _text(body["signatureA"], "signatureA"),
+                   _text(body["signatureB"], "signatureB"), _text(body["by"], "by"),
+                   _node_message_from(body["nodeMessage"]), _opt_text(body["nodeSignature"], "nodeSignature"))
+
+    @property
+    def opens(self) -> str | None:
+        return peer_address(self.alliance.community("B" if self.side == "A" else "A"))
+
+
+@dataclass(frozen=True, slots=True)
+class AllianceStatusSet(FederationRecord):
+    """A treasurer of this community signed a new status for an alliance (its own nonce)."""
+
+    action: AllianceStatus
+    by: str
+    signature: str
+    digest: bytes
+
+    KIND: ClassVar[Kind] = Kind.ALLIANCE_STATUS
+
+    def body(self) -> dict:
+        a = self.action
+        return {"allianceId": hex0x(a.alliance_id), "status": a.status, "by": self.by, "nonce": str(a.nonce),
+                "validUntil": str(a.valid_until), "signature": self.signature, "digest": hex0x(self.digest)}
+
+    @classmethod
+    def from_body(cls, body: dict) -> "AllianceStatusSet":
+        a = AllianceStatus.create(alliance_id=body["allianceId"], status=body["status"], nonce=body["nonce"],
+                                  valid_until=body["validUntil"])
+        return cls(a, _text(body["by"], "by"), _text(body["signature"], "signature"),
+                   parse_b32(body["digest"], "digest"))
+
+    @property
+    def nonce_row(self):
+        return self.by, self.action.nonce, self.digest
+
+
+SIDES = ("out", "in")
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePrepared(FederationRecord):
+    """A leg prepared: at the origin (`out`) the payer's hold, with the presumed-abort deadline;
+    at the destination (`in`) the peer account's and payee's holds, carrying the origin node's
+    signed PREPARE. Both carry the payer's signed RemoteTransfer."""
+
+    side: str
+    alliance_id: bytes
+    payment_id: bytes
+    transfer: RemoteTransfer
+    payer_signature: str
+    deadline: int = 0
+    message: NodeMessage | None = None
+    node_signature: str | None = None
+
+    KIND: ClassVar[Kind] = Kind.REMOTE_PREPARED
+
+    def body(self) -> dict:
+        return {"side": self.side, "allianceId": hex0x(self.alliance_id), "paymentId": hex0x(self.payment_id),
+                "transfer": remote_transfer_body(self.transfer), "payerSignature": self.payer_signature,
+                "deadline": self.deadline, "message": _node_message_body(self.message),
+                "nodeSignature": self.node_signature}
+
+    @classmethod
+    def from_body(cls, body: dict) -> "RemotePrepared":
+        if body["side"] not in SIDES or not isinstance(body["deadline"], int):
+            raise TypeError("side must be out or in, deadline an integer")
+        return cls(body["side"], parse_b32(body["allianceId"], "allianceId"), parse_b32(body["paymentId"], "paymentId"),
+                   RemoteTransfer.from_message(body["transfer"]), _text(body["payerSignature"], "payerSignature"),
+                   body["deadline"], _node_message_from(body["message"]), _opt_text(body["nodeSignature"], "nodeSignature"))
+
+    @property
+    def nonce_row(self):
+        # the origin uses up the payer's nonce (shared with local transfers); the destination does
+        # not: the nonce belongs to the other community's space
+        return (self.transfer.payer, self.transfer.nonce, self.payment_id) if self.side == "out" else None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDecided(FederationRecord):
+    """A leg decided. Carries the message that justified it: at the origin the destination's
+    vote (PREPARED for a commit, REFUSED for an abort; none for a timeout abort), at the
+    destination the origin's COMMIT or ABORT."""
+
+    side: str
+    alliance_id: bytes
+    payment_id: bytes
+    code: str = ""
+    message: NodeMessage | None = None
+    node_signature: str | None = None
+
+    def body(self) -> dict:
+        return {"side": self.side, "allianceId": hex0x(self.alliance_id), "paymentId": hex0x(self.payment_id),
+                "code": self.code, "message": _node_message_body(self.message), "nodeSignature": self.node_signature}
+
+    @classmethod
+    def from_body(cls, body: dict):
+        if body["side"] not in SIDES:
+            raise TypeError("side must be out or in")
+        return cls(body["side"], parse_b32(body["allianceId"], "allianceId"), parse_b32(body["paymentId"], "paymentId"),
+                   _text(body["code"], "code"), _node_message_from(body["message"]),
+                   _opt_text(body["nodeSignature"], "nodeSignature"))
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCommitted(RemoteDecided):
+    KIND: ClassVar[Kind] = Kind.REMOTE_COMMITTED
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteAborted(RemoteDecided):
+    KIND: ClassVar[Kind] = Kind.REMOTE_ABORTED
+
+
 CommunityCreated = Genesis
-Record = Genesis | TransferPosted | AccountOpened | LimitSet | StatusSet
+Record = (Genesis | TransferPosted | AccountOpened | LimitSet | StatusSet | AllianceRecorded | AllianceStatusSet
+          | RemotePrepared | RemoteCommitted | RemoteAborted)

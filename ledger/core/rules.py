@@ -29,6 +29,11 @@ class Position:
     balance: int
     credit_limit: int  # how far below zero the balance may go (>= 0)
     ceiling: int | None  # how far above zero it may go; None = no ceiling
+    # amounts reserved by undecided remote payments (docs/federation.md, "Holds"): not
+    # balances, but what is held out cannot be spent again and what is held in counts
+    # toward the ceiling
+    held_out: int = 0
+    held_in: int = 0
 
 
 def check_not_expired(valid_until: int, now_ms: int) -> None:
@@ -63,6 +68,9 @@ def check_transfer(t: Transfer, *, now_ms: int, currencies: Mapping[str, Currenc
         if acct.role == Role.AUDITOR:
             # an auditor reads the books; holding money would make them a party to what they check
             raise E.NotAuthorised(f"{who} {acct.address} is an auditor account, which holds no money")
+        if acct.role == Role.PEER:
+            # a peer account stands for another community: only remote legs move it
+            raise E.NotAuthorised(f"{who} {acct.address} is a peer account, moved only by remote payments")
         if acct.status != Status.ACTIVE:
             raise E.AccountNotActive(f"{who} account {acct.address} is {acct.status}")
     if payer_pos is None or payee_pos is None:
@@ -70,12 +78,14 @@ def check_transfer(t: Transfer, *, now_ms: int, currencies: Mapping[str, Currenc
     new_payer = payer_pos.balance - t.amount
     new_payee = payee_pos.balance + t.amount
     fmt = currencies[t.currency].format
-    if new_payer < -payer_pos.credit_limit:
-        room = max(0, payer_pos.balance + payer_pos.credit_limit)
+    # holds (federation.check_local_transfer's rule): held money cannot be spent twice, and
+    # pending incoming payments count toward the ceiling
+    if new_payer - payer_pos.held_out < -payer_pos.credit_limit:
+        room = max(0, payer_pos.balance - payer_pos.held_out + payer_pos.credit_limit)
         raise E.CreditLimitExceeded(
             f"payer would reach {fmt(new_payer)} {t.currency}, below the credit limit of "
             f"{fmt(-payer_pos.credit_limit)} (can still spend {fmt(room)})")
-    if payee_pos.ceiling is not None and new_payee > payee_pos.ceiling:
+    if payee_pos.ceiling is not None and new_payee + payee_pos.held_in > payee_pos.ceiling:
         raise E.CeilingExceeded(
             f"payee would reach {fmt(new_payee)} {t.currency}, above its ceiling of {fmt(payee_pos.ceiling)}")
     if new_payee > MAX_BALANCE or new_payer < -MAX_BALANCE:
@@ -108,7 +118,7 @@ def check_set_limit(a: SetLimit, account: AccountState | None, currencies: Mappi
 
 
 def check_set_status(a: SetStatus, account: AccountState | None, signer: str,
-                     balances: Mapping[str, int]) -> None:
+                     balances: Mapping[str, int], held: Mapping[str, int] | None = None) -> None:
     if account is None:
         raise E.UnknownAccount(f"account {a.account} has no account here")
     if a.account == signer:
@@ -123,6 +133,11 @@ def check_set_status(a: SetStatus, account: AccountState | None, signer: str,
             raise E.InvalidTransition(
                 f"account {a.account} cannot close with non-zero balances {owing}: settle first, "
                 "because closing must not make credit vanish from the community")
+        pending = {c: h for c, h in (held or {}).items() if h}
+        if pending:
+            raise E.InvalidTransition(
+                f"account {a.account} cannot close with remote payments pending {pending}: "
+                "they may still commit and move money")
 
 
 def can_spend(position: Position) -> int:

@@ -16,6 +16,13 @@ class Kind(StrEnum):
     LIMIT_SET = "limit.set"
     ACCOUNT_STATUS = "account.status"
     TRANSFER_POSTED = "transfer.posted"
+    # federation (docs/federation.md): an alliance with another community and the legs of
+    # remote payments; each entry carries what the other node and the payer signed
+    ALLIANCE_RECORDED = "alliance.recorded"
+    ALLIANCE_STATUS = "alliance.status"
+    REMOTE_PREPARED = "remote.prepared"
+    REMOTE_COMMITTED = "remote.committed"
+    REMOTE_ABORTED = "remote.aborted"
 
 
 class Role(StrEnum):
@@ -24,6 +31,7 @@ class Role(StrEnum):
     TREASURER = "treasurer"  # signs account administration
     SYSTEM = "system"
     AUDITOR = "auditor"  # reads the books, holds no money
+    PEER = "peer"  # stands for an allied community; opened only by alliance.recorded, moved only by remote legs
 
 
 class Status(StrEnum):
