@@ -133,10 +133,11 @@ def federation_propose(peer: str = typer.Option(..., help="Base URL of the other
     treasurer then runs `ayni federation accept ALLIANCE_ID` against their node."""
     from ..core.federation import Alliance
     from ..core.typed_data import sign_digest
+    pairs = [_parse_pair(p) for p in pair]  # a typo fails before anything is asked or signed
     own, other = _call("GET", _node_url(node) + "/v1/federation/node"), _call("GET", peer.rstrip("/") + "/v1/federation/node")
     alliance = Alliance.create(community_a=own["community"], chain_id_a=own["chainId"], node_a=own["node"],
                                url_a=own["url"], community_b=other["community"], chain_id_b=other["chainId"],
-                               node_b=other["node"], url_b=other["url"], pairs=[_parse_pair(p) for p in pair],
+                               node_b=other["node"], url_b=other["url"], pairs=pairs,
                                nonce=time.time_ns(), valid_until=int(time.time()) + valid_for)
     key = _key(keystore, password_file, "AYNI_TREASURER_PASSWORD", "treasurer keystore")
     signature = sign_digest(key, _domain(own).digest(alliance.struct_hash()))

@@ -177,7 +177,13 @@ class driver_lock:
 
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            # a pooled connection outlives close(): unlock explicitly, or the lock stays held
+            from sqlalchemy import text
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.KEY})
+                self._conn.commit()
+            finally:
+                self._conn.close()
         if self._file not in (None, True):
             self._file.close()
         self._conn = self._file = None
