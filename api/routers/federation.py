@@ -21,7 +21,12 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger.core import errors as E
 from ledger.core.hashing import ZERO32
-from ledger.federation.driver import (ACCEPTANCES_PATH, PROPOSALS_PATH, TransportError, send_payment_now)
+from ledger.federation.driver import (
+    ACCEPTANCES_PATH,
+    PROPOSALS_PATH,
+    TransportError,
+    send_payment_now,
+)
 
 from ..schemas import Strict, Uint
 
@@ -79,8 +84,10 @@ def receive_acceptance(message: dict[str, Any] = Body(..., description="the acce
 
 @router.get("/v1/federation/alliances")
 def alliances(fed=Depends(federation)):
-    """Alliances and pending proposals: public terms only (no member's data)."""
-    return {"items": fed.node.alliances()}
+    """Alliances recorded here, then proposals awaiting this treasurer (status `proposed`, with
+    the terms to sign): public terms only, no member's data."""
+    proposals = [{**p, "status": "proposed"} for p in fed.node.proposals()]
+    return {"items": fed.node.alliances() + proposals}
 
 
 # --- treasurer actions -------------------------------------------------------------------------
@@ -174,8 +181,7 @@ async def post_remote_transfer(body: PostRemoteTransfer, fed=Depends(federation)
                                         body.memo, body.memoSalt)
     leg = submitted
     if submitted.get("state") == "prepared":
-        leg = await run_in_threadpool(send_payment_now, fed.transport, submitted["paymentId"],
-                                      wait_s=WAIT_FOR_DECISION_S)
+        leg = await run_in_threadpool(send_payment_now, fed.transport, submitted, wait_s=WAIT_FOR_DECISION_S)
     return _decision_response(leg)
 
 

@@ -79,7 +79,7 @@ def _pay(origin: Community, dest: Community, payer: str, payee: str, minutes: in
     try:
         leg = origin.fed.node.submit(t.message(), origin.sign(t.struct_hash(), origin.members[payer]))
         if leg.get("state") == "prepared":
-            leg = send_payment_now(origin.fed.transport, leg["paymentId"], wait_s=1.0)
+            leg = send_payment_now(origin.fed.transport, leg, wait_s=1.0)
     except E.LedgerError as exc:
         console.print(f"  [red]refused[/] {what}: {exc.code}")
         return exc.code

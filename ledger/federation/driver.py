@@ -124,12 +124,18 @@ class Transport:
         return sum(pool.map(lambda item: self.deliver_quietly(*item), due))
 
 
-def send_payment_now(transport: Transport, payment_id: str, *, wait_s: float = 2.0,
+def send_payment_now(transport: Transport, submitted: dict, *, wait_s: float = 2.0,
                      poll_s: float = 0.02) -> dict:
-    """For the payer's request: push this payment's PREPARE at once, then wait up to `wait_s`
-    for a decision (the driver may finish it if the first exchange failed). Returns the leg."""
+    """For the payer's request: push this payment's PREPARE at once (the `outbox` node.submit
+    returned; else whatever the node says is due for it), then wait up to `wait_s` for a
+    decision (the driver may finish it if this first exchange failed). Returns the leg."""
     deadline = time.monotonic() + wait_s
-    transport.send_due(payment_id=payment_id)
+    payment_id = submitted["paymentId"]
+    outbox = submitted.get("outbox") or []
+    for peer_url, wire in outbox:
+        transport.deliver_quietly(peer_url, wire)
+    if not outbox:
+        transport.send_due(payment_id=payment_id)
     leg = transport.node.payment(payment_id)
     while leg.get("state") == "prepared" and time.monotonic() < deadline:
         time.sleep(poll_s)
