@@ -27,17 +27,19 @@ import httpx
 FAULTS = ("lose_request", "lose_reply", "duplicate", "delay")
 
 
-def message_kind(body: bytes) -> str:
+def message_kind(body: bytes) -> tuple[str, str | None]:
+    """(kind, paymentId) of a wire message's NodeMessage."""
     try:
         data = json.loads(body)
     except ValueError:
-        return "?"
+        return "?", None
     if not isinstance(data, dict):
-        return "?"
+        return "?", None
     for part in (data.get("message"), data):
         if isinstance(part, dict) and isinstance(part.get("kind"), str):
-            return part["kind"]
-    return "other"
+            pid = part.get("paymentId")
+            return part["kind"], pid.lower() if isinstance(pid, str) else None
+    return "other", None
 
 
 class FedProxy:
@@ -63,7 +65,7 @@ class FedProxy:
                 self._relay(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
             def _relay(self, body: bytes):
-                kind = message_kind(body) if body else "get"
+                kind, pid = message_kind(body) if body else ("get", None)
                 proxy.seen[kind] += 1
                 fault, seconds = proxy._take_fault(kind)
                 if proxy.upstream is None or fault == "lose_request":
@@ -78,7 +80,7 @@ class FedProxy:
                 except httpx.HTTPError:
                     self.close_connection = True
                     return
-                for callback in proxy._take_hooks(kind):
+                for callback in proxy._take_hooks(kind, pid):
                     callback()
                 if fault == "lose_reply":
                     self.close_connection = True
@@ -103,9 +105,10 @@ class FedProxy:
         with self._lock:
             self._faults.append([kind, fault, times, seconds])
 
-    def on(self, kind: str, callback, *, times: int = 1) -> None:
+    def on(self, kind: str, callback, *, times: int = 1, payment: str | None = None) -> None:
+        """Run `callback` after the next `times` messages of `kind` (about `payment` only, if given)."""
         with self._lock:
-            self._hooks.append([kind, callback, times])
+            self._hooks.append([kind, callback, times, payment.lower() if payment else None])
 
     def clear(self) -> None:
         with self._lock:
@@ -120,16 +123,16 @@ class FedProxy:
                     return f[1], f[3]
         return None, 0.0
 
-    def _take_hooks(self, kind: str):
+    def _take_hooks(self, kind: str, pid: str | None):
         out = []
         with self._lock:
             for h in self._hooks:
-                if h[0] in (kind, "*") and h[2] > 0:
+                if h[0] in (kind, "*") and h[2] > 0 and h[3] in (None, pid):
                     h[2] -= 1
                     out.append(h[1])
         return out
 
-    def __enter__(self) -> "FedProxy":
+    def __enter__(self) -> FedProxy:
         self._thread.start()
         return self
 

@@ -51,10 +51,19 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
         _start([a, b])
         payments: list[Payment] = []
 
-        def pay(origin, dest, i, j, amount, **kw):
+        def pay(origin, dest, i, j, amount, *, hook=None, **kw):
+            """Post one payment; `hook` = (proxy, kind, callback): run when THIS payment's
+            message of that kind has passed the proxy (i.e. reached the node behind it)."""
             p = remote_payment(origin, dest, i, j, amount, **kw)
             payments.append(p)
+            fired = threading.Event()
+            if hook is not None:
+                proxy, kind, callback = hook
+                proxy.on(kind, lambda: (callback(), fired.set()), payment=p.payment_id)
             post(origin, p)
+            if hook is not None:  # the kill happened (now, or by the driver's re-send): restart
+                assert fired.wait(15), f"the {kind} of {p.payment_id} never passed the proxy"
+                _restart_if_dead(a, b)
             return p
 
         # the common case, both ways: 201 at once
@@ -78,25 +87,15 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
         pay(a, b, 2, 2, 9)
 
         # SIGKILL the destination right after it received PREPARE (its prepared leg is durable)
-        b.proxy.on("prepare", b.kill)
-        p = pay(a, b, 3, 0, 11)
-        _restart_if_dead(b)
+        pay(a, b, 3, 0, 11, hook=(b.proxy, "prepare", b.killer()))
         # SIGKILL the origin right after its prepared entry (PREPARE on the wire)
-        b.proxy.on("prepare", a.kill)
-        p = pay(a, b, 0, 3, 13)
-        assert p.answers[-1][0] is None  # the payer never heard
-        _restart_if_dead(a)
+        p = pay(a, b, 0, 3, 13, hook=(b.proxy, "prepare", a.killer()))
+        assert p.answers[0][0] is None  # the payer never heard
         # SIGKILL the origin right after its decision (COMMIT on the wire), the destination after COMMIT
-        b.proxy.on("commit", a.kill)
-        pay(a, b, 1, 2, 3)
-        _restart_if_dead(a)
-        b.proxy.on("commit", b.kill)
-        pay(a, b, 2, 1, 4)
-        _restart_if_dead(b)
+        pay(a, b, 1, 2, 3, hook=(b.proxy, "commit", a.killer()))
+        pay(a, b, 2, 1, 4, hook=(b.proxy, "commit", b.killer()))
         # both killed at once right after the destination's prepared leg
-        b.proxy.on("prepare", lambda: (a.kill(), b.kill()))
-        pay(a, b, 3, 3, 6)
-        _restart_if_dead(a, b)
+        pay(a, b, 3, 3, 6, hook=(b.proxy, "prepare", lambda ka=a.killer(), kb=b.killer(): (ka(), kb())))
         a.proxy.clear()
         b.proxy.clear()
 

@@ -21,7 +21,9 @@ ENV_RETRY_MS = "AYNI_FEDERATION_RETRY_MS"
 
 
 def load_node_key(keystore: str | Path, password: str) -> bytes:
-    from ..chain.keys import load_keystore  # the one keystore implementation (scrypt V3)
+    from ..chain.keys import (
+        load_keystore,  # the one keystore implementation (scrypt V3)
+    )
     return load_keystore(str(keystore), password)
 
 
