@@ -18,9 +18,10 @@ from .core.entries import Entry, canonical_body, verify_chain
 from .core.findings import Finding
 from .core.fold import LedgerState, check_signature, step, zero_sum_faults
 from .core.hashing import ZERO32
-from .core.records import Signed, TransferPosted
+from .core.records import FederationRecord, Signed, TransferPosted
 from .core.typed_data import memo_hash
 from .store import tables as T
+from .store.federation_tables import alliances as AL, remote_legs as RL, remote_memos as RM
 
 PAGE = 2000
 
@@ -94,6 +95,9 @@ def audit(ledger, *, verify_signatures: bool = True):
                   for t in (T.entries, T.transfers, T.signed_actions, T.memos)}
         stored = {(r.address, r.currency): r for r in conn.execute(select(T.balances))}
         accounts = {r.address: r for r in conn.execute(select(T.accounts))}
+        alliance_rows = {bytes(r.alliance_id): r for r in conn.execute(select(AL))}
+        leg_rows = {bytes(r.payment_id): r for r in conn.execute(select(RL))}
+        remote_memos = conn.execute(select(RM)).all()
     for name, n in beyond.items():
         if n:
             chain_faults.append(Finding("head", head_seq, f"no {name} rows after the ledger head", f"{n} rows",
@@ -105,12 +109,13 @@ def audit(ledger, *, verify_signatures: bool = True):
     if replay_ok:
         for key in sorted(set(stored) | set(state.positions)):
             want, got = state.positions.get(key), stored.get(key)
-            found = got and (got.balance, got.credit_limit, got.ceiling)
-            if want is None or found != (want.balance, want.credit_limit, want.ceiling):
+            found = got and (got.balance, got.credit_limit, got.ceiling, got.held_out, got.held_in)
+            expected = want and (want.balance, want.credit_limit, want.ceiling, want.held_out, want.held_in)
+            if want is None or found != expected:
                 balance_faults.append(Finding(
-                    "balance", head_seq, str(want and (want.balance, want.credit_limit, want.ceiling)), str(found),
+                    "balance", head_seq, str(expected), str(found),
                     account=key[0], currency=key[1], table="balances",
-                    detail="stored (balance, credit limit, ceiling) differs from the replay"))
+                    detail="stored (balance, credit limit, ceiling, held out, held in) differs from the replay"))
         for address in sorted(set(accounts) | set(state.accounts)):
             want, got = state.accounts.get(address), accounts.get(address)
             found = got and (got.role, got.status, got.opened_seq)
@@ -118,6 +123,7 @@ def audit(ledger, *, verify_signatures: bool = True):
             if found != expected:
                 balance_faults.append(Finding("account", head_seq, str(expected), str(found), account=address,
                                               table="accounts", detail="account role/status/opened_seq"))
+        balance_faults += _federation_rows(state, head_seq, alliance_rows, leg_rows, remote_memos)
     zs = zero_sum_faults({k: r.balance for k, r in stored.items()})
     return VerifyReport(count, chain_faults, replay_faults + row_faults, balance_faults, zs)
 
@@ -127,6 +133,16 @@ def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, ope
     faults = []
     if record.opens is not None:
         opened[record.opens] = e.seq
+    if isinstance(record, FederationRecord):
+        want = record.nonce_row
+        n = nonces.pop(e.seq, None)
+        if want is not None and (n is None or (n.signer, n.nonce, bytes(n.digest)) != (want[0], str(want[1]), want[2])):
+            faults.append(Finding("projection", e.seq, "the row its entry implies", "a missing or altered row",
+                                  table="signed_actions", detail="replay-protection row missing or altered"))
+        elif want is None and n is not None:
+            faults.append(Finding("projection", e.seq, "no row", "a row", table="signed_actions",
+                                  detail="row without a matching entry"))
+        return faults
     if not isinstance(record, Signed):
         return faults
 
@@ -147,4 +163,38 @@ def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, ope
     m = memos.pop(e.seq, None)
     if m is not None and memo_hash(m.memo, bytes(m.salt)) != a.memo_hash:
         fault("memos", "memo text does not match the signed memoHash")
+    return faults
+
+
+def _federation_rows(state, head_seq: int, alliance_rows: dict, leg_rows: dict, memos: list) -> list[Finding]:
+    """The alliances and remote_legs projections against the replay, and each remote memo
+    against the memoHash its payer signed."""
+    faults = []
+    for aid in sorted(set(alliance_rows) | set(state.alliances)):
+        view, row = state.alliances.get(aid), alliance_rows.get(aid)
+        expected = view and (view.alliance.community(view.peer_side), view.own_side, view.alliance.node(view.peer_side),
+                             view.alliance.url_a if view.peer_side == "A" else view.alliance.url_b,
+                             view.peer_account, view.status)
+        found = row and (bytes(row.peer_community), row.own_side, row.peer_node, row.peer_url, row.peer_account,
+                         row.status)
+        if expected != found:
+            faults.append(Finding("projection", head_seq, str(expected), str(found), table="alliances",
+                                  detail=f"alliance 0x{aid.hex()} differs from the log"))
+    for pid in sorted(set(leg_rows) | set(state.legs)):
+        leg, row = state.legs.get(pid), leg_rows.get(pid)
+        t = leg and leg.transfer
+        expected = leg and (leg.side, leg.alliance_id, leg.state, t.payer, t.payee, t.currency, t.amount,
+                            t.payee_currency, t.delivered, leg.deadline, leg.code, t.memo_hash, leg.prepared_seq,
+                            leg.decided_seq)
+        found = row and (row.side, bytes(row.alliance_id), row.state, row.payer, row.payee, row.currency, row.amount,
+                         row.payee_currency, row.delivered, row.deadline, row.code, bytes(row.memo_hash),
+                         row.prepared_seq, row.decided_seq)
+        if expected != found:
+            faults.append(Finding("projection", head_seq, str(expected), str(found), table="remote_legs",
+                                  detail=f"remote leg 0x{pid.hex()} differs from the log"))
+    for m in memos:
+        leg = state.legs.get(bytes(m.payment_id))
+        if leg is None or memo_hash(m.memo, bytes(m.salt)) != leg.transfer.memo_hash:
+            faults.append(Finding("projection", head_seq, "a memo matching its payment's memoHash", "another memo",
+                                  table="remote_memos", detail=f"remote memo of 0x{bytes(m.payment_id).hex()}"))
     return faults

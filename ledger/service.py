@@ -362,7 +362,7 @@ class Ledger:
         from .audit import _snapshot
         with domain_errors(), _snapshot(self.engine) as conn, conn.begin():
             r = conn.execute(select(T.ledger_head)).first()
-            positions = {(b.address, b.currency): Position(b.balance, b.credit_limit, b.ceiling)
+            positions = {(b.address, b.currency): Position(b.balance, b.credit_limit, b.ceiling, b.held_out, b.held_in)
                          for b in conn.execute(select(T.balances))}
         return (r.seq, r.chain_hash, positions) if r else (0, ZERO32, positions)
 

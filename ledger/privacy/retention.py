@@ -26,6 +26,7 @@ from sqlalchemy import delete, or_, select, update
 
 from ..store import tables as T
 from ..store.auth_tables import auth_challenges
+from ..store.federation_tables import remote_legs, remote_memos
 from ..store.privacy_tables import privacy_access_log, privacy_grants
 from ..store.request_tables import payment_requests as R
 from .access import Access
@@ -50,7 +51,7 @@ class Erased:
         return {k: v for k, v in asdict(self).items() if k != "warnings"}
 
 
-ERASED_FROM = (T.memos, R, T.profiles)
+ERASED_FROM = (T.memos, R, T.profiles, remote_memos)
 
 
 def reclaim(ledger, tables=ERASED_FROM) -> tuple[str, ...]:
@@ -85,6 +86,10 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
     with ledger.transaction() as conn:
         memos = conn.execute(delete(T.memos).where(T.memos.c.seq.in_(
             select(T.transfers.c.seq).where(T.transfers.c.at < memo_cut)))).rowcount
+        # remote payments' memos: the same period, from when the leg was prepared
+        memos += conn.execute(delete(remote_memos).where(remote_memos.c.payment_id.in_(
+            select(remote_legs.c.payment_id).join(T.entries, T.entries.c.seq == remote_legs.c.prepared_seq)
+            .where(T.entries.c.at < memo_cut)))).rowcount
         request_memos = conn.execute(update(R).where(R.c.created_at < request_cut, R.c.memo.isnot(None))
                                      .values(memo=None)).rowcount
         profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address.in_(
@@ -107,6 +112,9 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
             t = T.transfers
             theirs = select(t.c.seq).where(or_(t.c.payer == address, t.c.payee == address))
             n_memos = conn.execute(delete(T.memos).where(T.memos.c.seq.in_(theirs))).rowcount
+            remote = select(remote_legs.c.payment_id).where(or_(remote_legs.c.payer == address,
+                                                                 remote_legs.c.payee == address))
+            n_memos += conn.execute(delete(remote_memos).where(remote_memos.c.payment_id.in_(remote))).rowcount
             n_requests = conn.execute(update(R).where(or_(R.c.payer == address, R.c.payee == address),
                                                       R.c.memo.isnot(None)).values(memo=None)).rowcount
         if profile:

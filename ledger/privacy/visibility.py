@@ -36,8 +36,11 @@ EVERY_MEMBER = "*"  # ledger.privacy.access.ALL: an entry about the community, n
 
 def entry_subjects(kind: str, body: dict) -> list[str]:
     """Whose data a log entry is: a transfer's payer and payee, an account entry's account
-    (opened, limit set, status changed), every member for anything else (the genesis)."""
+    (opened, limit set, status changed), a remote leg's payer and payee, every member for anything
+    else (the genesis, alliance terms, remote decisions: they name only ids)."""
     if kind == "transfer.posted":
         return [body["payer"], body["payee"]]
+    if kind == "remote.prepared":  # a remote payment's leg: its payer here or its payee here
+        return [body["transfer"]["payer"], body["transfer"]["payee"]]
     account = body.get("account")
     return [account] if isinstance(account, str) else [EVERY_MEMBER]

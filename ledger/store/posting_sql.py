@@ -25,6 +25,8 @@ class PostingSQL:
         self.insert_memo = f"INSERT INTO memos (seq, salt, memo) VALUES ({mark}, {mark}, {mark})"
         self.update_balance = (f"UPDATE balances SET balance = {mark}, credit_limit = {mark}, ceiling = {mark} "
                                f"WHERE address = {mark} AND currency = {mark}")
+        self.update_position = (f"UPDATE balances SET balance = {mark}, credit_limit = {mark}, ceiling = {mark}, "
+                                f"held_out = {mark}, held_in = {mark} WHERE address = {mark} AND currency = {mark}")
         self.update_status = f"UPDATE accounts SET status = {mark} WHERE address = {mark}"
         self.insert_account = f"INSERT INTO accounts (address, role, status, opened_seq) VALUES ({', '.join([mark] * 4)})"
         self.insert_balance = ("INSERT INTO balances (address, currency, balance, credit_limit, ceiling) "
@@ -40,7 +42,7 @@ class PostingSQL:
         return f"SELECT address, role, status FROM accounts WHERE address IN ({self._marks(n)})"
 
     def positions(self, n: int) -> str:
-        return ("SELECT address, currency, balance, credit_limit, ceiling FROM balances "
+        return ("SELECT address, currency, balance, credit_limit, ceiling, held_out, held_in FROM balances "
                 f"WHERE address IN ({self._marks(n)})")
 
     @lru_cache(maxsize=256)

@@ -60,6 +60,9 @@ balances = Table(
     Column("balance", BigInteger, nullable=False),
     Column("credit_limit", BigInteger, nullable=False),
     Column("ceiling", BigInteger, nullable=True),
+    # holds of undecided remote payments (ledger.core.federation, migration 0007)
+    Column("held_out", BigInteger, nullable=False, server_default="0"),
+    Column("held_in", BigInteger, nullable=False, server_default="0"),
 )
 
 # Every signed action's (signer, nonce): replay protection and idempotency key.
@@ -128,4 +131,4 @@ anchor_batches = Table(
 
 # Tables defined beside their use cases, on this same metadata (imported last: they
 # refer to the tables above).
-from . import auth_tables, privacy_tables, request_tables  # noqa: E402,F401
+from . import auth_tables, federation_tables, privacy_tables, request_tables  # noqa: E402,F401

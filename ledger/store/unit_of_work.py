@@ -17,6 +17,7 @@ from ..request_rules import RequestRecord
 from ..unit_of_work import PostingBatch, UnitOfWork
 from . import tables as T
 from .errors import as_domain_error
+from .federation_repo import FederationRepository
 from .posting_sql import PostingSQL, driver_cursor
 from .request_tables import payment_requests as R
 
@@ -35,7 +36,7 @@ def request_record(row) -> RequestRecord:
                          row.created_at, row.expires_at, row.status == "declined", row.pay_seq)
 
 
-class SqlUnitOfWork(UnitOfWork):
+class SqlUnitOfWork(FederationRepository, UnitOfWork):
     def __init__(self, engine: Engine, sql: PostingSQL, *, readonly: bool = False):
         self.engine, self.sql, self.readonly = engine, sql, readonly
         self.conn = self._tx = self._cur = None
@@ -114,14 +115,15 @@ class SqlUnitOfWork(UnitOfWork):
     def positions(self, addresses: Iterable[str] | None = None) -> dict[tuple[str, str], Position]:
         if addresses is None:
             rows = self.conn.execute(select(T.balances.c.address, T.balances.c.currency, T.balances.c.balance,
-                                            T.balances.c.credit_limit, T.balances.c.ceiling)).all()
+                                            T.balances.c.credit_limit, T.balances.c.ceiling, T.balances.c.held_out,
+                                            T.balances.c.held_in)).all()
         else:
             addrs = sorted(set(addresses))
             if not addrs:
                 return {}
             self.cur.execute(self.sql.positions(len(addrs)), addrs)
             rows = self.cur.fetchall()
-        return {(a, c): Position(balance, limit, ceiling) for a, c, balance, limit, ceiling in rows}
+        return {(a, c): Position(balance, limit, ceiling, out, in_) for a, c, balance, limit, ceiling, out, in_ in rows}
 
     def nonces(self, pairs):
         pairs = sorted(set(pairs))

@@ -1,0 +1,497 @@
+"""FederationNode: one community's side of the federation, inside its ledger (no HTTP).
+
+It drives the pure protocol legs (ledger.core.federation_protocol) against the database:
+each step's entries are appended through the fold (ledger.core.fold: the same rules that
+replay and `ayni verify` run) in ONE transaction under the head lock, before any message of
+the step is returned to the caller to send. Durable state is only the log (and its
+projections: alliances, remote_legs, holds in balances); the protocol legs' volatile
+fields (next re-send, decision acknowledged) live in this object and are lost on a crash on
+purpose: `due()` on a fresh node re-drives every undecided leg (docs/federation.md).
+
+The wire forms (JSON dicts) are those of /work/wt/FED_INTERFACE.md and docs/federation.md:
+a node message is {"message": NodeMessage, "signature"}; a PREPARE adds "transfer",
+"payerSignature" and optionally "memo"/"memoSalt" (shown to the payee; never in a log).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+
+from ..core import errors as E
+from ..core.codec import hex0x, parse_b32
+from ..core.entries import Entry, canonical_body
+from ..core.federation import (Alliance, AllianceStatus, AllianceView, NodeMessage, RemoteTransfer, ReplayWindow,
+                               check_alliance_terms, sign_node_message, verify_node_message)
+from ..core.federation_protocol import (DestinationLeg, OriginLeg, Payment, Received, Restart, Submit, Tick,
+                                        from_node_message, to_node_message)
+from ..core.federation_rules import Leg, view_for_community
+from ..core.fold import LedgerState
+from ..core.hashing import ZERO32
+from ..core.records import (AllianceRecorded, AllianceStatusSet, RemoteAborted, RemoteCommitted, RemotePrepared,
+                            alliance_terms_body, remote_transfer_body)
+from ..core.rules import check_admin
+from ..core.text import check_memo
+from ..core.typed_data import address_of_key, canonical_signature, memo_hash, recover_signer
+from ..store.federation_repo import FederationRows
+from ..unit_of_work import PostingBatch
+
+DEFAULT_WINDOW_MS = 300_000
+# refusals that are not the payment's fault: the database, not a vote
+_NOT_A_VOTE = (E.StoreConflict, E.StoreUnavailable, E.InsecureStorage, E.IntegrityViolation)
+
+
+class _Refusal(Exception):
+    """The fold's rule refused a PREPARE at the destination: a REFUSED vote, not an error.
+    Raised only around the rule, so a database failure can never be mistaken for a vote."""
+
+    def __init__(self, error: E.LedgerError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _payment(leg: Leg) -> Payment:
+    t = leg.transfer
+    return Payment(leg.payment_id, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
+
+
+class FederationNode:
+    def __init__(self, ledger, node_key: bytes | None, *, timeout_ms: int = 60_000, retry_ms: int = 2_000,
+                 clock=None, window_ms: int = DEFAULT_WINDOW_MS):
+        self.ledger = ledger
+        self.node_key = node_key
+        self.address = address_of_key(node_key) if node_key else None
+        self.timeout_ms, self.retry_ms, self.window_ms = timeout_ms, retry_ms, window_ms
+        self.clock = clock or ledger.clock
+        self._lock = threading.RLock()
+        self._replay = ReplayWindow(window_ms)
+        self._terms: dict[bytes, Alliance] = {}  # immutable once recorded: a cache of the log
+        self._prepared: dict[bytes, RemotePrepared] = {}  # the prepared entries' records, cached
+        self._legs: dict[bytes, OriginLeg | DestinationLeg] = {}  # volatile protocol fields
+
+    @property
+    def community_id(self) -> bytes:
+        return self.ledger.genesis.domain.salt
+
+    @property
+    def domain(self):
+        return self.ledger.genesis.domain
+
+    # -- reading the durable state -----------------------------------------------------------
+    def _views(self, uow) -> dict[bytes, AllianceView]:
+        rows = uow.alliance_rows()
+        missing = [r.recorded_seq for r in rows if bytes(r.alliance_id) not in self._terms]
+        for body in uow.entry_bodies(missing).values():
+            a = AllianceRecorded.from_body(body).alliance
+            self._terms[a.alliance_id] = a
+        return {bytes(r.alliance_id): AllianceView(self._terms[bytes(r.alliance_id)], r.own_side, r.status)
+                for r in rows}
+
+    def _leg_records(self, uow, rows) -> dict[bytes, Leg]:
+        missing = [r.prepared_seq for r in rows if bytes(r.payment_id) not in self._prepared]
+        for body in uow.entry_bodies(missing).values():
+            rec = RemotePrepared.from_body(body)
+            self._prepared[rec.payment_id] = rec
+        legs = {}
+        for r in rows:
+            pid = bytes(r.payment_id)
+            legs[pid] = Leg(pid, r.side, bytes(r.alliance_id), self._prepared[pid].transfer, r.state, r.deadline,
+                            r.code, r.prepared_seq, r.decided_seq)
+        return legs
+
+    def _state(self, uow, *, addresses=(), payment_ids=None, undecided=False, nonces=()):
+        """The part of the ledger state a federation step needs, read under the head lock."""
+        seq, chain = uow.lock_head()
+        st = LedgerState(genesis=self.ledger.genesis, seq=seq)
+        st.alliances.update(self._views(uow))
+        rows = list(uow.leg_rows(payment_ids)) if payment_ids else []
+        if undecided:
+            rows += uow.leg_rows(undecided=True)
+        st.legs.update(self._leg_records(uow, rows))
+        addrs = set(addresses) | {v.peer_account for v in st.alliances.values()}
+        for leg in st.legs.values():
+            addrs.update((leg.transfer.payer, leg.transfer.payee))
+        st.accounts.update(uow.accounts(addrs))
+        st.positions.update(uow.positions(addrs))
+        st.used_nonces.update({k: d for k, (d, _) in uow.nonces(nonces).items()})
+        return st, chain
+
+    # -- appending: the fold's rule, then the rows it implies, in the caller's transaction -------
+    def _append(self, uow, st: LedgerState, chain: bytes, record, at: int, rows: FederationRows | None = None, *,
+                refusable: bool = False) -> bytes:
+        before_pos, before_legs = dict(st.positions), dict(st.legs)
+        before_alliances, before_accounts = dict(st.alliances), set(st.accounts)
+        seq = st.seq + 1
+        try:
+            st.apply_federation(seq, at, record)  # LedgerError here: nothing changed, nothing written
+        except E.LedgerError as exc:
+            if refusable and not isinstance(exc, _NOT_A_VOTE):
+                raise _Refusal(exc) from exc
+            raise
+        body = record.body()
+        entry = Entry.from_body_text(seq, record.KIND.value, at, body, canonical_body(body), chain)
+        batch = PostingBatch(head=(seq, entry.chain_hash))
+        batch.entries.append((seq, entry.kind, at, canonical_body(body), entry.entry_hash, entry.chain_hash))
+        rows = rows or FederationRows()
+        for address in set(st.accounts) - before_accounts:
+            batch.new_accounts.append((address, st.accounts[address].role, st.accounts[address].status, seq))
+        for key, p in st.positions.items():
+            if key[0] not in before_accounts:
+                batch.new_positions.append((key[0], key[1], p.balance, p.credit_limit, p.ceiling))
+                if p.held_out or p.held_in:
+                    rows.positions.append((p.balance, p.credit_limit, p.ceiling, p.held_out, p.held_in, *key))
+            elif before_pos.get(key) != p:
+                rows.positions.append((p.balance, p.credit_limit, p.ceiling, p.held_out, p.held_in, *key))
+        if record.nonce_row is not None:
+            signer, nonce, digest = record.nonce_row
+            batch.nonces.append((signer, str(nonce), digest, seq))
+        for aid, view in st.alliances.items():
+            old = before_alliances.get(aid)
+            if old is None:
+                a = view.alliance
+                rows.new_alliances.append(dict(
+                    alliance_id=aid, peer_community=a.community(view.peer_side), own_side=view.own_side,
+                    peer_node=a.node(view.peer_side), peer_url=a.url_a if view.peer_side == "A" else a.url_b,
+                    peer_account=view.peer_account, status=view.status, recorded_seq=seq, status_seq=None))
+            elif old.status != view.status:
+                rows.alliance_status.append((aid, view.status, seq))
+        for pid, leg in st.legs.items():
+            old = before_legs.get(pid)
+            if old is None:
+                t = leg.transfer
+                rows.new_legs.append(dict(
+                    payment_id=pid, side=leg.side, alliance_id=leg.alliance_id, state=leg.state, payer=t.payer,
+                    payee=t.payee, currency=t.currency, amount=t.amount, payee_currency=t.payee_currency,
+                    delivered=t.delivered, deadline=leg.deadline, code=leg.code, memo_hash=t.memo_hash,
+                    prepared_seq=seq, decided_seq=None))
+                self._prepared[pid] = record
+            elif old.state != leg.state:
+                rows.decided_legs.append((pid, leg.state, leg.code, seq))
+        uow.write(batch)
+        uow.write_federation(rows)
+        return entry.chain_hash
+
+    # -- signing -------------------------------------------------------------------------------
+    def _sign(self, nm: NodeMessage) -> dict:
+        if self.node_key is None:
+            raise E.InvalidInput("this node has no node key: create one with `ayni federation node new-key`")
+        return {"message": nm.message(), "signature": sign_node_message(self.node_key, self.domain, nm)}
+
+    def _wire(self, view: AllianceView, m, uow=None) -> dict:
+        wire = self._sign(to_node_message(view.alliance_id, m))
+        if m.kind == "prepare":
+            rec = self._prepared[m.payment_id]
+            wire["transfer"] = remote_transfer_body(rec.transfer)
+            wire["payerSignature"] = rec.payer_signature
+            memo = uow.remote_memo(m.payment_id) if uow is not None else None
+            if memo is not None:
+                wire["memo"], wire["memoSalt"] = memo.memo, hex0x(bytes(memo.salt))
+        return wire
+
+    @staticmethod
+    def _peer_url(view: AllianceView) -> str:
+        return view.alliance.url_a if view.peer_side == "A" else view.alliance.url_b
+
+    def _check_own_node(self, a: Alliance, side: str) -> None:
+        if self.address is not None and a.node(side) != self.address:
+            raise E.InvalidInput(f"the terms name node {a.node(side)} for this community, not this node's key "
+                                 f"{self.address}")
+
+    # -- alliances -----------------------------------------------------------------------------
+    def propose(self, terms: dict, treasurer_signature: str) -> dict:
+        """Check terms this community's treasurer signed; the proposal document to send to the peer."""
+        a = Alliance.from_message(terms)
+        view = check_alliance_terms(a, own_community=self.community_id, currencies=self.ledger.currencies,
+                                    now_ms=self.clock())
+        self._check_own_node(a, view.own_side)
+        signer = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), treasurer_signature)
+        check_admin(self.ledger.account(signer))
+        return {"allianceId": hex0x(a.alliance_id), "terms": alliance_terms_body(a), "side": view.own_side,
+                "signature": canonical_signature(treasurer_signature)}
+
+    def receive_proposal(self, proposal: dict) -> dict:
+        """The other community's signed terms: kept pending (not in the log) until our treasurer accepts."""
+        if not isinstance(proposal, dict):
+            raise E.InvalidInput("a proposal must be an object")
+        a = Alliance.from_message(proposal.get("terms"))
+        view = check_alliance_terms(a, own_community=self.community_id, currencies=self.ledger.currencies,
+                                    now_ms=self.clock())
+        if proposal.get("side") != view.peer_side:
+            raise E.InvalidInput(f"the proposer is side {view.peer_side} of these terms")
+        self._check_own_node(a, view.own_side)
+        recover_signer(a.domain(view.peer_side).digest(a.struct_hash()), proposal.get("signature"))
+        with self._lock, self.ledger.unit_of_work() as uow:
+            recorded = a.alliance_id in self._views(uow)
+            if not recorded:
+                uow.put_proposal(a.alliance_id, alliance_terms_body(a), view.peer_side,
+                                 canonical_signature(proposal["signature"]), self.clock())
+        return {"allianceId": hex0x(a.alliance_id), "status": "recorded" if recorded else "proposed"}
+
+    def proposals(self) -> list[dict]:
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            return [{"allianceId": hex0x(bytes(r.alliance_id)), "terms": json.loads(r.terms),
+                     "side": r.proposer_side, "receivedAt": r.received_at} for r in uow.proposals()]
+
+    def _acceptance(self, a: Alliance, signature_a: str, signature_b: str) -> dict:
+        nm = NodeMessage.create(alliance_id=a.alliance_id, payment_id=ZERO32, kind="alliance-recorded",
+                                at=self.clock())
+        return {**self._sign(nm), "terms": alliance_terms_body(a), "signatureA": signature_a,
+                "signatureB": signature_b}
+
+    def _recorded(self, uow, alliance_id: bytes) -> AllianceRecorded | None:
+        for r in uow.alliance_rows():
+            if bytes(r.alliance_id) == alliance_id:
+                return AllianceRecorded.from_body(uow.entry_bodies([r.recorded_seq])[r.recorded_seq])
+        return None
+
+    def accept(self, alliance_id: str, treasurer_signature: str) -> dict:
+        """Our treasurer signed a pending proposal: record alliance.recorded (both signatures) and
+        return the node-signed acceptance to send to the proposer. Idempotent."""
+        aid = parse_b32(alliance_id, "allianceId")
+        with self._lock, self.ledger.unit_of_work() as uow:
+            done = self._recorded(uow, aid)
+            if done is None:
+                row = uow.proposal(aid)
+                if row is None:
+                    raise E.UnknownAlliance(f"no proposal of alliance {hex0x(aid)} is pending here")
+                a = Alliance.from_message(json.loads(row.terms))
+                own = a.side_of(self.community_id)
+                mine = canonical_signature(treasurer_signature)
+                by = recover_signer(a.domain(own).digest(a.struct_hash()), mine)
+                sa, sb = (mine, row.proposer_signature) if own == "A" else (row.proposer_signature, mine)
+                st, chain = self._state(uow, addresses=[by])
+                done = AllianceRecorded(a, own, sa, sb, by)
+                self._append(uow, st, chain, done, self.clock(), FederationRows(drop_proposals=[aid]))
+        return self._acceptance(done.alliance, done.signature_a, done.signature_b)
+
+    def receive_acceptance(self, message: dict) -> dict:
+        """The peer node's signed `alliance-recorded`: record the same alliance here. Idempotent."""
+        if not isinstance(message, dict):
+            raise E.InvalidInput("an acceptance must be an object")
+        nm = NodeMessage.from_message(message.get("message"))
+        a = Alliance.from_message(message.get("terms"))
+        if nm.kind != "alliance-recorded" or nm.alliance_id != a.alliance_id or nm.payment_id != ZERO32:
+            raise E.InvalidInput("not an alliance-recorded message for these terms")
+        view = AllianceView(a, a.side_of(self.community_id))
+        self._check_own_node(a, view.own_side)
+        with self._lock:
+            verify_node_message(nm, message.get("signature"), view, now_ms=self.clock(), window_ms=self.window_ms)
+            with self.ledger.unit_of_work() as uow:
+                if self._recorded(uow, a.alliance_id) is None:
+                    sa, sb = (canonical_signature(message.get("signatureA")),
+                              canonical_signature(message.get("signatureB")))
+                    mine = sa if view.own_side == "A" else sb
+                    by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), mine)
+                    st, chain = self._state(uow, addresses=[by])
+                    rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
+                    self._append(uow, st, chain, rec, self.clock())
+        return {"allianceId": hex0x(a.alliance_id), "status": "active"}
+
+    def set_status(self, message: dict, signature: str) -> dict:
+        """A treasurer-signed AllianceStatus: the alliance.status entry. Idempotent for the same message."""
+        if not isinstance(message, dict):
+            raise E.InvalidInput("an alliance status must be an object")
+        try:
+            a = AllianceStatus.create(alliance_id=message["allianceId"], status=message["status"],
+                                      nonce=message["nonce"], valid_until=message["validUntil"])
+        except KeyError as exc:
+            raise E.InvalidInput(f"alliance status lacks {exc}") from None
+        digest = self.domain.digest(a.struct_hash())
+        sig = canonical_signature(signature)
+        by = recover_signer(digest, sig)
+        with self._lock, self.ledger.unit_of_work() as uow:
+            st, chain = self._state(uow, addresses=[by], nonces=[(by, str(a.nonce))])
+            if st.used_nonces.get((by, a.nonce)) != digest:  # else: this very message, already recorded
+                self._append(uow, st, chain, AllianceStatusSet(a, by, sig, digest), self.clock())
+        return {"allianceId": hex0x(a.alliance_id), "status": a.status}
+
+    def alliances(self) -> list[dict]:
+        """Public terms of every alliance recorded here (no personal data)."""
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            views = self._views(uow)
+        return [{"allianceId": hex0x(aid), "peerCommunity": hex0x(v.alliance.community(v.peer_side)),
+                 "peerUrl": self._peer_url(v), "peerNode": v.alliance.node(v.peer_side), "side": v.own_side,
+                 "peerAccount": v.peer_account, "status": v.status,
+                 "pairs": [p.message() for p in v.alliance.pairs]} for aid, v in views.items()]
+
+    # -- payments ------------------------------------------------------------------------------
+    def _payment_dict(self, leg: Leg) -> dict:
+        t = leg.transfer
+        return {"paymentId": hex0x(leg.payment_id), "side": leg.side, "state": leg.state, "code": leg.code,
+                "allianceId": hex0x(leg.alliance_id), "payer": t.payer, "payee": t.payee,
+                "payeeCommunity": hex0x(t.payee_community), "currency": t.currency, "amount": t.amount,
+                "payeeCurrency": t.payee_currency, "delivered": t.delivered, "deadline": leg.deadline,
+                "memoHash": hex0x(t.memo_hash)}
+
+    def submit(self, message: dict, signature: str, memo: str | None = None, memo_salt: str | None = None) -> dict:
+        """The payer's signed RemoteTransfer at the origin: a durable remote.prepared (out) holding
+        the amount, or a LedgerError and nothing written. The same signed transfer again returns
+        the leg's state. "outbox": the PREPARE to send now, as (peer_url, wire) pairs."""
+        t = RemoteTransfer.from_message(message)
+        pid = self.domain.digest(t.struct_hash())
+        sig = canonical_signature(signature)
+        signer = recover_signer(pid, sig)
+        if signer != t.payer:
+            raise E.WrongSigner(f"remote transfer signed by {signer}, not by the payer {t.payer}")
+        salt = None
+        if memo:
+            check_memo(memo)
+            salt = parse_b32(memo_salt, "memoSalt")
+            if memo_hash(memo, salt) != t.memo_hash:
+                raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")
+        with self._lock, self.ledger.unit_of_work() as uow:
+            st, chain = self._state(uow, addresses=[t.payer], payment_ids=[pid], nonces=[(t.payer, str(t.nonce))])
+            if pid in st.legs:
+                return {**self._payment_dict(st.legs[pid]), "outbox": []}
+            now = self.clock()
+            view = view_for_community(st, t.payee_community)
+            leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
+            payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
+            step = leg.on(Submit(now, payment))
+            (entry,) = step.entries
+            rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
+            rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
+            self._append(uow, st, chain, rec, now, rows)
+            self._legs[pid] = step.leg
+            outbox = [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
+            result = self._payment_dict(st.legs[pid])
+        return {**result, "outbox": outbox}
+
+    def payment(self, payment_id: str) -> dict:
+        pid = parse_b32(payment_id, "paymentId")
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            legs = self._leg_records(uow, uow.leg_rows([pid]))
+        if pid not in legs:
+            raise E.UnknownPayment(f"no remote payment {hex0x(pid)} here")
+        return self._payment_dict(legs[pid])
+
+    def pending(self) -> list[dict]:
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            legs = self._leg_records(uow, uow.leg_rows(undecided=True))
+        return [self._payment_dict(leg) for leg in legs.values()]
+
+    # -- the protocol --------------------------------------------------------------------------
+    def _protocol_leg(self, st: LedgerState, pid: bytes, side: str):
+        """The protocol leg as the durable state says, with the volatile fields kept in memory."""
+        leg = st.legs.get(pid)
+        cached = self._legs.get(pid)
+        if side == "out":
+            fresh = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
+            if leg is not None:
+                fresh = replace(fresh, payment=_payment(leg), state=leg.state, deadline=leg.deadline, code=leg.code)
+        else:
+            fresh = DestinationLeg(pid, retry_ms=self.retry_ms)
+            if leg is not None:
+                fresh = replace(fresh, state=leg.state, payment=_payment(leg))
+        if cached is not None and type(cached) is type(fresh) and cached.state == fresh.state:
+            return cached
+        return fresh
+
+    def _record_for(self, entry, view: AllianceView, received: tuple[NodeMessage, str] | None, transfer=None,
+                    payer_signature=None):
+        nm, sig = received if received else (None, None)
+        aid = view.alliance_id
+        if entry.kind == "remote.prepared":  # only the destination prepares on a message
+            return RemotePrepared("in", aid, entry.payment_id, transfer, payer_signature, 0, nm, sig)
+        cls = RemoteCommitted if entry.kind == "remote.committed" else RemoteAborted
+        if entry.message is None:
+            nm = sig = None  # a presumed abort carries no message
+        return cls(entry.side, aid, entry.payment_id, entry.code, nm, sig)
+
+    def handle(self, wire: dict) -> dict | None:
+        """A node-to-node message: verify (alliance, node key, window, replay), append the step's
+        entries durably, return the signed reply (or None). LedgerError on bad input."""
+        if not isinstance(wire, dict):
+            raise E.InvalidInput("a node message must be an object")
+        nm = NodeMessage.from_message(wire.get("message"))
+        if nm.kind == "alliance-recorded":
+            self.receive_acceptance(wire)
+            return None
+        with self._lock:
+            now = self.clock()
+            with self.ledger.unit_of_work(readonly=True) as uow:
+                view = self._views(uow).get(nm.alliance_id)
+            verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
+            digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
+            if digest in self._replay._seen:
+                raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
+            sig = canonical_signature(wire["signature"])
+            transfer = payer_sig = payment = None
+            if nm.kind == "prepare":
+                transfer = RemoteTransfer.from_message(wire.get("transfer"))
+                payer_sig = canonical_signature(wire.get("payerSignature"))
+                pid = view.alliance.domain(view.peer_side).digest(transfer.struct_hash())
+                payment = Payment(pid, transfer.payer, transfer.payee, transfer.currency, transfer.amount,
+                                  transfer.payee_currency, transfer.delivered)
+            msg = from_node_message(nm, payment)
+            side = "in" if nm.kind in ("prepare", "commit", "abort") else "out"
+            reply = self._step(view, nm, sig, msg, side, wire, transfer, payer_sig)
+            self._replay.check_and_remember(digest, nm.at, now)
+            return reply
+
+    def _step(self, view, nm, sig, msg, side, wire, transfer, payer_sig) -> dict | None:
+        pid = nm.payment_id
+        with self.ledger.unit_of_work() as uow:
+            extra = [transfer.payee] if transfer is not None else []
+            st, chain = self._state(uow, addresses=extra, payment_ids=[pid])
+            leg_view = st.alliances[st.legs[pid].alliance_id] if pid in st.legs else view
+            if leg_view.alliance_id != view.alliance_id:
+                raise E.UnknownPayment("the payment belongs to another alliance")
+            now = self.clock()
+            leg = self._protocol_leg(st, pid, side)
+            step = leg.on(Received(now, msg))
+            rows = None
+            if step.entries and step.entries[0].kind == "remote.prepared":
+                rows = self._incoming_memo(wire, transfer, pid)
+                try:
+                    chain = self._append(uow, st, chain, self._record_for(step.entries[0], view, (nm, sig), transfer,
+                                                                         payer_sig), now, rows, refusable=True)
+                except _Refusal as refused:  # the rules refuse: vote REFUSED with the code, write nothing
+                    step = leg.on(Received(now, msg, refused.error.code))
+            else:
+                for entry in step.entries:
+                    chain = self._append(uow, st, chain, self._record_for(entry, view, (nm, sig)), now)
+            self._legs[pid] = step.leg
+            return self._wire(view, step.messages[0], uow) if step.messages else None
+
+    @staticmethod
+    def _incoming_memo(wire: dict, t: RemoteTransfer, pid: bytes) -> FederationRows:
+        """The memo the origin sent to show the payee: kept (off the log) only if it is the one
+        the payer committed to; a mismatching one is dropped, not a reason to refuse."""
+        memo, salt = wire.get("memo"), wire.get("memoSalt")
+        if not memo:
+            return FederationRows()
+        try:
+            check_memo(memo)
+            salt_bytes = parse_b32(salt, "memoSalt")
+        except E.LedgerError:
+            return FederationRows()
+        if memo_hash(memo, salt_bytes) != t.memo_hash:
+            return FederationRows()
+        return FederationRows(memos=[(pid, salt_bytes, memo)])
+
+    def due(self, now_ms: int | None = None) -> list[tuple[str, dict]]:
+        """What to send now, as (peer_url, wire): PREPAREs of undecided origin legs (or their
+        presumed abort, written here, past the deadline), votes of prepared destination legs,
+        and decisions not yet acknowledged. The driver calls it on start and every retry_ms."""
+        with self._lock:
+            now = self.clock() if now_ms is None else now_ms
+            with self.ledger.unit_of_work(readonly=True) as uow:
+                undecided = uow.leg_rows(undecided=True)
+            unacked = [pid for pid, leg in self._legs.items()
+                       if isinstance(leg, OriginLeg) and leg.state in ("committed", "aborted") and not leg.delivered]
+            if not undecided and not unacked:
+                return []
+            out = []
+            with self.ledger.unit_of_work() as uow:
+                st, chain = self._state(uow, payment_ids=unacked, undecided=True)
+                for pid, leg in st.legs.items():
+                    view = st.alliances[leg.alliance_id]
+                    proto = self._protocol_leg(st, pid, leg.side)
+                    event = Tick(now) if self._legs.get(pid) is proto else Restart(now)
+                    step = proto.on(event)
+                    for entry in step.entries:  # the origin's presumed abort
+                        chain = self._append(uow, st, chain, self._record_for(entry, view, None), now)
+                    self._legs[pid] = step.leg
+                    out += [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
+            return out
