@@ -89,3 +89,11 @@ def test_propose_refuses_a_malformed_pair_in_one_line(pair, tmp_path):
              "--pair", pair, "--keystore", str(ks))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_demo_federation_links_two_communities_and_pays_both_ways(tmp_path):
+    r = ayni("demo", "--federation", "--db", f"sqlite:///{tmp_path}/demo.db", env={"COLUMNS": "200"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    assert r.stdout.count("committed") == 4 and "rate_mismatch" in r.stdout and "credit_limit_exceeded" in r.stdout
+    assert "mirror each other" in r.stdout and "NO" not in r.stdout
+    assert (tmp_path / "federation-a.db").exists() and (tmp_path / "federation-b.db").exists()
