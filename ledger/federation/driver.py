@@ -84,16 +84,28 @@ def wire_payment_id(wire: object) -> str | None:
     return None
 
 
+def wire_kind(wire: object) -> str | None:
+    part = wire.get("message") if isinstance(wire, dict) else None
+    return part.get("kind") if isinstance(part, dict) else None
+
+
 class Transport:
     """Delivers wire messages of one node to its peers and plays each exchange to its end."""
 
-    def __init__(self, node, send: Send | None = None):
+    def __init__(self, node, send: Send | None = None, *, background_workers: int = 4):
         self.node = node
         self.send = send or http_sender()
+        self._background = ThreadPoolExecutor(max_workers=background_workers,
+                                              thread_name_prefix="ayni-federation-decision")
 
-    def deliver(self, peer_url: str, wire: dict) -> None:
+    def deliver(self, peer_url: str, wire: dict, *, decision_in_background: bool = False) -> None:
         """Send `wire`, hand the reply to the node, send its answer, ... Raises TransportError
-        when the peer is unreachable or refuses; the node's state is durable either way."""
+        when the peer is unreachable or refuses; the node's state is durable either way.
+
+        `decision_in_background`: once the node answers with its decision (COMMIT/ABORT), the
+        payment is decided here, durably: the payer need not wait for the destination to apply
+        it, so the decision is delivered by a background thread (and, if that fails, asked for
+        by the destination's re-sent vote)."""
         for _ in range(MAX_HOPS):
             reply = self.send(peer_url, MESSAGES_PATH, wire)
             if reply is None:
@@ -101,11 +113,14 @@ class Transport:
             wire = self.node.handle(reply)
             if wire is None:
                 return
+            if decision_in_background and wire_kind(wire) in ("commit", "abort"):
+                self._background.submit(self.deliver_quietly, peer_url, wire)
+                return
         log.warning("federation: exchange with %s did not settle in %d hops", peer_url, MAX_HOPS)
 
-    def deliver_quietly(self, peer_url: str, wire: dict) -> bool:
+    def deliver_quietly(self, peer_url: str, wire: dict, **kw) -> bool:
         try:
-            self.deliver(peer_url, wire)
+            self.deliver(peer_url, wire, **kw)
             return True
         except TransportError as exc:
             log.info("federation: %s", exc)
@@ -133,7 +148,7 @@ def send_payment_now(transport: Transport, submitted: dict, *, wait_s: float = 2
     payment_id = submitted["paymentId"]
     outbox = submitted.get("outbox") or []
     for peer_url, wire in outbox:
-        transport.deliver_quietly(peer_url, wire)
+        transport.deliver_quietly(peer_url, wire, decision_in_background=True)
     if not outbox:
         transport.send_due(payment_id=payment_id)
     leg = transport.node.payment(payment_id)
