@@ -78,8 +78,10 @@ def drive(url: str, bodies: list[dict], clients: int) -> dict:
 
 
 def throughput(tmp: Path, payments: int, clients: int, warmup: int) -> dict:
-    a = Node("A", f"sqlite:///{tmp}/a.db", tmp / "A", members=40, credit_limit=10**9, via_proxy=False)
-    b = Node("B", f"sqlite:///{tmp}/b.db", tmp / "B", members=40, credit_limit=10**9, via_proxy=False)
+    a = Node("A", f"sqlite:///{tmp}/a.db", tmp / "A", members=40, credit_limit=10**9, via_proxy=False,
+             retry_ms=2000, timeout_ms=60_000)
+    b = Node("B", f"sqlite:///{tmp}/b.db", tmp / "B", members=40, credit_limit=10**9, via_proxy=False,
+             retry_ms=2000, timeout_ms=60_000)
     try:
         for n in (a, b):
             n.create(ceiling=10**12)

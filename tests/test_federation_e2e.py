@@ -123,8 +123,9 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
 
 @pytest.mark.postgres
 def test_postgres_and_sqlite_nodes_pay_each_other_concurrently_across_a_kill(tmp_path, pg_server_url):
-    a, b = Node("A", pg_server_url, tmp_path / "A", members=6), Node("B", f"sqlite:///{tmp_path}/b.db",
-                                                                     tmp_path / "B", members=6)
+    # A: PostgreSQL with two uvicorn workers (each opens the node; only the parent drives)
+    a = Node("A", pg_server_url, tmp_path / "A", members=6, workers=2)
+    b = Node("B", f"sqlite:///{tmp_path}/b.db", tmp_path / "B", members=6)
     try:
         _start([a, b])
         payments: list[Payment] = []
