@@ -16,10 +16,10 @@ from ledger import signing
 from ledger.core import errors as E
 from ledger.core import fold
 from ledger.core.codec import hex0x
-from ledger.core.federation import (Alliance, AllianceStatus, CurrencyPair, NodeMessage, RemoteTransfer,
-                                    delivered_for, peer_address, sign_node_message)
+from ledger.core.federation import (Alliance, AllianceStatus, CurrencyPair, NodeMessage, RemoteTransfer, peer_address,
+                                    sign_node_message)
 from ledger.core.hashing import ZERO32
-from ledger.core.typed_data import address_of_key, memo_hash, sign_digest
+from ledger.core.typed_data import memo_hash, sign_digest
 from ledger.federation.node import FederationNode
 from ledger.service import Ledger
 from tests.conftest import Community
@@ -465,3 +465,93 @@ def test_each_log_alone_reconciles_and_a_leg_is_its_parties_data(pair, tmp_path)
         assert report.ok, report.discrepancies
         (prepared,) = [e for e in side.ledger.iter_entries() if e.kind == "remote.prepared"]
         assert entry_subjects(prepared.kind, prepared.body) == [a.c.addr("ana"), b.c.addr("bea")]
+
+
+def test_a_crash_before_and_after_every_message_and_lost_replies(pair):
+    """Both nodes are thrown away and reopened from their databases around every delivery, and
+    a third of the replies are lost after the receiver appended its entries (the crash between
+    an entry's commit and its message): payments progress only through recovery (`due()`)."""
+    a, b, clock = pair
+    ally(a, b, limit_a=200, limit_b=200)
+    rng = random.Random(11)
+    bag: list[tuple[Side, dict]] = []
+    sides = {"http://a.example:8000": a, "http://b.example:8000": b}
+    told = set()
+    for i in range(8):
+        payer, payee = (a, b) if i % 2 == 0 else (b, a)
+        res = payer.node.submit(*remote(payer, ("ana", "bea", "cho")[i % 3], payee, "bea", 10 + i))
+        bag += [(sides[url], w) for url, w in res["outbox"]]
+        told.add(res["paymentId"])
+    for _ in range(40):
+        while bag:
+            to, wire = bag.pop(rng.randrange(len(bag)))
+            to.crash()
+            try:
+                reply = to.node.handle(wire)
+            except E.LedgerError:
+                continue
+            to.crash()
+            if reply is not None and rng.random() > 0.33:
+                bag.append((b if to is a else a, reply))
+        clock.now += 1_500
+        for side in (a, b):
+            side.crash()
+            bag += [(sides[url], w) for url, w in side.node.due()]
+        if not bag:
+            break
+    assert not a.node.pending() and not b.node.pending()
+    committed = [pid for pid in told if _state_of(a, b, pid) == "committed"]
+    assert len(committed) == 8, "every payment commits through recovery alone"
+    _check_quiescent(a, b, set(committed))
+
+
+def _state_of(a: Side, b: Side, pid: str) -> str:
+    for side in (a, b):
+        try:
+            p = side.node.payment(pid)
+        except E.UnknownPayment:
+            continue
+        if p["side"] == "out":
+            return p["state"]
+    return "unknown"
+
+
+def test_a_node_cannot_decide_the_other_sides_leg_nor_reuse_a_nonce(pair):
+    a, b, clock = pair
+    terms = ally(a, b)
+    r = a.node.submit(*remote(a, "ana", b, "bea", 10))
+    pid = bytes.fromhex(r["paymentId"][2:])
+    # B's node sends COMMIT for A's own (origin) leg: only the origin decides
+    commit = NodeMessage.create(alliance_id=terms.alliance_id, payment_id=pid, kind="commit", at=clock.now)
+    _refused(a, "unknown_payment", lambda: a.node.handle(
+        {"message": commit.message(), "signature": sign_node_message(b.node_key, b.c.domain, commit)}))
+    # and COMMIT for a payment B never prepared
+    _refused(b, "unknown_payment", lambda: b.node.handle(
+        {"message": commit.message(), "signature": sign_node_message(a.node_key, a.c.domain, commit)}))
+    # the payer's nonce is shared with local transfers: one use per signer
+    a.ledger.submit(a.c.pay("bea", "cho", 1, nonce=4242))
+    _refused(a, "nonce_reused", lambda: a.node.submit(*remote(a, "bea", b, "ana", 5, nonce=4242)))
+
+
+def test_ayni_verify_compares_the_federation_projections_with_the_log(pair):
+    from sqlalchemy import update
+
+    from ledger.store import tables as T
+    from ledger.store.federation_tables import alliances, remote_legs
+    a, b, clock = pair
+    ally(a, b)
+    a.node.submit(*remote(a, "ana", b, "bea", 10))  # prepared: ana holds 10
+    assert a.ledger.verify().ok
+    ana = (T.balances.c.address == a.c.addr("ana")) & (T.balances.c.currency == "HOUR")
+    for table, tamper, restore in (
+            ("remote_legs", update(remote_legs).values(state="committed"), update(remote_legs).values(state="prepared")),
+            ("alliances", update(alliances).values(status="suspended"), update(alliances).values(status="active")),
+            ("balances", update(T.balances).where(ana).values(held_out=0),
+             update(T.balances).where(ana).values(held_out=10))):
+        with a.ledger.transaction() as conn:
+            conn.execute(tamper)
+        report = a.ledger.verify()
+        assert not report.ok and table in {f.table for f in report.replay_faults + report.balance_faults}
+        with a.ledger.transaction() as conn:
+            conn.execute(restore)
+        assert a.ledger.verify().ok, table

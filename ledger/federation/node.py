@@ -20,7 +20,6 @@ from dataclasses import replace
 
 from ..core import errors as E
 from ..core.codec import hex0x, parse_b32
-from ..core.entries import Entry, canonical_body
 from ..core.federation import (Alliance, AllianceStatus, AllianceView, NodeMessage, RemoteTransfer, ReplayWindow,
                                check_alliance_terms, sign_node_message, verify_node_message)
 from ..core.federation_protocol import (DestinationLeg, OriginLeg, Payment, Received, Restart, Submit, Tick,
@@ -32,24 +31,11 @@ from ..core.records import (AllianceRecorded, AllianceStatusSet, RemoteAborted, 
                             alliance_terms_body, remote_transfer_body)
 from ..core.rules import check_admin
 from ..core.text import check_memo
-from ..core.typed_data import address_of_key, canonical_signature, memo_hash, recover_signer
+from ..core.typed_data import (address_of_key, canonical_signature, memo_hash, recover_signer)
 from ..store.federation_repo import FederationRows
-from ..unit_of_work import PostingBatch
+from .posting import FederationStore, Refusal
 
 DEFAULT_WINDOW_MS = 300_000
-# refusals that are not the payment's fault: the database, not a vote
-_NOT_A_VOTE = (E.StoreConflict, E.StoreUnavailable, E.InsecureStorage, E.IntegrityViolation)
-
-
-class _Refusal(Exception):
-    """The fold's rule refused a PREPARE at the destination: a REFUSED vote, not an error.
-    Raised only around the rule, so a database failure can never be mistaken for a vote."""
-
-    def __init__(self, error: E.LedgerError):
-        super().__init__(str(error))
-        self.error = error
-
-
 def _payment(leg: Leg) -> Payment:
     t = leg.transfer
     return Payment(leg.payment_id, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
@@ -65,8 +51,7 @@ class FederationNode:
         self.clock = clock or ledger.clock
         self._lock = threading.RLock()
         self._replay = ReplayWindow(window_ms)
-        self._terms: dict[bytes, Alliance] = {}  # immutable once recorded: a cache of the log
-        self._prepared: dict[bytes, RemotePrepared] = {}  # the prepared entries' records, cached
+        self._store = FederationStore(lambda: ledger.genesis)
         self._legs: dict[bytes, OriginLeg | DestinationLeg] = {}  # volatile protocol fields
 
     @property
@@ -77,100 +62,6 @@ class FederationNode:
     def domain(self):
         return self.ledger.genesis.domain
 
-    # -- reading the durable state -----------------------------------------------------------
-    def _views(self, uow) -> dict[bytes, AllianceView]:
-        rows = uow.alliance_rows()
-        missing = [r.recorded_seq for r in rows if bytes(r.alliance_id) not in self._terms]
-        for body in uow.entry_bodies(missing).values():
-            a = AllianceRecorded.from_body(body).alliance
-            self._terms[a.alliance_id] = a
-        return {bytes(r.alliance_id): AllianceView(self._terms[bytes(r.alliance_id)], r.own_side, r.status)
-                for r in rows}
-
-    def _leg_records(self, uow, rows) -> dict[bytes, Leg]:
-        missing = [r.prepared_seq for r in rows if bytes(r.payment_id) not in self._prepared]
-        for body in uow.entry_bodies(missing).values():
-            rec = RemotePrepared.from_body(body)
-            self._prepared[rec.payment_id] = rec
-        legs = {}
-        for r in rows:
-            pid = bytes(r.payment_id)
-            legs[pid] = Leg(pid, r.side, bytes(r.alliance_id), self._prepared[pid].transfer, r.state, r.deadline,
-                            r.code, r.prepared_seq, r.decided_seq)
-        return legs
-
-    def _state(self, uow, *, addresses=(), payment_ids=None, undecided=False, nonces=()):
-        """The part of the ledger state a federation step needs, read under the head lock."""
-        seq, chain = uow.lock_head()
-        st = LedgerState(genesis=self.ledger.genesis, seq=seq)
-        st.alliances.update(self._views(uow))
-        rows = list(uow.leg_rows(payment_ids)) if payment_ids else []
-        if undecided:
-            rows += uow.leg_rows(undecided=True)
-        st.legs.update(self._leg_records(uow, rows))
-        addrs = set(addresses) | {v.peer_account for v in st.alliances.values()}
-        for leg in st.legs.values():
-            addrs.update((leg.transfer.payer, leg.transfer.payee))
-        st.accounts.update(uow.accounts(addrs))
-        st.positions.update(uow.positions(addrs))
-        st.used_nonces.update({k: d for k, (d, _) in uow.nonces(nonces).items()})
-        return st, chain
-
-    # -- appending: the fold's rule, then the rows it implies, in the caller's transaction -------
-    def _append(self, uow, st: LedgerState, chain: bytes, record, at: int, rows: FederationRows | None = None, *,
-                refusable: bool = False) -> bytes:
-        before_pos, before_legs = dict(st.positions), dict(st.legs)
-        before_alliances, before_accounts = dict(st.alliances), set(st.accounts)
-        seq = st.seq + 1
-        try:
-            st.apply_federation(seq, at, record)  # LedgerError here: nothing changed, nothing written
-        except E.LedgerError as exc:
-            if refusable and not isinstance(exc, _NOT_A_VOTE):
-                raise _Refusal(exc) from exc
-            raise
-        body = record.body()
-        entry = Entry.from_body_text(seq, record.KIND.value, at, body, canonical_body(body), chain)
-        batch = PostingBatch(head=(seq, entry.chain_hash))
-        batch.entries.append((seq, entry.kind, at, canonical_body(body), entry.entry_hash, entry.chain_hash))
-        rows = rows or FederationRows()
-        for address in set(st.accounts) - before_accounts:
-            batch.new_accounts.append((address, st.accounts[address].role, st.accounts[address].status, seq))
-        for key, p in st.positions.items():
-            if key[0] not in before_accounts:
-                batch.new_positions.append((key[0], key[1], p.balance, p.credit_limit, p.ceiling))
-                if p.held_out or p.held_in:
-                    rows.positions.append((p.balance, p.credit_limit, p.ceiling, p.held_out, p.held_in, *key))
-            elif before_pos.get(key) != p:
-                rows.positions.append((p.balance, p.credit_limit, p.ceiling, p.held_out, p.held_in, *key))
-        if record.nonce_row is not None:
-            signer, nonce, digest = record.nonce_row
-            batch.nonces.append((signer, str(nonce), digest, seq))
-        for aid, view in st.alliances.items():
-            old = before_alliances.get(aid)
-            if old is None:
-                a = view.alliance
-                rows.new_alliances.append(dict(
-                    alliance_id=aid, peer_community=a.community(view.peer_side), own_side=view.own_side,
-                    peer_node=a.node(view.peer_side), peer_url=a.url_a if view.peer_side == "A" else a.url_b,
-                    peer_account=view.peer_account, status=view.status, recorded_seq=seq, status_seq=None))
-            elif old.status != view.status:
-                rows.alliance_status.append((aid, view.status, seq))
-        for pid, leg in st.legs.items():
-            old = before_legs.get(pid)
-            if old is None:
-                t = leg.transfer
-                rows.new_legs.append(dict(
-                    payment_id=pid, side=leg.side, alliance_id=leg.alliance_id, state=leg.state, payer=t.payer,
-                    payee=t.payee, currency=t.currency, amount=t.amount, payee_currency=t.payee_currency,
-                    delivered=t.delivered, deadline=leg.deadline, code=leg.code, memo_hash=t.memo_hash,
-                    prepared_seq=seq, decided_seq=None))
-                self._prepared[pid] = record
-            elif old.state != leg.state:
-                rows.decided_legs.append((pid, leg.state, leg.code, seq))
-        uow.write(batch)
-        uow.write_federation(rows)
-        return entry.chain_hash
-
     # -- signing -------------------------------------------------------------------------------
     def _sign(self, nm: NodeMessage) -> dict:
         if self.node_key is None:
@@ -180,7 +71,7 @@ class FederationNode:
     def _wire(self, view: AllianceView, m, uow=None) -> dict:
         wire = self._sign(to_node_message(view.alliance_id, m))
         if m.kind == "prepare":
-            rec = self._prepared[m.payment_id]
+            rec = self._store.prepared[m.payment_id]
             wire["transfer"] = remote_transfer_body(rec.transfer)
             wire["payerSignature"] = rec.payer_signature
             memo = uow.remote_memo(m.payment_id) if uow is not None else None
@@ -221,7 +112,7 @@ class FederationNode:
         self._check_own_node(a, view.own_side)
         recover_signer(a.domain(view.peer_side).digest(a.struct_hash()), proposal.get("signature"))
         with self._lock, self.ledger.unit_of_work() as uow:
-            recorded = a.alliance_id in self._views(uow)
+            recorded = a.alliance_id in self._store.views(uow)
             if not recorded:
                 uow.put_proposal(a.alliance_id, alliance_terms_body(a), view.peer_side,
                                  canonical_signature(proposal["signature"]), self.clock())
@@ -259,9 +150,9 @@ class FederationNode:
                 mine = canonical_signature(treasurer_signature)
                 by = recover_signer(a.domain(own).digest(a.struct_hash()), mine)
                 sa, sb = (mine, row.proposer_signature) if own == "A" else (row.proposer_signature, mine)
-                st, chain = self._state(uow, addresses=[by])
+                st, chain = self._store.state(uow, addresses=[by])
                 done = AllianceRecorded(a, own, sa, sb, by)
-                self._append(uow, st, chain, done, self.clock(), FederationRows(drop_proposals=[aid]))
+                self._store.append(uow, st, chain, done, self.clock(), FederationRows(drop_proposals=[aid]))
         return self._acceptance(done.alliance, done.signature_a, done.signature_b)
 
     def receive_acceptance(self, message: dict) -> dict:
@@ -282,9 +173,9 @@ class FederationNode:
                               canonical_signature(message.get("signatureB")))
                     mine = sa if view.own_side == "A" else sb
                     by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), mine)
-                    st, chain = self._state(uow, addresses=[by])
+                    st, chain = self._store.state(uow, addresses=[by])
                     rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
-                    self._append(uow, st, chain, rec, self.clock())
+                    self._store.append(uow, st, chain, rec, self.clock())
         return {"allianceId": hex0x(a.alliance_id), "status": "active"}
 
     def set_status(self, message: dict, signature: str) -> dict:
@@ -300,15 +191,15 @@ class FederationNode:
         sig = canonical_signature(signature)
         by = recover_signer(digest, sig)
         with self._lock, self.ledger.unit_of_work() as uow:
-            st, chain = self._state(uow, addresses=[by], nonces=[(by, str(a.nonce))])
+            st, chain = self._store.state(uow, addresses=[by], nonces=[(by, str(a.nonce))])
             if st.used_nonces.get((by, a.nonce)) != digest:  # else: this very message, already recorded
-                self._append(uow, st, chain, AllianceStatusSet(a, by, sig, digest), self.clock())
+                self._store.append(uow, st, chain, AllianceStatusSet(a, by, sig, digest), self.clock())
         return {"allianceId": hex0x(a.alliance_id), "status": a.status}
 
     def alliances(self) -> list[dict]:
         """Public terms of every alliance recorded here (no personal data)."""
         with self.ledger.unit_of_work(readonly=True) as uow:
-            views = self._views(uow)
+            views = self._store.views(uow)
         return [{"allianceId": hex0x(aid), "peerCommunity": hex0x(v.alliance.community(v.peer_side)),
                  "peerUrl": self._peer_url(v), "peerNode": v.alliance.node(v.peer_side), "side": v.own_side,
                  "peerAccount": v.peer_account, "status": v.status,
@@ -340,7 +231,7 @@ class FederationNode:
             if memo_hash(memo, salt) != t.memo_hash:
                 raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")
         with self._lock, self.ledger.unit_of_work() as uow:
-            st, chain = self._state(uow, addresses=[t.payer], payment_ids=[pid], nonces=[(t.payer, str(t.nonce))])
+            st, chain = self._store.state(uow, addresses=[t.payer], payment_ids=[pid], nonces=[(t.payer, str(t.nonce))])
             if pid in st.legs:
                 return {**self._payment_dict(st.legs[pid]), "outbox": []}
             now = self.clock()
@@ -351,7 +242,7 @@ class FederationNode:
             (entry,) = step.entries
             rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
             rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
-            self._append(uow, st, chain, rec, now, rows)
+            self._store.append(uow, st, chain, rec, now, rows)
             self._legs[pid] = step.leg
             outbox = [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
             result = self._payment_dict(st.legs[pid])
@@ -360,14 +251,14 @@ class FederationNode:
     def payment(self, payment_id: str) -> dict:
         pid = parse_b32(payment_id, "paymentId")
         with self.ledger.unit_of_work(readonly=True) as uow:
-            legs = self._leg_records(uow, uow.leg_rows([pid]))
+            legs = self._store.leg_records(uow, uow.leg_rows([pid]))
         if pid not in legs:
             raise E.UnknownPayment(f"no remote payment {hex0x(pid)} here")
         return self._payment_dict(legs[pid])
 
     def pending(self) -> list[dict]:
         with self.ledger.unit_of_work(readonly=True) as uow:
-            legs = self._leg_records(uow, uow.leg_rows(undecided=True))
+            legs = self._store.leg_records(uow, uow.leg_rows(undecided=True))
         return [self._payment_dict(leg) for leg in legs.values()]
 
     # -- the protocol --------------------------------------------------------------------------
@@ -410,7 +301,7 @@ class FederationNode:
         with self._lock:
             now = self.clock()
             with self.ledger.unit_of_work(readonly=True) as uow:
-                view = self._views(uow).get(nm.alliance_id)
+                view = self._store.views(uow).get(nm.alliance_id)
             verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
             digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
             if digest in self._replay._seen:
@@ -433,10 +324,11 @@ class FederationNode:
         pid = nm.payment_id
         with self.ledger.unit_of_work() as uow:
             extra = [transfer.payee] if transfer is not None else []
-            st, chain = self._state(uow, addresses=extra, payment_ids=[pid])
-            leg_view = st.alliances[st.legs[pid].alliance_id] if pid in st.legs else view
-            if leg_view.alliance_id != view.alliance_id:
-                raise E.UnknownPayment("the payment belongs to another alliance")
+            st, chain = self._store.state(uow, addresses=extra, payment_ids=[pid])
+            known = st.legs.get(pid)
+            if known is not None and (known.alliance_id != view.alliance_id or known.side != side):
+                # a message about a leg this node holds on the other side, or under another alliance
+                raise E.UnknownPayment(f"no {side} leg of payment {hex0x(pid)} under this alliance here")
             now = self.clock()
             leg = self._protocol_leg(st, pid, side)
             step = leg.on(Received(now, msg))
@@ -444,13 +336,13 @@ class FederationNode:
             if step.entries and step.entries[0].kind == "remote.prepared":
                 rows = self._incoming_memo(wire, transfer, pid)
                 try:
-                    chain = self._append(uow, st, chain, self._record_for(step.entries[0], view, (nm, sig), transfer,
+                    chain = self._store.append(uow, st, chain, self._record_for(step.entries[0], view, (nm, sig), transfer,
                                                                          payer_sig), now, rows, refusable=True)
-                except _Refusal as refused:  # the rules refuse: vote REFUSED with the code, write nothing
+                except Refusal as refused:  # the rules refuse: vote REFUSED with the code, write nothing
                     step = leg.on(Received(now, msg, refused.error.code))
             else:
                 for entry in step.entries:
-                    chain = self._append(uow, st, chain, self._record_for(entry, view, (nm, sig)), now)
+                    chain = self._store.append(uow, st, chain, self._record_for(entry, view, (nm, sig)), now)
             self._legs[pid] = step.leg
             return self._wire(view, step.messages[0], uow) if step.messages else None
 
@@ -484,14 +376,14 @@ class FederationNode:
                 return []
             out = []
             with self.ledger.unit_of_work() as uow:
-                st, chain = self._state(uow, payment_ids=unacked, undecided=True)
+                st, chain = self._store.state(uow, payment_ids=unacked, undecided=True)
                 for pid, leg in st.legs.items():
                     view = st.alliances[leg.alliance_id]
                     proto = self._protocol_leg(st, pid, leg.side)
                     event = Tick(now) if self._legs.get(pid) is proto else Restart(now)
                     step = proto.on(event)
                     for entry in step.entries:  # the origin's presumed abort
-                        chain = self._append(uow, st, chain, self._record_for(entry, view, None), now)
+                        chain = self._store.append(uow, st, chain, self._record_for(entry, view, None), now)
                     self._legs[pid] = step.leg
                     out += [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
             return out

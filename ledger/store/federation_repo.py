@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, insert, select, update
 
 from . import tables as T
-from .federation_tables import alliances as AL, federation_proposals as FP, remote_legs as RL, remote_memos as RM
+from .federation_tables import alliances as AL
+from .federation_tables import federation_proposals as FP
+from .federation_tables import remote_legs as RL
+from .federation_tables import remote_memos as RM
 
 
 @dataclass

@@ -8,7 +8,7 @@ accepted). Every column is declared in ledger/privacy/policy.json. Created by mi
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, LargeBinary, String, Table, Text
+from sqlalchemy import (BigInteger, Column, ForeignKey, Index, LargeBinary, String, Table, Text)
 
 from .tables import ADDRESS, metadata
 
