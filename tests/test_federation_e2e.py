@@ -12,17 +12,17 @@ The long fault run is benchmarks/federation.py --faults.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
 
-pytest.importorskip("ledger.federation.node", reason="FederationNode (helper fedledger) not merged yet")
-
 from .federation_nodes import (
     Node,
     Payment,
     ally,
+    ayni,
     check_books,
     post,
     remote_payment,
@@ -48,7 +48,7 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
     a, b = Node("A", f"sqlite:///{tmp_path}/a.db", tmp_path / "A"), Node("B", f"sqlite:///{tmp_path}/b.db",
                                                                          tmp_path / "B")
     try:
-        _start([a, b])
+        alliance_id = _start([a, b])
         payments: list[Payment] = []
 
         def pay(origin, dest, i, j, amount, *, hook=None, **kw):
@@ -111,8 +111,24 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
         # after recovery, more payments flow both ways
         assert pay(b, a, 1, 1, 2).answers[-1] == (201, "committed")
         assert pay(a, b, 1, 1, 2).answers[-1] == (201, "committed")
+
+        # B's treasurer suspends: new payments are refused either way; resuming lets them flow
+        treasurer_b = ("--node", b.base, "--keystore", str(b.treasurer_keystore), "--password-file", str(b.password_file))
+        assert ayni("federation", "suspend", alliance_id, *treasurer_b).returncode == 0
+        assert pay(a, b, 2, 2, 2).answers[-1] == (422, "alliance_not_active")
+        assert pay(b, a, 2, 2, 2).answers[-1] == (422, "alliance_not_active")
+        r = ayni("federation", "suspend", alliance_id, *treasurer_b)
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr  # already suspended
+        assert ayni("federation", "resume", alliance_id, *treasurer_b).returncode == 0
+        assert pay(a, b, 2, 2, 2).answers[-1] == (201, "committed")
+        listed = json.loads(ayni("federation", "alliances", "--node", a.base, "--json").stdout)
+        assert [(x["allianceId"], x["status"]) for x in listed] == [(alliance_id, "active")]
+
         states = settle([a, b], payments, timeout=30)
         check_books(a, b, payments, states)
+        for n in (a, b):
+            r = ayni("federation", "status", "--db", n.db_url)
+            assert r.returncode == 0 and "no remote payment in flight" in r.stdout, r.stdout + r.stderr
     except BaseException:
         print("A:", a.log_tail(), "\nB:", b.log_tail())
         raise
