@@ -97,3 +97,70 @@ def test_demo_federation_links_two_communities_and_pays_both_ways(tmp_path):
     assert r.stdout.count("committed") == 4 and "rate_mismatch" in r.stdout and "credit_limit_exceeded" in r.stdout
     assert "mirror each other" in r.stdout and "NO" not in r.stdout
     assert (tmp_path / "federation-a.db").exists() and (tmp_path / "federation-b.db").exists()
+
+
+def _allied_pair(tmp_path):
+    """Two communities in this process, allied, each with its HTTP app (no sockets)."""
+    from rich.console import Console
+
+    from ledger.cli.demo_federation import COMMUNITIES, Community, _ally
+    from ledger.federation.local import LocalNetwork
+    net = LocalNetwork()
+    a, b = (Community(tmp_path / f"{i}.db", name, url, members, net)
+            for i, (name, url, members) in zip("ab", COMMUNITIES))
+    _ally(a, b, Console(file=open(tmp_path / "out.txt", "w")))
+    apps = [create_app(c.ledger, Settings(db_url=f"sqlite:///{tmp_path}/{i}.db",
+                                          secret_file=str(tmp_path / f"{i}.key")), federation=c.fed)
+            for i, c in zip("ab", (a, b))]
+    return a, b, apps
+
+
+def _signed_transfer(a, b, amount=10, delivered=None):
+    import time
+
+    from ledger.core.federation import RemoteTransfer
+    payer, payee = a.members["Amaru"], b.members["Inti"]
+    t = RemoteTransfer.create(payer=address_of_key(payer), payee_community=b.domain.salt,
+                              payee=address_of_key(payee), currency="HOUR", amount=amount, payee_currency="HOUR",
+                              delivered=amount if delivered is None else delivered, nonce=time.time_ns(),
+                              valid_until=int(time.time()) + 600)
+    return {"message": t.message(), "signature": a.sign(t.struct_hash(), payer)}
+
+
+def test_node_endpoints_refuse_bad_node_input_with_the_ledger_codes_and_ignore_member_tokens(tmp_path):
+    from ledger.core.federation import NodeMessage, sign_node_message
+    from ledger.signing import new_key
+    a, b, (app_a, app_b) = _allied_pair(tmp_path)
+    body = _signed_transfer(a, b)
+    leg = a.fed.node.submit(body["message"], body["signature"])
+    (_url, prepare), = leg["outbox"]
+    with TestClient(app_b) as client_b:
+        # signed by a key that is not A's node key: 403, nothing written at B
+        forged = dict(prepare)
+        nm = NodeMessage.from_message(prepare["message"])
+        forged["signature"] = sign_node_message(new_key(), a.domain, nm)
+        r = client_b.post("/v1/federation/messages", json=forged)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_node_signature", r.text
+        assert b.fed.node.pending() == []
+        # the genuine message, with a member token that means nothing here: B votes
+        r = client_b.post("/v1/federation/messages", json=prepare, headers={"Authorization": "Bearer not-a-token"})
+        assert r.status_code == 200 and r.json()["message"]["kind"] == "prepared", r.text
+        # the same signed message again: a replay, refused
+        r = client_b.post("/v1/federation/messages", json=prepare)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "stale_node_message", r.text
+        # an unknown alliance
+        other = NodeMessage.create(alliance_id="0x" + "77" * 32, payment_id=nm.payment_id, kind="prepare", at=nm.at)
+        r = client_b.post("/v1/federation/messages", json={"message": other.message(), "signature": "0x" + "00" * 65})
+        assert r.status_code in (403, 404) and r.json()["error"]["code"] in ("unknown_alliance",
+                                                                             "wrong_node_signature"), r.text
+    with TestClient(app_a) as client_a:
+        # the payer's endpoint: a rate outside the alliance's is refused with its code, nothing written
+        r = client_a.post("/v1/remote-transfers", json=_signed_transfer(a, b, 10, delivered=12))
+        assert r.status_code == 422 and r.json()["error"]["code"] == "rate_mismatch", r.text
+        # a good one commits at once (201) and is then readable by its id
+        r = client_a.post("/v1/remote-transfers", json=_signed_transfer(a, b, 7))
+        assert r.status_code == 201 and r.json()["state"] == "committed", r.text
+        got = client_a.get(f"/v1/remote-transfers/{r.json()['paymentId']}").json()
+        assert got["state"] == "committed" and got["amount"] == 7 and "payer" not in got
+    for c in (a, b):
+        c.ledger.close()
