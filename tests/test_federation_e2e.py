@@ -85,6 +85,10 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
         b.proxy.fault("commit", "duplicate")
         b.proxy.fault("prepare", "duplicate")
         pay(a, b, 2, 2, 9)
+        # delayed and reordered: this COMMIT reaches B after the next payment's whole exchange
+        b.proxy.fault("commit", "delay", seconds=1.5)
+        pay(a, b, 0, 2, 4)
+        pay(a, b, 1, 3, 4)
 
         # SIGKILL the destination right after it received PREPARE (its prepared leg is durable)
         pay(a, b, 3, 0, 11, hook=(b.proxy, "prepare", b.killer()))
