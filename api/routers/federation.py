@@ -38,8 +38,9 @@ WIRE = Body(..., description="a wire message signed by the peer's node key (docs
                                    "kind": "prepare", "code": "", "at": 0}, "signature": "0x"}])
 
 
-def federation(request: Request):
-    """This node's Federation (node + transport), or 404 when no node key is configured."""
+async def federation(request: Request):
+    """This node's Federation (node + transport), or 404 when no node key is configured.
+    (async: no I/O here, so no threadpool hop of its own.)"""
     fed = getattr(request.app.state, "federation", None)
     if fed is None:
         raise E.LedgerError("this node takes no part in a federation (no node key configured)", code="not_found")
@@ -177,12 +178,13 @@ async def post_remote_transfer(body: PostRemoteTransfer, fed=Depends(federation)
     """Pay a member of an allied community: 201 once committed on this node (the payee's node
     is then bound to credit it), 202 if still undecided after a short wait, 4xx if refused
     here or by the payee's node (its code)."""
-    submitted = await run_in_threadpool(fed.node.submit, body.message.model_dump(), body.signature,
-                                        body.memo, body.memoSalt)
-    leg = submitted
-    if submitted.get("state") == "prepared":
-        leg = await run_in_threadpool(send_payment_now, fed.transport, submitted, wait_s=WAIT_FOR_DECISION_S)
-    return _decision_response(leg)
+    def submit_and_send() -> dict:  # one threadpool hop for the whole blocking part
+        submitted = fed.node.submit(body.message.model_dump(), body.signature, body.memo, body.memoSalt)
+        if submitted.get("state") != "prepared":
+            return submitted
+        return send_payment_now(fed.transport, submitted, wait_s=WAIT_FOR_DECISION_S)
+
+    return _decision_response(await run_in_threadpool(submit_and_send))
 
 
 def _decision_response(leg: dict) -> JSONResponse:
