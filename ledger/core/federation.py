@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from . import errors as E
 from .addresses import normalize_address, to_checksum
@@ -191,7 +192,8 @@ class Alliance:
 
     @property
     def alliance_id(self) -> bytes:
-        return self.struct_hash()
+        # asked on every protocol step; the terms are immutable, so hash them once
+        return _alliance_hash(self)
 
     def message(self) -> dict:
         return {"communityA": _hex(self.community_a), "chainIdA": self.chain_id_a, "nodeA": self.node_a,
@@ -223,6 +225,11 @@ class Alliance:
             if p.currencies(direction)[0] == currency:
                 return p
         raise E.UnknownCurrency(f"currency {currency} does not cross this alliance in direction {direction}")
+
+
+@lru_cache(maxsize=256)
+def _alliance_hash(alliance: Alliance) -> bytes:
+    return alliance.struct_hash()
 
 
 def alliance_id(alliance: Alliance) -> bytes:

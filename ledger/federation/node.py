@@ -300,8 +300,7 @@ class FederationNode:
             return None
         with self._lock:
             now = self.clock()
-            with self.ledger.unit_of_work(readonly=True) as uow:
-                view = self._store.views(uow).get(nm.alliance_id)
+            view = self._view_to_verify(nm.alliance_id)
             verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
             digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
             if digest in self._replay._seen:
@@ -316,9 +315,26 @@ class FederationNode:
                                   transfer.payee_currency, transfer.delivered)
             msg = from_node_message(nm, payment)
             side = "in" if nm.kind in ("prepare", "commit", "abort") else "out"
-            reply = self._step(view, nm, sig, msg, side, wire, transfer, payer_sig)
+            if nm.kind == "ack":
+                # the destination applied our decision: only the volatile "delivered" flag changes,
+                # so no transaction (and no head lock) is needed
+                cached = self._legs.get(nm.payment_id)
+                if isinstance(cached, OriginLeg):
+                    self._legs[nm.payment_id] = cached.on(Received(now, msg)).leg
+                reply = None
+            else:
+                reply = self._step(view, nm, sig, msg, side, wire, transfer, payer_sig)
             self._replay.check_and_remember(digest, nm.at, now)
             return reply
+
+    def _view_to_verify(self, alliance_id: bytes) -> AllianceView | None:
+        """The alliance whose node key signs the message. Terms never change once recorded, so a
+        known alliance needs no read; its status is the rules' business, under the head lock."""
+        a = self._store.terms.get(alliance_id)
+        if a is not None:
+            return AllianceView(a, a.side_of(self.community_id))
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            return self._store.views(uow).get(alliance_id)
 
     def _step(self, view, nm, sig, msg, side, wire, transfer, payer_sig) -> dict | None:
         pid = nm.payment_id

@@ -5,11 +5,11 @@ head lock when the caller took it)."""
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, insert, select, update
 
-from . import tables as T
 from .federation_tables import alliances as AL
 from .federation_tables import federation_proposals as FP
 from .federation_tables import remote_legs as RL
@@ -29,31 +29,47 @@ class FederationRows:
     drop_proposals: list[bytes] = field(default_factory=list)
 
 
+# Every federation step reads these under the head lock: plain SQL on the driver's cursor, as
+# the posting hot path does (ledger.store.posting_sql), since SQLAlchemy's per-statement cost
+# was most of a step's time.
+AllianceRow = namedtuple("AllianceRow", [c.name for c in AL.columns])
+LegRow = namedtuple("LegRow", [c.name for c in RL.columns])
+_ALLIANCE_COLUMNS = ", ".join(AllianceRow._fields)
+_LEG_COLUMNS = ", ".join(LegRow._fields)
+
+
 class FederationRepository:
     conn = None  # set by the unit of work
     sql = None
-    cur = None
+
+    def _mark(self) -> str:
+        return "%s" if self.sql.pg else "?"
 
     def alliance_rows(self) -> list:
-        return self.conn.execute(select(AL).order_by(AL.c.recorded_seq)).all()
+        self.cur.execute(f"SELECT {_ALLIANCE_COLUMNS} FROM alliances ORDER BY recorded_seq")
+        return [AllianceRow(*r) for r in self.cur.fetchall()]
 
     def leg_rows(self, payment_ids=None, *, undecided: bool = False) -> list:
-        q = select(RL)
+        where, params = [], []
         if payment_ids is not None:
             ids = sorted(set(payment_ids))
             if not ids:
                 return []
-            q = q.where(RL.c.payment_id.in_(ids))
+            where.append(f"payment_id IN ({', '.join([self._mark()] * len(ids))})")
+            params += ids
         if undecided:
-            q = q.where(RL.c.state == "prepared")
-        return self.conn.execute(q.order_by(RL.c.prepared_seq)).all()
+            where.append("state = 'prepared'")
+        self.cur.execute(f"SELECT {_LEG_COLUMNS} FROM remote_legs"
+                         + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY prepared_seq", params)
+        return [LegRow(*r) for r in self.cur.fetchall()]
 
     def entry_bodies(self, seqs) -> dict[int, dict]:
         seqs = sorted(set(seqs))
         if not seqs:
             return {}
-        rows = self.conn.execute(select(T.entries.c.seq, T.entries.c.body).where(T.entries.c.seq.in_(seqs))).all()
-        return {r.seq: json.loads(r.body) for r in rows}
+        self.cur.execute(f"SELECT seq, body FROM entries WHERE seq IN ({', '.join([self._mark()] * len(seqs))})",
+                         seqs)
+        return {seq: json.loads(body) for seq, body in self.cur.fetchall()}
 
     def remote_memo(self, payment_id: bytes):
         return self.conn.execute(select(RM).where(RM.c.payment_id == payment_id)).first()
@@ -76,11 +92,13 @@ class FederationRepository:
             self.conn.execute(insert(AL), r.new_alliances)
         for alliance_id, status, seq in r.alliance_status:
             self.conn.execute(update(AL).where(AL.c.alliance_id == alliance_id).values(status=status, status_seq=seq))
+        m = self._mark()
         if r.new_legs:
-            self.conn.execute(insert(RL), r.new_legs)
-        for payment_id, state, code, seq in r.decided_legs:
-            self.conn.execute(update(RL).where(RL.c.payment_id == payment_id)
-                              .values(state=state, code=code, decided_seq=seq))
+            self.cur.executemany(f"INSERT INTO remote_legs ({_LEG_COLUMNS}) VALUES ({', '.join([m] * len(LegRow._fields))})",
+                                 [tuple(leg[c] for c in LegRow._fields) for leg in r.new_legs])
+        if r.decided_legs:
+            self.cur.executemany(f"UPDATE remote_legs SET state = {m}, code = {m}, decided_seq = {m} WHERE payment_id = {m}",
+                                 [(state, code, seq, pid) for pid, state, code, seq in r.decided_legs])
         if r.memos:
             self.conn.execute(insert(RM), [dict(payment_id=p, salt=s, memo=m) for p, s, m in r.memos])
         for alliance_id in r.drop_proposals:
