@@ -101,7 +101,7 @@ def run_federation_demo(db_dir: Path, console: Console | None = None) -> dict:
                 _pay(a, b, "Rosa", "Nina", 120, console), _pay(b, a, "Inti", "Amaru", 30, console)]
     console.print("Refusals, nothing written on either side:")
     refused = [_pay(a, b, "Killa", "Wayra", 10, console, delivered=12),   # not the alliance's rate
-               _pay(b, a, "Nina", "Rosa", 400, console)]                  # beyond Nina's credit limit
+               _pay(b, a, "Nina", "Rosa", 450, console)]                  # beyond Nina's credit limit
     ok = outcomes == ["committed"] * 4 and refused == ["rate_mismatch", "credit_limit_exceeded"]
     console.rule("Both ledgers")
     for c, other in ((a, b), (b, a)):
