@@ -35,7 +35,7 @@ from . import errors
 from .auth import SiweAuth, load_or_create_secret
 from .context import Context
 from .metrics import LimitsAndMetrics, Metrics
-from .routers import accounts, audit, community, privacy, requests, service, transfers
+from .routers import accounts, audit, community, federation, privacy, requests, service, transfers
 from .schemas import Error
 from .webapp import mount_web_app
 
@@ -94,7 +94,8 @@ ERROR_RESPONSES = {status: {"model": Error, "description": text} for status, tex
 
 # in this order: the web app is mounted last so every API route takes precedence
 ROUTERS = (service.router, community.community_router, community.auth_router, transfers.router,
-           accounts.router, audit.router, audit.anchoring_router, requests.router, privacy.router)
+           accounts.router, audit.router, audit.anchoring_router, requests.router, privacy.router,
+           federation.router)
 
 
 def build_context(ledger: Ledger, settings: Settings) -> Context:
@@ -118,7 +119,8 @@ def build_context(ledger: Ledger, settings: Settings) -> Context:
     return ctx
 
 
-def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
+def create_app(ledger: Ledger, settings: Settings | None = None, federation=None) -> FastAPI:
+    """`federation`: a ledger.federation.runtime.Federation when this node has a node key."""
     settings = settings or Settings()
     ctx = build_context(ledger, settings)
 
@@ -132,6 +134,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
                   "Errors: {\"error\": {\"code\", \"message\"}}. Sign in with Ethereum (EIP-4361), then send "
                   "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
+    app.state.federation = federation
     errors.install(app)
     too_large = json.dumps(errors.error_body("payload_too_large", f"bodies are limited to {MAX_BODY} bytes")).encode()
     app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large)
@@ -143,5 +146,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` (each worker process builds its own app)."""
+    from ledger.federation.runtime import federation_from_env
     settings = Settings.from_env()
-    return create_app(Ledger.open(settings.db_url, migrate=False), settings)
+    ledger = Ledger.open(settings.db_url, migrate=False)
+    return create_app(ledger, settings, federation=federation_from_env(ledger))

@@ -11,6 +11,7 @@ command that silently vanishes (tests/test_cli.py lists every command `ayni --he
     costs.py      cost-report
     privacy.py    data-policy, retention run, stats, org add|remove|list
     bench.py      bench
+    federation.py federation new-key|propose|accept|suspend|resume|end|alliances|status
     options.py    --db / --json, defined once; `fail`: one line, non-zero exit
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import typer
 
 from ..core.errors import LedgerError
-from . import anchoring, bench, books, costs, demo, privacy, serve
+from . import anchoring, bench, books, costs, demo, federation, privacy, serve
 from .options import print_error
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -54,6 +55,9 @@ org_app.command("add")(privacy.org_add)
 org_app.command("remove")(privacy.org_remove)
 org_app.command("list")(privacy.org_list)
 app.command()(bench.bench)
+fed_app = _group("federation", "Alliances with other communities and remote payments (docs/federation.md).")
+for _name in ("new-key", "propose", "accept", "suspend", "resume", "end", "alliances", "status"):
+    fed_app.command(_name)(getattr(federation, "federation_" + _name.replace("-", "_")))
 
 
 def _storage_fault(exc: Exception) -> bool:

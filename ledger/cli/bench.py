@@ -112,6 +112,11 @@ def figures(name: str, r: dict) -> list[tuple[str, object, float | None, str]]:
         add("reconcile with signatures, entries/s", r.get("full_entries_per_s"), r.get("full_vs_raw_keccak"), "keccak")
         add("reconcile without signatures, entries/s", r.get("no_signatures_entries_per_s"),
             r.get("no_signatures_vs_raw_keccak"), "keccak")
+    elif name == "federation":  # its ratio is to local payments on the same node, same run
+        add("local payments/s over HTTP (same node)", _g(r, "local", "per_second"))
+        add("remote payments/s over HTTP (two nodes)", _g(r, "remote", "per_second"),
+            r.get("remote_over_local_throughput"), "local payments/s")
+        add("p99 latency local / remote, ms", f"{_g(r, 'local', 'p99_ms')} / {_g(r, 'remote', 'p99_ms')}")
     elif name == "fuzz_api":
         add("fuzzed requests served / 5xx", f"{sum((r.get('requests_served_by_status') or {}).values())} / "
             f"{r.get('server_errors_5xx')}")

@@ -48,8 +48,15 @@ DEMO_COMMUNITY = "Cuidado Mutuo (demo)"
 def demo(db: str = typer.Option(DEFAULT_DEMO_DB, "--db", help="SQLite database the demo recreates: a sqlite:/// "
                                 "URL (or a file path)"),
          transfers: int = typer.Option(300, min=1, max=100_000, help="Random transfers to attempt"),
-         seed: int = typer.Option(None, help="Random seed for a repeatable run")) -> None:
+         seed: int = typer.Option(None, help="Random seed for a repeatable run"),
+         federation: bool = typer.Option(False, "--federation", help="Instead: two allied communities paying "
+                                         "each other across their two ledgers (docs/federation.md)")) -> None:
     """Run a small care cooperative end to end on embedded SQLite."""
+    if federation:
+        from .demo_federation import run_federation_demo
+        if not run_federation_demo(demo_file(db).parent)["ok"]:
+            fail("an invariant failed: see above")
+        return
     try:
         result = run_demo(database_url(db), transfers=transfers, seed=seed)
     except E.InvalidInput as exc:

@@ -55,7 +55,19 @@ def serve(db: Db = None,
           forwarded_allow_ips: str = typer.Option(None, envvar="AYNI_FORWARDED_ALLOW_IPS", help=(
               "Comma-separated proxy addresses whose X-Forwarded-For/-Proto are believed (e.g. 127.0.0.1 "
               "for a TLS proxy such as Caddy on this host). Default: none, so a client cannot pick the "
-              "address its rate limits are counted under"))
+              "address its rate limits are counted under")),
+          node_keystore: Path = typer.Option(None, envvar="AYNI_NODE_KEYSTORE", help="Encrypted keystore of "
+                                             "this node's federation key (`ayni federation new-key`): takes "
+                                             "part in alliances and drives remote payments"),
+          node_password_file: Path = typer.Option(None, help="File holding the node keystore passphrase "
+                                                  "(else $AYNI_NODE_PASSWORD, else a hidden prompt)"),
+          node_url: str = typer.Option(None, envvar="AYNI_NODE_URL", help="URL allied nodes reach this node at "
+                                       "(default: the public URI)"),
+          federation_timeout_ms: int = typer.Option(60_000, min=1000, envvar="AYNI_FEDERATION_TIMEOUT_MS",
+                                                    help="A remote payment commits within this long of being "
+                                                    "prepared, or aborts"),
+          federation_retry_ms: int = typer.Option(2_000, min=50, envvar="AYNI_FEDERATION_RETRY_MS",
+                                                  help="Re-send interval of protocol messages")
           ) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json) and the member web app at /.
 
@@ -81,6 +93,10 @@ def serve(db: Db = None,
         _note("note: several workers on SQLite serialise on one file; PostgreSQL is the production path")
     uri = public_uri or f"http://{host}:{port}"
     prepare_session_key_dir()
+    if node_keystore is not None:
+        from .federation import start_driver
+        start_driver(ledger, node_keystore, node_password_file, node_url or uri,
+                     timeout_ms=federation_timeout_ms, retry_ms=federation_retry_ms)
     os.environ.update({"AYNI_DB_URL": db, "AYNI_PUBLIC_URI": uri,
                        "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
     if contract:
