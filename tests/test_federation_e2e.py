@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -141,10 +142,24 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
         b.close()
 
 
+@pytest.fixture
+def fresh_pg_database(pg_server_url):
+    """A PostgreSQL database of this test's own (the session's shared one holds other tests' data)."""
+    from sqlalchemy import create_engine, text
+    name = f"ayni_fed_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_server_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield pg_server_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.mark.postgres
-def test_postgres_and_sqlite_nodes_pay_each_other_concurrently_across_a_kill(tmp_path, pg_server_url):
+def test_postgres_and_sqlite_nodes_pay_each_other_concurrently_across_a_kill(tmp_path, fresh_pg_database):
     # A: PostgreSQL with two uvicorn workers (each opens the node; only the parent drives)
-    a = Node("A", pg_server_url, tmp_path / "A", members=6, workers=2)
+    a = Node("A", fresh_pg_database, tmp_path / "A", members=6, workers=2)
     b = Node("B", f"sqlite:///{tmp_path}/b.db", tmp_path / "B", members=6)
     try:
         _start([a, b])

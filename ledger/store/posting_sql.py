@@ -17,7 +17,8 @@ class PostingSQL:
         self._mark = mark
         self.head = ("SELECT seq, chain_hash FROM ledger_head WHERE id = 1"
                      + (" FOR UPDATE" if self.pg else ""))
-        self.chain_hash_at = f"SELECT chain_hash FROM entries WHERE seq = {mark}"  # the head's own entry
+        # the head's own entry and whether any entry lies beyond it (two rows at most, by primary key)
+        self.entries_from = f"SELECT seq, chain_hash FROM entries WHERE seq >= {mark} ORDER BY seq LIMIT 2"
         self.move_head = f"UPDATE ledger_head SET seq = {mark}, chain_hash = {mark} WHERE id = 1"
         self.insert_entry = f"INSERT INTO entries (seq, kind, at, body, entry_hash, chain_hash) VALUES ({', '.join([mark] * 6)})"
         self.insert_nonce = f"INSERT INTO signed_actions (signer, nonce, digest, seq) VALUES ({', '.join([mark] * 4)})"

@@ -97,13 +97,16 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
             return None
         seq, chain_hash = row[0], bytes(row[1])
         if seq:
-            self.cur.execute(self.sql.chain_hash_at, (seq,))
-            found = self.cur.fetchone()
-            if found is None or bytes(found[0]) != chain_hash:
-                raise IntegrityViolation(f"the log's head names entry {seq}, but "
-                                         + ("there is no such entry" if found is None else
-                                            "that entry's chain hash differs")
-                                         + ": the database was altered; nothing was written (run `ayni verify`)")
+            self.cur.execute(self.sql.entries_from, (seq,))
+            rows = self.cur.fetchall()
+            problem = ("there is no such entry" if not rows or rows[0][0] != seq else
+                       "that entry's chain hash differs" if bytes(rows[0][1]) != chain_hash else
+                       f"entry {rows[1][0]} lies beyond it" if len(rows) > 1 else None)
+            if problem:
+                # a head moved back would otherwise make every posting collide with an existing
+                # entry and be told to retry for ever; moved forward, it would open a gap
+                raise IntegrityViolation(f"the log's head names entry {seq}, but {problem}: the database "
+                                         "was altered; nothing was written (run `ayni verify`)")
         return seq, chain_hash
 
     def head(self):
