@@ -1,0 +1,105 @@
+"""The wallet's federation commands against two real `ayni serve` nodes allied through the CLI
+(tests/federation_nodes.py): `ayni-wallet pay` to a member of the allied community, and
+`ayni-wallet reconcile-peer` passing on honest logs and failing, with the exact discrepancy,
+on a log that lost a committed leg."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ledger.core.codec import hex0x
+from ledger.core.peer_reconcile import NodeLog, reconcile_peers
+
+from .federation_nodes import PASSWORD, Node, ally, ayni, post, remote_payment, settle
+
+WALLET = Path(sys.executable).parent / "ayni-wallet"
+
+
+def wallet(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
+    env.update(HOME=str(home), XDG_DATA_HOME=str(home / "data"), XDG_CONFIG_HOME=str(home / "config"))
+    return subprocess.run([str(WALLET), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _treasurer(n: Node, prefix: str = "") -> list[str]:
+    return [f"--{prefix}api", n.base, f"--{prefix}key", str(n.treasurer_keystore),
+            f"--{prefix}password-file", str(n.password_file)]
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fedwallet")
+    a = Node("A", f"sqlite:///{tmp}/a.db", tmp / "A")
+    b = Node("B", f"sqlite:///{tmp}/b.db", tmp / "B")
+    try:
+        for n in (a, b):
+            n.create()
+        for n in (a, b):
+            n.start()
+        ally(a, b)
+        yield a, b, tmp
+    finally:
+        a.close()
+        b.close()
+
+
+def _write_export(path: Path, entries: list[dict]) -> None:
+    from ledger.core import log_format
+    head = entries[-1]["seq"] if entries else 0
+    lines = [log_format.dumps(log_format.header("", head, int(time.time() * 1000)))]
+    lines += [log_format.dumps(e) for e in entries]
+    lines.append(log_format.dumps({"end": {"headSeq": head, "entries": len(entries)}}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_reconcile_peer_passes_then_names_the_lost_leg(nodes):
+    a, b, tmp = nodes
+    payments = [remote_payment(a, b, 0, 1, 30), remote_payment(b, a, 2, 3, 20), remote_payment(a, b, 1, 0, 7)]
+    for p in payments:
+        assert post(a if p.origin == "A" else b, p)[0] == 201, p.answers
+    settle([a, b], payments, timeout=20)
+
+    r = wallet("reconcile-peer", *_treasurer(a), *_treasurer(b, "peer-"), "--json", home=tmp / "home")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] and report["paymentsChecked"] >= 3 and report["inFlight"] == 0, report
+
+    # B's export, and the same export cut just before B committed A's last payment: a valid log
+    # on its own (a prefix of one), but A committed a leg B never did.
+    out = tmp / "b.jsonl"
+    e = ayni("export-log", "--db", b.db_url, "--out", str(out))
+    assert e.returncode == 0, e.stderr
+    r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(out), "--json", home=tmp / "home")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    entries = [json.loads(line) for line in out.read_text().splitlines()[1:-1]]
+    last = payments[-1].payment_id
+    cut = next(x["seq"] for x in entries if x["kind"] == "remote.committed" and x["body"]["paymentId"] == last)
+    tampered = tmp / "b-cut.jsonl"
+    _write_export(tampered, [x for x in entries if x["seq"] < cut])
+    # A committed, B only prepared: in flight (B's COMMIT may be on its way) until the timeout
+    r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(tampered), "--json", home=tmp / "home")
+    assert r.returncode == 0, r.stdout + r.stderr
+    found = json.loads(r.stdout)
+    assert found["inFlight"] == 1 and "in flight" in found["warnings"][0], found
+    # past the timeout, the prepared leg is the discrepancy, named by its payment
+    time.sleep(1.1)
+    r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(tampered), "--pending-timeout", "1",
+               home=tmp / "home")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "pending at seq" in r.stdout and f"payment {last}" in r.stdout, r.stdout
+
+    # drop the whole leg at B (prepared and committed): A's committed leg has no twin
+    prepared = next(x["seq"] for x in entries if x["kind"] == "remote.prepared" and x["body"]["paymentId"] == last)
+    _write_export(tampered, [x for x in entries if x["seq"] < prepared])
+    r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(tampered), home=tmp / "home")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"remote_leg" in r.stdout and f"payment {last}" in r.stdout and "a committed twin on the peer log" \
+        in r.stdout, r.stdout
+    assert "peer_mirror" in r.stdout, r.stdout  # B's peer account for A lacks the 7 A paid
