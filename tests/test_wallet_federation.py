@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,64 @@ def _write_export(path: Path, entries: list[dict]) -> None:
     lines += [log_format.dumps(e) for e in entries]
     lines.append(log_format.dumps({"end": {"headSeq": head, "entries": len(entries)}}))
     path.write_text("\n".join(lines) + "\n")
+
+
+def _member(n: Node, i: int, tmp: Path) -> list[str]:
+    from ledger.chain.keys import write_keystore
+
+    from .federation_nodes import FAST_SCRYPT_N
+    path = tmp / f"{n.name}-member{i}.json"
+    if not path.exists():
+        write_keystore(str(path), n.keys[i], PASSWORD, scrypt_n=FAST_SCRYPT_N)
+    return ["--api", n.base, "--key", str(path), "--password-file", str(n.password_file)]
+
+
+@dataclass
+class _Paid:
+    payment_id: str
+    origin: str
+
+
+def test_wallet_pays_a_member_of_the_allied_community(nodes):
+    a, b, tmp = nodes
+    home = tmp / "home"
+    # <community>:<address>: both amounts shown before signing, committed on both nodes
+    r = wallet("pay", f"{hex0x(b.community)}:{b.address(1)}", "12m", "-c", "HOUR", "--yes", "--json",
+               *_member(a, 0, tmp), home=home)
+    assert r.returncode == 0, r.stdout + r.stderr
+    answer = json.loads(r.stdout)
+    assert answer["state"] == "committed" and answer["message"]["payee"] == b.address(1), answer
+    minor = answer["message"]["amount"]
+    assert answer["message"]["delivered"] == minor and answer["message"]["payeeCurrency"] == "HOUR"
+    assert f"the payee receives {minor} minor units of HOUR" in r.stderr, r.stderr
+    states = settle([a, b], [_Paid(answer["paymentId"], "A")], timeout=20)
+    assert states[answer["paymentId"]] == ("committed", "committed"), states
+
+    # --community and the other direction, human output
+    r = wallet("pay", a.address(2), "3m", "-c", "HOUR", "--community", hex0x(a.community), "--yes",
+               *_member(b, 3, tmp), home=home)
+    assert r.returncode == 0 and "committed, payment 0x" in r.stdout, r.stdout + r.stderr
+
+    # refusals: one line with the code, non-zero exit, nothing paid
+    unknown = "0x" + "ab" * 32
+    r = wallet("pay", f"{unknown}:{b.address(1)}", "1m", "-c", "HOUR", "--yes", *_member(a, 0, tmp), home=home)
+    assert r.returncode == 1 and "unknown_alliance" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = wallet("pay", f"{hex0x(b.community)}:{b.address(1)}", "100000", "-c", "HOUR", "--yes",
+               *_member(a, 1, tmp), home=home)
+    assert r.returncode == 1 and "refused: " in r.stderr and "nothing was paid" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+    # the payee's node down: prepared here, pending with the payment id; it settles on its own
+    b.stop()
+    try:
+        r = wallet("pay", f"{hex0x(b.community)}:{b.address(0)}", "1m", "-c", "HOUR", "--yes",
+                   *_member(a, 2, tmp), home=home)
+        assert r.returncode == 0 and "pending: payment 0x" in r.stdout, r.stdout + r.stderr
+    finally:
+        b.start()
+    pid = r.stdout.split("pending: payment ")[1].split()[0]
+    states = settle([a, b], [_Paid(pid, "A")], timeout=30)  # one outcome on both sides
+    assert states[pid] in (("committed", "committed"), ("aborted", "aborted"), ("aborted", "none")), states
 
 
 def test_reconcile_peer_passes_then_names_the_lost_leg(nodes):
