@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core.codec import hex0x
-from ledger.core.peer_reconcile import NodeLog, reconcile_peers
+from ledger.core.federation import peer_address
 
 from .federation_nodes import PASSWORD, Node, ally, ayni, post, remote_payment, settle
 
@@ -50,12 +50,12 @@ def nodes(tmp_path_factory):
         b.close()
 
 
-def _write_export(path: Path, entries: list[dict]) -> None:
+def _write_export(path: Path, entries: list[dict], end: dict | None = None) -> None:
     from ledger.core import log_format
     head = entries[-1]["seq"] if entries else 0
     lines = [log_format.dumps(log_format.header("", head, int(time.time() * 1000)))]
     lines += [log_format.dumps(e) for e in entries]
-    lines.append(log_format.dumps({"end": {"headSeq": head, "entries": len(entries)}}))
+    lines.append(log_format.dumps({"end": {**(end or {}), "headSeq": head, "entries": len(entries)}}))
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -159,6 +159,60 @@ def test_reconcile_peer_passes_then_names_the_lost_leg(nodes):
     _write_export(tampered, [x for x in entries if x["seq"] < prepared])
     r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(tampered), home=tmp / "home")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert f"remote_leg" in r.stdout and f"payment {last}" in r.stdout and "a committed twin on the peer log" \
+    assert "remote_leg" in r.stdout and f"payment {last}" in r.stdout and "a committed twin on the peer log" \
         in r.stdout, r.stdout
     assert "peer_mirror" in r.stdout, r.stdout  # B's peer account for A lacks the 7 A paid
+
+    # B's balance sheet claiming another balance for its peer account for A: B's log alone says
+    # otherwise, and the finding names the account and both numbers
+    end = json.loads(out.read_text().splitlines()[-1])["end"]
+    peer_for_a = peer_address(a.community)
+    rows = [dict(row) for row in end["balances"]]
+    row = next(x for x in rows if x["account"] == peer_for_a and x["currency"] == "HOUR")
+    real = row["balance"]
+    row["balance"] = real + 5
+    _write_export(tampered, entries, {**end, "balances": rows})
+    r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(tampered), "--json", home=tmp / "home")
+    assert r.returncode == 1, r.stdout + r.stderr
+    bad = [d for d in json.loads(r.stdout)["discrepancies"] if d["account"] == peer_for_a]
+    assert bad and bad[0]["check"] == "balance" and str(real + 5) in bad[0]["found"] + bad[0]["expected"], bad
+
+    # unreadable input: one line, exit 2
+    r = wallet("reconcile-peer", *_treasurer(a), "--peer-log", str(tmp / "missing.jsonl"), home=tmp / "home")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not r.stdout, r.stdout + r.stderr
+    r = wallet("reconcile-peer", *_treasurer(a), home=tmp / "home")
+    assert r.returncode == 2 and "--peer-log" in r.stderr, r.stderr
+
+
+def test_leg_checks_name_a_split_decision_and_a_changed_transfer():
+    """The cross-node leg rules on their own (ledger/core/peer_reconcile.py), on replayed states
+    built directly: a split decision and a twin carrying another transfer are each named."""
+    from ledger.core.federation import RemoteTransfer
+    from ledger.core.federation_rules import Leg
+    from ledger.core.fold import LedgerState
+    from ledger.core.peer_reconcile import NodeLog, PeerReport, _check_legs, _Side
+    from ledger.core.reconcile import Report
+
+    aid = b"\x01" * 32
+    t = RemoteTransfer.create(payer="0x" + "11" * 20, payee_community=b"\x02" * 32, payee="0x" + "22" * 20,
+                              currency="HOUR", amount=30, payee_currency="HOUR", delivered=30, nonce=1,
+                              valid_until=2 ** 40)
+
+    def side(name, legs):
+        st = LedgerState()
+        st.legs = {leg.payment_id: leg for leg in legs}
+        return _Side(NodeLog(name, []), Report(), st, {}, [])
+
+    split = PeerReport()
+    _check_legs(side("own", [Leg(b"\x03" * 32, "out", aid, t, "committed", prepared_seq=5, decided_seq=6)]),
+                side("peer", [Leg(b"\x03" * 32, "in", aid, t, "aborted", prepared_seq=7, decided_seq=8)]),
+                {aid}, now_ms=0, timeout_ms=1, report=split)
+    assert [(d.code, d.seq) for d in split.discrepancies] == [("split_decision", 8)], split.discrepancies
+
+    other = RemoteTransfer.create(**{**{k: getattr(t, k) for k in t.__slots__}, "delivered": 31})
+    changed = PeerReport()
+    _check_legs(side("own", [Leg(b"\x04" * 32, "out", aid, t, "committed", prepared_seq=5, decided_seq=6)]),
+                side("peer", [Leg(b"\x04" * 32, "in", aid, other, "committed", prepared_seq=7, decided_seq=8)]),
+                {aid}, now_ms=0, timeout_ms=1, report=changed)
+    assert [d.code for d in changed.discrepancies] == ["remote_leg"], changed.discrepancies
+    assert "gets 30 HOUR" in changed.discrepancies[0].expected and "gets 31 HOUR" in changed.discrepancies[0].found

@@ -17,7 +17,12 @@ import typer
 from ledger.core.addresses import normalize_address
 from ledger.core.codec import hex0x, parse_b32
 from ledger.core.errors import LedgerError
-from ledger.core.federation import CurrencyPair, RemoteTransfer, delivered_for, payment_id
+from ledger.core.federation import (
+    CurrencyPair,
+    RemoteTransfer,
+    delivered_for,
+    payment_id,
+)
 from ledger.core.text import visible
 from ledger.core.typed_data import memo_hash, sign_digest
 

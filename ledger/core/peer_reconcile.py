@@ -22,10 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .codec import hex0x
+from .errors import LedgerError
 from .federation import alliance_signers
 from .findings import Finding
-from .records import AllianceRecorded
 from .reconcile import Reconciler, Report
+from .records import AllianceRecorded
 from .vocab import Kind, Role
 
 CHECKS = ("log", "alliance", "alliance_signer", "remote_leg", "split_decision", "peer_mirror", "pending")
@@ -91,8 +92,8 @@ def _replay(log: NodeLog, *, now_ms: int, verify_signatures: bool) -> _Side:
             if entry.get("kind") == Kind.ALLIANCE_RECORDED.value:
                 try:
                     recorded.append(AllianceRecorded.from_body(entry["body"]))
-                except Exception:  # noqa: BLE001 - the replay above reports a malformed entry
-                    pass
+                except (KeyError, TypeError, ValueError, LedgerError):
+                    continue  # the replay above reports the malformed entry
     rec.finish_log()
     if log.balances is not None:
         rec.compare_balances(log.head_seq if log.head_seq is not None else rec.report.head_seq, log.balances)
@@ -215,7 +216,7 @@ def reconcile_peers(own: NodeLog, peer: NodeLog, *, now_ms: int, timeout_ms: int
     ids_a = _check_alliances(a, b, report.discrepancies)
     ids_b = _check_alliances(b, a, report.discrepancies)
     if ids_a != ids_b or not ids_a:
-        report.discrepancies.append(Finding("alliance", None, f"the same alliance on both logs",
+        report.discrepancies.append(Finding("alliance", None, "the same alliance on both logs",
                                             f"{a.log.name}: {sorted(hex0x(i) for i in ids_a) or 'none'}; "
                                             f"{b.log.name}: {sorted(hex0x(i) for i in ids_b) or 'none'}"))
     ids = ids_a | ids_b
