@@ -108,7 +108,8 @@ def reconcile_peer(
 ) -> None:
     """Check both sides of an alliance: each log alone, the matching legs, the mirrored peer accounts.
 
-    Exit 0 when both sides agree; 1 when a discrepancy is found; 2 when a log cannot be read."""
+    Exit 0 when both sides agree; 1 when a discrepancy is found; 2 when a log cannot be read;
+    3 on an unexpected fault (a bug)."""
     if peer_log is None and (peer_api is None or peer_key is None):
         fail("give the allied community's log: --peer-log FILE, or --peer-api URL with --peer-key", 2)
     if peer_log is not None and (peer_api or peer_key):
@@ -122,6 +123,11 @@ def reconcile_peer(
         fail(str(exc), 2)
     except WalletError as exc:
         fail(str(exc), 2)
+    except KeyboardInterrupt:
+        fail("interrupted: nothing was concluded", 130)
+    except Exception as exc:  # noqa: BLE001 - never a traceback: one line, a distinct exit code
+        fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+             "(a bug in the wallet: please report it)", 3)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=1))
     else:
