@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, export, keys, member, privacy, reconcile, verify
+from . import admin, export, keys, member, privacy, reconcile, reconcile_peer, verify
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni wallet: member keys, payments, and independent reconciliation for treasurers.")
@@ -24,6 +24,7 @@ COMMANDS = [
     ("unfreeze", admin.unfreeze), ("close", admin.close),
     # independent checks and books
     ("verify", verify.verify), ("reconcile", reconcile.reconcile_cmd), ("export", export.export_cmd),
+    ("reconcile-peer", reconcile_peer.reconcile_peer),
 ]
 PRIVACY_COMMANDS = [("show", privacy.show), ("grant", privacy.grant), ("revoke", privacy.revoke),
                     ("export", privacy.export_), ("import", privacy.import_), ("log", privacy.log)]

@@ -182,22 +182,30 @@ def balance(account: str = typer.Argument(None, help="Another account (with --pu
 
 
 @handled
-def pay(payee: str = typer.Argument(..., help="Address of the account to pay"),
+def pay(payee: str = typer.Argument(..., help="Address of the account to pay; in an allied community: "
+                                     "<community-id>:<address> (or --community)"),
         amount: str = typer.Argument(..., help="Amount: '1h30m' or '1.5' hours, '12.50' credits"),
         currency: str = typer.Option(None, "--currency", "-c", help="Currency code (default: $AYNI_CURRENCY, "
                                      "wallet.toml, or the community's only one)"),
         memo: str = typer.Option(None, "--memo", help="A note for the payee (kept off the log; erasable)"),
         yes: bool = typer.Option(False, "--yes", "-y", help="Sign without asking"),
         valid_for: int = typer.Option(DEFAULT_VALIDITY_S, min=60, help="Seconds the signature stays valid"),
+        peer: str = typer.Option(None, "--community", help="The payee's community id (0x...), when it is an "
+                                 "allied one: both amounts are shown before signing (docs/wallet.md)"),
         api: str = API_OPT, key: str = KEY_OPT, password_file: Path = PASSWORD_FILE_OPT,
         as_json: bool = JSON_OPT) -> None:
     """Sign a transfer locally (EIP-712), send it, and show the result."""
+    from .remote_pay import pay_remote, split_payee
+    peer_community, payee = split_payee(payee, peer)
     cfg, c = _session(api, key, password_file)
     with c:
-        payee = normalize_address(payee, what="payee")
         community = c.community(pin_chain_id=cfg.chain_id, pin_salt=cfg.community_salt)
         cur = community.currency(currency or cfg.currency)
         minor = cur.parse(amount)
+        if peer_community is not None:
+            pay_remote(c, community, cur, peer_community=peer_community, payee=payee, minor=minor, memo=memo,
+                       yes=yes, valid_for=valid_for, as_json=as_json, confirm=_confirm)
+            return
         _confirm(f"pay {cur.format(minor)} {cur.code} ({minor} minor units) to {payee}\n"
                  f"  from {c.address}, memo: {visible(memo) or '(none)'}, community {visible(community.name)!r} "
                  f"(chain {community.domain.chain_id})", yes, as_json)
