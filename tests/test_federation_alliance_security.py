@@ -9,6 +9,8 @@
 Real ledgers (SQLite/PostgreSQL), real signatures, the real API over its ASGI client."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -66,16 +68,21 @@ def test_a_proposal_cannot_be_re_signed_by_anyone_but_the_proposing_node(pair):
     assert [x["status"] for x in a.node.alliances()] == [x["status"] for x in b.node.alliances()] == ["active"]
 
 
-def test_pending_proposals_are_capped_per_community(pair, monkeypatch):
-    a, b, _ = pair
+def test_pending_proposals_are_capped_per_community_until_they_lapse(pair, monkeypatch):
+    a, b, clock = pair
     monkeypatch.setattr(node_module, "MAX_PENDING_PER_COMMUNITY", 2)
-    for nonce in (1, 2):
-        assert b.node.receive_proposal(_proposal(a, b, nonce=nonce)[1])["status"] == "proposed"
-    terms, third = _proposal(a, b, nonce=3)
+    short = replace(_terms(a, b, nonce=1), valid_until=clock.now // 1000 + 10)
+    for terms in (short, _terms(a, b, nonce=2)):
+        b.node.receive_proposal(a.node.propose(terms.message(), _treasurer_sig(a, terms, "A")))
+    _, third = _proposal(a, b, nonce=3)
     with pytest.raises(E.TooManyProposals):
         b.node.receive_proposal(third)
     assert status_for("too_many_proposals") == 429 and status_for("proposal_conflict") == 409
     assert len(b.node.proposals()) == 2
+    clock.now += 20_000  # the short-lived offer lapsed: it makes room
+    _, third = _proposal(a, b, nonce=3)
+    assert b.node.receive_proposal(third)["status"] == "proposed"
+    assert hex0x(short.alliance_id) not in [p["allianceId"] for p in b.node.proposals()]
 
 
 def _app(side, tmp_path, **limits):

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from .conftest import _reset_pg
 from .federation_nodes import (
     Node,
     Payment,
@@ -143,6 +144,7 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
 
 @pytest.mark.postgres
 def test_postgres_and_sqlite_nodes_pay_each_other_concurrently_across_a_kill(tmp_path, pg_server_url):
+    _reset_pg(pg_server_url)  # the session's database: an earlier test may have left a community in it
     # A: PostgreSQL with two uvicorn workers (each opens the node; only the parent drives)
     a = Node("A", pg_server_url, tmp_path / "A", members=6, workers=2)
     b = Node("B", f"sqlite:///{tmp_path}/b.db", tmp_path / "B", members=6)

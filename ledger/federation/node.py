@@ -144,7 +144,12 @@ class FederationNode:
                 raise E.ProposalConflict(f"a proposal of alliance {hex0x(a.alliance_id)} is already pending here "
                                          "with another signature")
             return
-        rows = uow.proposals()
+        now_s = self.clock() // 1000
+        rows, expired = [], []
+        for r in uow.proposals():  # terms past validUntil can no longer be accepted: they make room
+            (expired if Alliance.from_message(json.loads(r.terms)).valid_until < now_s else rows).append(r)
+        if expired:
+            uow.write_federation(FederationRows(drop_proposals=[bytes(r.alliance_id) for r in expired]))
         peer = a.community(view.peer_side)
         from_peer = sum(1 for r in rows if _proposer_community(r) == peer)
         if from_peer >= MAX_PENDING_PER_COMMUNITY or len(rows) >= MAX_PENDING:
