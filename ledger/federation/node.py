@@ -123,6 +123,9 @@ class FederationNode:
             raise E.InvalidInput(f"the proposer is side {view.peer_side} of these terms")
         self._check_own_node(a, view.own_side)
         # the proposing node vouches for the terms: only the node the terms name can store them here
+        if not isinstance(proposal.get("nodeMessage"), dict):
+            raise E.InvalidInput("a proposal needs the proposing node's signed `propose` message "
+                                 "(nodeMessage, nodeSignature)")
         nm = NodeMessage.from_message(proposal.get("nodeMessage"))
         if nm.kind != "propose" or nm.alliance_id != a.alliance_id or nm.payment_id != a.alliance_id:
             raise E.InvalidInput("a proposal needs the proposing node's signed `propose` message for these terms")
