@@ -50,12 +50,14 @@ RATE_LIMITS = {
     "token_per_client": "300/minute",       # POST /v1/auth/token, per client address
     "request_per_client": "600/minute",     # POST /v1/requests, per client address
     "request_per_payee": "120/minute",      # ... per signed-in payee (a till: 2 a second)
+    "proposal_per_client": "30/minute",     # POST /v1/federation/alliances/proposals, per client address
 }
 RATE_LIMIT_WHAT = {
     "challenge_per_client": "sign-in challenges from this client",
     "token_per_client": "sign-in attempts from this client",
     "request_per_client": "payment requests from this client",
     "request_per_payee": "payment requests by this payee",
+    "proposal_per_client": "alliance proposals from this client",
 }
 
 

@@ -30,13 +30,15 @@ STATUS = {
     # conflicts with what is already recorded
     "nonce_reused": 409, "account_exists": 409, "already_initialised": 409, "invalid_transition": 409,
     "request_not_open": 409, "request_already_paid": 409, "write_conflict": 409,
-    "payment_already_decided": 409, "stale_node_message": 409,
+    "payment_already_decided": 409, "stale_node_message": 409, "proposal_conflict": 409,
     # well-formed, but the rules refuse it
     "credit_limit_exceeded": 422, "ceiling_exceeded": 422, "same_payer_payee": 422,
     "unknown_currency": 422, "account_not_active": 422, "expired": 422, "balance_overflow": 422,
     "request_expired": 422, "request_mismatch": 422,
     "alliance_not_active": 422, "rate_mismatch": 422, "peer_limit_reached": 422,
-    "payload_too_large": 413, "rate_limited": 429,
+    "payload_too_large": 413, "rate_limited": 429, "too_many_proposals": 429,
+    # the peer node did not answer in time (a payment presumed aborted)
+    "timeout": 504,
     # the server's own faults
     "integrity_violation": 500, "insecure_storage": 500, "not_initialised": 503, "unavailable": 503,
 }

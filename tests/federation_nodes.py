@@ -160,10 +160,14 @@ def ally(a: Node, b: Node, *, limit: int = 1000, units=(1, 1)) -> str:
              "--keystore", str(a.treasurer_keystore), "--password-file", str(a.password_file), "--json")
     assert r.returncode == 0, r.stderr + a.log_tail() + b.log_tail()
     import json
-    alliance_id = json.loads(r.stdout)["allianceId"]
+    out = json.loads(r.stdout)
+    alliance_id = out["allianceId"]
+    assert out["delivered"] is True, out  # the peer's 201 is a delivery (issue 15)
     r = ayni("federation", "accept", alliance_id, "--node", b.base,
              "--keystore", str(b.treasurer_keystore), "--password-file", str(b.password_file), "--json")
     assert r.returncode == 0, r.stderr + a.log_tail() + b.log_tail()
+    # the treasurer is shown the node key (and URL) it is about to trust, to check out of band
+    assert a.node_address in r.stderr and "will be trusted" in r.stderr, r.stderr
     return alliance_id
 
 

@@ -28,6 +28,8 @@ from ledger.federation.driver import (
     send_payment_now,
 )
 
+from ..context import Context
+from ..deps import client_of, context
 from ..schemas import Strict, Uint
 
 router = APIRouter(tags=["federation"])
@@ -71,8 +73,12 @@ def node_message(wire: dict[str, Any] = WIRE, fed=Depends(federation)):
 @router.post("/v1/federation/alliances/proposals", status_code=201)
 def receive_proposal(proposal: dict[str, Any] = Body(..., description="alliance terms signed by the "
                                                      "proposing treasurer, forwarded by its node"),
-                     fed=Depends(federation)):
-    """Stored as pending (not in the log) until this community's treasurer accepts."""
+                     fed=Depends(federation), ctx: Context = Depends(context),
+                     client: str = Depends(client_of)):
+    """Stored as pending (not in the log) until this community's treasurer accepts. Signed by the
+    proposing node (its `propose` message) as well as its treasurer; rate-limited per client, and
+    the pending ones are capped (too_many_proposals)."""
+    ctx.limits.hit("proposal_per_client", client)
     return JSONResponse(fed.node.receive_proposal(proposal), status_code=201)
 
 
@@ -85,10 +91,16 @@ def receive_acceptance(message: dict[str, Any] = Body(..., description="the acce
 
 @router.get("/v1/federation/alliances")
 def alliances(fed=Depends(federation)):
-    """Alliances recorded here, then proposals awaiting this treasurer (status `proposed`, with
-    the terms to sign): public terms only, no member's data."""
+    """Alliances recorded here, then proposals awaiting this treasurer (status `proposed`): for
+    those only who proposes (community, node, URL), not the terms nor any signature."""
     proposals = [{**p, "status": "proposed"} for p in fed.node.proposals()]
     return {"items": fed.node.alliances() + proposals}
+
+
+@router.get("/v1/federation/alliances/proposals/{allianceId}")
+def pending_proposal(allianceId: str = Path(pattern=B32), fed=Depends(federation)):
+    """One pending proposal's terms, for the treasurer to check and sign (no signature shown)."""
+    return {**fed.node.proposal(allianceId), "status": "proposed"}
 
 
 # --- treasurer actions -------------------------------------------------------------------------

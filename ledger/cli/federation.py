@@ -154,14 +154,25 @@ def federation_accept(alliance_id: str = typer.Argument(..., help="The proposed 
                       node: str = typer.Option(None, help=NODE_HELP), as_json: AsJson = False) -> None:
     """Accept a proposal this node received: sign the same terms, record the alliance here and
     tell the proposer's node."""
+    from ..core.codec import hex0x, parse_b32
+    from ..core.errors import LedgerError
     from ..core.federation import Alliance
     from ..core.typed_data import sign_digest
     base = _node_url(node)
-    items = _call("GET", base + "/v1/federation/alliances")["items"]
-    found = [a for a in items if str(a.get("allianceId", "")).lower() == alliance_id.lower()]
-    if not found or not isinstance(found[0].get("terms"), dict):
+    try:
+        parse_b32(alliance_id, "allianceId")
+    except LedgerError as exc:
+        fail(f"{exc.code}: {exc.message}")
+    found = _call("GET", f"{base}/v1/federation/alliances/proposals/{alliance_id}")
+    if not isinstance(found.get("terms"), dict):
         fail(f"unknown_alliance: no proposal {alliance_id} on {base}")
-    alliance = Alliance.from_message(found[0]["terms"])
+    alliance = Alliance.from_message(found["terms"])
+    side = found.get("side")
+    # what the treasurer is about to trust: confirm it with the other community out of band
+    # (docs/federation.md, "Before accepting"): a look-alike proposal names a real community id
+    # with an attacker's node key and URL
+    typer.echo(f"accepting: community {hex0x(alliance.community(side))} whose node {alliance.node(side)} "
+               f"at {alliance.url_a if side == 'A' else alliance.url_b} will be trusted", err=True)
     own = _call("GET", base + "/v1/federation/node")
     key = _key(keystore, password_file, "AYNI_TREASURER_PASSWORD", "treasurer keystore")
     signature = sign_digest(key, _domain(own).digest(alliance.struct_hash()))

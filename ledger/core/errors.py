@@ -208,6 +208,19 @@ class InsecureStorage(LedgerError):
     code = "insecure_storage"  # HTTP 500 (a server-side fault; raised at start-up)
 
 
+class ProposalConflict(LedgerError):
+    """A proposal of this alliance is already pending here with other signatures: a stored
+    proposal's signatures are never replaced (docs/federation.md, "Proposals")."""
+
+    code = "proposal_conflict"
+
+
+class TooManyProposals(LedgerError):
+    """Too many alliance proposals are pending here (from that community, or in all)."""
+
+    code = "too_many_proposals"
+
+
 class RateLimited(LedgerError):
     """Too many requests from one client or for one address in a window (HTTP 429). Nothing was
     written; `retry_after_s` says when the window ends."""

@@ -50,7 +50,9 @@ _REFERENCED = {"Alliance": ("CurrencyPair",)}
 ALLIANCE_STATUSES = ("active", "suspended", "ended")
 DIRECTIONS = ("AB", "BA")  # "AB": a member of A pays a member of B
 # Node message kinds (docs/federation.md, "Node messages").
-MESSAGE_KINDS = ("prepare", "prepared", "refused", "commit", "abort", "ack", "alliance-recorded")
+# "propose" signs an alliance proposal (paymentId = allianceId): the proposing NODE vouches for
+# the terms its treasurer signed, so no one but that node can store a proposal naming it.
+MESSAGE_KINDS = ("prepare", "prepared", "refused", "commit", "abort", "ack", "alliance-recorded", "propose")
 MAX_PAIRS = 16
 _URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~\-/]*)?", re.ASCII)
 _CODE = re.compile(r"[a-z0-9_\-]{0,64}", re.ASCII)

@@ -45,7 +45,7 @@ Send = Callable[[str, str, dict], "dict | None"]  # (peer base URL, path, JSON b
 
 def http_sender(client=None, *, connect_timeout: float = CONNECT_TIMEOUT_S,
                 read_timeout: float = READ_TIMEOUT_S) -> Send:
-    """A `Send` over real HTTP (httpx). 200 with a body: the reply; 204: no reply; anything
+    """A `Send` over real HTTP (httpx). 2xx with a body: the reply; 204: no reply; anything
     else: TransportError with the peer's error code (e.g. wrong_node_signature)."""
     import httpx
     client = client or httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -62,7 +62,7 @@ def http_sender(client=None, *, connect_timeout: float = CONNECT_TIMEOUT_S,
             data = r.json()
         except ValueError:
             raise TransportError(f"{base_url}: HTTP {r.status_code}, not JSON", status=r.status_code) from None
-        if r.status_code != 200:
+        if not 200 <= r.status_code < 300:  # a peer's 201 (a stored proposal) is a success too
             err = data.get("error", {}) if isinstance(data, dict) else {}
             raise TransportError(f"{base_url}: HTTP {r.status_code} {err.get('code')}: {err.get('message')}",
                                  status=r.status_code, code=err.get("code"))

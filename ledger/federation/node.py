@@ -36,6 +36,15 @@ from ..store.federation_repo import FederationRows
 from .posting import NOT_A_VOTE, FederationStore, Refusal
 
 DEFAULT_WINDOW_MS = 300_000
+# Pending proposals are written by other nodes before any treasurer looked at them: capped so a
+# proposing node (or many) cannot fill the table (docs/federation.md, "Proposals").
+MAX_PENDING_PER_COMMUNITY = 10
+MAX_PENDING = 100
+
+
+def _proposer_community(row) -> bytes:
+    return Alliance.from_message(json.loads(row.terms)).community(row.proposer_side)
+
 def _payment(leg: Leg) -> Payment:
     t = leg.transfer
     return Payment(leg.payment_id, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
@@ -97,8 +106,11 @@ class FederationNode:
         self._check_own_node(a, view.own_side)
         signer = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), treasurer_signature)
         check_admin(self.ledger.account(signer))
+        vouch = self._sign(NodeMessage.create(alliance_id=a.alliance_id, payment_id=a.alliance_id, kind="propose",
+                                              at=self.clock()))
         return {"allianceId": hex0x(a.alliance_id), "terms": alliance_terms_body(a), "side": view.own_side,
-                "signature": canonical_signature(treasurer_signature)}
+                "signature": canonical_signature(treasurer_signature),
+                "nodeMessage": vouch["message"], "nodeSignature": vouch["signature"]}
 
     def receive_proposal(self, proposal: dict) -> dict:
         """The other community's signed terms: kept pending (not in the log) until our treasurer accepts."""
@@ -110,18 +122,66 @@ class FederationNode:
         if proposal.get("side") != view.peer_side:
             raise E.InvalidInput(f"the proposer is side {view.peer_side} of these terms")
         self._check_own_node(a, view.own_side)
+        # the proposing node vouches for the terms: only the node the terms name can store them here
+        if not isinstance(proposal.get("nodeMessage"), dict):
+            raise E.InvalidInput("a proposal needs the proposing node's signed `propose` message "
+                                 "(nodeMessage, nodeSignature)")
+        nm = NodeMessage.from_message(proposal.get("nodeMessage"))
+        if nm.kind != "propose" or nm.alliance_id != a.alliance_id or nm.payment_id != a.alliance_id:
+            raise E.InvalidInput("a proposal needs the proposing node's signed `propose` message for these terms")
+        verify_node_message(nm, proposal.get("nodeSignature"), view, now_ms=self.clock(), window_ms=self.window_ms)
         recover_signer(a.domain(view.peer_side).digest(a.struct_hash()), proposal.get("signature"))
+        signature = canonical_signature(proposal["signature"])
         with self._lock, self.ledger.unit_of_work() as uow:
             recorded = a.alliance_id in self._store.views(uow)
             if not recorded:
-                uow.put_proposal(a.alliance_id, alliance_terms_body(a), view.peer_side,
-                                 canonical_signature(proposal["signature"]), self.clock())
+                self._keep_proposal(uow, a, view, signature)
         return {"allianceId": hex0x(a.alliance_id), "status": "recorded" if recorded else "proposed"}
 
-    def proposals(self) -> list[dict]:
+    def _keep_proposal(self, uow, a: Alliance, view: AllianceView, signature: str) -> None:
+        """Store a verified proposal once: the same one again changes nothing, other signatures
+        for a pending alliance are refused (never replaced), and the pending ones are capped."""
+        pending = uow.proposal(a.alliance_id)
+        if pending is not None:
+            if pending.proposer_signature != signature:
+                raise E.ProposalConflict(f"a proposal of alliance {hex0x(a.alliance_id)} is already pending here "
+                                         "with another signature")
+            return
+        now_s = self.clock() // 1000
+        rows, expired = [], []
+        for r in uow.proposals():  # terms past validUntil can no longer be accepted: they make room
+            (expired if Alliance.from_message(json.loads(r.terms)).valid_until < now_s else rows).append(r)
+        if expired:
+            uow.write_federation(FederationRows(drop_proposals=[bytes(r.alliance_id) for r in expired]))
+        peer = a.community(view.peer_side)
+        from_peer = sum(1 for r in rows if _proposer_community(r) == peer)
+        if from_peer >= MAX_PENDING_PER_COMMUNITY or len(rows) >= MAX_PENDING:
+            raise E.TooManyProposals(f"too many alliance proposals are pending here ({from_peer} from that "
+                                     f"community, {len(rows)} in all): the treasurer must accept or let them lapse")
+        uow.put_proposal(a.alliance_id, alliance_terms_body(a), view.peer_side, signature, self.clock())
+
+    def proposals(self, *, with_terms: bool = False) -> list[dict]:
+        """Pending proposals. Without terms (the public listing): which community proposes, from
+        which node and URL; the terms only for one asked by id (what the treasurer signs)."""
         with self.ledger.unit_of_work(readonly=True) as uow:
-            return [{"allianceId": hex0x(bytes(r.alliance_id)), "terms": json.loads(r.terms),
-                     "side": r.proposer_side, "receivedAt": r.received_at} for r in uow.proposals()]
+            rows = uow.proposals()
+        out = []
+        for r in rows:
+            terms = json.loads(r.terms)
+            a = Alliance.from_message(terms)
+            side = r.proposer_side
+            item = {"allianceId": hex0x(bytes(r.alliance_id)), "peerCommunity": hex0x(a.community(side)),
+                    "peerNode": a.node(side), "peerUrl": a.url_a if side == "A" else a.url_b,
+                    "receivedAt": r.received_at}
+            out.append({**item, "terms": terms, "side": side} if with_terms else item)
+        return out
+
+    def proposal(self, alliance_id: str) -> dict:
+        aid = hex0x(parse_b32(alliance_id, "allianceId"))
+        for p in self.proposals(with_terms=True):
+            if p["allianceId"] == aid:
+                return p
+        raise E.UnknownAlliance(f"no proposal of alliance {aid} is pending here")
 
     def _acceptance(self, a: Alliance, signature_a: str, signature_b: str) -> dict:
         nm = NodeMessage.create(alliance_id=a.alliance_id, payment_id=ZERO32, kind="alliance-recorded",
@@ -342,6 +402,8 @@ class FederationNode:
         if not isinstance(wire, dict):
             raise E.InvalidInput("a node message must be an object")
         nm = NodeMessage.from_message(wire.get("message"))
+        if nm.kind == "propose":
+            raise E.InvalidInput("a `propose` message goes with its terms to /v1/federation/alliances/proposals")
         if nm.kind == "alliance-recorded":
             self.receive_acceptance(wire)
             return None

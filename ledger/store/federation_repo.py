@@ -81,7 +81,7 @@ class FederationRepository:
         return self.conn.execute(select(FP).order_by(FP.c.received_at)).all()
 
     def put_proposal(self, alliance_id: bytes, terms: dict, side: str, signature: str, at: int) -> None:
-        self.conn.execute(delete(FP).where(FP.c.alliance_id == alliance_id))
+        """A new pending proposal; never replaces one (the caller checked none is pending)."""
         self.conn.execute(insert(FP).values(alliance_id=alliance_id, terms=json.dumps(terms, sort_keys=True),
                                             proposer_side=side, proposer_signature=signature, received_at=at))
 
