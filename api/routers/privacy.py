@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 
 from ledger.privacy import profiles
-from ledger.privacy.retention import erase_member
+from ledger.privacy.retention import erase_member, on_disk
 from ledger.privacy.stats import statistics
 
 from ..context import Context
@@ -85,11 +85,23 @@ def put_profile(address: str, body: ProfileIn, p=Depends(signed_in), ctx: Contex
 @router.post("/v1/accounts/{address}/erasure")
 def erase(address: str, body: ErasureIn, p=Depends(signed_in), ctx: Context = Depends(context)):
     """Erase your memos (memo and salt; the log keeps only the salted hash, so every
-    signature, anchor and receipt still verifies) and/or your profile, now."""
+    signature, anchor and receipt still verifies) and/or your profile, now. `bytesOnDisk`:
+    "gone" when the bytes have left the database files too, "pending" while a reader still
+    holds them (never waited for: retried in the background; ask GET .../erasure)."""
     address = account_address(address)
     only_self(p, address, "ask for erasure of their data")
     done = erase_member(ctx.ledger, address, memos=body.memos, profile=body.profile)
-    return {"erased": done.as_dict(), **({"warnings": list(done.warnings)} if done.warnings else {})}
+    return {"erased": done.as_dict(), "bytesOnDisk": done.bytes_on_disk,
+            **({"warnings": list(done.warnings)} if done.warnings else {})}
+
+
+@router.get("/v1/accounts/{address}/erasure")
+def erasure_state(address: str, p=Depends(signed_in), ctx: Context = Depends(context)):
+    """Whether what you erased is gone from the database files yet (`bytesOnDisk`: "gone") or
+    still waiting for a reader to finish ("pending"; retried in the background)."""
+    address = account_address(address)
+    only_self(p, address, "ask about their erasure")
+    return {"bytesOnDisk": on_disk(ctx.ledger, address)}
 
 
 @router.get("/v1/stats")

@@ -49,9 +49,12 @@ def retention_run(db: Db = None,
     for warning in report.warnings:
         say(f"warning: {warning}", err=True)
     if as_json:
-        typer.echo(json.dumps(report.as_dict()))
+        typer.echo(json.dumps({**report.as_dict(), "bytes_on_disk": report.bytes_on_disk}))
     else:
         say("erased: " + ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in report.as_dict().items()))
+        say("bytes on disk: gone" if report.bytes_on_disk == "gone" else
+            "bytes on disk: pending (a reader still uses them; the next run, or a running server's "
+            "retention, removes them)")
 
 
 def stats(db: Db = None,

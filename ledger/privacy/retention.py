@@ -11,11 +11,12 @@ What goes, and why nothing breaks:
 A member may ask for their own memos (as payer or payee) and profile to be erased at once.
 Nothing here writes to the entry log.
 
-A deleted row is not yet gone from the disk: SQLite connections run with secure_delete (the
-freed bytes are zeroed) and each run checkpoints and truncates the write-ahead log; on
-PostgreSQL each run VACUUMs the tables it erased from, so dead row versions are removed
-rather than left readable in the table files. Backups and archived WAL keep erased data until
-they rotate out (docs/privacy.md)."""
+A deleted row is not yet gone from the disk: after each run the reclaimer (reclaim.py)
+checkpoints and truncates SQLite's write-ahead log (connections run with secure_delete, so
+freed bytes are zeroed) or VACUUMs the PostgreSQL tables erased from, never waiting on a
+reader, and retries in the background until it can: the report says whether the bytes are
+gone or pending. Backups and archived WAL keep erased data until they rotate out
+(docs/privacy.md)."""
 from __future__ import annotations
 
 import threading
@@ -32,6 +33,7 @@ from ..store.request_tables import payment_requests as R
 from .access import Access
 from .grants import Preferences
 from .policy import Policy, load_policy
+from .reclaim import GONE, reclaimer
 
 DAY_MS = 86_400_000
 
@@ -45,35 +47,26 @@ class Erased:
     access_log: int = 0
     sign_in_challenges: int = 0
     warnings: tuple[str, ...] = field(default=(), compare=False)  # e.g. the VACUUM could not run
+    bytes_on_disk: str = field(default=GONE, compare=False)  # "gone" | "pending" (reclaim.py)
 
     def as_dict(self) -> dict:
         """The counts (warnings are reported apart)."""
-        return {k: v for k, v in asdict(self).items() if k != "warnings"}
+        return {k: v for k, v in asdict(self).items() if k not in ("warnings", "bytes_on_disk")}
 
 
-ERASED_FROM = (T.memos, R, T.profiles, remote_memos)
+ERASED_FROM = (T.memos, R, T.profiles, remote_memos, privacy_grants, privacy_access_log)
 
 
-def reclaim(ledger, tables=ERASED_FROM) -> tuple[str, ...]:
-    """Best effort: remove the bytes of deleted rows from the database files. SQLite (with
-    secure_delete on every connection): checkpoint the WAL into the file and truncate it, so
-    the old page images holding the rows go. PostgreSQL: VACUUM the tables (outside a
-    transaction), so the dead row versions are removed. Returns warnings, never raises."""
-    try:
-        if ledger.engine.dialect.name == "sqlite":
-            raw = ledger.engine.raw_connection()
-            try:
-                busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            finally:
-                raw.close()
-            return ("the write-ahead log could not be truncated (readers busy): erased rows leave it at the "
-                    "next checkpoint",) if busy else ()
-        with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM " + ", ".join(t.name for t in tables))
-        return ()
-    except Exception as exc:  # noqa: BLE001 - the erasure itself is committed; this only tidies the disk
-        return (f"erased rows may stay on disk until the next VACUUM: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200] if str(exc) else ''}",)
+def reclaim(ledger, member: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """After an erasure committed: remove the deleted rows' bytes from the database files now
+    if no reader needs them, else later in the background (reclaim.py); never waits on a
+    reader, never raises. Returns ("gone" | "pending", warnings)."""
+    return reclaimer(ledger, ERASED_FROM).request(member)
+
+
+def on_disk(ledger, member: str | None = None) -> str:
+    """"gone" once everything `member` (or anyone) erased is off the disk, else "pending"."""
+    return reclaimer(ledger, ERASED_FROM).status(member)
 
 
 def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> Erased:
@@ -99,8 +92,9 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
     prefs = Preferences(ledger, policy)
     grants = prefs.delete_expired(now)
     log_rows = Access(ledger, policy, prefs).delete_older_than(log_cut)
+    state, warnings = reclaim(ledger)
     return Erased(memos, request_memos, profiles, grants, log_rows, challenges,
-                  warnings=reclaim(ledger, ERASED_FROM + (privacy_grants, privacy_access_log)))
+                  warnings=warnings, bytes_on_disk=state)
 
 
 def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True) -> Erased:
@@ -119,7 +113,9 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
                                                       R.c.memo.isnot(None)).values(memo=None)).rowcount
         if profile:
             n_profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address == address)).rowcount
-    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles, warnings=reclaim(ledger))
+    state, warnings = reclaim(ledger, member=address)
+    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles, warnings=warnings,
+                  bytes_on_disk=state)
 
 
 def watch(ledger, *, every_s: float, stop: threading.Event, policy: Policy | None = None,
