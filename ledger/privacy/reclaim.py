@@ -186,7 +186,7 @@ class Reclaimer:
         self._stop.set()
 
 
-_reclaimers: "weakref.WeakKeyDictionary[object, Reclaimer]" = weakref.WeakKeyDictionary()
+_reclaimers: weakref.WeakKeyDictionary[object, Reclaimer] = weakref.WeakKeyDictionary()
 _registry_lock = threading.Lock()
 
 
