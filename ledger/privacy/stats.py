@@ -9,9 +9,17 @@ payee's role (member = care between members, shop = spending at local shops) and
 - no single payer paid, and no single payee received, more than DOMINANCE (half) of its
   amount: k people can still hide one person's figure if that person is nearly all of it.
 
-Differencing, the ways a hidden cell could still be recovered, is closed by construction:
+Differencing, the ways a hidden cell could still be recovered, is closed by construction.
+The rule (secondary suppression): every released figure counts only transfers of released
+cells, so no sum or difference of released figures says anything about a hidden cell beyond
+the mark that it exists:
 - a month total is released only when none of its cells is suppressed (it then adds nothing
   a reader could subtract: it is the sum of released cells);
+- a month's count of active members is released only when none of that month's cells, in any
+  currency, is suppressed: else active members minus the member-account count (or minus the
+  released cells' payers and payees) bounds how many accounts are active in the hidden cells
+  (issue 23: 14 active - 12 member accounts => at least 2 shops, the hidden CRED/shop cell);
+- the count of accounts per role counts no transfer at all (an account need not trade);
 - k is the server's, fixed (no caller picks it; two answers at different k would subtract);
 - only closed months are released: a month's figures never change once published, so a
   member cannot make one known payment between two calls and subtract.
@@ -92,12 +100,14 @@ def statistics(ledger, *, k: int) -> dict:
     def figures(r) -> dict:
         return {"transfers": r.transfers, "amount": int(r.amount), "payers": r.payers, "payees": r.payees}
 
-    out_cells, suppressed_in = [], {}
+    out_cells, suppressed_in, month_hides = [], {}, set()
     for r in cells:
         key = {"currency": r.currency, "month": r.month, "payeeRole": r.payee_role}
         released = ok(r, (r.currency, r.month, r.payee_role))
         out_cells.append({**key, **figures(r)} if released else {**key, "suppressed": True})
         suppressed_in.setdefault((r.currency, r.month), []).append(not released)
+        if not released:
+            month_hides.add(r.month)
     out_months = []
     for r in months:
         release = ok(r, (r.currency, r.month)) and not any(suppressed_in[(r.currency, r.month)])
@@ -109,8 +119,9 @@ def statistics(ledger, *, k: int) -> dict:
         "dimensions": ["currency", "month (UTC)", "payeeRole"],
         "cells": out_cells,
         "monthTotals": out_months,
-        "activeMembers": [{"month": r.month, "members": r.n} if r.n >= k else {"month": r.month, "suppressed": True}
-                          for r in active],
+        # secondary suppression: a month with a hidden cell releases no head-count of its own
+        "activeMembers": [{"month": r.month, "members": r.n} if r.n >= k and r.month not in month_hides
+                          else {"month": r.month, "suppressed": True} for r in active],
         "accounts": [{"role": r.role, "active": r.n} if r.n >= k else {"role": r.role, "suppressed": True}
                      for r in roles],
     }

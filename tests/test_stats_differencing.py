@@ -1,0 +1,141 @@
+"""Issue 23, item 2: no combination of released statistics bounds a hidden cell.
+
+The attacker here has only the released figures and tries every subtraction they allow: a
+released total minus the visible cells under it, a month's active members minus the payers and
+payees of its visible cells, and minus every combination of released account counts (the
+issue's attack: 14 active - 12 member accounts => at least 2 shops active, exactly the hidden
+CRED/shop cell). Whatever they derive about the hidden cells must be nothing beyond what the
+suppression mark itself says (the cell exists)."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+
+import pytest
+
+from ledger.privacy.stats import statistics
+
+from .conftest import Community
+
+MARCH = int(dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
+APRIL = int(dt.datetime(2026, 4, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
+MAY = int(dt.datetime(2026, 5, 2, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+
+def released(rows):
+    return [r for r in rows if not r.get("suppressed")]
+
+
+def attack(out: dict) -> list[tuple[str, object, int]]:
+    """Every positive lower bound on hidden cells derivable by subtracting released figures:
+    (what was subtracted, where, the bound). Empty when nothing is learnt."""
+    found = []
+    hidden = [c for c in out["cells"] if c.get("suppressed")]
+    visible = released(out["cells"])
+    months_hiding = {c["month"] for c in hidden}
+    # 1. a released month total minus its visible cells = the hidden cells of that currency-month
+    for total in released(out["monthTotals"]):
+        group = (total["currency"], total["month"])
+        if not any((c["currency"], c["month"]) == group for c in hidden):
+            continue
+        under = [c for c in visible if (c["currency"], c["month"]) == group]
+        for figure in ("transfers", "amount", "payers", "payees"):
+            bound = total[figure] - sum(c[figure] for c in under)
+            if bound > 0:
+                found.append((f"total {figure} - visible cells", group, bound))
+    roles = {a["role"]: a["active"] for a in released(out["accounts"])}
+    for active in released(out["activeMembers"]):
+        month = active["month"]
+        if month not in months_hiding:
+            continue
+        in_month = [c for c in visible if c["month"] == month]
+        # 2. active accounts minus everyone the visible cells could account for
+        bound = active["members"] - sum(c["payers"] + c["payees"] for c in in_month)
+        if bound > 0:
+            found.append(("active - visible payers and payees", month, bound))
+        # 3. active accounts minus released account counts: the rest are of other roles, and
+        #    (taking payers to be of the counted roles, as the issue's attacker did) payees in
+        #    cells of those roles; subtract the visible ones of them: the rest are in hidden cells
+        for n in range(1, len(roles) + 1):
+            for counted in itertools.combinations(sorted(roles), n):
+                others_seen = sum(c["payees"] for c in in_month if c["payeeRole"] not in counted)
+                bound = active["members"] - sum(roles[r] for r in counted) - others_seen
+                if bound > 0:
+                    found.append((f"active - accounts{list(counted)}", month, bound))
+    return found
+
+
+def town(db_url, *, members: int, shops: int, seed: int | None = None):
+    """March: members care for each other in a ring (HOUR) and pay each other and the shops in
+    CRED. Now: April. With `seed`, who pays whom and how much is drawn at random."""
+    now = [MARCH]
+    c = Community(db_url, clock=lambda: now[0])
+    names = [f"m{i}" for i in range(members)]
+    for n in names:
+        c.member(n)
+    for s in range(shops):
+        c.member(f"s{s}", role="shop")
+    rng = random.Random(seed)
+    subs = []
+    for i, payer in enumerate(names):
+        subs.append(c.pay(payer, names[(i + 1) % members], 60 + i))
+        if shops and (seed is None or rng.random() < 0.7):
+            shop = f"s{i % shops}" if seed is None else f"s{rng.randrange(shops)}"
+            subs.append(c.pay(payer, shop, 100 + (i if seed is None else rng.randrange(1, 300)), currency="CRED"))
+        if seed is not None and rng.random() < 0.5:
+            subs.append(c.pay(payer, rng.choice([n for n in names if n != payer]), rng.randrange(1, 50),
+                              currency="CRED"))
+    for s in subs:
+        c.ledger.submit(s)
+    now[0] = APRIL
+    return c
+
+
+def test_the_issues_subtraction_finds_nothing(db_url):
+    """12 members, 2 shops, k = 5: every member pays a shop, so March has 14 active accounts;
+    the CRED/shop cell (2 payees) is hidden, 12 member accounts are released."""
+    c = town(db_url, members=12, shops=2)
+    try:
+        out = statistics(c.ledger, k=5)
+        cells = {(x["currency"], x["payeeRole"]): x for x in out["cells"]}
+        assert cells[("CRED", "shop")].get("suppressed") and not cells[("HOUR", "member")].get("suppressed")
+        assert {a["role"]: a.get("active") for a in out["accounts"]}["member"] == 12  # still released
+        assert out["activeMembers"] == [{"month": "2026-03", "suppressed": True}]  # the complement: withheld
+        assert attack(out) == []
+    finally:
+        c.dispose()
+
+
+def test_a_month_without_hidden_cells_still_counts_its_active_members(db_url):
+    c = town(db_url, members=6, shops=0)
+    try:
+        out = statistics(c.ledger, k=5)
+        assert not [x for x in out["cells"] if x.get("suppressed")]
+        assert out["activeMembers"] == [{"month": "2026-03", "members": 6}]
+        assert attack(out) == []
+    finally:
+        c.dispose()
+
+
+def test_the_attack_finds_the_issues_bound_when_the_count_is_released(db_url):
+    """The attacker is no strawman: given the head-count the old code released, it finds the 2."""
+    c = town(db_url, members=12, shops=2)
+    try:
+        out = statistics(c.ledger, k=5)
+        out["activeMembers"] = [{"month": "2026-03", "members": 14}]  # what was released before
+        assert ("active - accounts['member']", "2026-03", 2) in attack(out)
+    finally:
+        c.dispose()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_towns_leak_nothing_at_any_k(sqlite_url, seed):
+    rng = random.Random(1000 + seed)
+    c = town(sqlite_url, members=rng.randrange(3, 14), shops=rng.randrange(0, 4), seed=seed)
+    try:
+        for k in (2, 3, 5, 8):
+            out = statistics(c.ledger, k=k)
+            assert attack(out) == [], (k, out)
+    finally:
+        c.dispose()
