@@ -18,9 +18,9 @@ from ledger.privacy.stats import statistics
 
 from .conftest import Community
 
-MARCH = int(dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
-APRIL = int(dt.datetime(2026, 4, 10, tzinfo=dt.timezone.utc).timestamp() * 1000)
-MAY = int(dt.datetime(2026, 5, 2, tzinfo=dt.timezone.utc).timestamp() * 1000)
+MARCH = int(dt.datetime(2026, 3, 10, tzinfo=dt.UTC).timestamp() * 1000)
+APRIL = int(dt.datetime(2026, 4, 10, tzinfo=dt.UTC).timestamp() * 1000)
+MAY = int(dt.datetime(2026, 5, 2, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def released(rows):
