@@ -311,7 +311,7 @@ def test_bad_grants_are_refused(coop, body, needle):
 def test_preferences_are_the_members_own(coop):
     a = coop
     for method, suffix in (("GET", "preferences"), ("PUT", "preferences"), ("GET", "access-log"),
-                           ("PUT", "profile"), ("POST", "erasure")):
+                           ("PUT", "profile"), ("POST", "erasure"), ("GET", "erasure")):
         body = {"version": 1, "grants": []} if suffix == "preferences" else {}
         r = a.client.request(method, f"/v1/accounts/{a.ana}/{suffix}", headers=a.h("treasurer"),
                              json=body if method != "GET" else None)
