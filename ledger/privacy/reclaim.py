@@ -18,9 +18,9 @@ An attempt that cannot finish leaves the reclaim pending: a background thread (o
 ledger, per process) retries with growing pauses until it succeeds, and the retention run
 (`ayni retention run`, `ayni serve --retention-every`) tries too. The erasure response says
 `bytesOnDisk: "gone" | "pending"`, and `GET /v1/accounts/{me}/erasure` says when pending
-became gone. The state is the process's own: after a restart nothing is "gone" until the
-first complete attempt (made when the reclaimer starts), and with several worker processes
-each answers for what it saw."""
+became gone. The state is the process's own: after a restart nothing is "gone" until an
+attempt succeeds (the first erasure or question starts one), and with several worker
+processes each knows only the erasures it served."""
 from __future__ import annotations
 
 import threading
@@ -31,6 +31,7 @@ from ..store.db import BUSY_TIMEOUT_MS
 
 GONE, PENDING = "gone", "pending"
 RETRY_PAUSES_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # then every 30 s until done
+MAX_FAILURES = 20  # errors (not busy readers) in a row before the thread stops until asked again
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,10 @@ class Reclaimer:
         as far as this process knows."""
         with self._lock:
             ticket = self._issued if member is None else self._pending.get(member, 1)
-            return GONE if self._done >= ticket else PENDING
+            done = self._done >= ticket
+        if not done:
+            self._ensure_thread()  # e.g. ticket 1 after a restart: nobody has tried yet
+        return GONE if done else PENDING
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -172,11 +176,14 @@ class Reclaimer:
             self._thread.start()
 
     def _retry(self) -> None:
-        n = 0
+        n = failures = 0
         while not self._stop.wait(RETRY_PAUSES_S[min(n, len(RETRY_PAUSES_S) - 1)]):
-            self.try_now()
+            result = self.try_now()
+            failures = failures + 1 if result.failed else 0
             with self._lock:
-                if self._done >= self._issued:
+                # done; or the database keeps failing (gone, closed): the next request or
+                # status question starts a new thread
+                if self._done >= self._issued or failures >= MAX_FAILURES:
                     self._thread = None
                     return
             n += 1
@@ -191,11 +198,10 @@ _registry_lock = threading.Lock()
 
 
 def reclaimer(ledger, tables) -> Reclaimer:
-    """This process's reclaimer for `ledger` (made, with a first background try, on first use);
+    """This process's reclaimer for `ledger` (made on first use);
     `tables`: every table erasures delete from (PostgreSQL VACUUMs them)."""
     with _registry_lock:
         r = _reclaimers.get(ledger)
         if r is None:
             r = _reclaimers[ledger] = Reclaimer(ledger, tables)
-            r._ensure_thread()  # ticket 1: whatever earlier processes erased
     return r
