@@ -140,3 +140,24 @@ def test_without_readers_the_bytes_are_gone_in_the_response(sqlite_url, tmp_path
     finally:
         api.client.close()
         c.dispose()
+
+
+def test_after_a_restart_nothing_is_gone_until_an_attempt_succeeded(sqlite_url, tmp_path):
+    """A new process does not know what an earlier one left pending: it says "pending" until
+    its own attempt (started by the question) has succeeded."""
+    from ledger.service import Ledger
+
+    api = Api(sqlite_url, tmp_path)
+    c = api.c
+    c.member("ana")
+    api.client.close()
+    restarted = Ledger.open(sqlite_url)
+    try:
+        assert retention.on_disk(restarted, c.addr("ana")) == "pending"
+        deadline = time.monotonic() + 60
+        while retention.on_disk(restarted, c.addr("ana")) != "gone" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert retention.on_disk(restarted, c.addr("ana")) == "gone"
+    finally:
+        restarted.close()
+        c.dispose()

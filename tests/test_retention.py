@@ -147,8 +147,9 @@ def test_retention_cli_and_background_schedule(sqlite_url):
     r = run("ayni", "retention", "run", "--db", sqlite_url, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["memos"] == 2 and c.ledger.memo(seq) is None and c.ledger.memo(seq2) is None
+    assert json.loads(r.stdout)["bytes_on_disk"] == "gone"
     again = run("ayni", "retention", "run", "--db", sqlite_url)
-    assert again.returncode == 0 and "0 memos" in again.stdout
+    assert again.returncode == 0 and "0 memos" in again.stdout and "bytes on disk: gone" in again.stdout
     bad = run("ayni", "retention", "run", "--db", "sqlite:////nonexistent/dir/x.db")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
 
