@@ -101,8 +101,10 @@ export function privacy() {
           purpose: label("purpose", r.purpose), basis: label("basis", r.basis) })));
       }
       if (!rows.children.length) rows.replaceChildren(h("li", {}, t("privacy.noAccess")));
-      more.hidden = !data.nextAfter || data.items.length < 20;
-      more.onclick = () => { more.hidden = true; page(data.nextAfter); };
+      // a next page only with the server's cursor: never `after=null` (422) nor the same page again
+      const next = Number.isSafeInteger(data.nextAfter) && data.nextAfter > after ? data.nextAfter : null;
+      more.hidden = next === null;
+      more.onclick = () => { if (next === null) return; more.hidden = true; page(next); };
     });
     add(log, rows, more);
     add(main, h("p", {}, t("privacy.intro")), grants, share, portable, log);
