@@ -117,6 +117,7 @@ def test_committed_bundle_is_a_fresh_build(node, tmp_path):
 
 def test_index_is_served_at_root_and_the_api_still_wins(tmp_path):
     from fastapi.testclient import TestClient
+
     from api.app import Settings, create_app
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'web.db'}")
     ledger.initialise(new_genesis("web", address_of_key(signing.new_key())))
@@ -134,7 +135,9 @@ def test_web_app_headers_caching_and_compression(tmp_path):
     Swagger UI (/docs loads a CDN script) on the keystore's origin."""
     import hashlib
     import re
+
     from fastapi.testclient import TestClient
+
     from api.app import Settings, create_app
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'web.db'}")
     ledger.initialise(new_genesis("web", address_of_key(signing.new_key())))
@@ -276,6 +279,7 @@ def test_stored_memos_with_controls_render_as_visible_escapes(node, server, tmp_
     before the text rule) are shown with every such character as a visible escape, in the
     history, the request list and the approval screen; the memo field refuses them."""
     import sqlite3
+
     from ledger.core.text import REFUSED_CATEGORIES, visible
     from ledger.requests import PaymentRequests
     _browser_available()
@@ -330,8 +334,8 @@ def test_the_app_applies_the_same_text_rule_as_the_ledger(node):
 def test_paying_an_old_request_copies_only_a_memo_the_server_accepts(node, tmp_path):
     """A request stored before the text rule may hold a memo the rule refuses: the app pays it
     without a memo (as ayni-wallet does) instead of copying one the server answers with 400."""
-    from ledger.core.text import check_memo
     from ledger.core.errors import InvalidInput
+    from ledger.core.text import check_memo
 
     def accepted(t):
         try:
@@ -353,7 +357,12 @@ def test_remote_transfer_signed_in_the_app_hashes_as_in_python(node):
     there rounded down exactly as both nodes check it, and the least amount here for an amount there."""
     from eth_utils import keccak
 
-    from ledger.core.federation import REMOTE_TRANSFER_TYPE, CurrencyPair, RemoteTransfer, delivered_for
+    from ledger.core.federation import (
+        REMOTE_TRANSFER_TYPE,
+        CurrencyPair,
+        RemoteTransfer,
+        delivered_for,
+    )
     from ledger.core.typed_data import Domain, memo_hash, sign_digest
     payer_key = keccak(b"ayni payer")
     domain = Domain(chain_id=31337, salt=keccak(b"ayni test community"))
