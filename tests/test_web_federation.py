@@ -69,11 +69,12 @@ def test_a_member_pays_a_member_of_an_allied_community_in_the_browser(nodes):
     la, lb = a.open_ledger(), b.open_ledger()
     try:
         assert la.verify().ok and lb.verify().ok
-        assert la.positions(a.address(0))[(a.address(0), "HOUR")].balance == -45
+        assert la.positions(a.address(0))[(a.address(0), "HOUR")].balance == -45  # the refused one: nothing
+        assert la.positions(a.address(0))[(a.address(0), "HOUR")].held_out == 0
         assert lb.positions(b.address(1))[(b.address(1), "HOUR")].balance == 90
         assert la.positions(peer_address(b.community))[(peer_address(b.community), "HOUR")].balance == 45
         assert lb.positions(peer_address(a.community))[(peer_address(a.community), "HOUR")].balance == -90
     finally:
         la.close()
         lb.close()
-    assert len(out["shots"]) == 7 and all((ARTIFACTS / s).is_file() for s in out["shots"])
+    assert len(out["shots"]) == 8 and all((ARTIFACTS / s).is_file() for s in out["shots"])

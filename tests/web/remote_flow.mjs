@@ -96,6 +96,25 @@ try {
   assert.equal(await ana.locator("#older").isVisible(), false);
   await shot(ana, "fed-05-history-payer");
 
+  // refused by B's node (no such member there): the reason shown, nothing paid, and the
+  // history lists it as failed, its amount not counted as paid
+  const nobody = "0x" + "00".repeat(19) + "01";
+  await ana.locator('nav a[href="#/pay"]').click();
+  await ana.locator("#pay-to").fill(`${B_URL}/#/pay?to=${nobody}&community=${B_COMMUNITY}`);
+  await ana.locator("#pay-to").press("Enter");
+  await ana.locator("#remote-quote").waitFor({ timeout: 15000 });
+  await ana.locator("#pay-amount").fill("10m");
+  await ana.locator("#pay-amount").press("Enter");
+  await ana.locator("#sign-and-pay").click();
+  const refusal = ana.locator('#status [data-code="unknown_account"]');
+  await refusal.waitFor({ timeout: 20000 });
+  await shot(ana, "fed-05b-refused-by-their-node");
+  await ana.locator('nav a[href="#/history"]').click();
+  const failed = ana.locator("#history li.remote.failed");
+  await failed.waitFor({ timeout: 15000 });
+  assert.match(await failed.textContent(), /^10 minutes \(20 minutes there\) to 0x000000…000001 in cooperative 0x.{6}….{4} · Failed: not paid, the hold was returned/);
+  assert.equal(await ana.locator("#history li").count(), 2);
+
   await bea.locator('nav a[href="#/history"]').click();
   const rowB = bea.locator(`#history li.remote.in[data-payment="${paymentId}"]`);
   await rowB.waitFor({ timeout: 15000 });
