@@ -79,9 +79,9 @@ def remote_view(v, p: Principal, seen: set[str] | None) -> dict:
                       "code": r.code or None, "community": r.community, "communityUrl": r.community_url,
                       "counterparty": r.counterparty, "currency": r.currency, "amount": r.amount,
                       "decidedSeq": r.decided_seq}}
-    # the memo: the local party always; others only by a read covering memos (no counterparty
-    # here to ask: the other party's grants live on the other node)
-    if v.memo is not None and (p.address == local or (seen is not None and "memos" in seen)):
+    # the memo is both parties' words; the other party's grants live on the other node, so no
+    # grant here can cover them (ledger.privacy.visibility): only the member here sees it
+    if v.memo is not None and p.address == local:
         out["memo"] = v.memo
     if p.address == local:
         out["direction"] = v.direction
