@@ -76,7 +76,7 @@ def test_outside_input_is_checked(node):
     r = subprocess.run([node, "--test", str(WEB_TESTS / "input.test.mjs")], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    assert "# fail 0" in r.stdout and "# pass 6" in r.stdout, r.stdout[-1000:]
+    assert "# fail 0" in r.stdout and "# pass 7" in r.stdout, r.stdout[-1000:]
 
 
 @pytest.mark.parametrize("kdf", ["scrypt", "pbkdf2"])
@@ -117,6 +117,7 @@ def test_committed_bundle_is_a_fresh_build(node, tmp_path):
 
 def test_index_is_served_at_root_and_the_api_still_wins(tmp_path):
     from fastapi.testclient import TestClient
+
     from api.app import Settings, create_app
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'web.db'}")
     ledger.initialise(new_genesis("web", address_of_key(signing.new_key())))
@@ -134,7 +135,9 @@ def test_web_app_headers_caching_and_compression(tmp_path):
     Swagger UI (/docs loads a CDN script) on the keystore's origin."""
     import hashlib
     import re
+
     from fastapi.testclient import TestClient
+
     from api.app import Settings, create_app
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'web.db'}")
     ledger.initialise(new_genesis("web", address_of_key(signing.new_key())))
@@ -276,6 +279,7 @@ def test_stored_memos_with_controls_render_as_visible_escapes(node, server, tmp_
     before the text rule) are shown with every such character as a visible escape, in the
     history, the request list and the approval screen; the memo field refuses them."""
     import sqlite3
+
     from ledger.core.text import REFUSED_CATEGORIES, visible
     from ledger.requests import PaymentRequests
     _browser_available()
@@ -330,8 +334,8 @@ def test_the_app_applies_the_same_text_rule_as_the_ledger(node):
 def test_paying_an_old_request_copies_only_a_memo_the_server_accepts(node, tmp_path):
     """A request stored before the text rule may hold a memo the rule refuses: the app pays it
     without a memo (as ayni-wallet does) instead of copying one the server answers with 400."""
-    from ledger.core.text import check_memo
     from ledger.core.errors import InvalidInput
+    from ledger.core.text import check_memo
 
     def accepted(t):
         try:
@@ -345,3 +349,59 @@ def test_paying_an_old_request_copies_only_a_memo_the_server_accepts(node, tmp_p
     # and the request screen pays with that, not with the raw memo
     screen = (ROOT / "web" / "src" / "screens" / "money.js").read_text()
     assert "memo: memoToCopy(r.memo)" in screen and "memo: r.memo" not in screen
+
+
+def test_remote_transfer_signed_in_the_app_hashes_as_in_python(node):
+    """The app's RemoteTransfer (web/src/remote.js + crypto.js) against ledger/core/federation.py:
+    the docs' test vector, transfers with a memo, big amounts and 3:2 rates; the amount delivered
+    there rounded down exactly as both nodes check it, and the least amount here for an amount there."""
+    from eth_utils import keccak
+
+    from ledger.core.federation import (
+        REMOTE_TRANSFER_TYPE,
+        CurrencyPair,
+        RemoteTransfer,
+        delivered_for,
+    )
+    from ledger.core.typed_data import Domain, memo_hash, sign_digest
+    payer_key = keccak(b"ayni payer")
+    domain = Domain(chain_id=31337, salt=keccak(b"ayni test community"))
+    payee_community = keccak(b"ayni allied community")
+    vector = RemoteTransfer.create(payer=address_of_key(payer_key), payee_community=payee_community,
+                                   payee="0xF2b142AC2987e5a86AfFC2b952628FcdC3d0AbfA", currency="HOUR", amount=90,
+                                   payee_currency="HOUR", delivered=90, nonce=1, valid_until=1893456000,
+                                   memo_hash=memo_hash("home visit", b"\x11" * 32))
+    others = [RemoteTransfer.create(payer=address_of_key(payer_key), payee_community=payee_community,
+                                    payee=address_of_key(signing.new_key()), currency="CRED", amount=amount,
+                                    payee_currency="KRED", delivered=amount * 2 // 3, nonce=nonce,
+                                    valid_until=2**64 - 1, memo_hash=memo_hash("pan y café ☕", bytes(range(32))))
+              for amount, nonce in ((3, 2**128 - 1), (10**15, 7), (2**53 - 1, 2**255))]
+    transfers = [vector, *others]
+
+    def as_json(t):
+        m = t.message()
+        return {**m, "nonce": str(t.nonce), "validUntil": str(t.valid_until),
+                "amount": str(t.amount), "delivered": str(t.delivered)}
+    pairs = [CurrencyPair.create(currency_a="HOUR", currency_b="HOUR", units_a=1, units_b=1, limit_a=5, limit_b=5),
+             CurrencyPair.create(currency_a="CRED", currency_b="KRED", units_a=3, units_b=2, limit_a=5, limit_b=5),
+             CurrencyPair.create(currency_a="TIME", currency_b="MIN", units_a=1, units_b=60, limit_a=5, limit_b=5)]
+    amounts = [1, 2, 3, 89, 90, 1000, 10**14]
+    payload = {"domain": {**domain.as_eip712(), "chainId": str(domain.chain_id)},
+               "eip712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                {"name": "chainId", "type": "uint256"}, {"name": "salt", "type": "bytes32"}],
+               "transfers": [as_json(t) for t in transfers], "key": "0x" + payer_key.hex(),
+               "alliance": {"side": "A", "pairs": [p.message() for p in pairs]}, "amounts": amounts}
+    r = _node(node, str(WEB_TESTS / "remote_cli.mjs"), payload)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["typeHash"] == "0x" + keccak(REMOTE_TRANSFER_TYPE.encode()).hex()
+    assert out["structHashes"] == ["0x" + t.struct_hash().hex() for t in transfers]
+    assert out["digests"] == ["0x" + domain.digest(t.struct_hash()).hex() for t in transfers]
+    assert out["signatures"] == [sign_digest(payer_key, domain.digest(t.struct_hash())) for t in transfers]
+    # the docs' vector (docs/federation.md): the same paymentId and signature in the browser
+    assert out["structHashes"][0] == "0xbd0c90757d04b1b5fad17d031bf1c1fcf6864b1350fe8ae8c0d72c9bd2f5da64"
+    assert out["digests"][0] == "0x04c5b1f0bbd82ce801751e40230fa5ffaab29107031f90036fa46a017bff6d20"
+    assert out["delivered"] == [[p.currency_a, a, delivered_for(a, p, "AB")] for p in pairs for a in amounts]
+    for (here, wanted, least), p in zip(out["amountFor"], [p for p in pairs for _ in amounts], strict=True):
+        assert delivered_for(least, p, "AB") >= wanted, (here, wanted, least)
+        assert least == 1 or delivered_for(least - 1, p, "AB") < wanted, (here, wanted, least)

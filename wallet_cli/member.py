@@ -329,16 +329,43 @@ def history(account: str = typer.Option(None, "--account", help="Another account
             typer.echo(json.dumps({"account": who, "items": items, "nextCursor": nxt}))
             return
         community = c.community()
-    rows = []
-    for t in items:
-        out = t["payer"] == who
-        sign = "-" if out else "+"
-        rows.append([str(t["seq"]), _when(t["at"]), "out" if out else "in", t["payee"] if out else t["payer"],
-                     f"{sign}{_fmt(community, t['currency'], t['amount'])} {t['currency']}",
-                     ((t.get("memo") or "") + (" [request]" if t.get("requestId") else "")).strip()])
-    _table(f"history of {who}", ["seq", "when", "dir", "counterparty", "amount", "memo"], rows)
+    rows = [_history_row(community, who, t) for t in items]
+    _table(f"history of {who}", ["seq", "when", "dir", "counterparty", "amount", "status", "memo"], rows)
+    remote = [t for t in items if t.get("remote")]
+    for t in remote:  # full ids below the table, where a narrow terminal does not fold them
+        r = t["remote"]
+        typer.echo(visible(f"seq {t['seq']}: remote payment {r.get('paymentId')} "
+                           f"{'to' if r.get('side') == 'out' else 'from'} {r.get('counterparty')} "
+                           f"in community {r.get('community')} ({r.get('communityUrl')})"))
+    if remote:
+        typer.echo("remote: with a member of an allied community; `there` is what arrived (or was sent) there. "
+                   "pending = held, not paid yet; failed = not paid, the hold went back")
     if nxt:
         typer.echo(f"more: --cursor {visible(nxt)}")
+
+
+# What a member reads of a remote leg's state (ledger.queries.REMOTE_STATUS): a prepared leg is
+# held, not paid; an aborted one was never paid and its hold went back.
+REMOTE_STATUS = {"prepared": "pending", "committed": "completed", "aborted": "failed"}
+
+
+def _history_row(community: Community, who: str, t: dict) -> list[str]:
+    r = t.get("remote")
+    if not r:
+        out = t["payer"] == who
+        sign = "-" if out else "+"
+        return [str(t["seq"]), _when(t["at"]), "out" if out else "in", t["payee"] if out else t["payer"],
+                f"{sign}{_fmt(community, t['currency'], t['amount'])} {t['currency']}", "",
+                ((t.get("memo") or "") + (" [request]" if t.get("requestId") else "")).strip()]
+    out = r.get("side") == "out"
+    status = REMOTE_STATUS.get(r.get("state"), str(r.get("state")))
+    # a pending or failed payment moved nothing (yet): no sign, as it is not a balance change
+    sign = ("-" if out else "+") if status == "completed" else ""
+    here = f"{sign}{_fmt(community, t['currency'], t['amount'])} {t['currency']}"
+    # the other community formats its own currency: its minor units, as `pay` quotes them
+    there = f"{r.get('amount')} minor units of {r.get('currency')} there"
+    return [str(t["seq"]), _when(t["at"]), "remote out" if out else "remote in", str(r.get("counterparty")),
+            f"{here} ({there})", status + (f" ({r['code']})" if r.get("code") else ""), t.get("memo") or ""]
 
 
 @handled

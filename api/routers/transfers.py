@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -53,12 +53,38 @@ async def post_transfer(body: PostTransfer, ctx: Context = Depends(context)):
 
 
 def transfer_view(v, p: Principal, seen: set[str] | None, memo_ok: set[str] | None = None) -> dict:
+    if v.remote is not None:
+        return remote_view(v, p, seen)
     out = {"seq": v.seq, "at": v.at, "payer": v.payer, "payee": v.payee, "currency": v.currency,
            "amount": v.amount, "requestId": v.request_id, "digest": v.digest}
     if memo_visible(p.address, v.payer, v.payee, seen, memo_ok):
         out["memo"] = v.memo
     if is_party(p.address, v.payer, v.payee):
         out["direction"] = "out" if p.address == v.payer else "in"
+    return out
+
+
+def remote_view(v, p: Principal, seen: set[str] | None) -> dict:
+    """A leg of a remote payment (docs/federation.md): `currency`/`amount` are what moved (or
+    is held) here, `remote` says where and what arrived there, and its `status`: pending while
+    prepared (held, not paid), completed once committed, failed once aborted (the hold went
+    back). `seq` is its remote.prepared entry; `digest` the payment id. The local party is the
+    member of this node (payer at the origin, payee at the destination); the counterparty is a
+    member of the other community, whose own node logs its reads."""
+    r = v.remote
+    local = v.payer if v.direction == "out" else v.payee
+    out = {"seq": v.seq, "at": v.at, "payer": v.payer, "payee": v.payee, "currency": v.currency,
+           "amount": v.amount, "requestId": None, "digest": v.digest,
+           "remote": {"paymentId": r.payment_id, "side": r.side, "state": r.state, "status": r.status,
+                      "code": r.code or None, "community": r.community, "communityUrl": r.community_url,
+                      "counterparty": r.counterparty, "currency": r.currency, "amount": r.amount,
+                      "decidedSeq": r.decided_seq}}
+    # the memo is both parties' words; the other party's grants live on the other node, so no
+    # grant here can cover them (ledger.privacy.visibility): only the member here sees it
+    if v.memo is not None and p.address == local:
+        out["memo"] = v.memo
+    if p.address == local:
+        out["direction"] = v.direction
     return out
 
 
@@ -88,8 +114,21 @@ def history(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose),
                                      until_ms=until, limit=limit, cursor=cursor)
     memo_ok = None
     if seen is not None:  # the page shows each counterparty's transfers too: logged for them
-        others = {v.payee if v.payer == address else v.payer for v in items}
+        others = {v.payee if v.payer == address else v.payer for v in items if v.remote is None}
         memo_ok = ctx.access.counterparties(Reader(p.address, p.role), others, purpose,
                                             "GET /v1/accounts/{address}/history",
                                             want=("memos",) if "memos" in seen else ())
     return {"items": [transfer_view(v, p, seen, memo_ok) for v in items], "nextCursor": nxt}
+
+
+@router.get("/v1/accounts/{address}/remote-payments/{paymentId}")
+def remote_payment(address: str, paymentId: str = Path(pattern=r"^0x[0-9a-fA-F]{64}$"), p=Depends(signed_in),
+                   purpose=Depends(asked_purpose), ctx: Context = Depends(context)):
+    """The receipt of a remote payment of this member: as in their history, with its state now."""
+    address = account_address(address)
+    seen = guard(ctx, p, [address], ("entries",), purpose, "GET /v1/accounts/{address}/remote-payments/{paymentId}",
+                 want=("memos",))
+    v = ctx.queries.remote_payment(paymentId)
+    if v is None or address != (v.payer if v.direction == "out" else v.payee):
+        raise E.LedgerError(f"account {address} has no remote payment {paymentId.lower()} here", code="not_found")
+    return remote_view(v, p, seen)

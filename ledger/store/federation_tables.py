@@ -44,6 +44,9 @@ remote_legs = Table(
     Column("prepared_seq", BigInteger, ForeignKey("entries.seq"), nullable=False),
     Column("decided_seq", BigInteger, ForeignKey("entries.seq"), nullable=True),
     Index("ix_remote_legs_state", "state"),
+    # a member's history reads their legs by payer (origin) or payee (destination), keyset on seq
+    Index("ix_remote_legs_payer_seq", "payer", "prepared_seq"),
+    Index("ix_remote_legs_payee_seq", "payee", "prepared_seq"),
 )
 
 remote_memos = Table(

@@ -292,8 +292,38 @@ await carl.locator("#import-pass").fill(CARL_PASS);
 await carl.locator("#import-pass").press("Enter");
 await carl.locator("section.balance").first().waitFor({ timeout: 30000 });
 const carlAddress = C.addressOfKey(C.unhex(CARL_KEY));
+// Issue 23: a paging control shows only when there is a next page (the `hidden` attribute
+// must win over the button's display rule), and no row is ever listed twice.
+async function noNextPage(page, selector, where) {
+  assert.equal(await page.locator(selector).isVisible(), false, `${where}: ${selector} shown with no next page`);
+  assert.equal(await page.locator(selector).evaluate((el) => getComputedStyle(el).display), "none", where);
+}
+async function distinctRows(page, selector, attr, where) {
+  const keys = await page.locator(selector).evaluateAll((els, a) => els.map((el) => a ? el.getAttribute(a) : el.querySelector("a").getAttribute("href")), attr);
+  assert.equal(new Set(keys).size, keys.length, `${where}: a row appears twice: ${keys}`);
+  return keys.length;
+}
+await carl.locator('nav a[href="#/history"]').click();
+await carl.locator("#history-empty").waitFor();
+await noNextPage(carl, "#older", "empty history");
 // Carl pays Ana eleven times, so her history needs a second page.
 for (let i = 1; i <= 11; i++) await payFromKey(CARL_KEY, ana.address, "HOUR", i);
+// Carl's own history: 11 payments, two pages, then no control
+await carl.locator('nav a[href="#/"]').click();
+await carl.locator("section.balance").first().waitFor();
+await carl.locator('nav a[href="#/history"]').click();
+await carl.locator("#history li").nth(9).waitFor();
+assert.equal(await carl.locator("#older").isVisible(), true, "a second page is offered");
+await carl.locator("#older").click();
+await carl.locator("#history li").nth(10).waitFor();
+await noNextPage(carl, "#older", "Carl's last page");
+assert.equal(await distinctRows(carl, "#history li", null, "Carl's history"), 11);
+// Bea received two payments: one page, no control
+await bea.page.locator('nav a[href="#/history"]').click();
+await bea.page.locator("#history li").nth(1).waitFor();
+await new Promise((r) => setTimeout(r, 300));
+assert.equal(await bea.page.locator("#history li").count(), 2);
+await noNextPage(bea.page, "#older", "Bea's two payments");
 
 // History with paging: 10 newest, then older ones; both of Ana's own payments are there.
 await ana.page.locator('nav a[href="#/history"]').click();
@@ -304,6 +334,8 @@ await ana.page.locator("#older").click();
 await ana.page.locator("#history li").nth(13).waitFor();
 const historyText = await ana.page.locator("#history").textContent();
 assert.equal(await ana.page.locator("#history li").count(), 14);
+await noNextPage(ana.page, "#older", "Ana's last page");
+assert.equal(await distinctRows(ana.page, "#history li", null, "Ana's history"), 14);
 assert.match(historyText, /−1.5 hours to Bea · garden help/);
 assert.match(historyText, /−12.50 CRED to 0x.{6}….{6} · bread/);
 
@@ -351,6 +383,24 @@ await ana.page.locator("#unlock-pass").press("Enter");
 await ana.page.locator("#access-log li", { hasText: "help with care exchanges" }).waitFor({ timeout: 30000 });
 assert.match(await ana.page.locator("#access-log").textContent(), /read your account, your balances for help with care exchanges \(your permission\)/);
 await shot(ana.page, "17-privacy");
+// The access log pages by 20: with fewer rows there is no "Show more" (it used to ask for
+// after=null: 422); with more, it shows the rest once, and then disappears.
+const shortLog = await distinctRows(ana.page, "#access-log li", "data-id", "access log");
+assert.ok(shortLog < 20, `access log has ${shortLog} rows`);
+await noNextPage(ana.page, "#access-log-more", "short access log");
+for (let i = 0; i < 25; i++) assert.equal((await carlReads()).status, 200);
+await ana.page.locator('nav a[href="#/settings"]').click();
+await ana.page.locator("#privacy-link").click();
+await ana.page.locator("#access-log li").nth(19).waitFor();
+assert.equal(await ana.page.locator("#access-log-more").isVisible(), true, "a second page of the access log is offered");
+const logRequests = [];
+ana.page.on("request", (r) => { if (r.url().includes("/access-log")) logRequests.push(r.url()); });
+await ana.page.locator("#access-log-more").click();
+await ana.page.locator("#access-log li").nth(shortLog + 25 - 1).waitFor();
+await noNextPage(ana.page, "#access-log-more", "access log, last page");
+const longLog = await distinctRows(ana.page, "#access-log li", "data-id", "access log");
+assert.ok(longLog >= shortLog + 25, `access log: ${longLog} rows`);
+assert.ok(logRequests.length === 1 && /after=\d+&/.test(logRequests[0]), logRequests.join(" "));
 for (let i = 0; i < 2; i++) {
   await ana.page.locator("#grants li button.danger").first().click();
   await ana.page.locator("#grants li").nth(1 - i).waitFor({ state: "detached" });

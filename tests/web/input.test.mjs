@@ -3,7 +3,7 @@
 // (pytest runs it too).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { payLinkHash, payParams, checkChallenge } from "../../web/src/links.js";
+import { payLinkHash, payParams, payLink, checkChallenge } from "../../web/src/links.js";
 import { parseAmount, formatAmount, MAX_AMOUNT } from "../../web/src/amounts.js";
 import { CATALOGUES, human, setLanguage } from "../../web/src/i18n.js";
 
@@ -36,6 +36,24 @@ test("link parameters are parsed strictly; a request id must be 32 bytes of lowe
   for (const amount of ["1e3", "-5", "1.5", "012", " 5", String(MAX_AMOUNT + 1), "99999999999999999"]) {
     assert.equal(p(`amount=${encodeURIComponent(amount)}`).amount, undefined, amount);
   }
+});
+
+test("a link from an allied community's app carries its payee, currency, amount and community only", () => {
+  const COM = "0x" + "1b".repeat(32);
+  const payee = "0x7C01D2a57bD9aC83f5D9726Cab6FCA25f027bC0b";
+  const link = payLink("https://coop-b.example/", { request: ID, to: payee, currency: "HOUR", amount: 90, community: COM.toUpperCase().replace("0X", "0x") });
+  assert.equal(link, `https://coop-b.example/#/pay?request=${ID}&to=${payee}&currency=HOUR&amount=90&community=${COM}`);
+  // another origin: only those four, never its request id (the other node's), never navigated to
+  assert.equal(payLinkHash(link, ORIGIN), `#/pay?to=${payee}&currency=HOUR&amount=90&community=${COM}`);
+  assert.equal(payLinkHash(link, "https://coop-b.example"), `#/pay?request=${ID}&to=${payee}&currency=HOUR&amount=90&community=${COM}`);
+  for (const text of [`https://coop-b.example/#/pay?to=${payee}`, `https://coop-b.example/#/pay?to=${payee}&community=0x12`,
+    `https://coop-b.example/#/pay?community=${COM}`, `javascript:x//#/pay?to=${payee}&community=${COM}`,
+    `ftp://coop-b.example/#/pay?to=${payee}&community=${COM}`]) assert.equal(payLinkHash(text, ORIGIN), null, text);
+  const p = (q) => payParams(new URLSearchParams(q), [CRED]);
+  // with a community, the currency is the payee's (not checked against this community's)
+  assert.deepEqual(p(`to=${payee}&currency=HOUR&amount=90&community=${COM}`), { to: payee, community: COM, currency: "HOUR", amount: 90 });
+  assert.deepEqual(p(`to=${payee}&currency=hour&community=0x12`), { to: payee, community: "invalid" });
+  assert.deepEqual(p("currency=HOUR"), {}); // no community: still only this community's currencies
 });
 
 const ADDRESS = "0x0c6C78f7274A93b337Fe4177034D8aDCe9Dd1807";

@@ -7,24 +7,55 @@ export const REQUEST_ID = /^0x[0-9a-f]{64}$/;
 
 /** A scanned payment link -> the hash to open ("#/pay?request=0x…"), or null. Only a link
  * to this very app is followed, and only by changing the hash: a QR sticker saying
- * "javascript:…#/pay" or "https://elsewhere/#/pay" is never navigated to. */
+ * "javascript:…#/pay" or "https://elsewhere/#/pay" is never navigated to.
+ * A link from an allied community's app (another origin) names its community: its payee,
+ * currency, amount and community are carried over into THIS app's #/pay, nothing else (its
+ * request id is the other node's, unknown here); the member reviews them before signing. */
 export function payLinkHash(text, origin) {
   let url;
   try { url = new URL(String(text).trim()); } catch { return null; }
-  if (url.origin !== origin || !/^#\/pay(\?|$)/.test(url.hash)) return null;
-  return url.hash;
+  if (!/^#\/pay(\?|$)/.test(url.hash)) return null;
+  if (url.origin === origin) return url.hash;
+  if (!/^https?:$/.test(url.protocol)) return null;
+  const params = new URLSearchParams(url.hash.slice(url.hash.indexOf("?") + 1));
+  const community = (params.get("community") || "").toLowerCase();
+  if (!COMMUNITY.test(community) || !params.get("to")) return null;
+  const kept = new URLSearchParams();
+  for (const k of ["to", "currency", "amount", "community"]) if (params.get(k)) kept.set(k, params.get(k));
+  return `#/pay?${kept}`;
+}
+
+const COMMUNITY = /^0x[0-9a-f]{64}$/;
+
+/** The link a payee shares: this app's #/pay with the payee, and optionally a currency and an
+ * amount (minor units) and a request id. `community` (this community's id) lets a member of an
+ * allied community pay it from their own app; older apps ignore the parameter. */
+export function payLink(base, { to, currency, amount, request, community }) {
+  const p = new URLSearchParams();
+  if (request) p.set("request", request);
+  if (to) p.set("to", to);
+  if (currency) p.set("currency", currency);
+  if (amount) p.set("amount", String(amount));
+  if (community) p.set("community", community.toLowerCase());
+  return `${base}#/pay?${p}`;
 }
 
 /** The parameters of a #/pay link, strictly: anything malformed is dropped, not guessed.
- * Payment requests carry only their id (the server's copy has the rest). */
+ * Payment requests carry their id (the server's copy has the rest). `community`: the payee's
+ * community when it is not necessarily this one; then `currency` and `amount` are the payee's
+ * (what arrives there), so the currency is not checked against this community's. */
 export function payParams(params, currencies) {
   const out = {};
   const request = params.get("request");
   if (request !== null) out.request = REQUEST_ID.test(request) ? request : "invalid";
   const to = params.get("to");
   if (to) out.to = parseAddress(to) || undefined;
+  const community = params.get("community");
+  if (community !== null) out.community = COMMUNITY.test(community.toLowerCase()) ? community.toLowerCase() : "invalid";
   const currency = params.get("currency");
-  if (currency && currencies.some((c) => c.code === currency)) out.currency = currency;
+  if (currency && (out.community ? /^[A-Z][A-Z0-9]{1,11}$/.test(currency) : currencies.some((c) => c.code === currency))) {
+    out.currency = currency;
+  }
   const amount = params.get("amount");
   if (amount && /^[1-9]\d{0,15}$/.test(amount) && Number(amount) <= MAX_AMOUNT) out.amount = Number(amount);
   return out;

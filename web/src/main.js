@@ -7,6 +7,7 @@ import { whenUnauthenticated } from "./api.js";
 import * as W from "./wallet.js";
 import { welcome, createKey, importKey } from "./screens/keys.js";
 import { home, pay, transfer, history } from "./screens/money.js";
+import { remotePayment } from "./screens/remote.js";
 import { requests, newRequest, showRequest } from "./screens/requests.js";
 import { settings } from "./screens/settings.js";
 import { privacy } from "./screens/privacy.js";
@@ -33,6 +34,7 @@ function route() {
     case "request": return parts[1] === "new" ? newRequest() : showRequest(parts[1]);
     case "history": return history(params);
     case "tx": return transfer(parts[1], params);
+    case "remote": return remotePayment(parts[1], params);
     case "settings": return settings(route);
     case "privacy": return privacy();
     default: return home();

@@ -5,6 +5,7 @@ import * as C from "./crypto.js";
 import { decryptKeystore, encryptKeystore, parseKeystore } from "./keystore.js";
 import { api, setToken } from "./api.js";
 import { checkChallenge } from "./links.js";
+import { remoteDocument } from "./remote.js";
 
 const KEYSTORE = "ayni.keystore";
 let signer = null;   // {kind, address, signMessage(text), signTypedData(doc)}
@@ -114,4 +115,26 @@ export async function signAndPost({ doc, memo, memoSalt }) {
   const body = { transfer: doc.message, signature };
   if (memo) Object.assign(body, { memo, memoSalt });
   return api("/v1/transfers", { method: "POST", body });
+}
+
+/** The exact EIP-712 document for a RemoteTransfer to a member of an allied community: both
+ * amounts (here and there), under this community's domain (docs/federation.md). */
+export async function remoteTransferDocument({ payeeCommunity, payee, currency, amount, payeeCurrency, delivered, memo }) {
+  const com = await getCommunity();
+  const salt = memo ? C.randomBytes(32) : null;
+  const message = {
+    payer: signer.address, payeeCommunity, payee, currency, amount, payeeCurrency, delivered, nonce: C.newNonce(),
+    validUntil: String(Math.floor(Date.now() / 1000) + 3600), memoHash: C.memoHash(memo, salt),
+  };
+  const doc = remoteDocument(com.domain, com.types.EIP712Domain, message);
+  return { doc, paymentId: C.hex(C.typedDataDigest(doc)), memo: memo || null, memoSalt: salt ? C.hex(salt) : null };
+}
+
+/** Sign in the browser and post (POST /v1/remote-transfers): {paymentId, state, ...}; the
+ * node answers once committed (201) or, after a short wait, still prepared (202). */
+export async function signAndPostRemote({ doc, memo, memoSalt }) {
+  const signature = await signer.signTypedData(doc);
+  const body = { message: doc.message, signature };
+  if (memo) Object.assign(body, { memo, memoSalt });
+  return api("/v1/remote-transfers", { method: "POST", body });
 }

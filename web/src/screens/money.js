@@ -7,8 +7,9 @@ import { parseAddress } from "../crypto.js";
 import { parseAmount, formatAmount } from "../amounts.js";
 import { contacts, saveContact, nameOf } from "../contacts.js";
 import { qrSvg } from "../qr.js";
-import { payLinkHash, payParams, REQUEST_ID } from "../links.js";
+import { payLink, payLinkHash, payParams, REQUEST_ID } from "../links.js";
 import { memoProblem, memoToCopy } from "../text.js";
+import { payRemote, remoteRow } from "./remote.js";
 
 const who = (address) => nameOf(address) || short(address);
 const when = (ms) => new Date(ms).toLocaleString();
@@ -53,8 +54,34 @@ export function home() {
       " ", h("a", { class: "button", href: "#/request/new" }, t("nav.request"))));
     add(main, h("details", {}, h("summary", {}, t("home.myAddress")),
       h("p", {}, h("code", { class: "address", id: "my-address" }, me)),
-      h("div", { class: "qr", html: qrSvg(me, t("keys.addressQr")) })));
+      h("div", { class: "qr", html: qrSvg(me, t("keys.addressQr")) })), payMeLink(com, me));
   });
+}
+
+/** A link (and QR code) to pay this member, optionally an amount: it names this community, so
+ * a member of an allied cooperative can pay it from their own app (docs/web.md). */
+function payMeLink(com, me) {
+  const currency = h("select", { id: "link-currency" }, com.currencies.map((c) => h("option", { value: c.code }, `${c.name} (${c.code})`)));
+  const amount = h("input", { id: "link-amount", type: "text", inputmode: "decimal", autocomplete: "off" });
+  const link = h("input", { id: "my-pay-link", type: "text", readonly: true });
+  const qr = h("div", { class: "qr" });
+  const slot = h("div");
+  const update = () => {
+    let minor = null;
+    slot.replaceChildren();
+    if (amount.value.trim()) {
+      try { minor = parseAmount(currencyOf(com, currency.value), amount.value); } catch (err) { slot.replaceChildren(errorBox(err)); }
+    }
+    link.value = payLink(`${location.origin}${location.pathname}`, { to: me, community: com.domain.salt,
+      currency: minor ? currency.value : null, amount: minor });
+    qr.innerHTML = qrSvg(link.value, t("home.payLinkQr"));
+  };
+  amount.addEventListener("input", update);
+  currency.addEventListener("change", update);
+  update();
+  return h("details", { id: "pay-me" }, h("summary", {}, t("home.payLink")), h("p", { class: "hint" }, t("home.payLinkHint")),
+    field(t("pay.currency"), currency), field(t("pay.amount"), amount, t("pay.amountHint")), slot,
+    field(t("request.link"), link), qr);
 }
 
 /** An address input with the contacts as suggestions and, where the browser can, a scanner. */
@@ -111,6 +138,10 @@ export function pay(params) {
     // A link may pre-fill the payee, currency and amount (strictly parsed; a note never:
     // the member writes their own).
     const p = payParams(params, com.currencies);
+    if (p.community === "invalid") return add(main, errorBox({ code: "bad_link" }));
+    // the payee is a member of another community: an allied one, paid at the alliance's rate
+    if (p.community && p.community !== String(com.domain.salt).toLowerCase()) return payRemote(main, com, p);
+    if (p.currency && !com.currencies.some((c) => c.code === p.currency)) delete p.currency;
     const { input: to, extra } = addressInput("pay-to", p.to);
     const amount = h("input", { id: "pay-amount", type: "text", inputmode: "decimal", required: true, autocomplete: "off" });
     const currency = h("select", { id: "pay-currency" }, com.currencies.map((c) => h("option", { value: c.code }, `${c.name} (${c.code})`)));
@@ -124,6 +155,9 @@ export function pay(params) {
     add(main, h("form", { novalidate: true, onsubmit: (e) => {
       e.preventDefault();
       const payee = parseAddress(to.value);
+      // a pasted payment link (this app's, or an allied cooperative's naming its community)
+      const link = payee ? null : payLinkHash(to.value, location.origin);
+      if (link) { location.hash = link; return; }
       if (!payee) return fieldError(to, slot, "bad_address_input");
       let minor;
       try { minor = parseAmount(c0(), amount.value); } catch (err) { return fieldError(amount, slot, err.code); }
@@ -229,9 +263,14 @@ export function history(params) {
   const main = show(t("history.title"));
   const me = W.current().address;
   const list = h("ol", { class: "history", id: "history" });
-  const more = h("button", { type: "button", id: "older" }, t("history.older"));
+  const more = h("button", { type: "button", id: "older", hidden: true }, t("history.older"));
+  const shown = new Set(); // a row is never listed twice, whatever a page returns
   const page = (com, cursor) => load(main, () => api(`/v1/accounts/${me}/history?limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), (data) => {
     for (const tx of data.items) {
+      const key = tx.remote ? tx.remote.paymentId : String(tx.seq);
+      if (shown.has(key)) continue;
+      shown.add(key);
+      if (tx.remote) { list.append(remoteRow(com, tx)); continue; }
       const c = currencyOf(com, tx.currency);
       const incoming = tx.direction === "in";
       list.append(h("li", { class: incoming ? "in" : "out" }, h("a", { href: `#/tx/${tx.seq}` },
@@ -240,10 +279,12 @@ export function history(params) {
         tx.memo ? [" · ", userText("span", tx.memo, { class: "memo" })] : null,
         h("span", { class: "when" }, when(tx.at)))));
     }
-    if (!list.children.length) list.replaceWith(h("p", {}, t("history.empty")));
-    more.hidden = !data.nextCursor;
-    more.onclick = () => { more.hidden = true; page(com, data.nextCursor); };
-    add(main, more);
+    if (!list.children.length && list.isConnected) list.replaceWith(h("p", { id: "history-empty" }, t("history.empty")));
+    // the next page only with the server's cursor: none means this was the last page
+    const next = data.nextCursor || null;
+    more.hidden = !next;
+    more.onclick = () => { if (!next) return; more.hidden = true; page(com, next); };
+    main.append(more); // after the list and below any loading row
   });
   add(main, list);
   load(main, () => W.getCommunity(), (com) => page(com, null));

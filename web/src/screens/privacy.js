@@ -93,16 +93,18 @@ export function privacy() {
     // -- the access log, oldest first, paged
     const log = h("section", { class: "card", "aria-labelledby": "log-h" }, h("h2", { id: "log-h" }, t("privacy.log")));
     const rows = h("ol", { class: "access-log", id: "access-log" });
-    const more = h("button", { type: "button", hidden: true }, t("privacy.more"));
+    const more = h("button", { type: "button", id: "access-log-more", hidden: true }, t("privacy.more"));
     const page = (after) => load(log, () => api(`${base}/access-log?after=${after}&limit=20`), (data) => {
       for (const r of data.items) {
-        rows.append(h("li", {}, t("privacy.logLine", { when: new Date(r.at).toLocaleString(), who: nameOf(r.accessor) || short(r.accessor),
+        rows.append(h("li", { "data-id": String(r.id) }, t("privacy.logLine", { when: new Date(r.at).toLocaleString(), who: nameOf(r.accessor) || short(r.accessor),
           role: label("role", r.accessorRole), what: r.categories.map((c) => label("category", c)).join(", "),
           purpose: label("purpose", r.purpose), basis: label("basis", r.basis) })));
       }
-      if (!rows.children.length) rows.replaceChildren(h("li", {}, t("privacy.noAccess")));
-      more.hidden = !data.nextAfter || data.items.length < 20;
-      more.onclick = () => { more.hidden = true; page(data.nextAfter); };
+      if (!rows.children.length) rows.replaceChildren(h("li", { id: "no-access" }, t("privacy.noAccess")));
+      // a next page only with the server's cursor: never `after=null` (422) nor the same page again
+      const next = Number.isSafeInteger(data.nextAfter) && data.nextAfter > after ? data.nextAfter : null;
+      more.hidden = next === null;
+      more.onclick = () => { if (next === null) return; more.hidden = true; page(next); };
     });
     add(log, rows, more);
     add(main, h("p", {}, t("privacy.intro")), grants, share, portable, log);
