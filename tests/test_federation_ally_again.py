@@ -76,6 +76,14 @@ def test_an_ended_alliance_makes_room_for_a_new_one_that_reuses_the_peer_account
     assert a.ledger.positions(peer_of_b)[(peer_of_b, "CRED")].balance == -45
     assert b.ledger.positions(peer_of_a)[(peer_of_a, "HOUR")].credit_limit == 250
 
+    # the wallet pays under the alliance in force, whatever the listing's order
+    from wallet_cli.remote_pay import alliance_with
+
+    class Listing:  # GET /v1/federation/alliances as api/routers/federation.py builds it, minus HTTP
+        def get(self, path, auth=True):
+            return {"items": a.node.alliances() + a.node.proposals()}
+    assert alliance_with(Listing(), b.community)["allianceId"] == hex0x(second.alliance_id)
+
     # the new alliance carries payments both ways; CRED no longer crosses
     committed |= _settle(a, b, net, a.node.submit(*remote(a, "bea", b, "ana", 20)),
                          b.node.submit(*remote(b, "bea", a, "ana", 12)))
