@@ -14,7 +14,7 @@ from ledger.core.typed_data import address_of_key
 from ledger.federation.driver import driver_lock, wire_payment_id
 from ledger.sample import SampleCommunity
 
-from .federation_nodes import ayni
+from .federation_nodes import ayni, ayni_here
 
 
 def test_new_key_writes_an_encrypted_keystore_and_never_overwrites(tmp_path):
@@ -26,7 +26,7 @@ def test_new_key_writes_an_encrypted_keystore_and_never_overwrites(tmp_path):
     assert address_of_key(load_keystore(str(ks), "s3cret")) == address
     assert "s3cret" not in ks.read_text() and json.loads(ks.read_text())["version"] == 3
     before = ks.read_text()
-    r = ayni("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw))
+    r = ayni_here("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw))
     assert r.returncode != 0 and "refusing to overwrite" in r.stderr and "Traceback" not in r.stderr
     assert ks.read_text() == before
 
@@ -35,9 +35,10 @@ def test_serve_with_a_wrong_node_passphrase_fails_in_one_line(tmp_path):
     ks, pw, wrong = tmp_path / "node.json", tmp_path / "pw", tmp_path / "wrong"
     pw.write_text("right")
     wrong.write_text("wrong")
-    assert ayni("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw)).returncode == 0
+    # the set-up in this process; `serve`, whose start-up is the point, as its own process
+    assert ayni_here("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw)).returncode == 0
     db = f"sqlite:///{tmp_path}/ayni.db"
-    assert ayni("init", "--db", db, "--treasurer", "0x" + "11" * 20).returncode == 0
+    assert ayni_here("init", "--db", db, "--treasurer", "0x" + "11" * 20).returncode == 0
     r = ayni("serve", "--db", db, "--port", "1", "--node-keystore", str(ks), "--node-password-file", str(wrong),
              timeout=60)
     assert r.returncode != 0 and "wrong passphrase" in r.stderr and "Traceback" not in r.stderr
@@ -85,8 +86,8 @@ def test_a_node_without_a_node_key_answers_404_on_every_federation_endpoint(tmp_
 @pytest.mark.parametrize("pair", ["HOUR:HOUR:1:1:600", "HOUR:HOUR:1:x:600:600"])
 def test_propose_refuses_a_malformed_pair_in_one_line(pair, tmp_path):
     ks = tmp_path / "t.json"
-    r = ayni("federation", "propose", "--node", "http://127.0.0.1:9", "--peer", "http://127.0.0.1:9",
-             "--pair", pair, "--keystore", str(ks))
+    r = ayni_here("federation", "propose", "--node", "http://127.0.0.1:9", "--peer", "http://127.0.0.1:9",
+                  "--pair", pair, "--keystore", str(ks))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
