@@ -37,6 +37,7 @@ STATUS = {
     "request_expired": 422, "request_mismatch": 422,
     "alliance_not_active": 422, "rate_mismatch": 422, "peer_limit_reached": 422,
     "payload_too_large": 413, "rate_limited": 429, "too_many_proposals": 429,
+    "alliance_not_ended": 409, "payments_in_flight": 409,
     # the peer node did not answer in time (a payment presumed aborted)
     "timeout": 504,
     # the server's own faults

@@ -138,7 +138,7 @@ def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, ope
     """Faults in the projection rows one replayed entry's record implies (pops the rows it explains)."""
     faults = []
     if record.opens is not None:
-        opened[record.opens] = e.seq
+        opened.setdefault(record.opens, e.seq)  # first opening: a later alliance reuses its peer account
     if isinstance(record, FederationRecord):
         want = record.nonce_row
         n = nonces.pop(e.seq, None)

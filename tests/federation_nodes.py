@@ -39,6 +39,22 @@ def ayni(*args: str, env: dict | None = None, timeout: float = 120) -> subproces
                           env={**base, **(env or {})})
 
 
+def ayni_here(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`ayni ARGS` through the same typer app the console script runs, in this process: the
+    command's parsing, output and exit code, without an interpreter start (2 s and more on a
+    loaded machine, per call). An exception other than the command's exit fails the test, as a
+    traceback would. The console script itself is run by the tests that need a process
+    (serve, new-key, the demo)."""
+    from typer.testing import CliRunner
+
+    from ledger.cli import app
+    clean = {k: None for k in os.environ if k.startswith("AYNI_")}
+    r = CliRunner().invoke(app, list(args), env={**clean, **(env or {})})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return subprocess.CompletedProcess(["ayni", *args], r.exit_code, r.stdout, r.stderr)
+
+
 @dataclass
 class Node:
     name: str
@@ -86,6 +102,11 @@ class Node:
 
     # -- the process ------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> None:
+        self.spawn()
+        self.wait_started(timeout)
+
+    def spawn(self) -> None:
+        """Start `ayni serve` without waiting for it (start_all starts several at once)."""
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("AYNI_")},
                "AYNI_SESSION_KEY_FILE": str(self.tmp / "session.key"),
                "AYNI_FEDERATION_TIMEOUT_MS": str(self.timeout_ms), "AYNI_FEDERATION_RETRY_MS": str(self.retry_ms)}
@@ -95,6 +116,8 @@ class Node:
                  "--node-keystore", str(self.node_keystore), "--node-password-file", str(self.password_file),
                  "--node-url", self.proxy.url if self.via_proxy else self.base],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp, start_new_session=True)
+
+    def wait_started(self, timeout: float = 90.0) -> None:
         try:
             wait_ready(self.base, self.proc, timeout=timeout, interval=0.05)
         except ServerNotReady as exc:
@@ -123,11 +146,22 @@ class Node:
         time.sleep(0.05)
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM (a clean shutdown) without waiting (stop_all stops several at once)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def wait_stopped(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=20)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
@@ -153,17 +187,32 @@ class Node:
         return Ledger.open(self.db_url, migrate=False)
 
 
+def start_all(*nodes: Node) -> None:
+    """Start the nodes' servers together: each start is mostly an interpreter's imports."""
+    for n in nodes:
+        n.spawn()
+    for n in nodes:
+        n.wait_started()
+
+
+def stop_all(*nodes: Node) -> None:
+    for n in nodes:
+        n.terminate()
+    for n in nodes:
+        n.wait_stopped()
+
+
 def ally(a: Node, b: Node, *, limit: int = 1000, units=(1, 1)) -> str:
     """A proposes (HOUR:HOUR), B accepts, both through `ayni federation`; the alliance id."""
     pair = f"HOUR:HOUR:{units[0]}:{units[1]}:{limit}:{limit}"
-    r = ayni("federation", "propose", "--node", a.base, "--peer", b.base, "--pair", pair,
+    r = ayni_here("federation", "propose", "--node", a.base, "--peer", b.base, "--pair", pair,
              "--keystore", str(a.treasurer_keystore), "--password-file", str(a.password_file), "--json")
     assert r.returncode == 0, r.stderr + a.log_tail() + b.log_tail()
     import json
     out = json.loads(r.stdout)
     alliance_id = out["allianceId"]
     assert out["delivered"] is True, out  # the peer's 201 is a delivery (issue 15)
-    r = ayni("federation", "accept", alliance_id, "--node", b.base,
+    r = ayni_here("federation", "accept", alliance_id, "--node", b.base,
              "--keystore", str(b.treasurer_keystore), "--password-file", str(b.password_file), "--json")
     assert r.returncode == 0, r.stderr + a.log_tail() + b.log_tail()
     # the treasurer is shown the node key (and URL) it is about to trust, to check out of band
@@ -220,27 +269,35 @@ def post(node: Node, p: Payment, client: httpx.Client | None = None, timeout: fl
     return answer
 
 
-def leg_state(node: Node, payment_id: str) -> str | None:
+def leg_state(node: Node, payment_id: str, client: httpx.Client | None = None) -> str | None:
     try:
-        r = httpx.get(f"{node.base}/v1/remote-transfers/{payment_id}", timeout=5)
+        r = (client or httpx).get(f"{node.base}/v1/remote-transfers/{payment_id}", timeout=5)
     except httpx.HTTPError:
         return None
     return r.json().get("state") if r.status_code == 200 else "none"
 
 
+FINAL = ("committed", "aborted")
+
+
 def settle(nodes: list[Node], payments: list[Payment], timeout: float = 60.0) -> dict:
-    """Wait until no payment is prepared on either node; {paymentId: (origin state, dest state)}."""
+    """Wait until no payment is prepared on either node; {paymentId: (origin state, dest state)}.
+    A payment decided on both sides is not asked again (a decision is final); one absent on a
+    side is, since a late PREPARE may still arrive there."""
     by_name = {n.name: n for n in nodes}
     deadline = time.monotonic() + timeout
-    while True:
-        states = {}
-        for p in payments:
-            o = by_name[p.origin]
-            d = next(n for n in nodes if n is not o)
-            states[p.payment_id] = (leg_state(o, p.payment_id), leg_state(d, p.payment_id))
-        if all("prepared" not in s and None not in s for s in states.values()) or time.monotonic() > deadline:
-            return states
-        time.sleep(0.2)
+    states: dict[str, tuple] = {}
+    with httpx.Client() as client:  # one connection per node, not one per question
+        while True:
+            for p in payments:
+                if all(s in FINAL for s in states.get(p.payment_id, (None, None))):
+                    continue
+                o = by_name[p.origin]
+                d = next(n for n in nodes if n is not o)
+                states[p.payment_id] = (leg_state(o, p.payment_id, client), leg_state(d, p.payment_id, client))
+            if all("prepared" not in s and None not in s for s in states.values()) or time.monotonic() > deadline:
+                return {p.payment_id: states[p.payment_id] for p in payments}
+            time.sleep(0.2)
 
 
 def _balance(ledger, address: str) -> int:
@@ -259,14 +316,13 @@ def check_books(a: Node, b: Node, payments: list[Payment], states: dict) -> None
         assert (origin_state == "committed") == (dest_state == "committed"), ("split decision", p, origin_state,
                                                                              dest_state)
     committed = [p for p in payments if states[p.payment_id][0] == "committed"]
-    for n in (a, b):
-        n.stop()
+    stop_all(a, b)
     la, lb = a.open_ledger(), b.open_ledger()
     try:
         for node, ledger in ((a, la), (b, lb)):
             report = ledger.verify()
             assert report.ok, (node.name, report)
-            r = ayni("verify", "--db", node.db_url)
+            r = ayni_here("verify", "--db", node.db_url)
             assert r.returncode == 0, (node.name, r.stdout, r.stderr)
             for i in range(node.members):
                 addr = node.address(i)

@@ -23,26 +23,33 @@ from .federation_nodes import (
     Node,
     Payment,
     ally,
-    ayni,
+    ayni_here,
     check_books,
+    leg_state,
     post,
     remote_payment,
     settle,
+    start_all,
 )
 
 
 def _start(nodes):
     for n in nodes:
         n.create()
-    for n in nodes:
-        n.start()
+    start_all(*nodes)
     return ally(nodes[0], nodes[1])
 
 
 def _restart_if_dead(*nodes: Node) -> None:
-    for n in nodes:
-        if n.proc is not None and n.proc.poll() is not None:
-            n.start()
+    start_all(*(n for n in nodes if n.proc is not None and n.proc.poll() is not None))
+
+
+def _wait_for(what: str, ready, timeout: float) -> None:
+    """Poll `ready()` (every 0.1 s) instead of sleeping for the worst case."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.1)
 
 
 def test_payments_both_ways_with_faults_and_kills(tmp_path):
@@ -108,7 +115,8 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
         b.stop()
         slow = pay(a, b, 0, 0, 8)
         assert slow.answers[-1][0] in (202, None), slow.answers
-        time.sleep(a.timeout_ms / 1000 + 1)
+        # the origin presumes the abort at its deadline (its driver's next tick): wait for that
+        _wait_for("the presumed abort", lambda: leg_state(a, slow.payment_id) == "aborted", a.timeout_ms / 1000 + 10)
         b.start()
 
         states = settle([a, b], payments, timeout=30)
@@ -119,20 +127,20 @@ def test_payments_both_ways_with_faults_and_kills(tmp_path):
 
         # B's treasurer suspends: new payments are refused either way; resuming lets them flow
         treasurer_b = ("--node", b.base, "--keystore", str(b.treasurer_keystore), "--password-file", str(b.password_file))
-        assert ayni("federation", "suspend", alliance_id, *treasurer_b).returncode == 0
+        assert ayni_here("federation", "suspend", alliance_id, *treasurer_b).returncode == 0
         assert pay(a, b, 2, 2, 2).answers[-1] == (422, "alliance_not_active")
         assert pay(b, a, 2, 2, 2).answers[-1] == (422, "alliance_not_active")
-        r = ayni("federation", "suspend", alliance_id, *treasurer_b)
+        r = ayni_here("federation", "suspend", alliance_id, *treasurer_b)
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr  # already suspended
-        assert ayni("federation", "resume", alliance_id, *treasurer_b).returncode == 0
+        assert ayni_here("federation", "resume", alliance_id, *treasurer_b).returncode == 0
         assert pay(a, b, 2, 2, 2).answers[-1] == (201, "committed")
-        listed = json.loads(ayni("federation", "alliances", "--node", a.base, "--json").stdout)
+        listed = json.loads(ayni_here("federation", "alliances", "--node", a.base, "--json").stdout)
         assert [(x["allianceId"], x["status"]) for x in listed] == [(alliance_id, "active")]
 
         states = settle([a, b], payments, timeout=30)
         check_books(a, b, payments, states)
         for n in (a, b):
-            r = ayni("federation", "status", "--db", n.db_url)
+            r = ayni_here("federation", "status", "--db", n.db_url)
             assert r.returncode == 0 and "no remote payment in flight" in r.stdout, r.stdout + r.stderr
     except BaseException:
         print("A:", a.log_tail(), "\nB:", b.log_tail())

@@ -402,6 +402,29 @@ def test_holds_block_closing_and_a_suspension_lets_payments_in_flight_finish(pai
         assert side.ledger.verify().ok
 
 
+def test_a_payee_frozen_after_prepare_is_credited_by_commit_and_refuses_new_payments(pair):
+    """docs/federation.md, "A decision is final, even for a frozen payee": B voted PREPARED for
+    bea, then froze her; A's COMMIT still credits her (the decision cannot be undone on one
+    ledger), while a PREPARE arriving after the freeze is refused."""
+    a, b, clock = pair
+    ally(a, b)
+    r = a.node.submit(*remote(a, "ana", b, "bea", 10))
+    (_, prepare), = r["outbox"]
+    vote = b.node.handle(prepare)
+    assert vote["message"]["kind"] == "prepared"
+    b.ledger.submit(signing.set_status(b.c.treasurer_key, b.c.domain, account=b.c.addr("bea"), status="frozen"))
+    assert b.ledger.account(b.c.addr("bea")).status == "frozen"
+    before = b.balances()[(b.c.addr("bea"), "HOUR")]
+    b.node.handle(a.node.handle(vote))
+    assert b.node.payment(r["paymentId"])["state"] == "committed"
+    assert b.balances()[(b.c.addr("bea"), "HOUR")] == before + 10
+    later = a.node.submit(*remote(a, "ana", b, "bea", 5))
+    (_, prepare2), = later["outbox"]
+    assert b.node.handle(prepare2)["message"]["code"] == "account_not_active"
+    for side in (a, b):
+        assert side.ledger.verify().ok
+
+
 def test_every_carried_signature_is_rechecked_on_replay(pair):
     """Each log verifies alone: a committed leg whose carried vote is signed by another key, or
     a prepared leg whose payer signature is not the payer's, is a finding for `ayni verify`."""

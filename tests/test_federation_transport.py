@@ -14,7 +14,7 @@ from ledger.core.typed_data import address_of_key
 from ledger.federation.driver import driver_lock, wire_payment_id
 from ledger.sample import SampleCommunity
 
-from .federation_nodes import ayni
+from .federation_nodes import ayni, ayni_here
 
 
 def test_new_key_writes_an_encrypted_keystore_and_never_overwrites(tmp_path):
@@ -26,7 +26,7 @@ def test_new_key_writes_an_encrypted_keystore_and_never_overwrites(tmp_path):
     assert address_of_key(load_keystore(str(ks), "s3cret")) == address
     assert "s3cret" not in ks.read_text() and json.loads(ks.read_text())["version"] == 3
     before = ks.read_text()
-    r = ayni("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw))
+    r = ayni_here("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw))
     assert r.returncode != 0 and "refusing to overwrite" in r.stderr and "Traceback" not in r.stderr
     assert ks.read_text() == before
 
@@ -35,9 +35,10 @@ def test_serve_with_a_wrong_node_passphrase_fails_in_one_line(tmp_path):
     ks, pw, wrong = tmp_path / "node.json", tmp_path / "pw", tmp_path / "wrong"
     pw.write_text("right")
     wrong.write_text("wrong")
-    assert ayni("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw)).returncode == 0
+    # the set-up in this process; `serve`, whose start-up is the point, as its own process
+    assert ayni_here("federation", "new-key", "--keystore", str(ks), "--password-file", str(pw)).returncode == 0
     db = f"sqlite:///{tmp_path}/ayni.db"
-    assert ayni("init", "--db", db, "--treasurer", "0x" + "11" * 20).returncode == 0
+    assert ayni_here("init", "--db", db, "--treasurer", "0x" + "11" * 20).returncode == 0
     r = ayni("serve", "--db", db, "--port", "1", "--node-keystore", str(ks), "--node-password-file", str(wrong),
              timeout=60)
     assert r.returncode != 0 and "wrong passphrase" in r.stderr and "Traceback" not in r.stderr
@@ -85,18 +86,78 @@ def test_a_node_without_a_node_key_answers_404_on_every_federation_endpoint(tmp_
 @pytest.mark.parametrize("pair", ["HOUR:HOUR:1:1:600", "HOUR:HOUR:1:x:600:600"])
 def test_propose_refuses_a_malformed_pair_in_one_line(pair, tmp_path):
     ks = tmp_path / "t.json"
-    r = ayni("federation", "propose", "--node", "http://127.0.0.1:9", "--peer", "http://127.0.0.1:9",
-             "--pair", pair, "--keystore", str(ks))
+    r = ayni_here("federation", "propose", "--node", "http://127.0.0.1:9", "--peer", "http://127.0.0.1:9",
+                  "--pair", pair, "--keystore", str(ks))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_demo_federation_links_two_communities_and_pays_both_ways(tmp_path):
-    r = ayni("demo", "--federation", "--db", f"sqlite:///{tmp_path}/demo.db", env={"COLUMNS": "200"})
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """`ayni demo --federation`, run once for the tests that read its output and its exports."""
+    tmp = tmp_path_factory.mktemp("demo")
+    return tmp, ayni("demo", "--federation", "--db", f"sqlite:///{tmp}/demo.db", env={"COLUMNS": "200"})
+
+
+def test_demo_federation_links_two_communities_and_pays_both_ways(demo_run):
+    tmp_path, r = demo_run
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
-    assert r.stdout.count("committed") == 4 and "rate_mismatch" in r.stdout and "credit_limit_exceeded" in r.stdout
-    assert "mirror each other" in r.stdout and "NO" not in r.stdout
+    head, tail = r.stdout.split("ayni-wallet reconcile-peer", 1)
+    assert head.count("committed") == 4 and "rate_mismatch" in head and "credit_limit_exceeded" in head
+    assert "mirror each other" in head and "NO" not in r.stdout
     assert (tmp_path / "federation-a.db").exists() and (tmp_path / "federation-b.db").exists()
+    # it ends with the wallet's reconcile-peer on both exported logs, every check passing
+    assert tail.count("\nok  ") == 7 and "BAD" not in tail and "payments checked 4, in flight 0" in tail, tail
+    assert "RECONCILED: both sides agree" in tail and "reconcile-peer: passed" in tail, tail
+
+
+def _rehashed(entries: list[dict]) -> list[dict]:
+    """The entries with their hashes and chain recomputed: a tampered export that still holds
+    together on its own (what a dishonest node could hand out)."""
+    from ledger.core.codec import hex0x
+    from ledger.core.entries import Entry, canonical_body
+    from ledger.core.hashing import ZERO32
+    out, chain = [], ZERO32
+    for x in entries:
+        e = Entry.from_body_text(x["seq"], x["kind"], x["at"], x["body"], canonical_body(x["body"]), chain)
+        chain = e.chain_hash
+        out.append({**x, "entryHash": hex0x(e.entry_hash), "chainHash": hex0x(chain)})
+    return out
+
+
+def test_reconcile_peer_names_an_alliance_signed_by_someone_not_a_treasurer_there(demo_run, capsys):
+    """B's export carries, as A's signature on the terms, one by a key that is no treasurer of A
+    (B's node cannot know A's treasurers, so B's log alone still verifies): reconcile-peer, run
+    as the demo runs it, exits 1 with exactly that alliance_signer finding."""
+    from ledger import signing
+    from ledger.cli.demo_federation import reconcile_peer_exports
+    from ledger.core.federation import Alliance
+    from ledger.core.typed_data import sign_digest
+    tmp_path, r = demo_run
+    assert r.returncode == 0, r.stderr
+    own, peer = tmp_path / "federation-a.log.jsonl", tmp_path / "federation-b.log.jsonl"
+    lines = peer.read_text().splitlines()
+    entries = [json.loads(x) for x in lines[1:-1]]
+    (rec,) = [x for x in entries if x["kind"] == "alliance.recorded"]
+    assert rec["body"]["side"] == "B"
+    terms = Alliance.from_message(rec["body"]["terms"])
+    rogue = signing.new_key()
+    rec["body"]["signatureA"] = sign_digest(rogue, terms.domain("A").digest(terms.struct_hash()))
+    tampered = tmp_path / "b-rogue-signer.jsonl"
+    tampered.write_text("\n".join([lines[0], *(json.dumps(x) for x in _rehashed(entries)), lines[-1]]) + "\n")
+    capsys.readouterr()
+
+    assert reconcile_peer_exports(own, peer) == 0  # the honest export still reconciles
+    assert reconcile_peer_exports(own, tampered) == 1
+    out = capsys.readouterr().out
+    assert "BAD each side's terms signed by a treasurer of the other: 1 found" in out, out
+    bad = [line for line in out.splitlines() if line.startswith("alliance_signer")]
+    assert len(bad) == 1 and address_of_key(rogue) in bad[0] and "a treasurer of the own log" in bad[0], out
+    assert f"peer log, alliance 0x{terms.alliance_id.hex()}" in bad[0], bad
+    # every other check passes: the tampered log holds together alone, only the signer is wrong
+    assert [line for line in out.splitlines() if line.startswith("BAD")] == [
+        "BAD each side's terms signed by a treasurer of the other: 1 found"], out
+    assert "DISCREPANCIES FOUND" in out
 
 
 def _allied_pair(tmp_path):

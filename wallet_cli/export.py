@@ -114,7 +114,7 @@ class Books:
             self.currencies = {c.code: c for c in record.currencies}
             self.first_day = day
         if record.opens is not None:
-            self.opened[record.opens] = day
+            self.opened.setdefault(record.opens, day)  # a later alliance reuses its peer account
         if isinstance(record, TransferPosted):
             if self.end is not None and day > self.end:
                 return

@@ -51,10 +51,12 @@ def alliance_with(api, community: bytes) -> dict:
     """The alliance this node records with `community`, as GET /v1/federation/alliances shows it."""
     items = (api.get("/v1/federation/alliances", auth=False) or {}).get("items") or []
     wanted = hex0x(community).lower()
-    for item in items:
-        if isinstance(item, dict) and str(item.get("peerCommunity", "")).lower() == wanted \
-                and item.get("status") != "proposed":
-            return item
+    found = [item for item in items if isinstance(item, dict) and item.get("status") != "proposed"
+             and str(item.get("peerCommunity", "")).lower() == wanted]
+    # after an ended alliance the communities may ally again: the one in force is the one not ended
+    found.sort(key=lambda item: item.get("status") != "ended")
+    if found:
+        return found[-1]
     raise WalletError(f"unknown_alliance: this node records no alliance with community {hex0x(community)}",
                       "unknown_alliance")
 

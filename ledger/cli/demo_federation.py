@@ -3,9 +3,11 @@ alliance both treasurers sign, and their members pay each other both ways.
 
 Everything is real but the sockets: keys, EIP-712 signatures, the node-signed protocol
 messages and both logs are what two `ayni serve` would produce; the messages go from one
-FederationNode to the other through ledger/federation/local.py instead of HTTP."""
+FederationNode to the other through ledger/federation/local.py instead of HTTP. It ends as a
+treasurer would: both logs exported, and `ayni-wallet reconcile-peer` run on the two files."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from ..core.typed_data import address_of_key, sign_digest
 from ..federation.driver import send_payment_now
 from ..federation.local import LocalNetwork
 from ..federation.runtime import open_federation
+from ..log_export import export_log
 from ..service import Ledger
 
 COMMUNITIES = (("Cuidados Andinos", "http://cuidados.coop.example", ["Amaru", "Killa", "Rosa"]),
@@ -122,7 +125,31 @@ def run_federation_demo(db_dir: Path, console: Console | None = None) -> dict:
     console.print(f"peer accounts mirror each other: {a.name} holds {a_for_b} for {b.name}, "
                   f"{b.name} holds {b_for_a} for {a.name}: {'[green]yes' if mirrored else '[red]NO'}[/]")
     console.print(f"in flight: {len(a.fed.node.pending()) + len(b.fed.node.pending())} (nothing is left pending)")
+    console.rule("Community A's treasurer reconciles both logs (`ayni-wallet reconcile-peer`)")
+    exports = []
+    for c, name in ((a, "a"), (b, "b")):
+        exports.append(db_dir / f"federation-{name}.log.jsonl")
+        export_log(c.ledger, exports[-1])
     for c in (a, b):
         c.ledger.close()
+    console.print(f"`ayni export-log` wrote {exports[0]} and {exports[1]}; the wallet reads them with ledger.core only")
+    code = reconcile_peer_exports(*exports)
+    ok &= code == 0
+    console.print(f"reconcile-peer: {'[green]passed' if code == 0 else f'[red]FAILED (exit {code})'}[/]")
     return {"ok": ok, "outcomes": outcomes, "refused": refused, "peer_balances": [a_for_b, b_for_a],
-            "databases": [str(db_dir / "federation-a.db"), str(db_dir / "federation-b.db")]}
+            "databases": [str(db_dir / "federation-a.db"), str(db_dir / "federation-b.db")],
+            "reconcile_peer": code, "exports": [str(p) for p in exports]}
+
+
+def reconcile_peer_exports(own: Path, peer: Path) -> int:
+    """`ayni-wallet reconcile-peer --log OWN --peer-log PEER`, run in this process through the
+    wallet's own command (its parsing, its report, its exit code): 0 when both sides agree."""
+    from wallet_cli.main import app as wallet
+    sys.stdout.flush()  # the console's lines first, then the wallet's
+    try:
+        code = wallet(["reconcile-peer", "--log", str(own), "--peer-log", str(peer)], prog_name="ayni-wallet",
+                      standalone_mode=False)
+    except SystemExit as exc:  # the wallet's fail() on unreadable input
+        code = exc.code if isinstance(exc.code, int) else 2
+    sys.stdout.flush()
+    return code or 0

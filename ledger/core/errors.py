@@ -230,3 +230,17 @@ class RateLimited(LedgerError):
     def __init__(self, message: str, *, retry_after_s: int):
         super().__init__(message)
         self.retry_after_s = max(1, int(retry_after_s))
+
+
+class AllianceNotEnded(LedgerError):
+    """Another alliance with that community is active or suspended here: only after it has
+    ended may a new one be proposed or recorded (docs/federation.md, "Allying again")."""
+
+    code = "alliance_not_ended"
+
+
+class PaymentsInFlight(LedgerError):
+    """Payments under the ended alliance with that community are still prepared: a new
+    alliance waits until they are decided (docs/federation.md, "Allying again")."""
+
+    code = "payments_in_flight"

@@ -57,11 +57,35 @@ def _view(st, alliance_id: bytes) -> AllianceView:
 
 
 def view_for_community(st, community: bytes) -> AllianceView | None:
-    """The alliance with `community` (at most one is ever recorded per community)."""
-    for view in st.alliances.values():
+    """The alliance in force with `community`: the one not ended (at most one ever is, see
+    check_new_alliance), else the last recorded (ended: it refuses new payments)."""
+    found = None
+    for view in st.alliances.values():  # in recorded order, in the fold and in the node's state
         if view.alliance.community(view.peer_side) == community:
-            return view
-    return None
+            if view.status != "ended":
+                return view
+            found = view
+    return found
+
+
+def check_new_alliance(alliances: dict[bytes, AllianceView], legs: dict, peer_community: bytes) -> list[AllianceView]:
+    """Before another alliance with `peer_community` is proposed or recorded: every earlier one
+    has ended here (alliance_not_ended otherwise: a suspended alliance may resume, so two could
+    be in force) and no payment is still prepared under one (payments_in_flight: the new terms
+    start from a settled peer account). Returns the earlier alliances, oldest first.
+    Why a second alliance is allowed at all: cooperatives that split may ally again; the peer
+    account, keyed by the community, carries over what is owed (docs/federation.md)."""
+    earlier = [v for v in alliances.values() if v.alliance.community(v.peer_side) == peer_community]
+    for v in earlier:
+        if v.status != "ended":
+            raise E.AllianceNotEnded(f"the alliance 0x{v.alliance_id.hex()} with that community is {v.status} here: "
+                                     "end it before another is recorded")
+    ids = {v.alliance_id for v in earlier}
+    busy = sum(1 for leg in legs.values() if leg.state == "prepared" and leg.alliance_id in ids)
+    if busy:
+        raise E.PaymentsInFlight(f"{busy} payment(s) under the ended alliance with that community are still "
+                                 "prepared: they must be decided first")
+    return earlier
 
 
 def _signer_is(digest: bytes, signature: str, expected: str, what: str) -> None:
@@ -100,9 +124,9 @@ def alliance_recorded(st, at_ms: int, rec: AllianceRecorded, check: bool) -> Non
         raise E.InvalidInput(f"this community is side {view.own_side} of the terms, not {rec.side}")
     if a.domain(rec.side).digest(ZERO32) != own.digest(ZERO32):
         raise E.InvalidInput("the terms name another chain id for this community: its signatures would not verify")
-    if view_for_community(st, a.community(view.peer_side)) is not None or a.alliance_id in st.alliances:
-        # one alliance per community, ever: its peer account is the record of what was owed
-        raise E.InvalidTransition("an alliance with that community is already recorded here")
+    if a.alliance_id in st.alliances:
+        raise E.InvalidTransition("this alliance is already recorded here")
+    earlier = check_new_alliance(st.alliances, st.legs, a.community(view.peer_side))
     if check:
         signer_a, signer_b = alliance_signers(a, rec.signature_a, rec.signature_b)
         if (signer_a if rec.side == "A" else signer_b) != rec.by:
@@ -117,10 +141,15 @@ def alliance_recorded(st, at_ms: int, rec: AllianceRecorded, check: bool) -> Non
     elif rec.node_signature is not None:
         raise E.InvalidInput("a node signature without its message")
     peer = view.peer_account
-    if peer in st.accounts:
-        raise E.AccountExists(f"account {peer} is already open")
+    if not earlier:
+        if peer in st.accounts:
+            raise E.AccountExists(f"account {peer} is already open")
+        st.open_account(peer, Role.PEER.value)
+    elif getattr(st.accounts.get(peer), "role", None) != Role.PEER.value:
+        raise E.IntegrityViolation(f"the peer account {peer} of the earlier alliance is missing")
+    # an alliance after an ended one reuses its peer account: the same community, so the same
+    # address, and what was owed stays owed; the new pairs set the limits of their currencies
     st.alliances[a.alliance_id] = view
-    st.open_account(peer, Role.PEER.value)
     for p in a.pairs:
         code = p.currency_a if view.own_side == "A" else p.currency_b
         st.positions[(peer, code)] = replace(st.positions[(peer, code)], credit_limit=view.peer_limit(code),

@@ -24,7 +24,7 @@ from ..core.federation import (Alliance, AllianceStatus, AllianceView, NodeMessa
                                check_alliance_terms, sign_node_message, verify_node_message)
 from ..core.federation_protocol import (DestinationLeg, OriginLeg, Payment, Received, Restart, Submit, Tick,
                                         from_node_message, to_node_message)
-from ..core.federation_rules import Leg, view_for_community
+from ..core.federation_rules import Leg, check_new_alliance, view_for_community
 from ..core.fold import LedgerState
 from ..core.hashing import ZERO32
 from ..core.records import (AllianceRecorded, AllianceStatusSet, RemoteAborted, RemoteCommitted, RemotePrepared,
@@ -106,6 +106,7 @@ class FederationNode:
         self._check_own_node(a, view.own_side)
         signer = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), treasurer_signature)
         check_admin(self.ledger.account(signer))
+        self._check_can_ally(a, view, in_flight=True)
         vouch = self._sign(NodeMessage.create(alliance_id=a.alliance_id, payment_id=a.alliance_id, kind="propose",
                                               at=self.clock()))
         return {"allianceId": hex0x(a.alliance_id), "terms": alliance_terms_body(a), "side": view.own_side,
@@ -132,11 +133,23 @@ class FederationNode:
         verify_node_message(nm, proposal.get("nodeSignature"), view, now_ms=self.clock(), window_ms=self.window_ms)
         recover_signer(a.domain(view.peer_side).digest(a.struct_hash()), proposal.get("signature"))
         signature = canonical_signature(proposal["signature"])
+        self._check_can_ally(a, view, in_flight=False)  # in flight now, decided by acceptance
         with self._lock, self.ledger.unit_of_work() as uow:
             recorded = a.alliance_id in self._store.views(uow)
             if not recorded:
                 self._keep_proposal(uow, a, view, signature)
         return {"allianceId": hex0x(a.alliance_id), "status": "recorded" if recorded else "proposed"}
+
+    def _check_can_ally(self, a: Alliance, view: AllianceView, *, in_flight: bool) -> None:
+        """A proposal with a community we are (or were) allied with: refused while the earlier
+        alliance is not ended here (alliance_not_ended), so it is not kept pending for ever, and
+        on the proposing side while payments under it are prepared (payments_in_flight); the
+        fold re-checks both when the alliance is recorded."""
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            views = self._store.views(uow)
+            legs = self._store.leg_records(uow, uow.leg_rows(undecided=True)) if in_flight else {}
+        if a.alliance_id not in views:
+            check_new_alliance(views, legs, a.community(view.peer_side))
 
     def _keep_proposal(self, uow, a: Alliance, view: AllianceView, signature: str) -> None:
         """Store a verified proposal once: the same one again changes nothing, other signatures
@@ -210,7 +223,7 @@ class FederationNode:
                 mine = canonical_signature(treasurer_signature)
                 by = recover_signer(a.domain(own).digest(a.struct_hash()), mine)
                 sa, sb = (mine, row.proposer_signature) if own == "A" else (row.proposer_signature, mine)
-                st, chain = self._store.state(uow, addresses=[by])
+                st, chain = self._store.state(uow, addresses=[by], undecided=True)  # legs in flight: the rule
                 done = AllianceRecorded(a, own, sa, sb, by)
                 self._store.append(uow, st, chain, done, self.clock(), FederationRows(drop_proposals=[aid]))
         return self._acceptance(done.alliance, done.signature_a, done.signature_b)
@@ -233,7 +246,7 @@ class FederationNode:
                               canonical_signature(message.get("signatureB")))
                     mine = sa if view.own_side == "A" else sb
                     by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), mine)
-                    st, chain = self._store.state(uow, addresses=[by])
+                    st, chain = self._store.state(uow, addresses=[by], undecided=True)
                     rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
                     self._store.append(uow, st, chain, rec, self.clock())
         return {"allianceId": hex0x(a.alliance_id), "status": "active"}
