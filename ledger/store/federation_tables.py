@@ -15,7 +15,7 @@ from .tables import ADDRESS, metadata
 alliances = Table(
     "alliances", metadata,
     Column("alliance_id", LargeBinary(32), primary_key=True),
-    Column("peer_community", LargeBinary(32), nullable=False),  # again after an ended one (migration 0008)
+    Column("peer_community", LargeBinary(32), nullable=False),  # again after an ended one (migration 0009)
     Column("own_side", String(1), nullable=False),                          # A | B
     Column("peer_node", ADDRESS, nullable=False),
     Column("peer_url", String(200), nullable=False),

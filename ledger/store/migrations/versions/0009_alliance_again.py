@@ -1,13 +1,13 @@
 """Federation: a community may be allied again after its alliance ended, so `alliances` holds
 one row per alliance, no longer one per community (docs/federation.md, "Allying again").
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
