@@ -108,7 +108,8 @@ def coop(node, tmp_path_factory):
     write_keystore(anchor_keystore, HARDHAT_KEYS[0], "anchor", scrypt_n=LIGHT_SCRYPT_N)
     anchor_pw.write_text("anchor\n")
     chain_args = ["--chain", node, "--keystore", anchor_keystore, "--password-file", anchor_pw]
-    deployed = subprocess.run([str(BIN / "ayni"), "chain", "deploy", *chain_args], capture_output=True,
+    deployed = subprocess.run([str(BIN / "ayni"), "chain", "deploy", *chain_args,
+                               "--admin", address_of_key(HARDHAT_KEYS[1])], capture_output=True,
                               text=True, env=env)
     contract = re.search(r"deployed at (0x[0-9a-fA-F]{40})", deployed.stdout).group(1)
     w.contract, w.db = contract, tmp / "coop.db"
