@@ -33,7 +33,14 @@ from ledger.core.accumulator import accumulate, genesis
 from ledger.core.codec import hex0x
 from ledger.core.hashing import keccak256
 
-from .chain_types import UINT64_MAX, AnchoredEvent, ChainError, ChainUnavailable, Retirement, WrongContract
+from .chain_types import (
+    UINT64_MAX,
+    AnchoredEvent,
+    ChainError,
+    ChainUnavailable,
+    Retirement,
+    WrongContract,
+)
 
 ANCHORED_TOPIC = keccak256(b"Anchored(bytes32,uint64,uint64,bytes24)")
 
