@@ -127,7 +127,8 @@ contract Anchor is AccessControl {
         emit Retired(acc, last);
     }
 
-    /// @notice True once no further batch can be anchored (`retire()` was called).
+    /// @notice True once no further batch can be anchored: the admin called `retire()`, or an
+    /// anchoring key anchored a batch ending at 2**64 - 1 (a hostile retirement).
     function retired() external view returns (bool) {
         return uint64(uint256(_head)) == SEQ_MASK;
     }
