@@ -23,7 +23,9 @@ contract Anchor is AccessControl {
 
     /// @notice The cooperative's primary anchoring key. Checked against an immutable, so the
     /// hot path reads no storage for access control. It cannot be revoked on its own: if it
-    /// leaks, the admin calls `retire()` and the cooperative deploys a new contract.
+    /// leaks, the admin calls `retire()` and the cooperative deploys a new contract. Keep the
+    /// admin a different, cold key: an anchoring key that is also the admin can renounce the
+    /// admin role or grant more anchoring keys, and then nobody can retire.
     address public immutable ANCHORER;
 
     /// @notice Accumulator before the first batch; binds the chain of batches to this
@@ -63,6 +65,9 @@ contract Anchor is AccessControl {
     error ZeroRoot();
     /// @notice Nothing anchored yet, or the contract is retired.
     error NoCheckpoint();
+    /// @notice `retire()` was already called, or an anchoring key ended a batch at 2**64 - 1
+    /// (a hostile retirement: see `isKnownState`). Nothing left to retire.
+    error AlreadyRetired();
     /// @notice The primary anchoring key must be a real address.
     error ZeroAnchorer();
 
@@ -84,7 +89,8 @@ contract Anchor is AccessControl {
         uint64 prevLast = uint64(uint256(h));
         unchecked {
             // prevLast + 1 in 256 bits cannot overflow; a uint64 firstSeq never equals 2**64,
-            // so nothing can follow a batch ending at 2**64 - 1 (that is how `retire` works).
+            // so nothing can follow a batch ending at 2**64 - 1 (that is how `retire` works, and
+            // why a leaked anchoring key can stop the contract: see `isKnownState`).
             if (uint256(firstSeq) != uint256(prevLast) + 1 || lastSeq < firstSeq) {
                 revert NotContiguous(prevLast + 1, firstSeq, lastSeq);
             }
@@ -105,18 +111,24 @@ contract Anchor is AccessControl {
     }
 
     /// @notice Emergency stop (e.g. the primary key leaked): records the current head as a
-    /// checkpoint, then sets the head's lastSeq to 2**64 - 1 so that no key can anchor again.
-    /// Every batch anchored before stays verifiable through the checkpoint.
+    /// checkpoint (emitting `Checkpointed`), then sets the head's lastSeq to 2**64 - 1 so that
+    /// no key can anchor again. Every batch anchored before stays verifiable through the
+    /// checkpoint. Reverts with `AlreadyRetired` if the contract is retired already, including
+    /// by an anchoring key that anchored a batch ending at 2**64 - 1: that batch is then the
+    /// final head, and everything anchored before it stays verifiable through it.
     function retire() external onlyRole(DEFAULT_ADMIN_ROLE) {
         (bytes24 acc, uint64 last) = head();
-        if (last != SEQ_MASK) {
-            if (last != 0) checkpoints[acc] = last;
-            _head = bytes32(acc) | bytes32(uint256(SEQ_MASK));
-            emit Retired(acc, last);
+        if (last == SEQ_MASK) revert AlreadyRetired();
+        if (last != 0) {
+            checkpoints[acc] = last;
+            emit Checkpointed(acc, last);
         }
+        _head = bytes32(acc) | bytes32(uint256(SEQ_MASK));
+        emit Retired(acc, last);
     }
 
-    /// @notice True once no further batch can be anchored (`retire()` was called).
+    /// @notice True once no further batch can be anchored: the admin called `retire()`, or an
+    /// anchoring key anchored a batch ending at 2**64 - 1 (a hostile retirement).
     function retired() external view returns (bool) {
         return uint64(uint256(_head)) == SEQ_MASK;
     }
@@ -174,10 +186,17 @@ contract Anchor is AccessControl {
     }
 
     /// @notice True iff (acc, last) is the current head or a recorded checkpoint.
+    /// @dev The exact head counts even when its lastSeq is 2**64 - 1. An anchoring key can end a
+    /// batch there (`anchor(x, next, 2**64 - 1)`, a hostile retirement): the honest batches
+    /// before it must stay verifiable by replaying through that batch to the head. After an
+    /// admin `retire()` the head is (accumulator before, 2**64 - 1); a replay lands there only
+    /// if a batch ending at 2**64 - 1 hashes to that accumulator, a 192-bit preimage. Checking
+    /// this instead of refusing lastSeq == 2**64 - 1 in `anchor()` costs no anchor gas.
+    /// Checkpoints never hold 2**64 - 1 (`checkpoint()` and `retire()` refuse it).
     function isKnownState(bytes24 acc, uint64 last) public view returns (bool) {
-        if (last == 0 || last == SEQ_MASK) return false;
+        if (last == 0) return false;
         if (bytes32(acc) | bytes32(uint256(last)) == _head) return true;
-        return checkpoints[acc] == last;
+        return last != SEQ_MASK && checkpoints[acc] == last;
     }
 
     /// @notice True iff `batches`, applied from (fromAcc, fromLastSeq), are contiguous and end at

@@ -24,6 +24,7 @@ from .chain import AnchorChain, AnchorReverted, ChainUnavailable
 from .core import errors as E
 from .core.merkle import MerkleTree, build_entry_tree
 from .core.receipts import build_receipt
+from .core.typed_data import UINT64_MAX
 from .service import Ledger, now_ms
 from .store import tables as T
 from .store.errors import domain_errors
@@ -171,6 +172,10 @@ class Anchoring:
         if first > head_seq:
             return False
         on_chain = self.chain.last_anchored_seq()
+        if on_chain == UINT64_MAX:  # retired, by the admin or by a leaked anchoring key: say which
+            retirement = self.chain.retirement()
+            raise E.IntegrityViolation(f"the anchor contract {self.contract} takes no more batches: "
+                                       + (retirement.message if retirement else "it is retired"))
         if on_chain >= first:  # the chain is ahead of our records (restored backup, lost row)
             event = self.chain.find_batch(first)
             if event is None:

@@ -18,6 +18,7 @@ import pytest
 
 from ledger.anchoring import Anchoring
 from ledger.chain import AnchorChain, ChainError
+from ledger.core.typed_data import address_of_key
 
 from .conftest import Community
 from .hardhat_node import HARDHAT_KEYS, hardhat_node, rpc
@@ -64,7 +65,7 @@ def test_no_range_lost_skipped_or_anchored_twice(tmp_path):
         node = stack.enter_context(hardhat_node())
         proxy = stack.enter_context(RpcProxy(node))
         chain = AnchorChain.connect(proxy.url, private_key=HARDHAT_KEYS[0], timeout=2.0)
-        contract, _ = chain.deploy()
+        contract, _ = chain.deploy(admin=address_of_key(HARDHAT_KEYS[1]))
         job = Anchoring(ledger, chain, max_batch=3)
 
         def attempt():
@@ -170,7 +171,7 @@ def test_two_anchorers_at_once_record_each_batch_once(db_url):
     coop.post(30)
     with hardhat_node() as node:
         deployer = AnchorChain.connect(node, private_key=HARDHAT_KEYS[0])
-        contract, _ = deployer.deploy()
+        contract, _ = deployer.deploy(admin=address_of_key(HARDHAT_KEYS[1]))
         jobs = [Anchoring(ledger, AnchorChain.connect(node, private_key=HARDHAT_KEYS[0], contract_address=contract),
                           max_batch=1) for _ in range(2)]
 

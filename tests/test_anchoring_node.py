@@ -54,7 +54,7 @@ def coop(tmp_path):
 
 def deploy(node, coop):
     r = run("ayni", "chain", "deploy", "--chain", node, "--keystore", coop["keystore"],
-            "--password-file", coop["password"])
+            "--password-file", coop["password"], "--admin", address_of_key(HARDHAT_KEYS[1]))
     assert r.returncode == 0, r.stderr
     return re.search(r"deployed at (0x[0-9a-fA-F]{40})", r.stdout).group(1)
 

@@ -18,6 +18,7 @@ from eth_account import Account
 
 from tests.hardhat_node import HARDHAT_CHAIN_ID, HARDHAT_KEYS, free_port, group_alive, hardhat_node
 from ledger.chain import (
+    AdminIsAnchorer,
     AnchorChain,
     AnchoredEvent,
     AnchorReverted,
@@ -36,6 +37,7 @@ from ledger.verify.anchor_reader import READER_ABI, AnchorReader
 from tests.chain_helpers import contract_view, mine, transcript
 
 GAS_TARGET = 31_500
+HARDHAT_ADMIN = Account.from_key(HARDHAT_KEYS[1]).address  # the contract's admin: another key than the anchorer
 FAST_SCRYPT_N = 2**12  # tests only; write_keystore defaults to the standard 2**18
 
 
@@ -419,7 +421,11 @@ def test_hardhat_anchor_and_independent_verifier(hardhat_url):
     chain = AnchorChain.connect(hardhat_url, private_key=HARDHAT_KEYS[0], expected_chain_id=HARDHAT_CHAIN_ID)
     assert chain.chain_id == HARDHAT_CHAIN_ID
     assert chain.sender == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
-    address, gas = chain.deploy()
+    with pytest.raises(AdminIsAnchorer, match="another key"):  # on a node the admin must be given
+        chain.deploy()
+    with pytest.raises(AdminIsAnchorer, match="anchoring key itself"):
+        chain.deploy(admin=chain.sender)
+    address, gas = chain.deploy(admin=HARDHAT_ADMIN)
     print(f"\n  [hardhat] Anchor deploy gasUsed: {gas}")
     assert 1_000_000 < gas < 1_300_000
 
@@ -485,7 +491,7 @@ def test_hardhat_node_gone_is_chain_unavailable():
     """Kill the node: every call of the adapter raises ChainUnavailable, nothing else."""
     with hardhat_node() as url:
         chain = AnchorChain.connect(url, private_key=HARDHAT_KEYS[0])
-        chain.deploy()
+        chain.deploy(admin=HARDHAT_ADMIN)
         tx = chain.send_anchor(b"\x07" * 32, 1, 3)
         assert chain.wait(tx).status == "confirmed"
         reader = AnchorChain.connect(url, contract_address=chain.contract_address)
@@ -501,7 +507,7 @@ def test_hardhat_node_gone_is_chain_unavailable():
         "find_batch": lambda: reader.find_batch(1),
         "is_anchored_on_chain": lambda: reader.is_anchored_on_chain(b"\x07" * 32, 1, 3),
         "use_contract": lambda: reader.use_contract(chain.contract_address),
-        "deploy": chain.deploy,
+        "deploy": lambda: chain.deploy(admin=HARDHAT_ADMIN),
         "batch_history": reader.batch_history,
     }
     for name, call in calls.items():

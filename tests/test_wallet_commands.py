@@ -108,7 +108,8 @@ def coop(node, tmp_path_factory):
     write_keystore(anchor_keystore, HARDHAT_KEYS[0], "anchor", scrypt_n=LIGHT_SCRYPT_N)
     anchor_pw.write_text("anchor\n")
     chain_args = ["--chain", node, "--keystore", anchor_keystore, "--password-file", anchor_pw]
-    deployed = subprocess.run([str(BIN / "ayni"), "chain", "deploy", *chain_args], capture_output=True,
+    deployed = subprocess.run([str(BIN / "ayni"), "chain", "deploy", *chain_args,
+                               "--admin", address_of_key(HARDHAT_KEYS[1])], capture_output=True,
                               text=True, env=env)
     contract = re.search(r"deployed at (0x[0-9a-fA-F]{40})", deployed.stdout).group(1)
     w.contract, w.db = contract, tmp / "coop.db"
@@ -390,7 +391,7 @@ def test_verify_refuses_a_receipt_anchored_in_another_contract(coop):
     entry_hash = keccak256(canonical_bytes(e["seq"], e["kind"], e["at"], e["body"]))
     leaf = entry_leaf(seq, entry_hash)
     attacker = AnchorChain.connect(w.chain, private_key=HARDHAT_KEYS[1])
-    attacker.deploy()
+    attacker.deploy(single_key_for_testing=True)  # the attacker's own contract: one key is all they need
     tx = attacker.send_anchor(leaf, 1, seq)
     assert attacker.wait(tx).status == "confirmed"
     doc.update(entryHash="0x" + entry_hash.hex(), values=[seq, "0x" + entry_hash.hex()], leaf="0x" + leaf.hex(),

@@ -47,6 +47,14 @@ def check(doc: object, reader, trust: TrustRoot) -> list[str]:
     return problems
 
 
+def warnings(reader) -> list[str]:
+    """What a member must know about the pinned contract even when a receipt holds: above all a
+    hostile retirement (a leaked anchoring key ended a batch at 2**64-1), after which the receipts
+    before it still verify but nothing new can be anchored there."""
+    retirement = reader.retirement()
+    return [retirement.message] if retirement is not None and retirement.hostile else []
+
+
 @handled
 def verify(receipt: Path = typer.Argument(..., help="Receipt JSON (`ayni-wallet receipt` stores them)"),
            chain: str = typer.Option(None, "--chain", help="JSON-RPC URL of a node of the anchoring chain "
@@ -78,11 +86,13 @@ def verify(receipt: Path = typer.Argument(..., help="Receipt JSON (`ayni-wallet 
         reader = AnchorReader.connect(cfg.chain_url, contract_address=trust.contract,
                                       expected_chain_id=trust.anchor_chain)
         problems = check(doc, reader, trust)
+        notes = warnings(reader)
     except ChainError as exc:
         fail(f"{exc.code}: {exc}", 2)
     ok = not problems
     if as_json:
-        typer.echo(json.dumps({"ok": ok, "problems": problems, "signatureChecked": ok and trust.domain() is not None,
+        typer.echo(json.dumps({"ok": ok, "problems": problems, "warnings": notes,
+                               "signatureChecked": ok and trust.domain() is not None,
                                "seq": doc.get("values", [None])[0] if isinstance(doc, dict) else None}))
     elif ok:
         b = doc["batch"]
@@ -93,4 +103,7 @@ def verify(receipt: Path = typer.Argument(..., help="Receipt JSON (`ayni-wallet 
     else:
         for p in problems:
             typer.echo(visible(f"FAILED: {p}"), err=True)
+    if not as_json:
+        for note in notes:
+            typer.echo(visible(f"WARNING: {note}"), err=True)
     raise typer.Exit(0 if ok else 1)

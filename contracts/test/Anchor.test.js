@@ -23,6 +23,7 @@ const ANCHOR_ERRORS = new ethers.Interface([
   "error NotContiguous(uint64 expectedFirstSeq, uint64 firstSeq, uint64 lastSeq)",
   "error ZeroRoot()",
   "error NoCheckpoint()",
+  "error AlreadyRetired()",
   "error ZeroAnchorer()",
   "error AccessControlUnauthorizedAccount(address account, bytes32 neededRole)",
 ]);
@@ -118,9 +119,59 @@ describe("Anchor", function () {
       assert.equal(ev.args.lastSeq, 10n);
       assert.equal(await anchor.retired(), true);
       assert.equal(await anchor.checkpoints(acc), 10n);
+      // indexers that follow Checkpointed learn this checkpoint too
+      const cp = rc.logs.map((l) => anchor.interface.parseLog(l)).find((e) => e?.name === "Checkpointed");
+      assert.deepEqual([...cp.args], [acc, 10n]);
       await expectRevert(anchor.connect(anchorer).anchor(randomRoot(), 11, 11), "NotContiguous");
       // what was anchored before stays verifiable
       assert.equal(await anchor.isAnchored(root, 1, 10, await anchor.GENESIS(), []), true);
+      // a second retire() says so instead of doing nothing
+      await expectRevert(anchor.connect(admin).retire(), "AlreadyRetired");
+      // the retired head (acc, 2**64-1) is not reachable by replaying anything from it
+      assert.equal(await anchor.isAnchored(root, 1, 10, await anchor.GENESIS(), [{ root: randomRoot(), firstSeq: 11n, lastSeq: 2n ** 64n - 1n }]), false);
+    });
+
+    it("a leaked anchoring key that ends a batch at 2**64-1 cannot make earlier batches unprovable", async function () {
+      const { anchor, admin, anchorer, backup, stranger } = await deploy();
+      await (await anchor.connect(admin).grantRole(await anchor.ANCHOR_ROLE(), backup.address)).wait();
+      const genesis = await anchor.GENESIS();
+      const honest = [];
+      const accs = [genesis];
+      let last = 0n;
+      for (const size of [4n, 1n, 7n]) {
+        const b = { root: randomRoot(), firstSeq: last + 1n, lastSeq: last + size };
+        await (await anchor.connect(anchorer).anchor(b.root, b.firstSeq, b.lastSeq)).wait();
+        honest.push(b);
+        accs.push(accumulate(accs[accs.length - 1], b.root, b.firstSeq, b.lastSeq));
+        last += size;
+      }
+      await (await anchor.connect(stranger).checkpoint()).wait(); // checkpoint at seq 12
+      const b4 = { root: randomRoot(), firstSeq: 13n, lastSeq: 20n }; // after the last checkpoint
+      await (await anchor.connect(anchorer).anchor(b4.root, b4.firstSeq, b4.lastSeq)).wait();
+      honest.push(b4);
+      accs.push(accumulate(accs[accs.length - 1], b4.root, b4.firstSeq, b4.lastSeq));
+      // the attack, with the standby key (the primary would do the same)
+      const MAX = 2n ** 64n - 1n;
+      const hostile = { root: randomRoot(), firstSeq: 21n, lastSeq: MAX };
+      await (await anchor.connect(backup).anchor(hostile.root, hostile.firstSeq, hostile.lastSeq)).wait();
+      assert.equal(await anchor.retired(), true);
+      await expectRevert(anchor.connect(stranger).checkpoint(), "NoCheckpoint");
+      await expectRevert(anchor.connect(anchorer).anchor(randomRoot(), 21, 21), "NotContiguous");
+      // the admin learns it cannot retire any more (it used to be a silent no-op)
+      await expectRevert(anchor.connect(admin).retire(), "AlreadyRetired");
+      // every honest batch, before and after the last checkpoint, still proves to the head
+      for (let i = 0; i < honest.length; i++) {
+        const b = honest[i];
+        const later = [...honest.slice(i + 1), hostile];
+        assert.equal(await anchor.isAnchored(b.root, b.firstSeq, b.lastSeq, accs[i], later), true, `batch ${i}`);
+        assert.equal(await anchor.isAnchored(randomRoot(), b.firstSeq, b.lastSeq, accs[i], later), false);
+      }
+      assert.equal(await anchor.verifyChain(genesis, 0, [...honest, hostile]), true);
+      const finalAcc = accumulate(accs[accs.length - 1], hostile.root, hostile.firstSeq, hostile.lastSeq);
+      assert.equal(await anchor.isKnownState(finalAcc, MAX), true); // exactly the head
+      assert.equal(await anchor.isKnownState(accs[accs.length - 1], MAX), false);
+      // a different final batch does not land on the head
+      assert.equal(await anchor.verifyChain(genesis, 0, [...honest, { ...hostile, root: randomRoot() }]), false);
     });
   });
 

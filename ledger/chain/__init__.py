@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ledger.core.accumulator import accumulate, genesis
 from ledger.chain.errors import (
+    AdminIsAnchorer,
     AnchorReverted,
     BadKeystore,
     ChainError,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ledger.chain.web3_anchor import AnchorChain
 
 __all__ = [
+    "AdminIsAnchorer",
     "AnchorChain",
     "AnchorReverted",
     "AnchoredEvent",

@@ -38,6 +38,14 @@ class InsufficientFunds(ChainError):
     code = "insufficient_funds"
 
 
+class AdminIsAnchorer(ChainError):
+    """Deploying without a separate admin: the admin must be another key than the anchoring key
+    (a leaked anchoring key that is also the admin can renounce the admin role or add anchoring
+    keys, and then nobody can retire the contract). Only tests may opt out, explicitly."""
+
+    code = "admin_is_anchorer"
+
+
 class BadKeystore(ChainError):
     """Keystore file missing, unreadable, malformed, or the passphrase is wrong."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.verify.chain_types import AnchoredEvent  # noqa: F401 - one definition, the reader's
+from ledger.verify.chain_types import AnchoredEvent, Retirement  # noqa: F401 - one definition, the reader's
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from eth_utils.exceptions import ValidationError as _EthValidationError
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
 
-from ledger.chain.errors import AnchorReverted, ChainError, InsufficientFunds
+from ledger.chain.errors import AdminIsAnchorer, AnchorReverted, ChainError, InsufficientFunds
 from ledger.chain.types import TxStatus
 from ledger.core.codec import hex0x
 from ledger.core.hashing import keccak256
@@ -220,10 +220,17 @@ class AnchorChain(AnchorReader):
             raise ChainError(f"{what}: this AnchorChain is read-only (no private key)")
         return self._account
 
-    def deploy(self, *, admin: str | None = None) -> tuple[str, int]:
-        """Deploy Anchor(admin or sender, anchorer=sender); wait for the receipt; select it."""
+    def deploy(self, *, admin: str | None = None, single_key_for_testing: bool = False) -> tuple[str, int]:
+        """Deploy Anchor(admin, anchorer=sender); wait for the receipt; select it.
+
+        The admin (who retires the contract if an anchoring key leaks) must be another key than
+        the anchoring key, else AdminIsAnchorer: with both roles a leaked key could renounce the
+        admin role or add anchoring keys, and nobody could retire the contract any more. On the
+        embedded chain `admin=None` means another eth-tester account, so tests and the demo
+        deploy with two keys; on a node the admin must be given. `single_key_for_testing=True`
+        allows admin == sender (and admin=None then means the sender), for throwaway chains."""
         account = self._need_key("deploy")
-        admin_addr = to_checksum_address(admin) if admin is not None else account.address
+        admin_addr = self._admin_for(account.address, admin, single_key_for_testing)
         factory = self.w3.eth.contract(abi=self._abi, bytecode=self._artifact["bytecode"])
         with self._rpc("deploy Anchor"):
             data = factory.constructor(admin_addr, account.address).data_in_transaction
@@ -240,6 +247,23 @@ class AnchorChain(AnchorReader):
         self.use_contract(address)
         self.start_block = int(receipt["blockNumber"])
         return address, int(receipt["gasUsed"])
+
+    def _admin_for(self, anchorer: str, admin: str | None, single_key: bool) -> str:
+        if admin is not None:
+            admin_addr = to_checksum_address(admin)
+        elif single_key:
+            admin_addr = anchorer
+        elif self._tester is not None:  # embedded: another funded tester account, a second key
+            admin_addr = next(to_checksum_address(a) for a in self._tester.get_accounts()
+                              if a.lower() != anchorer.lower())
+        else:
+            raise AdminIsAnchorer("deploy Anchor: give the admin's address, another key than the anchoring key "
+                                  f"{anchorer} (keep it cold: it retires the contract if the anchoring key leaks)")
+        if admin_addr == anchorer and not single_key:
+            raise AdminIsAnchorer(f"deploy Anchor: the admin {admin_addr} is the anchoring key itself; a leaked "
+                                  "anchoring key could then renounce the admin role or add anchoring keys, and "
+                                  "nobody could retire the contract: give another (cold) key as admin")
+        return admin_addr
 
     # ------------------------------------------------------------------ sending
 

@@ -65,15 +65,42 @@ def chain_new_key(keystore: Path = typer.Option(..., help="Where to write the en
     say(address_of_key(key))
 
 
+ADMIN_HELP = ("Admin of the contract: another key than the anchoring key, kept cold (hardware wallet, multisig); "
+              "it retires the contract if the anchoring key leaks and manages standby keys. "
+              "0x0000000000000000000000000000000000000000 deploys without an admin")
+SINGLE_KEY_HELP = ("Tests and throwaway chains only: let the anchoring key be the admin too (a leaked anchoring key "
+                   "could then renounce the admin role or add anchoring keys, and nobody could retire the contract)")
+NEEDS_ADMIN = ("`ayni chain deploy` needs --admin ADDRESS, another key than the anchoring key, kept cold: the admin "
+               "retires the contract if the anchoring key leaks (docs/anchoring.md). For a throwaway test chain only, "
+               "--single-key-for-testing lets the anchoring key be the admin too")
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
 def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
                  keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
                  password_file: Path = typer.Option(None, help=PASSWORD_HELP),
-                 admin: str = typer.Option(None, help="Admin of the contract (default: the anchoring key)")) -> None:
-    """Deploy the Anchor contract; the anchoring key becomes its anchorer."""
+                 admin: str = typer.Option(None, help=ADMIN_HELP),
+                 single_key_for_testing: bool = typer.Option(False, "--single-key-for-testing",
+                                                             help=SINGLE_KEY_HELP)) -> None:
+    """Deploy the Anchor contract: the anchoring key becomes its anchorer, --admin its admin."""
+    from ..chain import AdminIsAnchorer
+    if admin is None and not single_key_for_testing:
+        fail(NEEDS_ADMIN)
+    admin_addr = normalize_address(admin, what="admin") if admin else None
     c = connect_chain(chain, keystore, password_file, None, need_contract=False)
-    address, gas = c.deploy(admin=normalize_address(admin, what="admin") if admin else None)
-    say(f"Anchor deployed at {address} on chain {c.chain_id} ({gas} gas)\n"
-               f"export AYNI_ANCHOR_CONTRACT={address}")
+    if admin_addr == c.sender and not single_key_for_testing:
+        fail(f"--admin {admin_addr} is the anchoring key itself: a leaked anchoring key could then renounce the "
+             "admin role or add anchoring keys, and nobody could retire the contract. Give another (cold) key "
+             "as --admin (or, for a throwaway test chain only, --single-key-for-testing)")
+    try:
+        address, gas = c.deploy(admin=admin_addr, single_key_for_testing=single_key_for_testing)
+    except AdminIsAnchorer as exc:  # the adapter holds the same rule
+        fail(f"{exc.code}: {exc}")
+    admin_note = ("no admin: nobody can retire it or add standby keys" if admin_addr == ZERO_ADDRESS else
+                  f"admin {admin_addr or c.sender}" + (" (the anchoring key itself: testing only)"
+                                                       if (admin_addr or c.sender) == c.sender else ""))
+    say(f"Anchor deployed at {address} on chain {c.chain_id} ({gas} gas); anchoring key {c.sender}, {admin_note}\n"
+        f"export AYNI_ANCHOR_CONTRACT={address}")
 
 
 def _print_anchor_report(report, as_json: bool) -> None:

@@ -190,10 +190,12 @@ def _anchor(ledger: Ledger, console: Console, transfers: int) -> dict:
     from ..core.receipts import verify_receipt
     console.rule("Anchoring on the embedded EVM (py-evm)")
     chain = AnchorChain.embedded()
-    address, deploy_gas = chain.deploy()
+    admin = address_of_key(signing.new_key())  # the admin is another key than the anchoring key, kept cold
+    address, deploy_gas = chain.deploy(admin=admin)
     report = Anchoring(ledger, chain, max_batch=64).run()
     total = sum(report.gas_used)
-    console.print(f"Anchor contract {address} deployed ({deploy_gas:,} gas); {report.confirmed} batches of ≤64 "
+    console.print(f"Anchor contract {address} deployed ({deploy_gas:,} gas), anchoring key {chain.sender}, "
+                  f"admin {admin} (a separate, cold key); {report.confirmed} batches of ≤64 "
                   f"entries anchored through seq {report.anchored_through}")
     console.print(f"gas per anchor: {min(report.gas_used):,}–{max(report.gas_used):,}; gas per transfer: "
                   f"{total / max(transfers, 1):,.0f} (all {report.anchored_through} entries, {total:,} gas in all)")

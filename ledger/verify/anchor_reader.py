@@ -33,7 +33,14 @@ from ledger.core.accumulator import accumulate, genesis
 from ledger.core.codec import hex0x
 from ledger.core.hashing import keccak256
 
-from .chain_types import AnchoredEvent, ChainError, ChainUnavailable, WrongContract
+from .chain_types import (
+    UINT64_MAX,
+    AnchoredEvent,
+    ChainError,
+    ChainUnavailable,
+    Retirement,
+    WrongContract,
+)
 
 ANCHORED_TOPIC = keccak256(b"Anchored(bytes32,uint64,uint64,bytes24)")
 
@@ -277,9 +284,13 @@ class AnchorReader:
         over every Anchored event, recomputing each step in Python; true iff (root, first,
         last) is one of the batches AND the replay lands on the contract's head (read at the
         same block as the logs) or on a state the contract knows (a checkpoint, e.g. after
-        retire()). When the proof is short, the contract's own isAnchored() must agree too."""
+        retire()). When the proof is short, the contract's own isAnchored() must agree too.
+        A batch ending at 2**64-1 is never a ledger batch (it is a hostile retirement, see
+        `retirement()`): false for it; the batches before it replay through it to the head."""
         contract = self._need_contract()
         root = bytes(root)
+        if last_seq >= UINT64_MAX:
+            return False
         snapshot = self.block_number()
         events = self.anchored_events(to_block=snapshot)
         acc, last = genesis(self.chain_id, contract.address), 0
@@ -337,7 +348,28 @@ class AnchorReader:
         if (acc, last) != (head_acc, head_last) and not self._call("isKnownState", acc, last, block=snapshot):
             problems.append(f"the contract's head (lastSeq {head_last}, accumulator 0x{head_acc.hex()}) differs "
                             f"from the replay of its events (lastSeq {last}, accumulator 0x{acc.hex()})")
+        if events and events[-1].last_seq == UINT64_MAX:
+            problems.append(self.retirement_of(events).message)
         return events, problems
+
+    def retirement(self, *, at_block: int | None = None) -> Retirement | None:
+        """None while the contract takes batches; otherwise whether its admin retired it or an
+        anchoring key did (a hostile retirement), and from which seq on nothing can be anchored.
+        One eth_call unless retired (then the Anchored events are read too)."""
+        snapshot = self.block_number() if at_block is None else at_block
+        _, head_last = self.head(block=snapshot)
+        if head_last != UINT64_MAX:
+            return None
+        return self.retirement_of(self.anchored_events(to_block=snapshot))
+
+    @staticmethod
+    def retirement_of(events: list[AnchoredEvent]) -> Retirement:
+        """The retirement of a contract whose head's lastSeq is 2**64-1, from its events: only a
+        batch ending at 2**64-1 or the admin's retire() set it, and nothing can follow either."""
+        if events and events[-1].last_seq == UINT64_MAX:
+            ev = events[-1]
+            return Retirement(hostile=True, at_seq=ev.first_seq, tx_hash=ev.tx_hash, block=ev.block)
+        return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._label}, chain_id={self.chain_id}, contract={self.contract_address})"

@@ -42,3 +42,32 @@ class AnchoredEvent:
     tx_hash: str
     block: int
     log_index: int
+
+
+UINT64_MAX = 2**64 - 1  # a head's lastSeq once the contract takes no more batches
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """Why an Anchor contract takes no more batches (its head's lastSeq is 2**64 - 1).
+
+    hostile: an anchoring key anchored a batch `at_seq..2**64-1` (a leaked key can: the contract
+    cannot tell it from a real batch); otherwise the admin called `retire()` after `at_seq - 1`.
+    Either way the batches through `at_seq - 1` stay verifiable (contracts/Anchor.sol
+    `isKnownState`)."""
+
+    hostile: bool
+    at_seq: int  # first seq nothing honest can be anchored at
+    tx_hash: str | None = None  # the hostile batch's transaction
+    block: int | None = None
+
+    @property
+    def message(self) -> str:
+        if self.hostile:
+            return (f"anchor history ends in a hostile retirement at seq {self.at_seq}: an anchoring key anchored "
+                    f"a batch {self.at_seq}..{UINT64_MAX} (tx {self.tx_hash}, block {self.block}), so nothing "
+                    f"can be anchored after seq {self.at_seq - 1}; batches through seq {self.at_seq - 1} stay "
+                    "verifiable, but that anchoring key must be treated as leaked and the cooperative must "
+                    "deploy a new Anchor contract")
+        return (f"the anchor contract was retired by its admin after seq {self.at_seq - 1}; batches through "
+                f"seq {self.at_seq - 1} stay verifiable, later entries must be anchored in a new contract")
