@@ -33,6 +33,7 @@ from ..core.rules import check_admin
 from ..core.text import check_memo
 from ..core.typed_data import (address_of_key, canonical_signature, memo_hash, recover_signer)
 from ..store.federation_repo import FederationRows
+from .batching import Combiner
 from .posting import NOT_A_VOTE, FederationStore, Refusal
 
 DEFAULT_WINDOW_MS = 300_000
@@ -40,6 +41,8 @@ DEFAULT_WINDOW_MS = 300_000
 # proposing node (or many) cannot fill the table (docs/federation.md, "Proposals").
 MAX_PENDING_PER_COMMUNITY = 10
 MAX_PENDING = 100
+MAX_BATCH = 64        # node messages per batch (POST /v1/federation/messages) and payers per transaction
+SUBMIT_WAIT_S = 60.0  # a payer's request never waits forever on the writer
 
 
 def _proposer_community(row) -> bytes:
@@ -62,6 +65,7 @@ class FederationNode:
         self._replay = ReplayWindow(window_ms)
         self._store = FederationStore(lambda: ledger.genesis)
         self._legs: dict[bytes, OriginLeg | DestinationLeg] = {}  # volatile protocol fields
+        self._submits = Combiner(self._submit_batch, max_batch=MAX_BATCH)
 
     @property
     def community_id(self) -> bytes:
@@ -77,15 +81,19 @@ class FederationNode:
             raise E.InvalidInput("this node has no node key: create one with `ayni federation node new-key`")
         return {"message": nm.message(), "signature": sign_node_message(self.node_key, self.domain, nm)}
 
-    def _wire(self, view: AllianceView, m, uow=None) -> dict:
+    def _wire(self, view: AllianceView, m, uow=None, *, memo: tuple | None = None) -> dict:
+        """The signed wire form of a protocol message; a PREPARE carries the transfer and the
+        memo (`memo` = (text, salt) when the caller has it, else read through `uow`)."""
         wire = self._sign(to_node_message(view.alliance_id, m))
         if m.kind == "prepare":
             rec = self._store.prepared[m.payment_id]
             wire["transfer"] = remote_transfer_body(rec.transfer)
             wire["payerSignature"] = rec.payer_signature
-            memo = uow.remote_memo(m.payment_id) if uow is not None else None
+            if memo is None and uow is not None:
+                row = uow.remote_memo(m.payment_id)
+                memo = (row.memo, bytes(row.salt)) if row is not None else None
             if memo is not None:
-                wire["memo"], wire["memoSalt"] = memo.memo, hex0x(bytes(memo.salt))
+                wire["memo"], wire["memoSalt"] = memo[0], hex0x(memo[1])
         return wire
 
     @staticmethod
@@ -277,7 +285,20 @@ class FederationNode:
     def submit(self, message: dict, signature: str, memo: str | None = None, memo_salt: str | None = None) -> dict:
         """The payer's signed RemoteTransfer at the origin: a durable remote.prepared (out) holding
         the amount, or a LedgerError and nothing written. The same signed transfer again returns
-        the leg's state. "outbox": the PREPARE to send now, as (peer_url, wire) pairs."""
+        the leg's state. "outbox": the PREPARE to send now, as (peer_url, wire) pairs.
+
+        Concurrent payers' transfers are group-committed: checked (signatures, memo) in the
+        caller's thread, then appended in ONE transaction per batch (by whichever payer's thread
+        finds none running: batching.Combiner), each entry on its own (a refused transfer refuses
+        only itself). The PREPAREs are signed after the
+        commit, so none can leave before its entry is durable."""
+        item = self._checked_transfer(message, signature, memo, memo_salt)
+        leg, view, messages = self._submits.run(item, SUBMIT_WAIT_S)
+        memo_row = (memo, item[4]) if memo else None
+        return {**leg, "outbox": [(self._peer_url(view), self._wire(view, m, memo=memo_row)) for m in messages]}
+
+    def _checked_transfer(self, message, signature, memo, memo_salt) -> tuple:
+        """What needs no database: the transfer's form, the payer's signature, the memo's hash."""
         t = RemoteTransfer.from_message(message)
         pid = self.domain.digest(t.struct_hash())
         sig = canonical_signature(signature)
@@ -290,23 +311,55 @@ class FederationNode:
             salt = parse_b32(memo_salt, "memoSalt")
             if memo_hash(memo, salt) != t.memo_hash:
                 raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")
+        return t, pid, sig, memo or None, salt
+
+    def _submit_batch(self, items: list) -> list:
+        """The group-commit writer: every item's prepared entry in one transaction. If the
+        transaction itself fails (the database, not a rule), each item is retried alone so one
+        poisoned item cannot sink its neighbours."""
+        try:
+            return self._submit_in_one_transaction(items)
+        except Exception:  # rolled back as a whole: retried one by one below
+            if len(items) == 1:
+                raise
+        out = []
+        for item in items:
+            try:
+                out.append(self._submit_in_one_transaction([item])[0])
+            except Exception as exc:  # noqa: BLE001 - reported to that payer only
+                out.append(exc)
+        return out
+
+    def _submit_in_one_transaction(self, items: list) -> list:
+        results: list = [None] * len(items)
+        fresh: dict[bytes, OriginLeg] = {}
         with self._lock, self.ledger.unit_of_work() as uow:
-            st, chain = self._store.state(uow, addresses=[t.payer], payment_ids=[pid], nonces=[(t.payer, str(t.nonce))])
-            if pid in st.legs:
-                return {**self._payment_dict(st.legs[pid]), "outbox": []}
+            st, chain = self._store.state(uow, addresses=[t.payer for t, *_ in items],
+                                          payment_ids=[pid for _, pid, *_ in items],
+                                          nonces=[(t.payer, str(t.nonce)) for t, *_ in items])
             now = self.clock()
-            view = view_for_community(st, t.payee_community)
-            leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
-            payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
-            step = leg.on(Submit(now, payment))
-            (entry,) = step.entries
-            rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
-            rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
-            self._store.append(uow, st, chain, rec, now, rows)
-            self._legs[pid] = step.leg
-            outbox = [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
-            result = self._payment_dict(st.legs[pid])
-        return {**result, "outbox": outbox}
+            for i, (t, pid, sig, memo, salt) in enumerate(items):
+                if pid in st.legs:  # the same signed transfer again (or twice in this batch): its state
+                    results[i] = (self._payment_dict(st.legs[pid]), None, [])
+                    continue
+                view = view_for_community(st, t.payee_community)
+                leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
+                payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
+                step = leg.on(Submit(now, payment))
+                (entry,) = step.entries
+                rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
+                rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
+                try:
+                    chain = self._store.append(uow, st, chain, rec, now, rows)
+                except E.LedgerError as exc:
+                    if isinstance(exc, NOT_A_VOTE):
+                        raise
+                    results[i] = exc  # the rules refused this one: nothing of it written
+                    continue
+                fresh[pid] = step.leg
+                results[i] = (self._payment_dict(st.legs[pid]), view, step.messages)
+        self._legs.update(fresh)  # volatile fields only once the entries are durable
+        return results
 
     def payment(self, payment_id: str) -> dict:
         pid = parse_b32(payment_id, "paymentId")
@@ -349,6 +402,19 @@ class FederationNode:
             nm = sig = None  # a presumed abort carries no message
         return cls(entry.side, aid, entry.payment_id, entry.code, nm, sig)
 
+    def receive(self, body: dict) -> dict | None:
+        """What the messages endpoint was sent: one wire message (its reply or None; a refusal
+        raises), or a batch {"messages": [wire, ...]} handled in one transaction, answered
+        {"results": [...]} with, per message in order, its reply, None, or {"error": {"code",
+        "message"}}: a refused message refuses only itself."""
+        if not (isinstance(body, dict) and "messages" in body):
+            return self.handle(body)
+        wires = body["messages"]
+        if not isinstance(wires, list) or not 0 < len(wires) <= MAX_BATCH:
+            raise E.InvalidInput(f"`messages` must be a list of 1 to {MAX_BATCH} node messages")
+        return {"results": [{"error": {"code": r.code, "message": r.message}} if isinstance(r, E.LedgerError) else r
+                            for r in self.handle_many(wires)]}
+
     def handle(self, wire: dict) -> dict | None:
         """A node-to-node message: verify (alliance, node key, window, replay), append the step's
         entries durably, return the signed reply (or None). LedgerError on bad input."""
@@ -382,19 +448,28 @@ class FederationNode:
                 st, chain = self._store.state(uow, addresses=payees, payment_ids=[item[1].payment_id
                                                                                   for _, item in work])
                 now = self.clock()
-                done = []
+                done, replies = [], []
                 for i, (view, nm, sig, msg, side, wire, transfer, payer_sig, digest) in work:
                     try:
-                        results[i], chain = self._step(uow, st, chain, now, view, nm, sig, msg, side, wire, transfer,
-                                                       payer_sig)
+                        reply, chain = self._step(uow, st, chain, now, view, nm, sig, msg, side, wire, transfer,
+                                                  payer_sig)
                         done.append((digest, nm.at))
+                        if reply is not None:
+                            replies.append((i, view, reply))
                     except E.LedgerError as exc:
                         if isinstance(exc, NOT_A_VOTE):
                             raise
                         results[i] = exc
             for digest, at in done:
                 self._replay.check_and_remember(digest, at, now)
+        # signed once the batch is durable (and outside the lock): no reply can leave before its entry
+        for i, view, reply in replies:
+            results[i] = self._wire(view, reply) if reply.kind != "prepare" else self._wire_with_memo(view, reply)
         return results
+
+    def _wire_with_memo(self, view: AllianceView, m) -> dict:
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            return self._wire(view, m, uow)
 
     def _verified(self, wire, now: int, batch_digests: set):
         """Check one message before any transaction: its form, alliance, node signature, window
@@ -443,7 +518,7 @@ class FederationNode:
             return self._store.views(uow).get(alliance_id)
 
     def _step(self, uow, st, chain, now, view, nm, sig, msg, side, wire, transfer, payer_sig):
-        """One verified message inside the batch's transaction: (reply, new chain hash)."""
+        """One verified message inside the batch's transaction: (reply to sign, new chain hash)."""
         pid = nm.payment_id
         known = st.legs.get(pid)
         if known is not None and (known.alliance_id != view.alliance_id or known.side != side):
@@ -462,7 +537,7 @@ class FederationNode:
             for entry in step.entries:
                 chain = self._store.append(uow, st, chain, self._record_for(entry, view, (nm, sig)), now)
         self._legs[pid] = step.leg
-        return (self._wire(view, step.messages[0], uow) if step.messages else None), chain
+        return (step.messages[0] if step.messages else None), chain
 
     @staticmethod
     def _incoming_memo(wire: dict, t: RemoteTransfer, pid: bytes) -> FederationRows:
