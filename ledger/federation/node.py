@@ -18,20 +18,51 @@ import json
 import threading
 from dataclasses import replace
 
+import coincurve
+
 from ..core import errors as E
 from ..core.codec import hex0x, parse_b32
-from ..core.federation import (Alliance, AllianceStatus, AllianceView, NodeMessage, RemoteTransfer, ReplayWindow,
-                               check_alliance_terms, sign_node_message, verify_node_message)
-from ..core.federation_protocol import (DestinationLeg, OriginLeg, Payment, Received, Restart, Submit, Tick,
-                                        from_node_message, to_node_message)
+from ..core.federation import (
+    Alliance,
+    AllianceStatus,
+    AllianceView,
+    NodeMessage,
+    RemoteTransfer,
+    ReplayWindow,
+    check_alliance_terms,
+    verify_node_message,
+)
+from ..core.federation_protocol import (
+    DestinationLeg,
+    OriginLeg,
+    Payment,
+    Received,
+    Restart,
+    Submit,
+    Tick,
+    from_node_message,
+    to_node_message,
+)
 from ..core.federation_rules import Leg, view_for_community
 from ..core.fold import LedgerState
 from ..core.hashing import ZERO32
-from ..core.records import (AllianceRecorded, AllianceStatusSet, RemoteAborted, RemoteCommitted, RemotePrepared,
-                            alliance_terms_body, remote_transfer_body)
+from ..core.records import (
+    AllianceRecorded,
+    AllianceStatusSet,
+    RemoteAborted,
+    RemoteCommitted,
+    RemotePrepared,
+    alliance_terms_body,
+    remote_transfer_body,
+)
 from ..core.rules import check_admin
 from ..core.text import check_memo
-from ..core.typed_data import (address_of_key, canonical_signature, memo_hash, recover_signer)
+from ..core.typed_data import (
+    address_of_key,
+    canonical_signature,
+    memo_hash,
+    recover_signer,
+)
 from ..store.federation_repo import FederationRows
 from .batching import Combiner
 from .posting import NOT_A_VOTE, FederationStore, Refusal
@@ -59,6 +90,7 @@ class FederationNode:
         self.ledger = ledger
         self.node_key = node_key
         self.address = address_of_key(node_key) if node_key else None
+        self._signer = None  # coincurve.PrivateKey of node_key (as sign_node_message signs)
         self.timeout_ms, self.retry_ms, self.window_ms = timeout_ms, retry_ms, window_ms
         self.clock = clock or ledger.clock
         self._lock = threading.RLock()
@@ -79,7 +111,10 @@ class FederationNode:
     def _sign(self, nm: NodeMessage) -> dict:
         if self.node_key is None:
             raise E.InvalidInput("this node has no node key: create one with `ayni federation node new-key`")
-        return {"message": nm.message(), "signature": sign_node_message(self.node_key, self.domain, nm)}
+        if self._signer is None:  # the key object once: building it derives the public key each time
+            self._signer = coincurve.PrivateKey(self.node_key)
+        sig = self._signer.sign_recoverable(self.domain.digest(nm.struct_hash()), hasher=None)
+        return {"message": nm.message(), "signature": hex0x(sig[:64]) + format(sig[64] + 27, "02x")}
 
     def _wire(self, view: AllianceView, m, uow=None, *, memo: tuple | None = None) -> dict:
         """The signed wire form of a protocol message; a PREPARE carries the transfer and the
@@ -429,13 +464,19 @@ class FederationNode:
         None, or the LedgerError that refused it (a refused message changes nothing; the others
         proceed). A database failure raises and writes nothing."""
         results: list = [None] * len(wires)
+        now = self.clock()
+        checked = []
+        for i, wire in enumerate(wires):  # the signatures first, outside the lock (the costly part)
+            try:
+                checked.append((i, self._verified(wire, now)))
+            except E.LedgerError as exc:
+                results[i] = exc
         work = []
         with self._lock:
-            now = self.clock()
             batch_digests: set[bytes] = set()
-            for i, wire in enumerate(wires):
+            for i, item in checked:
                 try:
-                    item = self._verified(wire, now, batch_digests)
+                    item = self._admitted(item, now, batch_digests)
                 except E.LedgerError as exc:
                     results[i] = exc
                     continue
@@ -471,24 +512,19 @@ class FederationNode:
         with self.ledger.unit_of_work(readonly=True) as uow:
             return self._wire(view, m, uow)
 
-    def _verified(self, wire, now: int, batch_digests: set):
-        """Check one message before any transaction: its form, alliance, node signature, window
-        and replay. None when it needs no transaction (an ACK, an alliance acceptance)."""
+    def _verified(self, wire, now: int):
+        """Check one message without the lock: its form, alliance, node signature and window
+        (and recover the payer's signature of a PREPARE, which its rule asks for again: the
+        recovery is cached, so under the lock it costs nothing)."""
         if not isinstance(wire, dict):
             raise E.InvalidInput("a node message must be an object")
         nm = NodeMessage.from_message(wire.get("message"))
         if nm.kind == "propose":
             raise E.InvalidInput("a `propose` message goes with its terms to /v1/federation/alliances/proposals")
         if nm.kind == "alliance-recorded":
-            self.receive_acceptance(wire)
-            return None
+            return nm, wire, None, None
         view = self._view_to_verify(nm.alliance_id)
         verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
-        digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
-        if digest in self._replay._seen or digest in batch_digests:
-            raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
-        batch_digests.add(digest)
-        sig = canonical_signature(wire["signature"])
         transfer = payer_sig = payment = None
         if nm.kind == "prepare":
             transfer = RemoteTransfer.from_message(wire.get("transfer"))
@@ -496,6 +532,25 @@ class FederationNode:
             pid = view.alliance.domain(view.peer_side).digest(transfer.struct_hash())
             payment = Payment(pid, transfer.payer, transfer.payee, transfer.currency, transfer.amount,
                               transfer.payee_currency, transfer.delivered)
+            try:
+                recover_signer(pid, payer_sig)
+            except E.LedgerError:
+                pass  # the rule refuses it under the lock, as a vote
+        return nm, wire, view, (transfer, payer_sig, payment)
+
+    def _admitted(self, item, now: int, batch_digests: set):
+        """Under the lock: the replay check, and what needs no transaction (an ACK, an alliance
+        acceptance: None). Else the step's inputs."""
+        nm, wire, view, prepare = item
+        if view is None:  # alliance-recorded
+            self.receive_acceptance(wire)
+            return None
+        digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
+        if digest in self._replay._seen or digest in batch_digests:
+            raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
+        batch_digests.add(digest)
+        sig = canonical_signature(wire["signature"])
+        transfer, payer_sig, payment = prepare
         msg = from_node_message(nm, payment)
         if nm.kind == "ack":
             # the destination applied our decision: only the volatile "delivered" flag changes,
