@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from api.app import Settings, create_app
 from ledger.core import errors as E
-from ledger.core.federation import RemoteTransfer
-from ledger.core.typed_data import sign_digest
+from ledger.core.federation import NodeMessage, RemoteTransfer, sign_node_message
+from ledger.core.typed_data import recover_signer, sign_digest
 from ledger.federation.driver import Transport, TransportError, send_payment_now
 from ledger.federation.node import MAX_BATCH
 from ledger.federation.runtime import Federation
@@ -182,3 +182,18 @@ def test_a_peer_that_refuses_the_batch_form_gets_the_messages_one_by_one(pair):
 
     with pytest.raises(TransportError):  # a peer that is down: the sender hears it, nothing else changes
         Transport(a.node, down).post(B_URL, _prepares(a, b, 1)[0]).result(5)
+
+
+def test_the_node_signs_as_sign_node_message_and_a_bad_signature_is_refused_every_time(pair):
+    """The node keeps its key object for signing (faster): the same RFC 6979 signature as the
+    core's sign_node_message. Signer recovery is cached: a signature that recovers to no key
+    is refused each time it comes, never remembered as anything."""
+    a, b, _ = pair
+    terms = ally(a, b)
+    nm = NodeMessage.create(alliance_id=terms.alliance_id, payment_id=b"\x05" * 32, kind="ack", at=a.clock())
+    assert a.node._sign(nm)["signature"] == sign_node_message(a.node_key, a.c.domain, nm)
+    # r = 5 is in range but no curve point has x = 5: nothing to recover
+    unrecoverable = "0x" + (5).to_bytes(32, "big").hex() + (1).to_bytes(32, "big").hex() + "1b"
+    for _ in range(2):
+        with pytest.raises(E.BadSignature, match="does not recover"):
+            recover_signer(b"\x01" * 32, unrecoverable)

@@ -93,7 +93,6 @@ class Batcher:
             if batch is None:
                 return
             items = [item for item, _ in batch]
-            _stats(self.name, len(items))  # TEMP-STATS
             try:
                 results = self.process(items)
             except Exception as exc:  # noqa: BLE001 - the whole batch failed: each caller hears why
@@ -139,7 +138,6 @@ class Combiner:
                 batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             if not batch:
                 return
-            _stats("combiner", len(batch))  # TEMP-STATS
             try:
                 results = self.process([item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - the whole batch failed: each caller hears why
@@ -150,9 +148,3 @@ class Combiner:
                 else:
                     fut.set_result(result)
 
-
-def _stats(name, n):  # TEMP-STATS
-    import os  # TEMP-STATS
-    if os.environ.get("FEDPERF_BATCH_STATS"):  # TEMP-STATS
-        with open(os.environ["FEDPERF_BATCH_STATS"] + f".{os.getpid()}", "a") as f:  # TEMP-STATS
-            f.write(f"{name} {n}\n")  # TEMP-STATS
