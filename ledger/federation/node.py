@@ -368,32 +368,35 @@ class FederationNode:
     def _submit_in_one_transaction(self, items: list) -> list:
         results: list = [None] * len(items)
         fresh: dict[bytes, OriginLeg] = {}
-        with self._lock, self.ledger.unit_of_work() as uow:
-            st, chain = self._store.state(uow, addresses=[t.payer for t, *_ in items],
-                                          payment_ids=[pid for _, pid, *_ in items],
-                                          nonces=[(t.payer, str(t.nonce)) for t, *_ in items])
-            now = self.clock()
-            for i, (t, pid, sig, memo, salt) in enumerate(items):
-                if pid in st.legs:  # the same signed transfer again (or twice in this batch): its state
-                    results[i] = (self._payment_dict(st.legs[pid]), None, [])
-                    continue
-                view = view_for_community(st, t.payee_community)
-                leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
-                payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
-                step = leg.on(Submit(now, payment))
-                (entry,) = step.entries
-                rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
-                rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
-                try:
-                    chain = self._store.append(uow, st, chain, rec, now, rows)
-                except E.LedgerError as exc:
-                    if isinstance(exc, NOT_A_VOTE):
-                        raise
-                    results[i] = exc  # the rules refused this one: nothing of it written
-                    continue
-                fresh[pid] = step.leg
-                results[i] = (self._payment_dict(st.legs[pid]), view, step.messages)
-        self._legs.update(fresh)  # volatile fields only once the entries are durable
+        with self._lock:
+            with self.ledger.unit_of_work() as uow:
+                st, chain = self._store.state(uow, addresses=[t.payer for t, *_ in items],
+                                              payment_ids=[pid for _, pid, *_ in items],
+                                              nonces=[(t.payer, str(t.nonce)) for t, *_ in items])
+                now = self.clock()
+                for i, (t, pid, sig, memo, salt) in enumerate(items):
+                    if pid in st.legs:  # the same signed transfer again (or twice in this batch): its state
+                        results[i] = (self._payment_dict(st.legs[pid]), None, [])
+                        continue
+                    view = view_for_community(st, t.payee_community)
+                    leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
+                    payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
+                    step = leg.on(Submit(now, payment))
+                    (entry,) = step.entries
+                    rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
+                    rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
+                    try:
+                        chain = self._store.append(uow, st, chain, rec, now, rows)
+                    except E.LedgerError as exc:
+                        if isinstance(exc, NOT_A_VOTE):
+                            raise
+                        results[i] = exc  # the rules refused this one: nothing of it written
+                        continue
+                    fresh[pid] = step.leg
+                    results[i] = (self._payment_dict(st.legs[pid]), view, step.messages)
+            # volatile fields once the entries are durable, still under the lock: the driver's
+            # due() never sees these legs without them (it would take them for a restart)
+            self._legs.update(fresh)
         return results
 
     def payment(self, payment_id: str) -> dict:
