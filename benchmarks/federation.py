@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import sys
@@ -77,6 +78,27 @@ def drive(url: str, bodies: list[dict], clients: int) -> dict:
             "p99_ms": pct(latencies, 0.99)}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its waited-for children (Linux /proc), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(a: Node, b: Node, run) -> dict:
+    """`run()`'s figures plus the CPU each node spent per answered request: the cost of a payment,
+    which a loaded machine (other processes) moves far less than the rate or the latency."""
+    before = [cpu_seconds(n.proc.pid) for n in (a, b)]
+    result = run()
+    after = [cpu_seconds(n.proc.pid) for n in (a, b)]
+    if None not in before + after and result["ok"]:
+        result["cpu_ms_per_payment"] = {n: round((y - x) * 1000 / result["ok"], 2)
+                                        for n, x, y in zip(("A", "B"), before, after)}
+    return result
+
+
 def throughput(tmp: Path, payments: int, clients: int, warmup: int) -> dict:
     a = Node("A", f"sqlite:///{tmp}/a.db", tmp / "A", members=40, credit_limit=10**9, via_proxy=False,
              retry_ms=2000, timeout_ms=60_000)
@@ -97,8 +119,8 @@ def throughput(tmp: Path, payments: int, clients: int, warmup: int) -> dict:
 
         drive(a.base + "/v1/transfers", local_bodies(warmup), clients)
         drive(a.base + "/v1/remote-transfers", remote_bodies(warmup), clients)
-        local = drive(a.base + "/v1/transfers", local_bodies(payments), clients)
-        remote = drive(a.base + "/v1/remote-transfers", remote_bodies(payments), clients)
+        local = with_cpu(a, b, lambda: drive(a.base + "/v1/transfers", local_bodies(payments), clients))
+        remote = with_cpu(a, b, lambda: drive(a.base + "/v1/remote-transfers", remote_bodies(payments), clients))
         ratio = remote["per_second"] / local["per_second"] if local["per_second"] else None
         p99_ratio = remote["p99_ms"] / local["p99_ms"] if local["p99_ms"] else None
         return {"local": local, "remote": remote,

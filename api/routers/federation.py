@@ -66,8 +66,12 @@ def node_identity(fed=Depends(federation)):
 @router.post("/v1/federation/messages", responses={204: {"description": "accepted; no reply needed"}})
 def node_message(wire: dict[str, Any] = WIRE, fed=Depends(federation)):
     """A protocol message from the peer node: PREPARE, a vote, a decision or an ACK. The reply
-    (node-signed) is the body; its entries are durable before it is returned."""
-    return _json(fed.node.handle(wire))
+    (node-signed) is the body; its entries are durable before it is returned.
+
+    Or a batch `{"messages": [...]}` (up to 64): handled in one transaction, answered 200
+    `{"results": [...]}` with, per message in order, its reply, null, or `{"error": {"code",
+    "message"}}` (a refused message refuses only itself)."""
+    return _json(fed.node.receive(wire))
 
 
 @router.post("/v1/federation/alliances/proposals", status_code=201)

@@ -212,8 +212,8 @@ class Alliance:
 
     def domain(self, side: str) -> Domain:
         """The EIP-712 domain of one side: where its treasurer and node sign."""
-        return (Domain(self.chain_id_a, self.community_a) if side == "A"
-                else Domain(self.chain_id_b, self.community_b))
+        return (_domain(self.chain_id_a, self.community_a) if side == "A"
+                else _domain(self.chain_id_b, self.community_b))
 
     def node(self, side: str) -> str:
         return self.node_a if side == "A" else self.node_b
@@ -232,6 +232,12 @@ class Alliance:
 @lru_cache(maxsize=256)
 def _alliance_hash(alliance: Alliance) -> bytes:
     return alliance.struct_hash()
+
+
+@lru_cache(maxsize=256)
+def _domain(chain_id: int, salt: bytes) -> Domain:
+    # asked for every node message checked; a Domain is immutable and hashes its separator once
+    return Domain(chain_id, salt)
 
 
 def alliance_id(alliance: Alliance) -> bytes:

@@ -7,6 +7,7 @@ the signature recovery itself; tests prove it byte-equal to eth-account's
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -293,7 +294,13 @@ def canonical_signature(signature: object) -> str:
 
 
 def recover_signer(digest: bytes, signature: object) -> str:
-    sig = parse_signature(signature)
+    return _recover(bytes(digest), parse_signature(signature))
+
+
+@functools.lru_cache(maxsize=4096)
+def _recover(digest: bytes, sig: bytes) -> str:
+    # pure, and the costliest step of a check: a federation message is recovered when it arrives
+    # and again by the rule of the entry that carries it, in the same process (not cached: errors)
     try:
         pub = coincurve.PublicKey.from_signature_and_message(sig, digest, hasher=None)
     except Exception:  # coincurve raises plain Exception on unrecoverable input

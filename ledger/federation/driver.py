@@ -19,8 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+
+from .batching import Batcher
 
 log = logging.getLogger("ayni.federation")
 
@@ -30,6 +33,10 @@ ACCEPTANCES_PATH = "/v1/federation/alliances/acceptances"
 CONNECT_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 5.0
 MAX_HOPS = 6  # prepare -> vote -> commit -> ack is three; a loop means a bug, not a reason to spin
+MAX_BATCH = 64  # node messages per request: the receiver's limit (ledger.federation.node.MAX_BATCH)
+MAX_BATCH_BYTES = 48 * 1024  # under the API's 64 KiB body limit (a PREPARE with a long memo is ~4 KiB)
+SENDERS_PER_PEER = 2  # requests in flight to one peer: one is built while the other is answered
+BATCH_NOT_UNDERSTOOD = (400, 413, 422)  # the peer refused the batch as a whole: send one by one
 
 
 class TransportError(Exception):
@@ -90,13 +97,23 @@ def wire_kind(wire: object) -> str | None:
 
 
 class Transport:
-    """Delivers wire messages of one node to its peers and plays each exchange to its end."""
+    """Delivers wire messages of one node to its peers and plays each exchange to its end.
 
-    def __init__(self, node, send: Send | None = None, *, background_workers: int = 4):
+    Two ways: `deliver` sends one message per request and waits for the whole exchange (the
+    driver's re-sends: few, and each keeps its own HTTP status); `post` queues a message in the
+    peer's outbox, where concurrent payers' messages leave together in one request
+    {"messages": [...]}, the peer handles them in one transaction, and the replies are handled
+    here in one transaction too (the payers' hot path: see "Throughput" in docs/federation.md)."""
+
+    def __init__(self, node, send: Send | None = None, *, background_workers: int = 4,
+                 senders_per_peer: int = SENDERS_PER_PEER):
         self.node = node
         self.send = send or http_sender()
+        self.senders_per_peer = senders_per_peer
         self._background = ThreadPoolExecutor(max_workers=background_workers,
                                               thread_name_prefix="ayni-federation-decision")
+        self._outboxes: dict[str, Batcher] = {}
+        self._outboxes_lock = threading.Lock()
 
     def deliver(self, peer_url: str, wire: dict, *, decision_in_background: bool = False) -> None:
         """Send `wire`, hand the reply to the node, send its answer, ... Raises TransportError
@@ -128,6 +145,66 @@ class Transport:
             log.warning("federation: reply from %s refused: %s", peer_url, exc)
         return False
 
+    # -- batched: the outbox of each peer ---------------------------------------------------------
+    def post(self, peer_url: str, wire: dict, *, hops: int = 0) -> Future:
+        """Queue `wire` for the peer. The future is done once the peer's reply was handled here
+        (durably: e.g. the decision on a vote), with our answer to it (a COMMIT, say, which
+        follows in the background, batched the same way) or None; it raises TransportError if
+        the peer could not be reached or refused this message, or the node's LedgerError if it
+        refused the reply."""
+        return self._outbox(peer_url).put((wire, hops))
+
+    def _outbox(self, peer_url: str) -> Batcher:
+        box = self._outboxes.get(peer_url)
+        if box is None:
+            with self._outboxes_lock:
+                box = self._outboxes.get(peer_url)
+                if box is None:
+                    box = self._outboxes[peer_url] = Batcher(
+                        lambda items: self._exchange(peer_url, items), max_batch=MAX_BATCH,
+                        workers=self.senders_per_peer, name="ayni-federation-outbox",
+                        weight=lambda item: _wire_size(item[0]), max_weight=MAX_BATCH_BYTES)
+        return box
+
+    def _exchange(self, peer_url: str, items: list) -> list:
+        """One request to the peer for every queued message, one transaction here for all the
+        replies; the answers they call for go back to the outbox."""
+        replies = self._send_batch(peer_url, [wire for wire, _ in items])
+        results: list = [r if isinstance(r, Exception) else None for r in replies]
+        todo = [(k, r) for k, r in enumerate(replies) if isinstance(r, dict)]
+        if not todo:
+            return results
+        answers = self.node.handle_many([r for _, r in todo])
+        for (k, _), answer in zip(todo, answers):
+            if isinstance(answer, Exception):
+                results[k] = answer
+            elif answer is not None:
+                results[k] = answer
+                hops = items[k][1] + 1
+                if hops >= MAX_HOPS:
+                    log.warning("federation: exchange with %s did not settle in %d hops", peer_url, MAX_HOPS)
+                    continue
+                self.post(peer_url, answer, hops=hops).add_done_callback(_log_failure(peer_url))
+        return results
+
+    def _send_batch(self, peer_url: str, wires: list) -> list:
+        """The peer's reply to each message (dict or None) or the TransportError that refused it."""
+        if len(wires) == 1:  # alone: the plain form, with its HTTP status
+            try:
+                return [self.send(peer_url, MESSAGES_PATH, wires[0])]
+            except TransportError as exc:
+                return [exc]
+        try:
+            data = self.send(peer_url, MESSAGES_PATH, {"messages": wires})
+        except TransportError as exc:
+            if exc.status in BATCH_NOT_UNDERSTOOD:  # a peer that reads one message per request
+                return [item for wire in wires for item in self._send_batch(peer_url, [wire])]
+            return [exc] * len(wires)
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list) or len(results) != len(wires):
+            return [TransportError(f"{peer_url}: a batch reply without one result per message")] * len(wires)
+        return [_batch_result(peer_url, r) for r in results]
+
     def send_due(self, pool: ThreadPoolExecutor | None = None, *, payment_id: str | None = None) -> int:
         """Send every message the node says is due now (only those of `payment_id` if given).
         Returns how many were sent without a transport error."""
@@ -139,16 +216,57 @@ class Transport:
         return sum(pool.map(lambda item: self.deliver_quietly(*item), due))
 
 
+def _wire_size(wire: dict) -> int:
+    """A bound on a wire message's JSON size, without encoding it: a PREPARE carries the
+    transfer, two signatures and a memo of up to 500 characters (6 bytes each when escaped)."""
+    memo = wire.get("memo")
+    return 2048 + 6 * len(memo) if isinstance(memo, str) else (2048 if "transfer" in wire else 512)
+
+
+def _batch_result(peer_url: str, r: object):
+    if r is None or (isinstance(r, dict) and "error" not in r):
+        return r
+    err = r.get("error") if isinstance(r, dict) else None
+    if not isinstance(err, dict):
+        return TransportError(f"{peer_url}: a batch result that is neither a reply nor an error")
+    return TransportError(f"{peer_url}: {err.get('code')}: {err.get('message')}", code=err.get("code"))
+
+
+def _log_failure(peer_url: str):
+    def done(fut: Future) -> None:
+        exc = fut.exception()
+        if isinstance(exc, TransportError):
+            log.info("federation: %s", exc)
+        elif exc is not None:  # our node refused the peer's reply: logged, the driver re-sends later
+            log.warning("federation: reply from %s refused: %s", peer_url, exc)
+    return done
+
+
 def send_payment_now(transport: Transport, submitted: dict, *, wait_s: float = 2.0,
                      poll_s: float = 0.02) -> dict:
     """For the payer's request: push this payment's PREPARE at once (the `outbox` node.submit
-    returned; else whatever the node says is due for it), then wait up to `wait_s` for a
-    decision (the driver may finish it if this first exchange failed). Returns the leg."""
+    returned, through the peer's batched outbox; else whatever the node says is due for it),
+    then wait up to `wait_s` for a decision (the driver may finish it if this first exchange
+    failed). Returns the leg."""
     deadline = time.monotonic() + wait_s
     payment_id = submitted["paymentId"]
     outbox = submitted.get("outbox") or []
-    for peer_url, wire in outbox:
-        transport.deliver_quietly(peer_url, wire, decision_in_background=True)
+    futures = [transport.post(peer_url, wire) for peer_url, wire in outbox]
+    answers = []
+    for fut, (peer_url, _) in zip(futures, outbox):
+        try:
+            answers.append(fut.result(max(0.0, deadline - time.monotonic())))
+        except TransportError as exc:
+            log.info("federation: %s", exc)
+        except FutureTimeout:
+            break
+        except Exception as exc:  # noqa: BLE001 - a peer's bad reply refused by our node: logged, retried later
+            log.warning("federation: reply from %s refused: %s", peer_url, exc)
+    if outbox and len(answers) == len(outbox) and all(
+            wire_kind(a) == "commit" and wire_payment_id(a) == payment_id.lower() for a in answers):
+        # our node answered the peer's vote on THIS payment with COMMIT: it signs one only for a
+        # leg whose commit entry is durable, so the state is known without reading it back
+        return {k: v for k, v in submitted.items() if k != "outbox"} | {"state": "committed", "code": ""}
     if not outbox:
         transport.send_due(payment_id=payment_id)
     leg = transport.node.payment(payment_id)

@@ -16,7 +16,7 @@ class LocalNetwork:
     def send(self, base_url: str, path: str, body: dict) -> dict | None:
         node = self.nodes[base_url.rstrip("/")]
         if path == MESSAGES_PATH:
-            return node.handle(body)
+            return node.receive(body)
         if path == PROPOSALS_PATH:
             return node.receive_proposal(body)
         if path == ACCEPTANCES_PATH:

@@ -18,21 +18,53 @@ import json
 import threading
 from dataclasses import replace
 
+import coincurve
+
 from ..core import errors as E
 from ..core.codec import hex0x, parse_b32
-from ..core.federation import (Alliance, AllianceStatus, AllianceView, NodeMessage, RemoteTransfer, ReplayWindow,
-                               check_alliance_terms, sign_node_message, verify_node_message)
-from ..core.federation_protocol import (DestinationLeg, OriginLeg, Payment, Received, Restart, Submit, Tick,
-                                        from_node_message, to_node_message)
+from ..core.federation import (
+    Alliance,
+    AllianceStatus,
+    AllianceView,
+    NodeMessage,
+    RemoteTransfer,
+    ReplayWindow,
+    check_alliance_terms,
+    verify_node_message,
+)
+from ..core.federation_protocol import (
+    DestinationLeg,
+    OriginLeg,
+    Payment,
+    Received,
+    Restart,
+    Submit,
+    Tick,
+    from_node_message,
+    to_node_message,
+)
 from ..core.federation_rules import Leg, check_new_alliance, view_for_community
 from ..core.fold import LedgerState
 from ..core.hashing import ZERO32
-from ..core.records import (AllianceRecorded, AllianceStatusSet, RemoteAborted, RemoteCommitted, RemotePrepared,
-                            alliance_terms_body, remote_transfer_body)
+from ..core.records import (
+    AllianceRecorded,
+    AllianceStatusSet,
+    RemoteAborted,
+    RemoteCommitted,
+    RemotePrepared,
+    alliance_terms_body,
+    remote_transfer_body,
+)
 from ..core.rules import check_admin
 from ..core.text import check_memo
-from ..core.typed_data import (address_of_key, canonical_signature, memo_hash, recover_signer)
+from ..core.typed_data import (
+    address_of_key,
+    canonical_signature,
+    memo_hash,
+    recover_signer,
+)
 from ..store.federation_repo import FederationRows
+from .batching import Combiner
 from .posting import NOT_A_VOTE, FederationStore, Refusal
 
 DEFAULT_WINDOW_MS = 300_000
@@ -40,6 +72,8 @@ DEFAULT_WINDOW_MS = 300_000
 # proposing node (or many) cannot fill the table (docs/federation.md, "Proposals").
 MAX_PENDING_PER_COMMUNITY = 10
 MAX_PENDING = 100
+MAX_BATCH = 64        # node messages per batch (POST /v1/federation/messages) and payers per transaction
+SUBMIT_WAIT_S = 60.0  # a payer's request never waits forever on the writer
 
 
 def _proposer_community(row) -> bytes:
@@ -56,12 +90,14 @@ class FederationNode:
         self.ledger = ledger
         self.node_key = node_key
         self.address = address_of_key(node_key) if node_key else None
+        self._signer = None  # coincurve.PrivateKey of node_key (as sign_node_message signs)
         self.timeout_ms, self.retry_ms, self.window_ms = timeout_ms, retry_ms, window_ms
         self.clock = clock or ledger.clock
         self._lock = threading.RLock()
         self._replay = ReplayWindow(window_ms)
         self._store = FederationStore(lambda: ledger.genesis)
         self._legs: dict[bytes, OriginLeg | DestinationLeg] = {}  # volatile protocol fields
+        self._submits = Combiner(self._submit_batch, max_batch=MAX_BATCH)
 
     @property
     def community_id(self) -> bytes:
@@ -75,17 +111,24 @@ class FederationNode:
     def _sign(self, nm: NodeMessage) -> dict:
         if self.node_key is None:
             raise E.InvalidInput("this node has no node key: create one with `ayni federation node new-key`")
-        return {"message": nm.message(), "signature": sign_node_message(self.node_key, self.domain, nm)}
+        if self._signer is None:  # the key object once: building it derives the public key each time
+            self._signer = coincurve.PrivateKey(self.node_key)
+        sig = self._signer.sign_recoverable(self.domain.digest(nm.struct_hash()), hasher=None)
+        return {"message": nm.message(), "signature": hex0x(sig[:64]) + format(sig[64] + 27, "02x")}
 
-    def _wire(self, view: AllianceView, m, uow=None) -> dict:
+    def _wire(self, view: AllianceView, m, uow=None, *, memo: tuple | None = None) -> dict:
+        """The signed wire form of a protocol message; a PREPARE carries the transfer and the
+        memo (`memo` = (text, salt) when the caller has it, else read through `uow`)."""
         wire = self._sign(to_node_message(view.alliance_id, m))
         if m.kind == "prepare":
             rec = self._store.prepared[m.payment_id]
             wire["transfer"] = remote_transfer_body(rec.transfer)
             wire["payerSignature"] = rec.payer_signature
-            memo = uow.remote_memo(m.payment_id) if uow is not None else None
+            if memo is None and uow is not None:
+                row = uow.remote_memo(m.payment_id)
+                memo = (row.memo, bytes(row.salt)) if row is not None else None
             if memo is not None:
-                wire["memo"], wire["memoSalt"] = memo.memo, hex0x(bytes(memo.salt))
+                wire["memo"], wire["memoSalt"] = memo[0], hex0x(memo[1])
         return wire
 
     @staticmethod
@@ -290,7 +333,20 @@ class FederationNode:
     def submit(self, message: dict, signature: str, memo: str | None = None, memo_salt: str | None = None) -> dict:
         """The payer's signed RemoteTransfer at the origin: a durable remote.prepared (out) holding
         the amount, or a LedgerError and nothing written. The same signed transfer again returns
-        the leg's state. "outbox": the PREPARE to send now, as (peer_url, wire) pairs."""
+        the leg's state. "outbox": the PREPARE to send now, as (peer_url, wire) pairs.
+
+        Concurrent payers' transfers are group-committed: checked (signatures, memo) in the
+        caller's thread, then appended in ONE transaction per batch (by whichever payer's thread
+        finds none running: batching.Combiner), each entry on its own (a refused transfer refuses
+        only itself). The PREPAREs are signed after the
+        commit, so none can leave before its entry is durable."""
+        item = self._checked_transfer(message, signature, memo, memo_salt)
+        leg, view, messages = self._submits.run(item, SUBMIT_WAIT_S)
+        memo_row = (memo, item[4]) if memo else None
+        return {**leg, "outbox": [(self._peer_url(view), self._wire(view, m, memo=memo_row)) for m in messages]}
+
+    def _checked_transfer(self, message, signature, memo, memo_salt) -> tuple:
+        """What needs no database: the transfer's form, the payer's signature, the memo's hash."""
         t = RemoteTransfer.from_message(message)
         pid = self.domain.digest(t.struct_hash())
         sig = canonical_signature(signature)
@@ -303,23 +359,58 @@ class FederationNode:
             salt = parse_b32(memo_salt, "memoSalt")
             if memo_hash(memo, salt) != t.memo_hash:
                 raise E.MemoMismatch("memo and salt do not hash to the signed memoHash")
-        with self._lock, self.ledger.unit_of_work() as uow:
-            st, chain = self._store.state(uow, addresses=[t.payer], payment_ids=[pid], nonces=[(t.payer, str(t.nonce))])
-            if pid in st.legs:
-                return {**self._payment_dict(st.legs[pid]), "outbox": []}
-            now = self.clock()
-            view = view_for_community(st, t.payee_community)
-            leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
-            payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
-            step = leg.on(Submit(now, payment))
-            (entry,) = step.entries
-            rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
-            rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
-            self._store.append(uow, st, chain, rec, now, rows)
-            self._legs[pid] = step.leg
-            outbox = [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
-            result = self._payment_dict(st.legs[pid])
-        return {**result, "outbox": outbox}
+        return t, pid, sig, memo or None, salt
+
+    def _submit_batch(self, items: list) -> list:
+        """The group-commit writer: every item's prepared entry in one transaction. If the
+        transaction itself fails (the database, not a rule), each item is retried alone so one
+        poisoned item cannot sink its neighbours."""
+        try:
+            return self._submit_in_one_transaction(items)
+        except Exception:  # rolled back as a whole: retried one by one below
+            if len(items) == 1:
+                raise
+        out = []
+        for item in items:
+            try:
+                out.append(self._submit_in_one_transaction([item])[0])
+            except Exception as exc:  # noqa: BLE001 - reported to that payer only
+                out.append(exc)
+        return out
+
+    def _submit_in_one_transaction(self, items: list) -> list:
+        results: list = [None] * len(items)
+        fresh: dict[bytes, OriginLeg] = {}
+        with self._lock:
+            with self.ledger.unit_of_work() as uow:
+                st, chain = self._store.state(uow, addresses=[t.payer for t, *_ in items],
+                                              payment_ids=[pid for _, pid, *_ in items],
+                                              nonces=[(t.payer, str(t.nonce)) for t, *_ in items])
+                now = self.clock()
+                for i, (t, pid, sig, memo, salt) in enumerate(items):
+                    if pid in st.legs:  # the same signed transfer again (or twice in this batch): its state
+                        results[i] = (self._payment_dict(st.legs[pid]), None, [])
+                        continue
+                    view = view_for_community(st, t.payee_community)
+                    leg = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
+                    payment = Payment(pid, t.payer, t.payee, t.currency, t.amount, t.payee_currency, t.delivered)
+                    step = leg.on(Submit(now, payment))
+                    (entry,) = step.entries
+                    rec = RemotePrepared("out", view.alliance_id if view else ZERO32, pid, t, sig, entry.deadline)
+                    rows = FederationRows(memos=[(pid, salt, memo)] if memo else [])
+                    try:
+                        chain = self._store.append(uow, st, chain, rec, now, rows)
+                    except E.LedgerError as exc:
+                        if isinstance(exc, NOT_A_VOTE):
+                            raise
+                        results[i] = exc  # the rules refused this one: nothing of it written
+                        continue
+                    fresh[pid] = step.leg
+                    results[i] = (self._payment_dict(st.legs[pid]), view, step.messages)
+            # volatile fields once the entries are durable, still under the lock: the driver's
+            # due() never sees these legs without them (it would take them for a restart)
+            self._legs.update(fresh)
+        return results
 
     def payment(self, payment_id: str) -> dict:
         pid = parse_b32(payment_id, "paymentId")
@@ -362,6 +453,19 @@ class FederationNode:
             nm = sig = None  # a presumed abort carries no message
         return cls(entry.side, aid, entry.payment_id, entry.code, nm, sig)
 
+    def receive(self, body: dict) -> dict | None:
+        """What the messages endpoint was sent: one wire message (its reply or None; a refusal
+        raises), or a batch {"messages": [wire, ...]} handled in one transaction, answered
+        {"results": [...]} with, per message in order, its reply, None, or {"error": {"code",
+        "message"}}: a refused message refuses only itself."""
+        if not (isinstance(body, dict) and "messages" in body):
+            return self.handle(body)
+        wires = body["messages"]
+        if not isinstance(wires, list) or not 0 < len(wires) <= MAX_BATCH:
+            raise E.InvalidInput(f"`messages` must be a list of 1 to {MAX_BATCH} node messages")
+        return {"results": [{"error": {"code": r.code, "message": r.message}} if isinstance(r, E.LedgerError) else r
+                            for r in self.handle_many(wires)]}
+
     def handle(self, wire: dict) -> dict | None:
         """A node-to-node message: verify (alliance, node key, window, replay), append the step's
         entries durably, return the signed reply (or None). LedgerError on bad input."""
@@ -376,13 +480,19 @@ class FederationNode:
         None, or the LedgerError that refused it (a refused message changes nothing; the others
         proceed). A database failure raises and writes nothing."""
         results: list = [None] * len(wires)
+        now = self.clock()
+        checked = []
+        for i, wire in enumerate(wires):  # the signatures first, outside the lock (the costly part)
+            try:
+                checked.append((i, self._verified(wire, now)))
+            except E.LedgerError as exc:
+                results[i] = exc
         work = []
         with self._lock:
-            now = self.clock()
             batch_digests: set[bytes] = set()
-            for i, wire in enumerate(wires):
+            for i, item in checked:
                 try:
-                    item = self._verified(wire, now, batch_digests)
+                    item = self._admitted(item, now, batch_digests)
                 except E.LedgerError as exc:
                     results[i] = exc
                     continue
@@ -395,38 +505,42 @@ class FederationNode:
                 st, chain = self._store.state(uow, addresses=payees, payment_ids=[item[1].payment_id
                                                                                   for _, item in work])
                 now = self.clock()
-                done = []
+                done, replies = [], []
                 for i, (view, nm, sig, msg, side, wire, transfer, payer_sig, digest) in work:
                     try:
-                        results[i], chain = self._step(uow, st, chain, now, view, nm, sig, msg, side, wire, transfer,
-                                                       payer_sig)
+                        reply, chain = self._step(uow, st, chain, now, view, nm, sig, msg, side, wire, transfer,
+                                                  payer_sig)
                         done.append((digest, nm.at))
+                        if reply is not None:
+                            replies.append((i, view, reply))
                     except E.LedgerError as exc:
                         if isinstance(exc, NOT_A_VOTE):
                             raise
                         results[i] = exc
             for digest, at in done:
                 self._replay.check_and_remember(digest, at, now)
+        # signed once the batch is durable (and outside the lock): no reply can leave before its entry
+        for i, view, reply in replies:
+            results[i] = self._wire(view, reply) if reply.kind != "prepare" else self._wire_with_memo(view, reply)
         return results
 
-    def _verified(self, wire, now: int, batch_digests: set):
-        """Check one message before any transaction: its form, alliance, node signature, window
-        and replay. None when it needs no transaction (an ACK, an alliance acceptance)."""
+    def _wire_with_memo(self, view: AllianceView, m) -> dict:
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            return self._wire(view, m, uow)
+
+    def _verified(self, wire, now: int):
+        """Check one message without the lock: its form, alliance, node signature and window
+        (and recover the payer's signature of a PREPARE, which its rule asks for again: the
+        recovery is cached, so under the lock it costs nothing)."""
         if not isinstance(wire, dict):
             raise E.InvalidInput("a node message must be an object")
         nm = NodeMessage.from_message(wire.get("message"))
         if nm.kind == "propose":
             raise E.InvalidInput("a `propose` message goes with its terms to /v1/federation/alliances/proposals")
         if nm.kind == "alliance-recorded":
-            self.receive_acceptance(wire)
-            return None
+            return nm, wire, None, None
         view = self._view_to_verify(nm.alliance_id)
         verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
-        digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
-        if digest in self._replay._seen or digest in batch_digests:
-            raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
-        batch_digests.add(digest)
-        sig = canonical_signature(wire["signature"])
         transfer = payer_sig = payment = None
         if nm.kind == "prepare":
             transfer = RemoteTransfer.from_message(wire.get("transfer"))
@@ -434,6 +548,25 @@ class FederationNode:
             pid = view.alliance.domain(view.peer_side).digest(transfer.struct_hash())
             payment = Payment(pid, transfer.payer, transfer.payee, transfer.currency, transfer.amount,
                               transfer.payee_currency, transfer.delivered)
+            try:
+                recover_signer(pid, payer_sig)
+            except E.LedgerError:
+                pass  # the rule refuses it under the lock, as a vote
+        return nm, wire, view, (transfer, payer_sig, payment)
+
+    def _admitted(self, item, now: int, batch_digests: set):
+        """Under the lock: the replay check, and what needs no transaction (an ACK, an alliance
+        acceptance: None). Else the step's inputs."""
+        nm, wire, view, prepare = item
+        if view is None:  # alliance-recorded
+            self.receive_acceptance(wire)
+            return None
+        digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
+        if digest in self._replay._seen or digest in batch_digests:
+            raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
+        batch_digests.add(digest)
+        sig = canonical_signature(wire["signature"])
+        transfer, payer_sig, payment = prepare
         msg = from_node_message(nm, payment)
         if nm.kind == "ack":
             # the destination applied our decision: only the volatile "delivered" flag changes,
@@ -456,7 +589,7 @@ class FederationNode:
             return self._store.views(uow).get(alliance_id)
 
     def _step(self, uow, st, chain, now, view, nm, sig, msg, side, wire, transfer, payer_sig):
-        """One verified message inside the batch's transaction: (reply, new chain hash)."""
+        """One verified message inside the batch's transaction: (reply to sign, new chain hash)."""
         pid = nm.payment_id
         known = st.legs.get(pid)
         if known is not None and (known.alliance_id != view.alliance_id or known.side != side):
@@ -475,7 +608,7 @@ class FederationNode:
             for entry in step.entries:
                 chain = self._store.append(uow, st, chain, self._record_for(entry, view, (nm, sig)), now)
         self._legs[pid] = step.leg
-        return (self._wire(view, step.messages[0], uow) if step.messages else None), chain
+        return (step.messages[0] if step.messages else None), chain
 
     @staticmethod
     def _incoming_memo(wire: dict, t: RemoteTransfer, pid: bytes) -> FederationRows:
