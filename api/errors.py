@@ -39,6 +39,8 @@ STATUS = {
     "payload_too_large": 413, "rate_limited": 429, "too_many_proposals": 429,
     # the peer node did not answer in time (a payment presumed aborted)
     "timeout": 504,
+    # the exchange board (docs/exchange.md): not there, or not yours to see
+    "unknown_listing": 404, "unknown_conversation": 404, "unknown_arrangement": 404,
     # the server's own faults
     "integrity_violation": 500, "insecure_storage": 500, "not_initialised": 503, "unavailable": 503,
 }

@@ -230,3 +230,22 @@ class RateLimited(LedgerError):
     def __init__(self, message: str, *, retry_after_s: int):
         super().__init__(message)
         self.retry_after_s = max(1, int(retry_after_s))
+
+
+# -- the exchange board (docs/exchange.md) -------------------------------------------------------
+class UnknownListing(LedgerError):
+    """No such listing, or not one the reader may see (hidden, paused, closed, expired)."""
+
+    code = "unknown_listing"  # HTTP 404
+
+
+class UnknownConversation(LedgerError):
+    """No such conversation, or the reader is not one of its two parties."""
+
+    code = "unknown_conversation"  # HTTP 404
+
+
+class UnknownArrangement(LedgerError):
+    """No such arrangement, or the reader is not one of its two parties."""
+
+    code = "unknown_arrangement"  # HTTP 404

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .amounts import MAX_AMOUNT
 from .errors import InvalidAmount, InvalidInput, InvalidTransition

@@ -15,7 +15,18 @@ Neither can be described by SQLAlchemy metadata, so `schema_include_name` tells 
 comparisons (tests, `policy.undeclared_columns`) to leave them out."""
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, LargeBinary, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from .tables import ADDRESS, metadata
 
