@@ -24,7 +24,9 @@ from typing import Callable
 
 from sqlalchemy import delete, or_, select, update
 
+from ..exchange import erase_expired as erase_expired_listings
 from ..store import tables as T
+from ..store.exchange_tables import EXCHANGE_TABLES
 from ..store.auth_tables import auth_challenges
 from ..store.federation_tables import remote_legs, remote_memos
 from ..store.privacy_tables import privacy_access_log, privacy_grants
@@ -44,6 +46,7 @@ class Erased:
     grants: int = 0
     access_log: int = 0
     sign_in_challenges: int = 0
+    exchange_listings: int = 0  # listings erased with their conversations and arrangements (ledger/exchange.py)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # e.g. the VACUUM could not run
 
     def as_dict(self) -> dict:
@@ -99,8 +102,9 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
     prefs = Preferences(ledger, policy)
     grants = prefs.delete_expired(now)
     log_rows = Access(ledger, policy, prefs).delete_older_than(log_cut)
-    return Erased(memos, request_memos, profiles, grants, log_rows, challenges,
-                  warnings=reclaim(ledger, ERASED_FROM + (privacy_grants, privacy_access_log)))
+    listings = erase_expired_listings(ledger, policy, now)
+    return Erased(memos, request_memos, profiles, grants, log_rows, challenges, listings,
+                  warnings=reclaim(ledger, ERASED_FROM + (privacy_grants, privacy_access_log) + EXCHANGE_TABLES))
 
 
 def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True) -> Erased:
