@@ -64,3 +64,12 @@ def test_post_search_answer_arrange_bill_approve(coop):
     assert w.hour("ana")["balance"] == 180
     assert "closed" in w.ok("bea", "listings", "close", need["id"])
     assert w.json("ana", "listings", "search", "--text", "surgery")["items"] == []
+
+
+def test_the_demo_completes_an_arrangement_through_payment(tmp_path):
+    from rich.console import Console
+
+    from ledger.cli.demo import run_demo
+    result = run_demo(f"sqlite:///{tmp_path / 'demo.db'}", transfers=20, seed=5, console=Console(quiet=True))
+    assert result["board"]["listings"] == 4 and result["board"]["arrangement"] == "paid"
+    assert result["ok"]
