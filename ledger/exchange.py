@@ -218,11 +218,12 @@ class Exchange:
             raise E.UnknownListing(f"there is no listing {listing_id}")
         return row
 
-    def _fts_write(self, conn, listing_id: str, title: str, description: str) -> None:
+    def _fts_write(self, conn, row) -> None:
         if self._sqlite:  # PostgreSQL's GIN index follows the table by itself
-            conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE listing_id = :id"), {"id": listing_id})
-            conn.execute(text(f"INSERT INTO {FTS_TABLE} (listing_id, title, description) VALUES (:id, :t, :d)"),
-                         {"id": listing_id, "t": title, "d": description})
+            conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid = :r"), {"r": row.text_rowid})
+            conn.execute(text(f"INSERT INTO {FTS_TABLE} (rowid, listing_id, title, description) "
+                              "VALUES (:r, :id, :t, :d)"),
+                         {"r": row.text_rowid, "id": row.id, "t": row.title, "d": row.description})
 
     @staticmethod
     def _check_role(role: str, what: str) -> None:
@@ -243,14 +244,17 @@ class Exchange:
         now = self.ledger.clock()
         values = X.check_listing(fields, self.config, self._currencies(), now)
         lid = _new_id()
-        row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": secrets.randbelow(X.SHUFFLE_PRIME),
+        key, day = secrets.randbelow(X.SHUFFLE_PRIME), X.day_of(now)
+        row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": key, "shuffle_day": day,
+               "shuffle_rank": X.shuffle_rank(day, key), "text_rowid": secrets.randbits(62),
                "created_at": now, "updated_at": now, "closed_at": None, "hidden_at": None, "hidden_reason": None}
         row.setdefault("availability", None)
         row.setdefault("slots", None)
         with self.ledger.transaction() as conn:
             conn.execute(insert(L).values(**row))
-            self._fts_write(conn, lid, row["title"], row["description"])
-            return _listing(self._row(conn, lid), now)
+            stored = self._row(conn, lid)
+            self._fts_write(conn, stored)
+            return _listing(stored, now)
 
     def edit(self, listing_id: str, by: str, fields: dict) -> Listing:
         now = self.ledger.clock()
@@ -265,7 +269,7 @@ class Exchange:
                 conn.execute(update(L).where(L.c.id == listing_id).values(**values, updated_at=now))
             new = self._row(conn, listing_id)
             if "title" in values or "description" in values:
-                self._fts_write(conn, listing_id, new.title, new.description)
+                self._fts_write(conn, new)
             return _listing(new, now)
 
     def act(self, listing_id: str, by: str, action: str) -> Listing:
@@ -363,9 +367,13 @@ class Exchange:
         if cursor is not None:
             c_day, c_rank, c_id = _uncursor(cursor, "iih")
             day = int(c_day)
-        mult, add = X.shuffle_params(day)
-        rank = (L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add))) \
-            % literal_column(str(X.SHUFFLE_PRIME))
+        if day == X.day_of(now):  # today's ranks are stored: a page is a range of an index
+            self._refresh_shuffle(day)
+            rank = L.c.shuffle_rank
+        else:  # a cursor from yesterday: finish that day's order, computed
+            mult, add = X.shuffle_params(day)
+            rank = (L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add))) \
+                % literal_column(str(X.SHUFFLE_PRIME))
         if cursor is not None:
             stmt = stmt.where(or_(rank > int(c_rank), and_(rank == int(c_rank), L.c.id > c_id)))
         stmt = stmt.order_by(rank, L.c.id).limit(limit + 1)
@@ -378,11 +386,25 @@ class Exchange:
             nxt = _cursor(day, X.shuffle_rank(day, last.shuffle_key), last.id)
         return page, nxt, day
 
+    def _refresh_shuffle(self, day: int) -> None:
+        """Store day `day`'s rank of every listing not ranked for it yet: once a day this
+        rewrites the rank column (the first shuffled search of the day pays for it), otherwise
+        it is one index probe. Concurrent refreshes write the same values."""
+        stale = or_(L.c.shuffle_day < day, L.c.shuffle_day > day)
+        with domain_errors(), self._read() as conn:
+            if conn.execute(select(L.c.id).where(stale).limit(1)).first() is None:
+                return
+        mult, add = X.shuffle_params(day)
+        with self.ledger.transaction() as conn:
+            conn.execute(update(L).where(stale).values(
+                shuffle_day=day, shuffle_rank=(L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add)))
+                % literal_column(str(X.SHUFFLE_PRIME))))
+
     def _matches(self, words: list[str]):
         if self._sqlite:  # each word a quoted FTS5 string: every word must occur
             match = " ".join(f'"{w}"' for w in words)
-            return L.c.id.in_(select(column("listing_id")).select_from(table(FTS_TABLE))
-                              .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match)))
+            return L.c.text_rowid.in_(select(column("rowid")).select_from(table(FTS_TABLE))
+                                      .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match)))
         return text(f"{SEARCH_EXPR} @@ plainto_tsquery('simple', :match)").bindparams(match=" ".join(words))
 
     # -- conversations ----------------------------------------------------------------------
@@ -603,8 +625,10 @@ def erase_closed(ledger, *, period_days: int, now_ms: int | None = None) -> int:
     cut = now - period_days * X.DAY_MS
     sqlite = ledger.engine.dialect.name == "sqlite"
     with ledger.transaction() as conn:
-        ids = [r.id for r in conn.execute(select(L.c.id).where(or_(
-            L.c.expires_at < cut, and_(L.c.status == "closed", L.c.closed_at < cut))))]
+        found = conn.execute(select(L.c.id, L.c.text_rowid).where(or_(
+            L.c.expires_at < cut, and_(L.c.status == "closed", L.c.closed_at < cut)))).all()
+        ids = [r.id for r in found]
+        text_rows = {r.id: r.text_rowid for r in found}
         for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
             arr = select(A.c.id).where(A.c.listing_id.in_(chunk))
             conv = select(C.c.id).where(C.c.listing_id.in_(chunk))
@@ -614,9 +638,9 @@ def erase_closed(ledger, *, period_days: int, now_ms: int | None = None) -> int:
             conn.execute(delete(C).where(C.c.listing_id.in_(chunk)))
             conn.execute(delete(M).where(M.c.listing_id.in_(chunk)))
             if sqlite:
-                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE listing_id IN "
+                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN "
                                   f"({', '.join(f':p{i}' for i in range(len(chunk)))})"),
-                             {f"p{i}": v for i, v in enumerate(chunk)})
+                             {f"p{i}": text_rows[v] for i, v in enumerate(chunk)})
             conn.execute(delete(L).where(L.c.id.in_(chunk)))
     return len(ids)
 

@@ -124,3 +124,19 @@ def test_the_shuffle_changes_with_the_day_and_only_with_it(board):
     tomorrow, next_day = full_order(c, "shuffle")
     assert next_day == day + 1 and sorted(tomorrow) == sorted(today) and tomorrow != today
     assert tomorrow == expected(c, "shuffle", next_day)
+
+
+def test_a_shuffled_page_begun_yesterday_ends_in_yesterdays_order(board):
+    c = board
+    c.member("ana")
+    for i in range(9):
+        post(c, "ana", f"offer {i}")
+    whole, day = full_order(c, "shuffle")
+    first, cursor, _ = c.x.search(order="shuffle", limit=4)
+    c.clock.now = (day + 1) * DAY_MS + 5  # midnight passes between two pages
+    rest = []
+    while cursor:
+        page, cursor, page_day = c.x.search(order="shuffle", limit=4, cursor=cursor)
+        assert page_day == day
+        rest += [i.id for i in page]
+    assert [i.id for i in first] + rest == whole

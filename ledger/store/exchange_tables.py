@@ -46,6 +46,12 @@ listings = Table(
     Column("slots", String(300), nullable=True),               # "mon 09:00-12:00;..."
     Column("status", String(8), nullable=False),               # active | paused | closed
     Column("shuffle_key", BigInteger, nullable=False),         # random < 2**31: the daily shuffle's input
+    # the shuffle of day `shuffle_day`, kept so a shuffled page is an index range, not a sort of every
+    # listing: shuffle_rank = ledger.core.exchange.shuffle_rank(shuffle_day, shuffle_key), refreshed
+    # for all listings by the first shuffled search of a new day
+    Column("shuffle_day", BigInteger, nullable=False),
+    Column("shuffle_rank", BigInteger, nullable=False),
+    Column("text_rowid", BigInteger, nullable=False, unique=True),  # random: its row in SQLite's FTS5 index
     Column("created_at", BigInteger, nullable=False),          # unix ms
     Column("updated_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
@@ -55,6 +61,8 @@ listings = Table(
     Index("ix_listings_created_at", "created_at"),
     Index("ix_listings_author", "author"),
     Index("ix_listings_expires_at", "expires_at"),
+    Index("ix_listings_shuffle_rank", "shuffle_rank", "id"),
+    Index("ix_listings_shuffle_day", "shuffle_day"),
 )
 
 # Every hide and unhide, shown to the author with the listing.

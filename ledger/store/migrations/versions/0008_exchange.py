@@ -40,6 +40,9 @@ def upgrade() -> None:
         sa.Column("slots", sa.String(300), nullable=True),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("shuffle_key", sa.BigInteger, nullable=False),
+        sa.Column("shuffle_day", sa.BigInteger, nullable=False),
+        sa.Column("shuffle_rank", sa.BigInteger, nullable=False),
+        sa.Column("text_rowid", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.BigInteger, nullable=False),
         sa.Column("expires_at", sa.BigInteger, nullable=False),
@@ -47,12 +50,15 @@ def upgrade() -> None:
         sa.Column("hidden_at", sa.BigInteger, nullable=True),
         sa.Column("hidden_reason", sa.Text, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_listings"),
+        sa.UniqueConstraint("text_rowid", name="uq_listings_text_rowid"),
         _fk("listings", "author", "accounts", "address"),
         _fk("listings", "currency", "currencies", "code"),
     )
     op.create_index("ix_listings_created_at", "listings", ["created_at"])
     op.create_index("ix_listings_author", "listings", ["author"])
     op.create_index("ix_listings_expires_at", "listings", ["expires_at"])
+    op.create_index("ix_listings_shuffle_rank", "listings", ["shuffle_rank", "id"])
+    op.create_index("ix_listings_shuffle_day", "listings", ["shuffle_day"])
     op.create_table(
         "listing_moderation",
         sa.Column("id", sa.Integer, autoincrement=True),
@@ -129,6 +135,7 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "sqlite":
         # whole words, case-folded, accents kept (as PostgreSQL's 'simple' configuration)
+        # rowid = listings.text_rowid, so a match joins on an integer without reading the index's content
         op.execute("CREATE VIRTUAL TABLE listings_fts USING fts5(listing_id UNINDEXED, title, description, "
                    "tokenize = 'unicode61 remove_diacritics 0')")
     else:
