@@ -59,6 +59,7 @@ DEFAULT_CONFIG = Path(__file__).with_name("exchange_config.json")
 POSTING_ROLES = (Role.MEMBER, Role.SHOP)  # accounts that give and receive; treasurers moderate
 MODERATOR_ROLES = (Role.TREASURER,)
 MAX_QUERY_WORDS = 12
+MANY_MATCHES = 1000  # SQLite: from this many full-text matches on, a search walks the order's index
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -403,9 +404,19 @@ class Exchange:
     def _matches(self, words: list[str]):
         if self._sqlite:  # each word a quoted FTS5 string: every word must occur
             match = " ".join(f'"{w}"' for w in words)
-            return L.c.text_rowid.in_(select(column("rowid")).select_from(table(FTS_TABLE))
-                                      .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match)))
+            found = select(column("rowid")).select_from(table(FTS_TABLE)) \
+                .where(text(f"{FTS_TABLE} MATCH :match").bindparams(match=match))
+            # SQLite cannot estimate a match's size: for a word in many listings, walk the order's
+            # index and test membership (`+ 0` keeps it off the text_rowid index); for a rarer one,
+            # fetch the matches by text_rowid and sort them
+            return (L.c.text_rowid + 0 if self._many(match) else L.c.text_rowid).in_(found)
         return text(f"{SEARCH_EXPR} @@ plainto_tsquery('simple', :match)").bindparams(match=" ".join(words))
+
+    def _many(self, match: str) -> bool:
+        probe = text(f"SELECT count(*) FROM (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match "
+                     f"LIMIT {MANY_MATCHES})")
+        with domain_errors(), self._read() as conn:
+            return conn.execute(probe, {"match": match}).scalar_one() >= MANY_MATCHES
 
     # -- conversations ----------------------------------------------------------------------
     def answer(self, listing_id: str, by: str, role: str, message: object) -> tuple[Conversation, bool]:
