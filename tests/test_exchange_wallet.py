@@ -32,6 +32,8 @@ def coop(tmp_path_factory):
         yield w
     finally:
         stop(proc)
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def test_post_search_answer_arrange_bill_approve(coop):
