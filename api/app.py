@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
+from ledger.exchange import Exchange, load_config
 from ledger.privacy.access import Access
 from ledger.privacy.grants import Preferences
 from ledger.privacy.policy import load_policy
@@ -35,7 +36,7 @@ from . import errors
 from .auth import SiweAuth, load_or_create_secret
 from .context import Context
 from .metrics import LimitsAndMetrics, Metrics
-from .routers import accounts, audit, community, federation, privacy, requests, service, transfers
+from .routers import accounts, audit, community, exchange, federation, privacy, requests, service, transfers
 from .schemas import Error
 from .webapp import mount_web_app
 
@@ -71,6 +72,7 @@ class Settings:
     stats_k: int = 5                # smallest group /v1/stats releases (>= the policy's minimum)
     data_policy: str | None = None  # a cooperative's own policy file (default: the shipped one)
     rate_limits: dict[str, str] = field(default_factory=dict)  # overrides of RATE_LIMITS ("off" disables)
+    exchange_config: str | None = None  # the board's categories and areas (default: $AYNI_EXCHANGE_CONFIG, shipped)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -82,7 +84,8 @@ class Settings:
                    stats_k=int(os.environ.get("AYNI_STATS_K", "5")),
                    data_policy=os.environ.get("AYNI_DATA_POLICY") or None,
                    rate_limits={name: os.environ[f"AYNI_LIMIT_{name.upper()}"] for name in RATE_LIMITS
-                                if f"AYNI_LIMIT_{name.upper()}" in os.environ})
+                                if f"AYNI_LIMIT_{name.upper()}" in os.environ},
+                   exchange_config=os.environ.get("AYNI_EXCHANGE_CONFIG") or None)
 
 
 ERROR_RESPONSES = {status: {"model": Error, "description": text} for status, text in (
@@ -97,7 +100,7 @@ ERROR_RESPONSES = {status: {"model": Error, "description": text} for status, tex
 # in this order: the web app is mounted last so every API route takes precedence
 ROUTERS = (service.router, community.community_router, community.auth_router, transfers.router,
            accounts.router, audit.router, audit.anchoring_router, requests.router, privacy.router,
-           federation.router)
+           federation.router, exchange.router)
 
 
 def build_context(ledger: Ledger, settings: Settings) -> Context:
@@ -137,6 +140,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None, federation=None
                   "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
     app.state.federation = federation
+    app.state.exchange = Exchange(ledger, config=load_config(settings.exchange_config), requests=ctx.requests)
     errors.install(app)
     too_large = json.dumps(errors.error_body("payload_too_large", f"bodies are limited to {MAX_BODY} bytes")).encode()
     app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large)

@@ -40,6 +40,8 @@ STATUS = {
     "alliance_not_ended": 409, "payments_in_flight": 409,
     # the peer node did not answer in time (a payment presumed aborted)
     "timeout": 504,
+    # the exchange board (docs/exchange.md): not there, or not yours to see
+    "unknown_listing": 404, "unknown_conversation": 404, "unknown_arrangement": 404,
     # the server's own faults
     "integrity_violation": 500, "insecure_storage": 500, "not_initialised": 503, "unavailable": 503,
 }

@@ -181,7 +181,10 @@ class PaymentRequests:
 
     # -- writing -------------------------------------------------------------------------
     def create(self, *, payee: str, payer: str, currency: str, amount: int, memo: str | None,
-               expires_in_s: int) -> PaymentRequest:
+               expires_in_s: int, link: Callable[[object, bytes], None] | None = None) -> PaymentRequest:
+        """`link(connection, request_id)`, if given, runs in the transaction that stores the
+        request (the exchange board ties an arrangement to it there: both or neither); what it
+        raises refuses the request. The request and its payment are unchanged by it."""
         payee = normalize_address(payee, what="payee")
         payer = normalize_address(payer, what="payer")
         if not isinstance(currency, str) or currency not in self.ledger.currencies:
@@ -201,6 +204,8 @@ class PaymentRequests:
             record = RequestRecord(rid, payee, payer, currency, amount, memo, now, now + expires_in_s * 1000,
                                    declined=False, paid_seq=None)
             uow.add_request(record)
+            if link is not None:
+                link(uow.conn, rid)
         return self._view(record, now)
 
     def decline(self, request_id: str, *, by: str) -> PaymentRequest:

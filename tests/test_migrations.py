@@ -4,6 +4,7 @@ from alembic.runtime.migration import MigrationContext
 
 from ledger.store import migrate
 from ledger.store.db import make_engine
+from ledger.store.exchange_tables import schema_include_name
 from ledger.store.tables import metadata
 
 
@@ -14,7 +15,8 @@ def test_migrations_match_the_tables_and_are_current(db_url):
     migrate.upgrade(engine)  # idempotent: a second `ayni init`/start is harmless
     assert migrate.is_current(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        diff = compare_metadata(MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": schema_include_name}), metadata)
     assert diff == []
     engine.dispose()
 

@@ -244,3 +244,22 @@ class PaymentsInFlight(LedgerError):
     alliance waits until they are decided (docs/federation.md, "Allying again")."""
 
     code = "payments_in_flight"
+
+
+# -- the exchange board (docs/exchange.md) -------------------------------------------------------
+class UnknownListing(LedgerError):
+    """No such listing, or not one the reader may see (hidden, paused, closed, expired)."""
+
+    code = "unknown_listing"  # HTTP 404
+
+
+class UnknownConversation(LedgerError):
+    """No such conversation, or the reader is not one of its two parties."""
+
+    code = "unknown_conversation"  # HTTP 404
+
+
+class UnknownArrangement(LedgerError):
+    """No such arrangement, or the reader is not one of its two parties."""
+
+    code = "unknown_arrangement"  # HTTP 404

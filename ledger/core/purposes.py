@@ -35,3 +35,8 @@ def purposes_to_offer(policy: Mapping) -> list[str]:
     purposes: Iterable[Mapping] = policy.get("purposes") or []
     return [p["id"] for p in purposes
             if p.get("categories") and (not p.get("essential") or set(p.get("roles") or []) - {"self"})]
+
+
+# The exchange board (docs/exchange.md): reading the listings other members published is done
+# for this purpose, by members, shops and treasurers alike (the data policy declares it).
+EXCHANGE_PURPOSE = "exchange"

@@ -189,3 +189,18 @@ class Access:
     def delete_older_than(self, cutoff_ms: int) -> int:
         with self.ledger.transaction() as conn:
             return conn.execute(delete(L).where(L.c.at < cutoff_ms)).rowcount
+
+
+def check_board_purpose(access: Access, reader: Reader, purpose: str | None, category: str = "listings") -> None:
+    """Browsing the exchange board: the reader names a declared purpose that the policy makes
+    essential for their role and `category` (`exchange`), else PurposeRequired/NotAllowed.
+    Deliberately not logged: a row per author and view would be a per-person view counter,
+    and a row per search shown to every member would tell everyone who browses
+    (docs/exchange.md). Reads of a single hidden or inactive listing by a treasurer are
+    logged by the caller with `Access.record`."""
+    access.check_purpose(purpose)
+    if purpose not in access.policy.essential_for(reader.role, category):
+        allowed = access.policy.essential_for(reader.role, category)
+        raise PurposeNotAllowed(f"purpose {purpose} does not let a {reader.role} read the {category} of other "
+                                f"members: " + (f"send `Ayni-Purpose: {allowed[0]}`" if allowed else
+                                                "no essential purpose covers it for your role"))

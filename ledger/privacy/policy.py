@@ -141,7 +141,10 @@ def undeclared_columns(engine, policy: Policy) -> tuple[set[str], set[str]]:
     """(columns in the database the policy does not declare, declared columns the database
     lacks), as "table.column". Reads the live schema, not the code's idea of it."""
     from sqlalchemy import inspect
+
+    from ..store.exchange_tables import is_search_object  # SQLite's FTS5 tables copy declared columns
     insp = inspect(engine)
-    actual = {f"{t}.{c['name']}" for t in insp.get_table_names() for c in insp.get_columns(t)}
+    actual = {f"{t}.{c['name']}" for t in insp.get_table_names() if not is_search_object(t)
+              for c in insp.get_columns(t)}
     declared = policy.declared_columns()
     return actual - declared, declared - actual

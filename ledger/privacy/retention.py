@@ -20,13 +20,15 @@ gone or pending. Backups and archived WAL keep erased data until they rotate out
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from sqlalchemy import delete, or_, select, update
 
+from ..exchange import erase_expired as erase_expired_listings
 from ..store import tables as T
 from ..store.auth_tables import auth_challenges
+from ..store.exchange_tables import EXCHANGE_TABLES
 from ..store.federation_tables import remote_legs, remote_memos
 from ..store.privacy_tables import privacy_access_log, privacy_grants
 from ..store.request_tables import payment_requests as R
@@ -46,6 +48,7 @@ class Erased:
     grants: int = 0
     access_log: int = 0
     sign_in_challenges: int = 0
+    exchange_listings: int = 0  # listings erased with their conversations and arrangements (ledger/exchange.py)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # e.g. the VACUUM could not run
     bytes_on_disk: str = field(default=GONE, compare=False)  # "gone" | "pending" (reclaim.py)
 
@@ -54,7 +57,7 @@ class Erased:
         return {k: v for k, v in asdict(self).items() if k not in ("warnings", "bytes_on_disk")}
 
 
-ERASED_FROM = (T.memos, R, T.profiles, remote_memos, privacy_grants, privacy_access_log)
+ERASED_FROM = (T.memos, R, T.profiles, remote_memos, privacy_grants, privacy_access_log) + EXCHANGE_TABLES
 
 
 def reclaim(ledger, member: str | None = None) -> tuple[str, tuple[str, ...]]:
@@ -92,8 +95,9 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
     prefs = Preferences(ledger, policy)
     grants = prefs.delete_expired(now)
     log_rows = Access(ledger, policy, prefs).delete_older_than(log_cut)
+    listings = erase_expired_listings(ledger, policy, now)
     state, warnings = reclaim(ledger)
-    return Erased(memos, request_memos, profiles, grants, log_rows, challenges,
+    return Erased(memos, request_memos, profiles, grants, log_rows, challenges, listings,
                   warnings=warnings, bytes_on_disk=state)
 
 

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Integer, cast, func, literal, select, union_all
 
+from ..exchange import hours_by_category
 from ..store import tables as T
 from ..store.errors import domain_errors
 
@@ -124,4 +125,6 @@ def statistics(ledger, *, k: int) -> dict:
                           else {"month": r.month, "suppressed": True} for r in active],
         "accounts": [{"role": r.role, "active": r.n} if r.n >= k else {"role": r.role, "suppressed": True}
                      for r in roles],
+        # the exchange board's paid arrangements: minutes per month and category, same k and dominance
+        "hoursByCategory": hours_by_category(ledger, k=k, before_ms=cutoff, dominance=DOMINANCE),
     }

@@ -132,3 +132,4 @@ anchor_batches = Table(
 # Tables defined beside their use cases, on this same metadata (imported last: they
 # refer to the tables above).
 from . import auth_tables, federation_tables, privacy_tables, request_tables  # noqa: E402,F401
+from . import exchange_tables  # noqa: E402,F401  (after request_tables: the board links requests)
