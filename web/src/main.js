@@ -10,6 +10,7 @@ import { home, pay, transfer, history } from "./screens/money.js";
 import { requests, newRequest, showRequest } from "./screens/requests.js";
 import { settings } from "./screens/settings.js";
 import { privacy } from "./screens/privacy.js";
+import { board } from "./screens/board.js";
 
 const AFTER_SIGN_IN = "ayni.afterSignIn";
 
@@ -25,7 +26,7 @@ function route() {
     return welcome(signedIn);
   }
   setNav([["#/", t("nav.home")], ["#/pay", t("nav.pay")], ["#/requests", t("nav.requests")],
-    ["#/history", t("nav.history")], ["#/settings", t("nav.settings")]]);
+    ["#/history", t("nav.history")], ["#/settings", t("nav.settings")], ["#/board", t("nav.board")]]);
   switch (parts[0]) {
     case undefined: return home();
     case "pay": return pay(params);
@@ -35,6 +36,7 @@ function route() {
     case "tx": return transfer(parts[1], params);
     case "settings": return settings(route);
     case "privacy": return privacy();
+    case "board": return board(parts.slice(1), params);
     default: return home();
   }
 }
