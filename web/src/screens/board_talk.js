@@ -115,9 +115,9 @@ function arrangementCard(com, a, me) {
   if (["proposed", "accepted", "payment_requested"].includes(a.status)) acts.push(button("cancel", "board.cancel", "danger"));
   if (acts.length) add(item, h("div", { class: "actions" }, acts.flatMap((x) => [x, " "])));
   if (a.status === "cancelled") add(item, h("p", { class: "hint" }, t("board.cancelledHint")));
-  if (a.thanksReceived && a.thanksReceived.length) {
-    add(item, h("h3", {}, t("board.thanksReceived")), a.thanksReceived.map((x) => userText("p", x, { class: "thanks" })));
-  }
+  // docs/exchange.md shows a list; the API sends one note or null: take either
+  const thanks = [].concat(a.thanksReceived || []).filter(Boolean);
+  if (thanks.length) add(item, h("h3", {}, t("board.thanksReceived")), thanks.map((x) => userText("p", x, { class: "thanks" })));
   if (a.status === "accepted" || a.status === "paid") {
     const note = h("input", { id: `thanks-${a.id}`, type: "text", maxlength: "500", autocomplete: "off" });
     const go = h("button", { type: "submit" }, t("board.thank"));
