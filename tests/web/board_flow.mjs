@@ -296,6 +296,9 @@ await carla.page.locator("#moderation li").waitFor();
 assert.match(await carla.page.locator("#moderation").innerText(), /Hidden on .*phone number/s);
 await shot(carla.page, "b13-moderation-log");
 await go(cris.page, "#/board?category=elderly_care", "#board-empty");
+// a link to it now says plainly that it is not there, with the API's reason
+await go(cris.page, `#/board/listing/${offerId}`, '.error[data-code="unknown_listing"]');
+assert.match(await cris.page.locator(".error").innerText(), /This listing is not there any more/);
 await http(`/v1/listings/${offerId}/unhide`, { reason: "Fixed." }, treasurerToken);
 step("English flow done");
 
