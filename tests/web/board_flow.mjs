@@ -145,6 +145,9 @@ assert.doesNotMatch(await cris.page.locator("main").innerText(), new RegExp(carl
 assert.deepEqual(await cris.page.locator("#board-order option").evaluateAll((o) => o.map((x) => x.value)), ["newest", "shuffle"]);
 await cris.page.locator("#board-purpose summary").click();
 assert.match(await cris.page.locator("#board-purpose").innerText(), /purpose .exchange.*members, shops and treasurers/s);
+// and exactly as the policy the server applies states it
+await cris.page.locator("#board-policy dl").waitFor();
+assert.match(await cris.page.locator("#board-policy").innerText(), /Purpose\s+exchange\s+Who may read\s+member, shop, treasurer\s+Which data\s+listings/);
 await shot(cris.page, "b03-browse");
 // by category
 await cris.page.locator("#board-category").selectOption("elderly_care");

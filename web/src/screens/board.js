@@ -5,6 +5,7 @@
 import { h, add, show, field, busy, FAILED, screen, isCurrent, userText, loading, errorBox } from "../ui.js";
 import { t } from "../i18n.js";
 import * as W from "../wallet.js";
+import { api } from "../api.js";
 import * as B from "../board_api.js";
 import { load } from "./money.js";
 import { listingCard, boardMenu, categoryName, kindName, priceText, slotText, day, reload } from "./board_common.js";
@@ -34,10 +35,28 @@ function filtersOf(params) {
   return f;
 }
 
-const purposeNote = () => h("details", { class: "purpose", id: "board-purpose" },
-  h("summary", {}, t("board.purposeTitle")),
-  h("p", {}, t("board.purposeRule")), h("p", {}, t("board.purposeNotLogged")), h("p", {}, t("board.noRanking")),
-  h("p", {}, h("a", { href: "#/privacy" }, t("board.purposeMore"))));
+/** The rule the API applies, in plain words and then exactly as the cooperative's data policy
+ * states it (GET /v1/data-policy, read when the member opens the explanation). */
+function purposeNote() {
+  const exact = h("div", { id: "board-policy" });
+  const box = h("details", { class: "purpose", id: "board-purpose" },
+    h("summary", {}, t("board.purposeTitle")),
+    h("p", {}, t("board.purposeRule")), h("p", {}, t("board.purposeNotLogged")), h("p", {}, t("board.noRanking")),
+    exact, h("p", {}, h("a", { href: "#/privacy" }, t("board.purposeMore"))));
+  box.addEventListener("toggle", () => {
+    if (!box.open || exact.childNodes.length) return;
+    load(exact, () => api("/v1/data-policy"), (policy) => {
+      const p = (policy.purposes || []).find((x) => x.id === B.PURPOSE);
+      if (!p) return;
+      add(exact, h("p", {}, t("board.policySays")),
+        h("dl", { class: "facts" }, h("dt", {}, t("board.policyPurpose")), h("dd", {}, h("code", {}, p.id)),
+          h("dt", {}, t("board.policyRoles")), h("dd", {}, h("code", {}, p.roles.join(", "))),
+          h("dt", {}, t("board.policyCategories")), h("dd", {}, h("code", {}, p.categories.join(", ")))),
+        userText("p", p.description, { class: "hint" }));
+    });
+  });
+  return box;
+}
 
 function browse(params) {
   const f = filtersOf(params);
