@@ -67,7 +67,9 @@ export function talk(id) {
     add(main, h("h2", { id: "arr-h" }, t("board.arrangements")));
     add(main, arrs.items.length ? h("ul", { class: "arrangements", id: "arrangements" }, arrs.items.map((a) => arrangementCard(com, a, me)))
       : h("p", { class: "hint" }, t("board.noArrangements")));
-    add(main, proposeForm(com, id, listing, conv));
+    // the proposal form stays folded while an arrangement is under way
+    const ongoing = arrs.items.some((a) => ["proposed", "accepted", "payment_requested"].includes(a.status));
+    add(main, proposeForm(com, id, listing, conv, !ongoing));
   });
 }
 
@@ -136,7 +138,7 @@ function arrangementCard(com, a, me) {
   return item;
 }
 
-function proposeForm(com, convId, listing, conv) {
+function proposeForm(com, convId, listing, conv, open) {
   const what = h("input", { id: "arr-what", type: "text", maxlength: "300", autocomplete: "off", value: listing ? listing.title.slice(0, 300) : conv.listing.title.slice(0, 300) });
   const whenText = h("input", { id: "arr-when", type: "text", maxlength: "300", autocomplete: "off" });
   const currency = h("select", { id: "arr-currency" }, com.currencies.map((c) => h("option", { value: c.code }, `${c.name} (${c.code})`)));
@@ -146,7 +148,7 @@ function proposeForm(com, convId, listing, conv) {
   const slot = h("div", { id: "arr-status" });
   const submit = h("button", { type: "submit", class: "primary", id: "arr-propose" }, t("board.propose"));
   const time = com.currencies.find((c) => c.style === "time") || { style: "time", code: "HOUR" };
-  return h("details", { class: "propose", open: true }, h("summary", {}, t("board.proposeTitle")),
+  return h("details", { class: "propose", id: "propose", open }, h("summary", {}, t("board.proposeTitle")),
     h("form", { novalidate: true, id: "propose-form", onsubmit: async (e) => {
       e.preventDefault();
       const body = { what: what.value.trim(), currency: currency.value };
