@@ -623,7 +623,8 @@ def erase_closed(ledger, *, period_days: int, now_ms: int | None = None) -> int:
 
 def retention_days(policy) -> int:
     """The board's period: the longest of its items' (a listing goes with its conversations)."""
-    return max(policy.retention_days(i) for i in ("listings", "exchange_messages", "exchange_arrangements"))
+    return max(policy.retention_days(i) for i in ("listings", "listing_moderation", "exchange_messages",
+                                                 "exchange_arrangements"))
 
 
 def erase_expired(ledger, policy, now_ms: int) -> int:

@@ -14,7 +14,14 @@ from ledger.privacy import retention
 from ledger.privacy.policy import load_policy
 from ledger.privacy.stats import statistics
 from ledger.requests import PaymentRequests
-from ledger.store.exchange_tables import FTS_TABLE, arrangements, conversations, listings, messages, thanks
+from ledger.store.exchange_tables import (
+    FTS_TABLE,
+    arrangements,
+    conversations,
+    listings,
+    messages,
+    thanks,
+)
 from ledger.store.request_tables import payment_requests
 
 
@@ -275,7 +282,7 @@ def arrange(c, *, listing=None, helper="ana", amount=180, currency="HOUR", **kw)
 
 def test_arrangement_from_proposal_to_payment(board):
     c = board
-    n, conv, a = arrange(c)
+    _, _, a = arrange(c)
     assert (a.status, a.provider, a.receiver, a.proposer, a.minutes) == \
         ("proposed", c.addr("ana"), c.addr("bea"), c.addr("ana"), 180)  # on a need the helper provides
     with pytest.raises(E.InvalidTransition):
@@ -316,7 +323,7 @@ def test_a_declined_request_returns_the_arrangement_to_accepted(board):
 def test_offers_are_provided_by_their_author_and_cancel_needs_no_reason(board):
     c = board
     o = offer(c, "ana")
-    _, conv, a = arrange(c, listing=o, helper="bea")
+    _, _, a = arrange(c, listing=o, helper="bea")
     assert (a.provider, a.receiver) == (c.addr("ana"), c.addr("bea"))
     assert c.x.cancel(a.id, c.addr("ana")).status == "cancelled"
     with pytest.raises(E.InvalidTransition):
@@ -341,7 +348,7 @@ def test_thank_you_notes_are_seen_by_their_recipient_only(board):
 # -- retention and statistics ----------------------------------------------------------------
 def test_retention_erases_the_board_a_period_after_closing_but_keeps_the_payment(board):
     c = board
-    n, conv, a = arrange(c)
+    n, _, a = arrange(c)
     c.x.accept(a.id, c.addr("bea"))
     _, req = c.x.request_payment(a.id, c.addr("ana"))
     pay(c, req, "bea")

@@ -177,7 +177,8 @@ def test_author_controls_and_expiry(api):
     assert api.client.post(f"/v1/listings/{o['id']}/close", headers=h(api, "ana")).json()["status"] == "closed"
     err(api.client.post(f"/v1/listings/{o['id']}/close", headers=h(api, "ana")), 409, "invalid_transition")
     n = post(api, "bea", SURGERY)
-    api.c.ledger.clock = (lambda now: lambda: now)(n["expiresAt"])
+    expired = n["expiresAt"]
+    api.c.ledger.clock = lambda: expired
     assert api.client.get("/v1/listings", headers=h(api, "cai", True)).json()["items"] == []
     assert api.client.get(f"/v1/listings/{n['id']}", headers=h(api, "bea")).json()["status"] == "expired"
 

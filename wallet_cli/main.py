@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, export, keys, member, privacy, reconcile, reconcile_peer, verify
+from . import admin, export, keys, listings, member, privacy, reconcile, reconcile_peer, verify
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni wallet: member keys, payments, and independent reconciliation for treasurers.")
@@ -41,6 +41,10 @@ _privacy = typer.Typer(no_args_is_help=True, help="Who may see your data, and wh
 for _name, _fn in PRIVACY_COMMANDS:
     _privacy.command(_name)(_fn)
 app.add_typer(_privacy, name="privacy")
+_listings = typer.Typer(no_args_is_help=True, help="The exchange board: offers, needs, arrangements (no ranking).")
+for _name, _fn in listings.COMMANDS:
+    _listings.command(_name)(_fn)
+app.add_typer(_listings, name="listings")
 
 
 def main() -> None:

@@ -169,6 +169,10 @@ def run_demo(db: str = DEFAULT_DEMO_DB, *, transfers: int = 300, seed: int | Non
     for line in demo_cost_summary(len(people), posted, chain=anchoring["chain"],
                                   anchor_gas=anchoring["gas_per_anchor"]):
         console.print(line)
+    # the exchange board (ledger/cli/demo_exchange.py): listings, one arrangement through payment
+    from . import demo_exchange
+    console.rule("The exchange board")
+    board = demo_exchange.run(ledger, domain, carers, clients, shops, console)
     report = ledger.verify()
     console.rule("Invariants")
     console.print(f"hash chain over {report.entries} entries: "
@@ -180,7 +184,7 @@ def run_demo(db: str = DEFAULT_DEMO_DB, *, transfers: int = 300, seed: int | Non
                   + ("[green]yes[/]" if not report.zero_sum_faults else f"[red]{report.zero_sum_faults}[/]"))
     ok = report.ok and anchoring["receipt_ok"]
     return {"posted": posted, "refused": refused, "refusals": refusals, "shown": shown,
-            "entries": report.entries, "ok": ok, "db": str(path), "anchoring": anchoring}
+            "entries": report.entries, "ok": ok, "db": str(path), "anchoring": anchoring, "board": board}
 
 
 def _anchor(ledger: Ledger, console: Console, transfers: int) -> dict:
