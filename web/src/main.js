@@ -11,6 +11,7 @@ import { remotePayment } from "./screens/remote.js";
 import { requests, newRequest, showRequest } from "./screens/requests.js";
 import { settings } from "./screens/settings.js";
 import { privacy } from "./screens/privacy.js";
+import { board } from "./screens/board.js";
 
 const AFTER_SIGN_IN = "ayni.afterSignIn";
 
@@ -26,7 +27,7 @@ function route() {
     return welcome(signedIn);
   }
   setNav([["#/", t("nav.home")], ["#/pay", t("nav.pay")], ["#/requests", t("nav.requests")],
-    ["#/history", t("nav.history")], ["#/settings", t("nav.settings")]]);
+    ["#/history", t("nav.history")], ["#/settings", t("nav.settings")], ["#/board", t("nav.board")]]);
   switch (parts[0]) {
     case undefined: return home();
     case "pay": return pay(params);
@@ -37,6 +38,7 @@ function route() {
     case "remote": return remotePayment(parts[1], params);
     case "settings": return settings(route);
     case "privacy": return privacy();
+    case "board": return board(parts.slice(1), params);
     default: return home();
   }
 }
