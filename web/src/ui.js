@@ -123,3 +123,19 @@ export const short = (address) => `${address.slice(0, 8)}…${address.slice(-6)}
  * app shows untrusted text. */
 export const userText = (tag, text, attrs = {}) =>
   h(tag, { ...attrs, dir: "auto", class: `user-text ${attrs.class || ""}`.trim() }, visible(text));
+
+/** A "Show more" button that pages with the server's cursor: shown only while the server names
+ * a next page, never asking without one, and one page at a time: it is disabled while the page
+ * loads and the cursor is used once, so a double tap or two scripted clicks ask once. `go(cursor)`
+ * loads that page, whose rendering calls nextPage again with the following cursor (or none). */
+export function nextPage(button, cursor, go) {
+  button.hidden = !cursor;
+  button.disabled = false;
+  button.onclick = () => {
+    if (!cursor || button.disabled) return;
+    const next = cursor;
+    cursor = null;
+    button.disabled = true;
+    go(next);
+  };
+}

@@ -1,5 +1,5 @@
 // Balances, paying (form -> exact confirmation -> sign in the browser -> receipt), history.
-import { h, add, show, field, fieldError, busy, FAILED, loading, errorBox, short, screen, isCurrent, userText } from "../ui.js";
+import { h, add, show, field, fieldError, busy, FAILED, loading, errorBox, short, screen, isCurrent, userText, nextPage } from "../ui.js";
 import { t, human } from "../i18n.js";
 import { api } from "../api.js";
 import * as W from "../wallet.js";
@@ -48,7 +48,9 @@ export function home() {
     });
     add(main, ...(cards.length ? cards : [h("p", {}, t("home.noBalances"))]));
     if (reqs.items.length) {
-      add(main, h("p", { class: "notice" }, h("a", { href: "#/requests" }, t("home.openRequests", { n: reqs.items.length }))));
+      // one page is enough for a count: past it, "more than 50" (the requests screen pages)
+      const count = t(reqs.nextCursor ? "home.manyRequests" : "home.openRequests", { n: reqs.items.length });
+      add(main, h("p", { class: "notice" }, h("a", { href: "#/requests", id: "open-requests" }, count)));
     }
     add(main, h("p", { class: "actions" }, h("a", { class: "button primary", href: "#/pay" }, t("nav.pay")),
       " ", h("a", { class: "button", href: "#/request/new" }, t("nav.request"))));
@@ -281,9 +283,7 @@ export function history(params) {
     }
     if (!list.children.length && list.isConnected) list.replaceWith(h("p", { id: "history-empty" }, t("history.empty")));
     // the next page only with the server's cursor: none means this was the last page
-    const next = data.nextCursor || null;
-    more.hidden = !next;
-    more.onclick = () => { if (!next) return; more.hidden = true; page(com, next); };
+    nextPage(more, data.nextCursor || null, (cursor) => page(com, cursor));
     main.append(more); // after the list and below any loading row
   });
   add(main, list);

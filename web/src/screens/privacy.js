@@ -1,6 +1,6 @@
 // The member's data-sharing preferences (grants: who may read which category of my data, for
 // which purpose, until when), the portable preference document, and the access log.
-import { h, add, show, field, busy, FAILED, errorBox, short } from "../ui.js";
+import { h, add, show, field, busy, FAILED, errorBox, short, nextPage } from "../ui.js";
 import { t, has } from "../i18n.js";
 import { api } from "../api.js";
 import * as W from "../wallet.js";
@@ -94,17 +94,18 @@ export function privacy() {
     const log = h("section", { class: "card", "aria-labelledby": "log-h" }, h("h2", { id: "log-h" }, t("privacy.log")));
     const rows = h("ol", { class: "access-log", id: "access-log" });
     const more = h("button", { type: "button", id: "access-log-more", hidden: true }, t("privacy.more"));
+    const seen = new Set(); // a row is never listed twice, whatever a page returns
     const page = (after) => load(log, () => api(`${base}/access-log?after=${after}&limit=20`), (data) => {
       for (const r of data.items) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
         rows.append(h("li", { "data-id": String(r.id) }, t("privacy.logLine", { when: new Date(r.at).toLocaleString(), who: nameOf(r.accessor) || short(r.accessor),
           role: label("role", r.accessorRole), what: r.categories.map((c) => label("category", c)).join(", "),
           purpose: label("purpose", r.purpose), basis: label("basis", r.basis) })));
       }
       if (!rows.children.length) rows.replaceChildren(h("li", { id: "no-access" }, t("privacy.noAccess")));
       // a next page only with the server's cursor: never `after=null` (422) nor the same page again
-      const next = Number.isSafeInteger(data.nextAfter) && data.nextAfter > after ? data.nextAfter : null;
-      more.hidden = next === null;
-      more.onclick = () => { if (next === null) return; more.hidden = true; page(next); };
+      nextPage(more, Number.isSafeInteger(data.nextAfter) && data.nextAfter > after ? data.nextAfter : null, page);
     });
     add(log, rows, more);
     add(main, h("p", {}, t("privacy.intro")), grants, share, portable, log);

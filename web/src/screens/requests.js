@@ -1,6 +1,6 @@
 // Payment requests: incoming ones to approve or decline; creating one and showing it as a QR
 // code and a link (a shop till displays it; the member's phone opens it, pre-filled).
-import { h, add, show, field, fieldError, busy, FAILED, short, screen, isCurrent, userText } from "../ui.js";
+import { h, add, show, field, fieldError, busy, FAILED, short, screen, isCurrent, userText, nextPage } from "../ui.js";
 import { t, human } from "../i18n.js";
 import { api } from "../api.js";
 import * as W from "../wallet.js";
@@ -21,30 +21,46 @@ export function requests(params) {
     h("a", { href: "#/requests", "aria-current": direction === "incoming" ? "page" : false }, t("requests.incoming")), " ",
     h("a", { href: "#/requests?direction=outgoing", "aria-current": direction === "outgoing" ? "page" : false }, t("requests.outgoing")), " ",
     h("a", { class: "button", href: "#/request/new" }, t("nav.request"))));
-  load(main, async () => [await W.getCommunity(),
-    await api(`/v1/requests?direction=${direction}${direction === "incoming" ? "&status=open" : ""}&limit=50`)], ([com, data]) => {
-    if (!data.items.length) return add(main, h("p", {}, t(`requests.none.${direction}`)));
-    add(main, h("ul", { class: "requests", id: "requests" }, data.items.map((r) => {
-      const c = currencyOf(com, r.currency);
-      const slot = h("div");
-      const text = t(direction === "incoming" ? "requests.asks" : "requests.asked",
-        { who: who(direction === "incoming" ? r.payee : r.payer), amount: human(c, r.amount) });
-      const item = h("li", { class: "card", "data-id": r.id }, h("p", {}, text), r.memo ? userText("p", r.memo, { class: "memo" }) : null,
-        h("p", { class: "hint" }, t(`requests.status.${r.status}`)));
-      if (direction === "incoming") {
-        const decline = h("button", { type: "button", class: "danger" }, t("requests.decline"));
-        decline.addEventListener("click", async () => {
-          const out = await busy(decline, slot, () => api(`/v1/requests/${r.id}/decline`, { method: "POST" }));
-          if (out !== FAILED && item.isConnected) item.replaceChildren(h("p", { role: "status" }, t("requests.declined", { text })));
-        });
-        add(item, h("a", { class: "button primary", href: `#/pay?request=${r.id}` }, t("requests.approve")), " ", decline);
-      } else {
-        add(item, h("a", { href: `#/request/${r.id}` }, t("requests.show")));
+  load(main, () => W.getCommunity(), (com) => {
+    const list = h("ul", { class: "requests", id: "requests" });
+    const more = h("button", { type: "button", id: "requests-more", hidden: true }, t("requests.more"));
+    const shown = new Set(); // a request is never listed twice, whatever a page returns
+    const query = `/v1/requests?direction=${direction}${direction === "incoming" ? "&status=open" : ""}&limit=50`;
+    const page = (cursor) => load(main, () => api(`${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), (data) => {
+      for (const r of data.items) {
+        if (shown.has(r.id)) continue;
+        shown.add(r.id);
+        list.append(requestRow(com, direction, r));
       }
-      add(item, slot);
-      return item;
-    })));
+      if (!shown.size && list.isConnected) list.replaceWith(h("p", {}, t(`requests.none.${direction}`)));
+      // older requests only with the server's cursor: none means this was the last page
+      nextPage(more, data.nextCursor || null, page);
+      main.append(more); // after the list and below any loading row
+    });
+    add(main, list);
+    page(null);
   });
+}
+
+function requestRow(com, direction, r) {
+  const c = currencyOf(com, r.currency);
+  const slot = h("div");
+  const text = t(direction === "incoming" ? "requests.asks" : "requests.asked",
+    { who: who(direction === "incoming" ? r.payee : r.payer), amount: human(c, r.amount) });
+  const item = h("li", { class: "card", "data-id": r.id }, h("p", {}, text), r.memo ? userText("p", r.memo, { class: "memo" }) : null,
+    h("p", { class: "hint" }, t(`requests.status.${r.status}`)));
+  if (direction === "incoming") {
+    const decline = h("button", { type: "button", class: "danger" }, t("requests.decline"));
+    decline.addEventListener("click", async () => {
+      const out = await busy(decline, slot, () => api(`/v1/requests/${r.id}/decline`, { method: "POST" }));
+      if (out !== FAILED && item.isConnected) item.replaceChildren(h("p", { role: "status" }, t("requests.declined", { text })));
+    });
+    add(item, h("a", { class: "button primary", href: `#/pay?request=${r.id}` }, t("requests.approve")), " ", decline);
+  } else {
+    add(item, h("a", { href: `#/request/${r.id}` }, t("requests.show")));
+  }
+  add(item, slot);
+  return item;
 }
 
 export function newRequest() {
