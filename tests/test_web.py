@@ -219,6 +219,12 @@ def test_member_flow_in_a_real_browser(node, server, tmp_path):
     base, ledger, treasurer = server
     carl = signing.new_key()
     ledger.submit(signing.open_account(treasurer, ledger.genesis.domain, account=address_of_key(carl)))
+    # Review 23 C-1: more open requests to Carl than one page (50) holds; made here, not in the UI.
+    from ledger.requests import PaymentRequests
+    dan = address_of_key(signing.new_key())
+    ledger.submit(signing.open_account(treasurer, ledger.genesis.domain, account=dan))
+    asked = [PaymentRequests(ledger).create(payee=dan, payer=address_of_key(carl), currency="HOUR", amount=i + 1,
+                                            memo=f"visit {i + 1}", expires_in_s=3600) for i in range(55)]
     carl_keystore = tmp_path / "carl.json"
     carl_keystore.write_text(json.dumps(Account.encrypt(carl, "carl pass", kdf="scrypt", iterations=2**12)))
     env = {**os.environ, "AYNI_URL": base, "TREASURER_KEY": "0x" + treasurer.hex(), "CARL_KEY": "0x" + carl.hex(),
@@ -237,8 +243,12 @@ def test_member_flow_in_a_real_browser(node, server, tmp_path):
     # The 0.05 CRED Ana reviewed went to Bea; the request whose answer came late was not paid.
     assert ledger.positions(out["bea"])[(out["bea"], "CRED")].balance == 5
     assert ledger.positions(out["shop"])[(out["shop"], "CRED")].balance == 1250
-    from ledger.requests import PaymentRequests
     assert PaymentRequests(ledger).get(out["request2"]).status == "open"
+    # Carl declined the oldest of his 55 requests, from the second page; the rest stay open.
+    oldest = min(asked, key=lambda r: (r.created_at, r.id))
+    statuses = {r.id: PaymentRequests(ledger).get(r.id).status for r in asked}
+    assert out["oldestRequest"] == oldest.id and statuses.pop(oldest.id) == "declined"
+    assert set(statuses.values()) == {"open"}, statuses
     assert ledger.account(out["shop"]).role == "shop"
     assert ledger.verify().ok
     # The keystore Ana exported from the browser opens with eth-account (ayni-wallet's format).
