@@ -222,7 +222,13 @@ def test_erasure_on_postgresql_vacuums_the_dead_rows(postgres_url):
 
             assert MARKER.encode() in page()
             done = retention.erase_member(c.ledger, c.addr("ana"))
-            assert done.memos == 1 and done.warnings == () and done.bytes_on_disk == "gone"
+            assert done.memos == 1 and done.warnings == ()
+            # "gone" at once on a quiet server; a shared one's other sessions (any database: xids
+            # are cluster-wide) may keep it pending a moment
+            deadline = time.monotonic() + 60
+            while retention.on_disk(c.ledger) != "gone" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert retention.on_disk(c.ledger) == "gone"
             assert c.ledger.memo(seq) is None and c.ledger.memo(kept) == "kept"
             assert MARKER.encode() not in page()
             rows = conn.exec_driver_sql("SELECT t_data FROM heap_page_items(get_raw_page('memos', 0))").all()
