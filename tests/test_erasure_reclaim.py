@@ -308,3 +308,27 @@ def test_closed_ledgers_are_freed_and_their_retries_stop(sqlite_url, tmp_path):
            if os.path.exists(f"/proc/self/fd/{f}")]
     assert not [f for f in fds if f.startswith(path)]
     c.dispose()
+
+
+def test_asked_after_the_reader_ended_the_answer_is_fresh(db_url, tmp_path, monkeypatch):
+    """Review D8: GET lagged up to 30 s behind the disk (the retry's backoff). Asked while
+    pending, it tries once more itself: here the background retry never runs in time."""
+    monkeypatch.setattr(reclaim, "RETRY_PAUSES_S", (600.0,))
+    api = Api(db_url, tmp_path)
+    c = api.c
+    for n in ("ana", "bea"):
+        c.member(n)
+    c.ledger.submit(c.pay("ana", "bea", 10, memo=MARKER))
+    url, headers = f"/v1/accounts/{c.addr('ana')}/erasure", api.h("ana")
+    try:
+        reader = HeldReader(db_url)
+        try:
+            assert api.client.post(url, headers=headers, json={}).json()["bytesOnDisk"] == "pending"
+        finally:
+            reader.release()
+        assert until_gone(lambda: api.client.get(url, headers=headers).json() == {"bytesOnDisk": "gone"}, 30)
+        assert MARKER.encode() not in bytes_on_disk(db_url, c.ledger)
+    finally:
+        api.client.close()
+        c.ledger.close()
+        c.dispose()
