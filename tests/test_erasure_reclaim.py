@@ -18,16 +18,14 @@ import weakref
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from ledger.privacy import reclaim, retention
 from ledger.store.db import BUSY_TIMEOUT_MS
 
+from .conftest import Community, _reset_pg
 from .test_api import Api
-from .conftest import Community
-from .test_retention import postgres_url  # noqa: F401 - a fixture
 
 MARKER = "DIAGNOSIS-confidential-" + "z" * 40
 KEPT = "kept-" + "q" * 40
@@ -201,9 +199,15 @@ def test_every_worker_and_a_restart_tell_the_same_truth(db_url, tmp_path):
         c.dispose()
 
 
+@pytest.fixture
+def pg_url(request):
+    url = request.getfixturevalue("pg_server_url")
+    _reset_pg(url)
+    return url
+
+
 @pytest.mark.postgres
-def test_a_transaction_holding_only_an_xid_keeps_it_pending(postgres_url):
-    pg_url = postgres_url
+def test_a_transaction_holding_only_an_xid_keeps_it_pending(pg_url):
     """Review D2: a READ COMMITTED transaction that wrote (an xid, no snapshot between
     statements) holds back what VACUUM may remove: pending, not a false "gone"."""
     c = Community(pg_url)

@@ -174,8 +174,9 @@ def test_the_public_transfer_count_isolates_no_hidden_cell(db_url, tmp_path):
     """Review D5: 12 members pay each other 60 times (a well-spread cell); one member pays two
     shops (a hidden cell). /readyz's headSeq on 1 Nov and 2 Dec (no sign-in) gave November's
     count: minus the released member cell, exactly the hidden shop cell. Through the real app."""
-    from api.app import Settings, create_app
     from fastapi.testclient import TestClient
+
+    from api.app import Settings, create_app
 
     from .test_api import Api
 
@@ -210,7 +211,7 @@ def test_the_public_transfer_count_isolates_no_hidden_cell(db_url, tmp_path):
         assert s1 - s0 == month_counts(c, "2026-11") == 62
         assert attack_with_public_totals(out, {"2026-11": s1 - s0}) == []
         # the attacker is no strawman: with the complement shown, as before, it finds the 2
-        shown = {**out, "cells": [{**x, **{"transfers": 60, "amount": 0, "payers": 12, "payees": 12},
+        shown = {**out, "cells": [{**x, "transfers": 60, "amount": 0, "payers": 12, "payees": 12,
                                    "suppressed": False} if x["payeeRole"] == "member" else x for x in out["cells"]]}
         shown["cells"] = [{k: v for k, v in x.items() if not (k == "suppressed" and v is False)} for x in shown["cells"]]
         assert ("public count - visible cells", ("2026-11", "CRED", "shop"), 2) in \
