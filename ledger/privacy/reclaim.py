@@ -198,7 +198,7 @@ class Reclaimer:
         self.last: Attempt | None = None
 
     def _state(self) -> tuple[dict[str, int], dict[str, int]]:
-        with self._engine.connect() as conn:
+        with self._engine.connect().execution_options(ayni_readonly=True) as conn:  # SQLite: no write lock
             return read_state(conn)
 
     def request(self) -> tuple[str, tuple[str, ...]]:
