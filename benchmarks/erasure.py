@@ -4,7 +4,15 @@ second sqlite3 connection (`BEGIN; SELECT count(*) FROM memos`, never committed)
 report. Before the fix each erasure's reclaim held the write lock waiting on that reader for
 the busy timeout (30 s), so every transfer behind it waited too. Writes JSON.
 
-    python benchmarks/erasure.py [--transfers 400] [--scale small|full] [--out FILE]
+PostgreSQL (--pg ADMIN_URL): the reclaim rewrites the tables erased from (VACUUM FULL, review
+23a D1), holding ACCESS EXCLUSIVE on them while it copies: postings that write a memo wait that
+long (plus at most the lock_timeout while it queues). Measured at --memos sizes (10k, 100k):
+the rewrite's duration, and transfer latency while members erase and postings with memos run.
+The memo rows beyond the posted ones are filler written straight into the throwaway
+database's memos table (foreign-key triggers off: the rewrite's cost depends on the table's
+size, not on whose memos they are).
+
+    python benchmarks/erasure.py [--transfers 400] [--scale small|full] [--pg URL] [--out FILE]
 """
 from __future__ import annotations
 
@@ -119,17 +127,74 @@ def run(n: int, folder: Path, pause_s: float) -> dict:
     }
 
 
+def run_pg(admin_url: str, memos: int, n: int) -> dict:
+    from sqlalchemy import create_engine
+
+    from ledger.privacy import reclaim
+
+    name = f"ayni_bench_erasure_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        c = SampleCommunity(url, name="erasure bench")
+        keys = c.accounts(20, credit_limit=2**50)
+        members = [address_of_key(k) for k in keys]
+        c.ledger.submit_many(round_robin_transfers(c.domain, keys, 200, memo_every=1))
+        with c.ledger.engine.begin() as conn:  # filler: a table of `memos` rows of a usual size
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            conn.exec_driver_sql("INSERT INTO memos (seq, salt, memo) SELECT -g, decode(md5(g::text) || md5(g::text), "
+                                 "'hex'), 'filler memo number ' || g || ' for the rewrite benchmark' "
+                                 "FROM generate_series(1, %(n)s) g", {"n": max(0, memos - 200)})
+        with c.ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE memos")
+            size = conn.exec_driver_sql("SELECT pg_total_relation_size('memos')").scalar_one()
+            rewrites = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                conn.exec_driver_sql("VACUUM FULL memos")
+                rewrites.append(time.perf_counter() - t0)
+        subs = round_robin_transfers(c.domain, keys, 2 * n, offset=200, memo_every=1)
+        quiet = post_timed(c.ledger, subs[:n])
+        erasing = Erasures(c.ledger, members, 0.25)
+        busy = erasing.during(lambda: post_timed(c.ledger, subs[n:]))
+        deadline = time.perf_counter() + 60
+        while retention.on_disk(c.ledger) != "gone" and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        gone = retention.on_disk(c.ledger) == "gone"
+        c.ledger.close()
+        c.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    return {
+        "memo_rows": memos, "memos_table_bytes": size,
+        "vacuum_full_memos": summary_ms(rewrites),
+        "lock_timeout_ms": reclaim.LOCK_TIMEOUT_MS,
+        "transfers_with_memos_quiet": summary_ms(quiet),
+        "transfers_with_memos_while_members_erase": {**summary_ms(busy), **erasing.summary()},
+        "gone_at_end": gone,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--transfers", type=int, default=None, help="Transfers per phase")
     ap.add_argument("--scale", choices=sorted(SCALES), default="full")
     ap.add_argument("--erasure-pause", type=float, default=0.05,
                     help="Seconds between one member's erasure and the next (a stress: members rarely ask)")
+    ap.add_argument("--pg", default=None, help="PostgreSQL admin URL: also measure the rewrite (VACUUM FULL)")
+    ap.add_argument("--memos", default="10000,100000", help="PostgreSQL: memo-table sizes to measure")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     n = a.transfers or SCALES[a.scale]
     with tempfile.TemporaryDirectory() as tmp:
         result = {"benchmark": "erasure", "sqlite": run(n, Path(tmp), a.erasure_pause),
+                  **({"postgresql": [run_pg(a.pg, int(m), min(n, 300)) for m in a.memos.split(",")]}
+                     if a.pg else {}),
                   "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                               "platform": platform.platform()}}
     text = json.dumps(result, indent=2)

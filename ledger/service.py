@@ -116,6 +116,7 @@ class Ledger:
             unit_of_work = lambda readonly=False: SqlUnitOfWork(engine, sql, readonly=readonly)  # noqa: E731
         self.unit_of_work = unit_of_work
         self._genesis: Genesis | None = None
+        self.on_close: list[Callable[[], None]] = []  # e.g. stop the erasure reclaimer's retries
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, **kwargs) -> "Ledger":
@@ -138,6 +139,8 @@ class Ledger:
 
     def close(self) -> None:
         """Release the database connections (a command's last step)."""
+        while self.on_close:
+            self.on_close.pop()()
         if self.engine is not None:
             self.engine.dispose()
 

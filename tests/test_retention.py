@@ -208,8 +208,10 @@ def test_erasure_on_postgresql_vacuums_the_dead_rows(postgres_url):
     c = Community(postgres_url)
     for n in ("ana", "bea", "cho"):
         c.member(n)
-    seq = c.ledger.submit(c.pay("ana", "bea", 10, memo=MARKER)).seq
+    # the erased memo is the NEWEST on its page: plain VACUUM compacts the page but leaves its
+    # bytes in the free space (review D1); only a rewrite removes them
     kept = c.ledger.submit(c.pay("bea", "cho", 10, memo="kept")).seq
+    seq = c.ledger.submit(c.pay("ana", "bea", 10, memo=MARKER)).seq
     engine = c.ledger.engine.execution_options(isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -220,13 +222,19 @@ def test_erasure_on_postgresql_vacuums_the_dead_rows(postgres_url):
 
             assert MARKER.encode() in page()
             done = retention.erase_member(c.ledger, c.addr("ana"))
-            assert done.memos == 1 and done.warnings == () and done.bytes_on_disk == "gone"
+            assert done.memos == 1 and done.warnings == ()
+            # "gone" at once on a quiet server; a shared one's other sessions (any database: xids
+            # are cluster-wide) may keep it pending a moment
+            deadline = time.monotonic() + 60
+            while retention.on_disk(c.ledger) != "gone" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert retention.on_disk(c.ledger) == "gone"
             assert c.ledger.memo(seq) is None and c.ledger.memo(kept) == "kept"
             assert MARKER.encode() not in page()
             rows = conn.exec_driver_sql("SELECT t_data FROM heap_page_items(get_raw_page('memos', 0))").all()
             assert not [r for r in rows if r[0] and MARKER.encode() in bytes(r[0])]
             # and a failed VACUUM is reported, not raised: the erasure itself is committed
-            failed = reclaim.attempt(c.ledger.engine, (T.memos.alias("no_such_table"),))
+            failed = reclaim.attempt(c.ledger.engine, {"no_such_table": 1})
             assert not failed.gone and failed.failed and "VACUUM" in failed.why
         assert retention.run(c.ledger).warnings == ()
     finally:

@@ -71,9 +71,12 @@ def test_small_groups_are_suppressed_with_their_totals(market):
     cells = {(c["currency"], c["month"], c["payeeRole"]): c for c in out["cells"]}
     care = cells[("HOUR", "2026-03", "member")]
     assert (care["transfers"], care["amount"], care["payers"], care["payees"]) == (6, sum(60 + i for i in range(6)), 6, 6)
-    assert cells[("CRED", "2026-03", "member")]["payees"] == 6
     assert cells[("CRED", "2026-03", "shop")] == {"currency": "CRED", "month": "2026-03", "payeeRole": "shop",
                                                   "suppressed": True}  # six payers, but only two shops
+    # its complement: March's transfer count is public (/metrics, /readyz, anchors), so with the
+    # CRED member cell shown, count - HOUR - CRED/member would be the shops' cell exactly
+    assert cells[("CRED", "2026-03", "member")] == {"currency": "CRED", "month": "2026-03",
+                                                    "payeeRole": "member", "suppressed": True}
     assert cells[("HOUR", "2026-04", "member")].get("suppressed")
     months = {(m["currency"], m["month"]): m for m in out["monthTotals"]}
     assert months[("HOUR", "2026-03")]["amount"] == care["amount"]
@@ -90,7 +93,8 @@ def test_k_is_configurable_and_never_below_two(market):
     out = statistics(market.ledger, k=2)
     check_safe(out, 2)
     cells = {(c["currency"], c["month"], c["payeeRole"]): c for c in out["cells"]}
-    assert cells[("CRED", "2026-03", "member")]["payees"] == 6
+    assert cells[("HOUR", "2026-03", "member")]["payees"] == 6
+    assert cells[("CRED", "2026-03", "member")].get("suppressed")  # the complement of the shop cell
     # two shops pass k=2, but shop1 took 309 of 615: over half, so shop2 could subtract its own
     assert cells[("CRED", "2026-03", "shop")].get("suppressed")
     assert cells[("HOUR", "2026-04", "member")].get("suppressed")  # still a single payer and payee
@@ -150,7 +154,8 @@ def test_a_total_is_never_released_beside_a_hidden_cell_at_any_k(db_url):
     now[0] = APRIL
     try:
         k5, k7 = statistics(c.ledger, k=5), statistics(c.ledger, k=7)
-        assert cred(k5, "shop").get("suppressed") and not cred(k5, "member").get("suppressed")
+        # the member cell passes k, but it is the shop cell's complement: the month's count is public
+        assert cred(k5, "shop").get("suppressed") and cred(k5, "member").get("suppressed")
         assert cred(k5).get("suppressed") and cred(k7).get("suppressed")
         check_safe(k5, 5)
         check_safe(k7, 7)
@@ -175,7 +180,7 @@ def test_only_closed_months_are_released_so_a_known_payment_reveals_nothing(db_u
         assert during["monthsBefore"] == "2026-03"
         now[0] = APRIL
         before = statistics(c.ledger, k=5)
-        assert cred(before, "member")["amount"] == sum(20 + i for i in range(5))
+        assert cred(before, "member").get("suppressed")  # the shop cell's complement
         assert cred(before, "shop").get("suppressed") and cred(before).get("suppressed")
         c.ledger.submit(c.pay("m4", "m0", 1, currency="CRED"))  # the attacker's own known payment
         after = statistics(c.ledger, k=5)
@@ -209,8 +214,56 @@ def test_a_cell_dominated_by_one_payer_or_payee_is_suppressed(db_url):
         hour = next(x for x in out["cells"] if x["currency"] == "HOUR")
         assert hour.get("suppressed") and "amount" not in hour
         assert cred(out, "shop").get("suppressed")
-        assert cred(out, "member")["amount"] == sum(10 + i for i in range(5))
+        # the balanced cell passes the rule on its own; it is hidden only as the complement of the
+        # CRED shop cell (the month's transfer count is public)
+        assert cred(out, "member").get("suppressed")
         assert all(m.get("suppressed") for m in out["monthTotals"])
         check_safe(out, 5)
+    finally:
+        c.dispose()
+
+
+def test_a_released_month_never_changes_even_for_a_posting_stamped_at_its_end(db_url):
+    """Review D6: a posting takes its time (`at`) under the head lock and commits a moment later;
+    a release read in between, just after midnight, published the month without it, and the next
+    release with it: one member's payment by subtraction. A month is released only a grace
+    period after its end, and every month once released stays as it was."""
+    import sys
+    import threading
+
+    def at(s: str) -> int:
+        return int(dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+    now = [at("2026-10-10T12:00:00")]
+    releases, armed = [], [False]
+
+    def clock() -> int:
+        if armed[0] and sys._getframe(1).f_code.co_name == "_write":  # the posting's own `at`
+            armed[0] = False
+            now[0] = at("2026-11-01T00:00:00.001")
+            reader = threading.Thread(target=lambda: releases.append(statistics(c.ledger, k=5)))
+            reader.start()
+            reader.join()  # a GET /v1/stats between this `at` and the commit
+            return at("2026-10-31T23:59:59.999")
+        return now[0]
+
+    c = Community(db_url, clock=clock)
+    try:
+        for i in range(6):
+            c.member(f"m{i}")
+        for i in range(6):
+            c.ledger.submit(c.pay(f"m{i}", f"m{(i + 1) % 6}", 20 + i, currency="CRED"))
+        now[0] = at("2026-10-31T23:59:50")
+        late = c.pay("m3", "m4", 1, currency="CRED")
+        armed[0] = True
+        c.ledger.submit(late)
+        assert releases and not armed[0]
+        releases.append(statistics(c.ledger, k=5))  # still 1 November
+        now[0] = at("2026-11-02T00:00:01")  # a day later: October released, with the late payment
+        final = statistics(c.ledger, k=5)
+        assert cred(final, "member")["transfers"] == 7
+        for r in releases + [statistics(c.ledger, k=5)]:
+            for row in r["cells"] + r["monthTotals"]:
+                assert row in final["cells"] + final["monthTotals"], (row, final)
     finally:
         c.dispose()

@@ -66,6 +66,32 @@ def attack(out: dict) -> list[tuple[str, object, int]]:
     return found
 
 
+def attack_with_public_totals(out: dict, totals: dict[str, int]) -> list[tuple[str, object, int]]:
+    """The attacker also knows each month's total transfer count (`totals`, month -> count):
+    /metrics (ayni_transfers_total) and /readyz (headSeq) answer without sign-in and anchors put
+    lastSeq on a public chain; sampled at the month's two ends. Count minus the visible cells
+    (and minus every released currency total's own cells, already visible) is the sum of the
+    month's hidden cells: one cell's exact count when it is the only one hidden."""
+    found = attack(out)
+    for month, total in totals.items():
+        hidden = [c for c in out["cells"] if c["month"] == month and c.get("suppressed")]
+        visible = sum(c["transfers"] for c in released(out["cells"]) if c["month"] == month)
+        if len(hidden) == 1:
+            found.append(("public count - visible cells", (month, hidden[0]["currency"], hidden[0]["payeeRole"]),
+                          total - visible))
+        for currency in {c["currency"] for c in hidden}:  # should a currency's count ever be public
+            mine = [c for c in hidden if c["currency"] == currency]
+            if len(mine) == 1 and len([c for c in out["cells"] if c["month"] == month and c["currency"] == currency]) > 1:
+                found.append(("one hidden cell in its currency", (month, currency), 1))
+    return found
+
+
+def month_counts(c, month: str) -> int:
+    """What /metrics and /readyz tell anyone: transfers posted in `month` (UTC)."""
+    return sum(1 for e in c.ledger.iter_entries() if e.kind == "transfer.posted"
+               and dt.datetime.fromtimestamp(e.at / 1000, dt.UTC).strftime("%Y-%m") == month)
+
+
 def town(db_url, *, members: int, shops: int, seed: int | None = None):
     """March: members care for each other in a ring (HOUR) and pay each other and the shops in
     CRED. Now: April. With `seed`, who pays whom and how much is drawn at random."""
@@ -99,7 +125,9 @@ def test_the_issues_subtraction_finds_nothing(db_url):
     try:
         out = statistics(c.ledger, k=5)
         cells = {(x["currency"], x["payeeRole"]): x for x in out["cells"]}
-        assert cells[("CRED", "shop")].get("suppressed") and not cells[("HOUR", "member")].get("suppressed")
+        # CRED/shop is hidden; March's transfer count is public (/metrics, /readyz, anchors), so
+        # its only other cell, HOUR/member, is hidden as the complement: count - visible = both
+        assert cells[("CRED", "shop")].get("suppressed") and cells[("HOUR", "member")].get("suppressed")
         assert {a["role"]: a.get("active") for a in out["accounts"]}["member"] == 12  # still released
         assert out["activeMembers"] == [{"month": "2026-03", "suppressed": True}]  # the complement: withheld
         assert attack(out) == []
@@ -134,8 +162,60 @@ def test_random_towns_leak_nothing_at_any_k(sqlite_url, seed):
     rng = random.Random(1000 + seed)
     c = town(sqlite_url, members=rng.randrange(3, 14), shops=rng.randrange(0, 4), seed=seed)
     try:
+        totals = {"2026-03": month_counts(c, "2026-03")}
         for k in (2, 3, 5, 8):
             out = statistics(c.ledger, k=k)
-            assert attack(out) == [], (k, out)
+            assert attack_with_public_totals(out, totals) == [], (k, out)
     finally:
+        c.dispose()
+
+
+def test_the_public_transfer_count_isolates_no_hidden_cell(db_url, tmp_path):
+    """Review D5: 12 members pay each other 60 times (a well-spread cell); one member pays two
+    shops (a hidden cell). /readyz's headSeq on 1 Nov and 2 Dec (no sign-in) gave November's
+    count: minus the released member cell, exactly the hidden shop cell. Through the real app."""
+    from fastapi.testclient import TestClient
+
+    from api.app import Settings, create_app
+
+    from .test_api import Api
+
+    def at(s: str) -> int:
+        return int(dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+    now = [at("2026-10-10T12:00:00")]
+    c = Community(db_url, clock=lambda: now[0])
+    members = [f"m{i}" for i in range(12)]
+    for n in members:
+        c.member(n)
+    for s in ("s0", "s1"):
+        c.member(s, role="shop")
+    api = Api.__new__(Api)
+    api.c, api.tokens = c, {}
+    api.client = TestClient(create_app(c.ledger, Settings(public_host="ayni.test", public_uri="https://ayni.test",
+                                                          secret_file=str(tmp_path / "k"), stats_k=5)))
+    try:
+        now[0] = at("2026-11-01T00:00:01")
+        s0 = api.client.get("/readyz").json()["headSeq"]
+        now[0] = at("2026-11-10T12:00:00")
+        for i in range(60):
+            payer, payee = members[i % 12], members[(i * 5 + 1) % 12]
+            c.ledger.submit(c.pay(payer, payee if payee != payer else members[(i + 1) % 12], 10 + i, currency="CRED"))
+        for s in ("s0", "s1"):
+            c.ledger.submit(c.pay("m0", s, 700, currency="CRED"))
+        now[0] = at("2026-12-02T00:00:01")
+        s1 = api.client.get("/readyz").json()["headSeq"]
+        out = api.client.get("/v1/stats", headers=api.h("m5")).json()
+        nov = [x for x in out["cells"] if x["month"] == "2026-11"]
+        assert [x.get("suppressed", False) for x in nov] == [True, True]  # shop, and its complement
+        assert s1 - s0 == month_counts(c, "2026-11") == 62
+        assert attack_with_public_totals(out, {"2026-11": s1 - s0}) == []
+        # the attacker is no strawman: with the complement shown, as before, it finds the 2
+        shown = {**out, "cells": [{**x, "transfers": 60, "amount": 0, "payers": 12, "payees": 12,
+                                   "suppressed": False} if x["payeeRole"] == "member" else x for x in out["cells"]]}
+        shown["cells"] = [{k: v for k, v in x.items() if not (k == "suppressed" and v is False)} for x in shown["cells"]]
+        assert ("public count - visible cells", ("2026-11", "CRED", "shop"), 2) in \
+            attack_with_public_totals(shown, {"2026-11": s1 - s0})
+    finally:
+        api.client.close()
         c.dispose()

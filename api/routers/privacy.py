@@ -98,7 +98,9 @@ def erase(address: str, body: ErasureIn, p=Depends(signed_in), ctx: Context = De
 @router.get("/v1/accounts/{address}/erasure")
 def erasure_state(address: str, p=Depends(signed_in), ctx: Context = Depends(context)):
     """Whether what you erased is gone from the database files yet (`bytesOnDisk`: "gone") or
-    still waiting for a reader to finish ("pending"; retried in the background)."""
+    still waiting for a reader to finish ("pending"; retried in the background, and once more
+    now). Read from the database: every worker answers the same; conservative (pending while
+    anyone's erasure is)."""
     address = account_address(address)
     only_self(p, address, "ask about their erasure")
     return {"bytesOnDisk": on_disk(ctx.ledger, address)}

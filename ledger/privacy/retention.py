@@ -11,11 +11,13 @@ What goes, and why nothing breaks:
 A member may ask for their own memos (as payer or payee) and profile to be erased at once.
 Nothing here writes to the entry log.
 
-A deleted row is not yet gone from the disk: after each run the reclaimer (reclaim.py)
+A deleted row is not yet gone from the disk: every erasure records, in its own transaction,
+which tables it erased from (reclaim.mark_erased); then the reclaimer (reclaim.py)
 checkpoints and truncates SQLite's write-ahead log (connections run with secure_delete, so
-freed bytes are zeroed) or VACUUMs the PostgreSQL tables erased from, never waiting on a
-reader, and retries in the background until it can: the report says whether the bytes are
-gone or pending. Backups and archived WAL keep erased data until they rotate out
+freed bytes are zeroed) or rewrites (VACUUM FULL) the PostgreSQL tables erased from, never
+waiting on a reader, and retries in the background until it can: the report says whether
+the bytes are gone or pending, and so does every worker asked later (the state is in the
+database). Backups and archived WAL keep erased data until they rotate out
 (docs/privacy.md)."""
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from ..store.request_tables import payment_requests as R
 from .access import Access
 from .grants import Preferences
 from .policy import Policy, load_policy
-from .reclaim import GONE, reclaimer
+from .reclaim import GONE, mark_erased, reclaimer
 
 DAY_MS = 86_400_000
 
@@ -60,16 +62,22 @@ class Erased:
 ERASED_FROM = (T.memos, R, T.profiles, remote_memos, privacy_grants, privacy_access_log) + EXCHANGE_TABLES
 
 
-def reclaim(ledger, member: str | None = None) -> tuple[str, tuple[str, ...]]:
-    """After an erasure committed: remove the deleted rows' bytes from the database files now
-    if no reader needs them, else later in the background (reclaim.py); never waits on a
-    reader, never raises. Returns ("gone" | "pending", warnings)."""
-    return reclaimer(ledger, ERASED_FROM).request(member)
+def reclaim(ledger) -> tuple[str, tuple[str, ...]]:
+    """After an erasure committed (recorded by mark_erased in its transaction): remove the
+    deleted rows' bytes from the database files now if no reader needs them, else later in the
+    background (reclaim.py); never waits on a reader, never raises.
+    Returns ("gone" | "pending", warnings)."""
+    return reclaimer(ledger, ERASED_FROM).request()
 
 
 def on_disk(ledger, member: str | None = None) -> str:
-    """"gone" once everything `member` (or anyone) erased is off the disk, else "pending"."""
-    return reclaimer(ledger, ERASED_FROM).status(member)
+    """"gone" once everything anyone erased (`member`'s erasures included) is off the disk,
+    else "pending": read from the database, so every worker and the CLI say the same."""
+    return reclaimer(ledger, ERASED_FROM).status()
+
+
+def _touched(counts: dict) -> list[str]:
+    return [table.name for table, n in counts.items() if n]
 
 
 def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> Erased:
@@ -92,10 +100,17 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
             select(T.accounts.c.address).where(T.accounts.c.status == "closed")))).rowcount
         challenges = conn.execute(delete(auth_challenges)
                                   .where(auth_challenges.c.expires_at <= now // 1000)).rowcount
+        mark_erased(conn, _touched({T.memos: memos, remote_memos: memos, R: request_memos,
+                                              T.profiles: profiles}))
     prefs = Preferences(ledger, policy)
     grants = prefs.delete_expired(now)
     log_rows = Access(ledger, policy, prefs).delete_older_than(log_cut)
     listings = erase_expired_listings(ledger, policy, now)
+    if grants or log_rows or listings:  # their own transactions, just committed: marked right after
+        touched = _touched({privacy_grants: grants, privacy_access_log: log_rows})
+        touched += [t.name for t in EXCHANGE_TABLES] if listings else []
+        with ledger.transaction() as conn:
+            mark_erased(conn, touched)
     state, warnings = reclaim(ledger)
     return Erased(memos, request_memos, profiles, grants, log_rows, challenges, listings,
                   warnings=warnings, bytes_on_disk=state)
@@ -117,7 +132,10 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
                                                       R.c.memo.isnot(None)).values(memo=None)).rowcount
         if profile:
             n_profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address == address)).rowcount
-    state, warnings = reclaim(ledger, member=address)
+        # in the same transaction: no worker can call this erasure gone before it is reclaimed
+        mark_erased(conn, _touched({T.memos: n_memos, remote_memos: n_memos, R: n_requests,
+                                              T.profiles: n_profiles}))
+    state, warnings = reclaim(ledger)
     return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles, warnings=warnings,
                   bytes_on_disk=state)
 
