@@ -341,6 +341,35 @@ def test_the_app_applies_the_same_text_rule_as_the_ledger(node):
     assert out["refused"] == [(lambda b: b and b[0])(first_refused(t)) for t in TEXTS]
 
 
+def test_the_app_refuses_the_same_invisible_characters_as_the_ledger(node):
+    """Both rules on a generated corpus: every Default_Ignorable code point (Unicode 14.0) and
+    every blank-drawn character alone, inside a word, after an emoji and after a space; every
+    space; the legitimate texts of tests/test_user_text.py. Same refusals, escapes, has_visible,
+    and the same embedded range list (node's own Unicode is newer, so neither side derives it)."""
+    from ledger.core.text import (
+        BLANK,
+        DEFAULT_IGNORABLE,
+        first_refused,
+        has_visible,
+        visible,
+    )
+
+    from .test_user_text import LEGITIMATE
+    chars = [chr(cp) for lo, hi in DEFAULT_IGNORABLE for cp in range(lo, hi + 1)] + sorted(BLANK)
+    spaces = [chr(cp) for cp in range(0x3001) if unicodedata.category(chr(cp)) == "Zs"]
+    texts = [t for ch in chars for t in (ch, f"x{ch}y", f"\U0001F44D{ch}", f" {ch}", ch * 5)]
+    texts += [f"a{sp}b" for sp in spaces] + ["".join(spaces), *LEGITIMATE, "", "\u2800" * 5, "\t \n"]
+    r = _node(node, str(WEB_TESTS / "text_cli.mjs"), {"texts": texts})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [tuple(x) for x in out["ignorable"]] == list(DEFAULT_IGNORABLE)
+    assert sorted(out["blank"]) == sorted(BLANK)
+    assert out["refused"] == [bad and bad[0] for bad in map(first_refused, texts)]
+    assert out["visible"] == [visible(t) for t in texts]
+    assert out["hasVisible"] == [has_visible(t) for t in texts]
+    assert sum(x is not None for x in out["refused"]) > 4 * len(chars)  # the corpus does hold refusals
+
+
 def test_paying_an_old_request_copies_only_a_memo_the_server_accepts(node, tmp_path):
     """A request stored before the text rule may hold a memo the rule refuses: the app pays it
     without a memo (as ayni-wallet does) instead of copying one the server answers with 400."""
