@@ -37,6 +37,9 @@ def check(doc: object, reader, trust: TrustRoot) -> list[str]:
                                                             what="the receipt")]
     if problems:
         return problems  # anchored elsewhere: what that chain holds proves nothing here
+    hostile = _hostile_batch(doc, reader)
+    if hostile:
+        return [hostile]
     try:
         problems = verify_receipt(doc, reader)
     except ReceiptInvalid as exc:
@@ -47,10 +50,28 @@ def check(doc: object, reader, trust: TrustRoot) -> list[str]:
     return problems
 
 
+def _hostile_batch(doc: dict, reader) -> str | None:
+    """Why a receipt whose batch no honest anchorer sends (ledger/verify/chain_types.py
+    `implausible`: past seq 2**62 or over 2**20 entries) proves nothing, naming the hostile
+    batch the chain holds; None for a plausible batch (the usual checks follow)."""
+    from ledger.verify.chain_types import implausible
+    batch = doc.get("batch")
+    if not isinstance(batch, dict):
+        return None
+    first, last = batch.get("firstSeq"), batch.get("lastSeq")
+    if type(first) is not int or type(last) is not int or not implausible(first, last):
+        return None
+    retirement = reader.retirement()
+    named = (f"; the chain holds a {retirement.hostile_batch}"
+             if retirement is not None and retirement.hostile else "")
+    return (f"the receipt's batch {first}..{last} is a hostile batch, not a ledger batch (no ledger reaches "
+            f"seq 2**62 or batches over 2**20 entries): it proves nothing{named}")
+
+
 def warnings(reader) -> list[str]:
     """What a member must know about the pinned contract even when a receipt holds: above all a
-    hostile retirement (a leaked anchoring key ended a batch at 2**64-1), after which the receipts
-    before it still verify but nothing new can be anchored there."""
+    hostile batch (a leaked anchoring key froze the contract or jumped it far ahead of any log,
+    with or without the admin's retire() after it), and what still proves anything then."""
     retirement = reader.retirement()
     return [retirement.message] if retirement is not None and retirement.hostile else []
 

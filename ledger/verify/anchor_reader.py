@@ -40,6 +40,7 @@ from .chain_types import (
     ChainUnavailable,
     Retirement,
     WrongContract,
+    implausible,
 )
 
 ANCHORED_TOPIC = keccak256(b"Anchored(bytes32,uint64,uint64,bytes24)")
@@ -285,11 +286,12 @@ class AnchorReader:
         last) is one of the batches AND the replay lands on the contract's head (read at the
         same block as the logs) or on a state the contract knows (a checkpoint, e.g. after
         retire()). When the proof is short, the contract's own isAnchored() must agree too.
-        A batch ending at 2**64-1 is never a ledger batch (it is a hostile retirement, see
+        An implausible batch (ending at 2**64-1 or past IMPLAUSIBLE_SEQ, or larger than
+        MAX_BATCH_SIZE: chain_types.implausible) is never a ledger batch but a hostile one (see
         `retirement()`): false for it; the batches before it replay through it to the head."""
         contract = self._need_contract()
         root = bytes(root)
-        if last_seq >= UINT64_MAX:
+        if implausible(first_seq, last_seq):
             return False
         snapshot = self.block_number()
         events = self.anchored_events(to_block=snapshot)
@@ -348,28 +350,42 @@ class AnchorReader:
         if (acc, last) != (head_acc, head_last) and not self._call("isKnownState", acc, last, block=snapshot):
             problems.append(f"the contract's head (lastSeq {head_last}, accumulator 0x{head_acc.hex()}) differs "
                             f"from the replay of its events (lastSeq {last}, accumulator 0x{acc.hex()})")
-        if events and events[-1].last_seq == UINT64_MAX:
-            problems.append(self.retirement_of(events).message)
+        retirement = self.retirement_of(events, head_last)
+        if retirement is not None and retirement.hostile:
+            problems.append(retirement.message)
         return events, problems
 
     def retirement(self, *, at_block: int | None = None) -> Retirement | None:
-        """None while the contract takes batches; otherwise whether its admin retired it or an
-        anchoring key did (a hostile retirement), and from which seq on nothing can be anchored.
-        One eth_call unless retired (then the Anchored events are read too)."""
+        """None while the contract takes honest batches; otherwise whether its admin retired it,
+        or an anchoring key anchored a hostile batch (chain_types.implausible: ending at 2**64-1 or
+        past IMPLAUSIBLE_SEQ, or larger than MAX_BATCH_SIZE), with or without the admin's
+        retire() after it. Reads the head and the Anchored events (a huge batch below the bounds
+        leaves the head looking ordinary), and the hostile batch's transaction for its sender."""
         snapshot = self.block_number() if at_block is None else at_block
         _, head_last = self.head(block=snapshot)
+        return self.retirement_of(self.anchored_events(to_block=snapshot), head_last)
+
+    def retirement_of(self, events: list[AnchoredEvent], head_last: int) -> Retirement | None:
+        """The retirement shown by these events and the head's lastSeq (see `retirement`): the
+        first hostile batch if any (nothing after it is honest), else the admin's retire()."""
+        admin_retired = head_last == UINT64_MAX and not (events and events[-1].last_seq == UINT64_MAX)
+        for ev in events:
+            if implausible(ev.first_seq, ev.last_seq):
+                return Retirement(hostile=True, at_seq=ev.first_seq, last_seq=ev.last_seq, tx_hash=ev.tx_hash,
+                                  block=ev.block, sender=self.sender_of(ev.tx_hash), admin_retired=admin_retired)
         if head_last != UINT64_MAX:
             return None
-        return self.retirement_of(self.anchored_events(to_block=snapshot))
+        return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1, admin_retired=True)
 
-    @staticmethod
-    def retirement_of(events: list[AnchoredEvent]) -> Retirement:
-        """The retirement of a contract whose head's lastSeq is 2**64-1, from its events: only a
-        batch ending at 2**64-1 or the admin's retire() set it, and nothing can follow either."""
-        if events and events[-1].last_seq == UINT64_MAX:
-            ev = events[-1]
-            return Retirement(hostile=True, at_seq=ev.first_seq, tx_hash=ev.tx_hash, block=ev.block)
-        return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1)
+    def sender_of(self, tx_hash: str) -> str | None:
+        """The key that sent a transaction (None if the node no longer has it)."""
+        try:
+            with self._rpc("eth_getTransactionByHash", revert_as=ChainError):
+                return to_checksum_address(self.w3.eth.get_transaction(tx_hash)["from"])
+        except ChainUnavailable:
+            raise
+        except (ChainError, KeyError):
+            return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._label}, chain_id={self.chain_id}, contract={self.contract_address})"
