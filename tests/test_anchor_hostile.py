@@ -237,6 +237,18 @@ def test_a_plausible_batch_beyond_the_log_stops_the_anchorer_naming_it(sqlite_ur
         c.dispose()
 
 
+def test_anchoring_in_a_retired_contract_says_it_is_retired():
+    """Review A-4: NotContiguous(expectedFirstSeq=0, ...) (2**64-1 + 1 wraps) used to be all."""
+    chain = AnchorChain.embedded()
+    admin_key = signing.new_key()
+    chain.deploy(admin=address_of_key(admin_key))
+    chain.wait(chain.send_anchor(HOSTILE_ROOT, 1, 3))
+    send(chain.with_key(admin_key), "retire")
+    with pytest.raises(AnchorReverted) as info:
+        chain.wait(chain.send_anchor(HOSTILE_ROOT, 4, 4))
+    assert info.value.error_name == "NotContiguous" and "the contract is retired" in info.value.message
+
+
 def test_the_anchorer_never_sends_a_batch_verifiers_call_hostile(sqlite_url):
     c = Community(sqlite_url)
     try:
@@ -296,6 +308,12 @@ def test_deploy_without_admin_is_refused_before_anything_is_sent(tmp_path):
     r = run("ayni", "chain", "deploy", "--chain", "http://127.0.0.1:9", "--keystore", tmp_path / "none.json")
     assert r.returncode == 1 and "--admin" in r.stderr and "--single-key-for-testing" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    # review B-2: an empty --admin is no address (it used to be read as "no admin given" and refused
+    # as admin_is_anchorer)
+    r = run("ayni", "chain", "deploy", "--chain", "http://127.0.0.1:9", "--keystore", tmp_path / "none.json",
+            "--admin", "")
+    assert r.returncode == 1 and "is not a 0x-prefixed 20-byte hex address" in r.stderr, r.stderr
+    assert "anchoring key" not in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.fixture(scope="module")
