@@ -295,6 +295,10 @@ def test_deploy_needs_an_admin_other_than_the_anchoring_key():
     single = chain.with_key(signing.new_key())
     single.deploy(single_key_for_testing=True)
     assert contract_view(single, "hasRole", admin_role, single.sender) is True
+    # review B-1: the wallet warns when the anchoring key is the admin too, and only then
+    assert warnings(reader_of(chain)) == []
+    (note,) = warnings(reader_of(single))
+    assert "anchoring key is also its admin" in note
 
 
 # ------------------------------------------------------------------ a Hardhat node, through the commands

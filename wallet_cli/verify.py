@@ -73,7 +73,12 @@ def warnings(reader) -> list[str]:
     hostile batch (a leaked anchoring key froze the contract or jumped it far ahead of any log,
     with or without the admin's retire() after it), and what still proves anything then."""
     retirement = reader.retirement()
-    return [retirement.message] if retirement is not None and retirement.hostile else []
+    notes = [retirement.message] if retirement is not None and retirement.hostile else []
+    if reader.admin_is_anchorer():
+        notes.append("the contract's anchoring key is also its admin: if that key leaks, nobody can retire the "
+                     "contract and the attacker can add anchoring keys (ask the cooperative to move the admin "
+                     "role to a separate, cold key)")
+    return notes
 
 
 @handled

@@ -59,6 +59,8 @@ READER_ABI: list[dict] = [
     _fn("GENESIS", [], ["bytes24"]),
     _fn("head", [], ["bytes24", "uint64"]),
     _fn("lastAnchoredSeq", [], ["uint64"]),
+    _fn("ANCHORER", [], ["address"]),
+    _fn("hasRole", [("role", "bytes32"), ("account", "address")], ["bool"]),
     _fn("isKnownState", [("acc", "bytes24"), ("last", "uint64")], ["bool"]),
     _fn("isAnchored", [("root", "bytes32"), ("firstSeq", "uint64"), ("lastSeq", "uint64"),
                        ("prevAcc", "bytes24")], ["bool"]),
@@ -67,7 +69,7 @@ READER_ABI: list[dict] = [
         {"name": "lastSeq", "type": "uint64", "indexed": False},
         {"name": "accumulator", "type": "bytes24", "indexed": False}]},
 ]
-READER_ABI[4]["inputs"].append(_BATCH)
+READER_ABI[6]["inputs"].append(_BATCH)
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.RequestException,  # refused, timeout, HTTP 4xx/5xx from a proxy
@@ -376,6 +378,13 @@ class AnchorReader:
         if head_last != UINT64_MAX:
             return None
         return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1, admin_retired=True)
+
+    def admin_is_anchorer(self) -> bool:
+        """True if the primary anchoring key also holds the admin role: once that key leaks, the
+        attacker can renounce the admin role or grant itself more anchoring keys, and nobody can
+        retire the contract (docs/anchoring.md). Two eth_calls."""
+        anchorer = self._call("ANCHORER")
+        return bool(self._call("hasRole", b"\x00" * 32, anchorer))  # DEFAULT_ADMIN_ROLE is 0x00..00
 
     def sender_of(self, tx_hash: str) -> str | None:
         """The key that sent a transaction (None if the node no longer has it)."""
