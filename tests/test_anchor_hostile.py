@@ -169,6 +169,7 @@ def _anchored_community(db_url):
     job = Anchoring(c.ledger, chain, max_batch=3)
     job.run()
     send(chain, "checkpoint")
+    c.checkpoint_seq = chain.last_anchored_seq()
     pay(c, 3)
     job.run()
     return c, chain, chain.with_key(admin_key), job
@@ -208,6 +209,13 @@ def test_a_freeze_or_jump_below_2_64_1_is_named_as_a_hostile_batch(sqlite_url, e
             assert [p for p in reader.batch_history()[1] if named in p]
             for seq in (1, head):  # honest receipts still prove their entries
                 assert check(job.receipt(seq), reader, pins) == [], seq
+            # review A-2: a receipt from after the last checkpoint, sent by the leaked key, is named
+            # as such (the checkpoint retire() takes after the hostile batch vouches for nothing); one
+            # checkpointed before is not
+            assert warnings(reader, job.receipt(1)) == notes
+            extra = warnings(reader, job.receipt(head))[1:]
+            assert len(extra) == 1 and f"after the last checkpoint (seq {c.checkpoint_seq})" in extra[0], extra
+            assert f"by the same key {chain.sender} that sent the hostile batch" in extra[0]
             assert not reader.is_anchored_on_chain(HOSTILE_ROOT, head + 1, last)
             problems = check(_forged_receipt(job, chain, head + 1, last), reader, pins)
             assert len(problems) == 1 and "is a hostile batch" in problems[0] and named in problems[0], problems

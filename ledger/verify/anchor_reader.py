@@ -44,6 +44,7 @@ from .chain_types import (
 )
 
 ANCHORED_TOPIC = keccak256(b"Anchored(bytes32,uint64,uint64,bytes24)")
+CHECKPOINTED_TOPIC = keccak256(b"Checkpointed(bytes24,uint64)")
 
 
 def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[str]) -> dict:
@@ -378,6 +379,14 @@ class AnchorReader:
         if head_last != UINT64_MAX:
             return None
         return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1, admin_retired=True)
+
+    def checkpointed_through(self, *, before_seq: int | None = None, to_block: int | str = "latest") -> int:
+        """The highest lastSeq recorded by `checkpoint()` or `retire()` (Checkpointed events),
+        below `before_seq` if given (e.g. a hostile batch's first seq: a checkpoint of the head after
+        it vouches for nothing), 0 if none: batches through it were on chain before it was taken."""
+        end = self._resolve_block(to_block)
+        seqs = (int(abi_decode(["uint64"], bytes(lg["data"]))[0]) for lg in self._logs([CHECKPOINTED_TOPIC], 0, end))
+        return max((q for q in seqs if before_seq is None or q < before_seq), default=0)
 
     def admin_is_anchorer(self) -> bool:
         """True if the primary anchoring key also holds the admin role: once that key leaks, the
