@@ -181,10 +181,12 @@ class Anchoring:
                 raise E.IntegrityViolation(f"chain says seq {on_chain} is anchored but has no batch at {first}")
             if implausible(event.first_seq, event.last_seq):
                 self._stop_retired()
-            if event.last_seq > head_seq:  # entries this log does not have: a leaked key, or a lost log
+            # entries this log does not have: a leaked key, or a lost log (the head read again: another
+            # anchorer may have anchored entries posted since we read it)
+            if event.last_seq > head_seq and event.last_seq > (head_now := self.ledger.head()[0]):
                 raise E.IntegrityViolation(
                     f"the chain holds batch {event.first_seq}..{event.last_seq} (tx {event.tx_hash}, sent by "
-                    f"{self.chain.sender_of(event.tx_hash) or '?'}) beyond this log's head seq {head_seq}: either "
+                    f"{self.chain.sender_of(event.tx_hash) or '?'}) beyond this log's head seq {head_now}: either "
                     "an anchoring key leaked and anchored entries that do not exist (retire the contract and "
                     "deploy a new one) or this log lost entries (restored from an old backup)")
             tree = self.tree(first, event.last_seq)
