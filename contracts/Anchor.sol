@@ -33,6 +33,12 @@ contract Anchor is AccessControl {
     bytes24 public immutable GENESIS;
 
     uint64 private constant SEQ_MASK = type(uint64).max;
+    /// @dev No real ledger reaches these, so a batch past either bound is a hostile one (a leaked
+    /// anchoring key freezing the contract or jumping it past any log) and `isAnchored` refuses it.
+    /// `anchor()` does not check them (no gas on the hot path): the verifiers do, with the same
+    /// bounds (ledger/verify/chain_types.py, docs/anchoring.md "Hostile batches").
+    uint64 private constant IMPLAUSIBLE_SEQ = 2 ** 62; // a lastSeq at or past this
+    uint64 private constant MAX_BATCH_SIZE = 2 ** 20; // entries in one batch at most
 
     /// @dev Accumulator in the high 24 bytes, lastSeq in the low 8 bytes. Never zero (set to
     /// GENESIS in the constructor), so every anchor call pays the cheap non-zero -> non-zero
@@ -201,13 +207,18 @@ contract Anchor is AccessControl {
 
     /// @notice True iff `batches`, applied from (fromAcc, fromLastSeq), are contiguous and end at
     /// the current head or at a checkpoint, i.e. they are the batches anchored after a state with
-    /// accumulator fromAcc (GENESIS, 0 for the whole history).
+    /// accumulator fromAcc (GENESIS, 0 for the whole history). It says they were anchored, not
+    /// that they are ledger batches: one ending at or past seq 2**62 or holding more than 2**20
+    /// entries is a hostile batch (see `isAnchored`), and proves nothing.
     function verifyChain(bytes24 fromAcc, uint64 fromLastSeq, Batch[] calldata batches) external view returns (bool) {
         (bool ok, bytes24 acc, uint64 last) = replay(fromAcc, fromLastSeq, batches);
         return ok && isKnownState(acc, last);
     }
 
-    /// @notice True iff `root` was anchored for exactly `firstSeq..lastSeq`.
+    /// @notice True iff `root` was anchored for exactly `firstSeq..lastSeq` and that batch is a
+    /// plausible ledger batch: false for a batch ending at or past seq 2**62 or holding more than
+    /// 2**20 entries (a hostile batch a leaked anchoring key can send; it proves no entry). The
+    /// batches before a hostile one stay provable by replaying through it (`later`).
     /// @param prevAcc accumulator before this batch: GENESIS for the first batch, otherwise the
     ///        `accumulator` of the previous `Anchored` event.
     /// @param later every batch anchored after this one, in order, up to the head or a checkpoint.
@@ -216,7 +227,9 @@ contract Anchor is AccessControl {
         view
         returns (bool)
     {
-        if (firstSeq == 0 || lastSeq < firstSeq) return false;
+        if (firstSeq == 0 || lastSeq < firstSeq || lastSeq >= IMPLAUSIBLE_SEQ || lastSeq - firstSeq >= MAX_BATCH_SIZE) {
+            return false;
+        }
         (bool ok, bytes24 acc, uint64 last) = replay(accumulate(prevAcc, root, firstSeq, lastSeq), lastSeq, later);
         return ok && isKnownState(acc, last);
     }

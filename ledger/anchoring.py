@@ -28,6 +28,7 @@ from .core.typed_data import UINT64_MAX
 from .service import Ledger, now_ms
 from .store import tables as T
 from .store.errors import domain_errors
+from .verify.chain_types import IMPLAUSIBLE_SEQ, MAX_BATCH_SIZE, implausible
 
 AB = T.anchor_batches
 # Another anchorer's `sending` row is in flight, not dead, until it is this old: only then may
@@ -60,8 +61,8 @@ class Anchoring:
         contract = chain.contract_address if chain is not None else contract
         if contract is None:
             raise E.InvalidInput("no anchor contract configured: deploy one with `ayni chain deploy`")
-        if max_batch < 1:
-            raise E.InvalidInput("max batch must be at least 1")
+        if not 1 <= max_batch <= MAX_BATCH_SIZE:  # verifiers take a larger batch for a hostile one
+            raise E.InvalidInput(f"max batch must be 1 to {MAX_BATCH_SIZE:,} entries")
         self.ledger, self.chain, self.contract = ledger, chain, contract
         self.max_batch, self.confirmations, self.clock = max_batch, confirmations, clock
         self.sending_grace_ms = sending_grace_ms
@@ -172,14 +173,22 @@ class Anchoring:
         if first > head_seq:
             return False
         on_chain = self.chain.last_anchored_seq()
-        if on_chain == UINT64_MAX:  # retired, by the admin or by a leaked anchoring key: say which
-            retirement = self.chain.retirement()
-            raise E.IntegrityViolation(f"the anchor contract {self.contract} takes no more batches: "
-                                       + (retirement.message if retirement else "it is retired"))
+        if on_chain == UINT64_MAX or on_chain >= IMPLAUSIBLE_SEQ:  # retired or frozen: say by whom
+            self._stop_retired()
         if on_chain >= first:  # the chain is ahead of our records (restored backup, lost row)
             event = self.chain.find_batch(first)
             if event is None:
                 raise E.IntegrityViolation(f"chain says seq {on_chain} is anchored but has no batch at {first}")
+            if implausible(event.first_seq, event.last_seq):
+                self._stop_retired()
+            # entries this log does not have: a leaked key, or a lost log (the head read again: another
+            # anchorer may have anchored entries posted since we read it)
+            if event.last_seq > head_seq and event.last_seq > (head_now := self.ledger.head()[0]):
+                raise E.IntegrityViolation(
+                    f"the chain holds batch {event.first_seq}..{event.last_seq} (tx {event.tx_hash}, sent by "
+                    f"{self.chain.sender_of(event.tx_hash) or '?'}) beyond this log's head seq {head_now}: either "
+                    "an anchoring key leaked and anchored entries that do not exist (retire the contract and "
+                    "deploy a new one) or this log lost entries (restored from an old backup)")
             tree = self.tree(first, event.last_seq)
             if tree.root != event.root:
                 raise E.IntegrityViolation(f"the chain's root for {first}..{event.last_seq} differs from our log")
@@ -235,6 +244,11 @@ class Anchoring:
         report.head_seq = self.ledger.head()[0]
         return report
 
+    def _stop_retired(self) -> None:
+        retirement = self.chain.retirement()
+        raise E.IntegrityViolation(f"the anchor contract {self.contract} takes no more batches: "
+                                   + (retirement.message if retirement else "it is retired"))
+
     # -- receipts ------------------------------------------------------------------
     def receipt(self, seq: int) -> dict:
         for b in self._live():
@@ -268,6 +282,6 @@ def watch(job: Anchoring, *, interval: float, min_entries: int, stop: threading.
             backoff = 1.0
             stop.wait(interval)
         except (ChainError, E.LedgerError) as exc:
-            on_error(f"{exc.code}: {exc}; retrying in {backoff:.0f} s")
+            on_error(f"{exc.code}: {exc.message}; retrying in {backoff:.0f} s")
             stop.wait(backoff)
             backoff = min(backoff * 2, 60.0)

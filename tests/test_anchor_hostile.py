@@ -33,6 +33,7 @@ from ledger.core.trust_root import TrustRoot
 from ledger.core.typed_data import UINT64_MAX, address_of_key
 from ledger.service import Ledger
 from ledger.verify.anchor_reader import AnchorReader
+from ledger.verify.chain_types import IMPLAUSIBLE_SEQ, MAX_BATCH_SIZE
 from wallet_cli.verify import check, warnings
 
 from .chain_helpers import contract_view
@@ -103,7 +104,7 @@ def test_a_hostile_retirement_leaves_every_earlier_receipt_provable(db_url):
         assert not reader.is_anchored_on_chain(HOSTILE_ROOT, head + 1, UINT64_MAX)
 
         # the verifier names it, with the seq
-        expected = f"anchor history ends in a hostile retirement at seq {head + 1}"
+        expected = f"anchor history holds a hostile batch at seq {head + 1}..{UINT64_MAX} by key {attacker.sender}"
         retirement = reader.retirement()
         assert retirement.hostile and retirement.at_seq == head + 1
         assert [w[:len(expected)] for w in warnings(reader)] == [expected]
@@ -117,7 +118,7 @@ def test_a_hostile_retirement_leaves_every_earlier_receipt_provable(db_url):
 
         # the anchorer stops with the reason, not with a confusing range error
         pay(c, 1)
-        with pytest.raises(E.IntegrityViolation, match=f"hostile retirement at seq {head + 1}"):
+        with pytest.raises(E.IntegrityViolation, match=f"hostile batch at seq {head + 1}"):
             job.run()
     finally:
         c.dispose()
@@ -156,6 +157,138 @@ def test_an_admin_retirement_is_no_warning_and_records_its_checkpoint(sqlite_url
         c.dispose()
 
 
+def _anchored_community(db_url):
+    """Two members, 7 entries anchored in batches of 3 with a checkpoint after the first 4."""
+    c = Community(db_url)
+    for n in ("ana", "bea"):
+        c.member(n)
+    pay(c, 4)
+    chain = AnchorChain.embedded()
+    admin_key = signing.new_key()
+    chain.deploy(admin=address_of_key(admin_key))
+    job = Anchoring(c.ledger, chain, max_batch=3)
+    job.run()
+    send(chain, "checkpoint")
+    c.checkpoint_seq = chain.last_anchored_seq()
+    pay(c, 3)
+    job.run()
+    return c, chain, chain.with_key(admin_key), job
+
+
+def _forged_receipt(job, chain, first, last):
+    """A receipt for entry 1 claiming it sits in the hostile batch first..last (the attacker's
+    tree over entry 1, anchored at first..last: a valid Merkle proof to the hostile root)."""
+    receipt = job.receipt(1)
+    receipt = json.loads(json.dumps(receipt))
+    receipt["batch"] = {**receipt["batch"], "firstSeq": first, "lastSeq": last}
+    return receipt
+
+
+@pytest.mark.parametrize("end", ["2**64-2", "2**62", "huge"])
+def test_a_freeze_or_jump_below_2_64_1_is_named_as_a_hostile_batch(sqlite_url, end):
+    """Review A-1: anchor(x, head+1, 2**64-2) (or any lastSeq no ledger reaches, or a batch over
+    MAX_BATCH_SIZE entries) used to evade every check: now it is a hostile batch everywhere, and
+    the admin's retire() after it is not reported as a clean retirement."""
+    c, chain, admin, job = _anchored_community(sqlite_url)
+    try:
+        head = c.ledger.head()[0]
+        last = {"2**64-2": UINT64_MAX - 1, "2**62": IMPLAUSIBLE_SEQ, "huge": head + 1 + MAX_BATCH_SIZE}[end]  # MAX_BATCH_SIZE + 1 entries
+        assert chain.wait(chain.send_anchor(HOSTILE_ROOT, head + 1, last)).status == "confirmed"
+        assert contract_view(chain, "retired") is False  # the contract cannot tell
+        reader = reader_of(chain)
+        pins = TrustRoot(contract=chain.contract_address, anchor_chain_id=chain.chain_id)
+        named = f"hostile batch at seq {head + 1}..{last} by key {chain.sender}"
+        for retired in (False, True):
+            r = reader.retirement()
+            assert r.hostile and (r.at_seq, r.last_seq, r.sender) == (head + 1, last, chain.sender), r
+            assert r.admin_retired is retired
+            notes = warnings(reader)
+            assert len(notes) == 1 and named in notes[0], notes
+            assert ("the admin then retired the contract" in notes[0]) is retired
+            assert "stay verifiable" not in notes[0]  # review A-2: it vouched for the leaked key's batches
+            assert [p for p in reader.batch_history()[1] if named in p]
+            for seq in (1, head):  # honest receipts still prove their entries
+                assert check(job.receipt(seq), reader, pins) == [], seq
+            # review A-2: a receipt from after the last checkpoint, sent by the leaked key, is named
+            # as such (the checkpoint retire() takes after the hostile batch vouches for nothing); one
+            # checkpointed before is not
+            assert warnings(reader, job.receipt(1)) == notes
+            extra = warnings(reader, job.receipt(head))[1:]
+            assert len(extra) == 1 and f"after the last checkpoint (seq {c.checkpoint_seq})" in extra[0], extra
+            assert f"by the same key {chain.sender} that sent the hostile batch" in extra[0]
+            assert not reader.is_anchored_on_chain(HOSTILE_ROOT, head + 1, last)
+            problems = check(_forged_receipt(job, chain, head + 1, last), reader, pins)
+            assert len(problems) == 1 and "is a hostile batch" in problems[0] and named in problems[0], problems
+            pay(c, 1)
+            with pytest.raises(E.IntegrityViolation) as info:  # not "entries 8..N are not all in the log"
+                job.run()
+            assert named in info.value.message and "not all in the log" not in info.value.message
+            if not retired:
+                send(admin, "retire")
+    finally:
+        c.dispose()
+
+
+def test_a_plausible_batch_beyond_the_log_stops_the_anchorer_naming_it(sqlite_url):
+    """A leaked key anchors a small batch past the log's head: the anchorer says so (with the
+    sender), instead of blaming its own log."""
+    c, chain, _, job = _anchored_community(sqlite_url)
+    try:
+        head = c.ledger.head()[0]
+        chain.wait(chain.send_anchor(HOSTILE_ROOT, head + 1, head + 5))
+        pay(c, 1)
+        with pytest.raises(E.IntegrityViolation) as info:
+            job.run()
+        assert f"batch {head + 1}..{head + 5}" in info.value.message
+        assert f"sent by {chain.sender}" in info.value.message and "beyond this log's head" in info.value.message
+    finally:
+        c.dispose()
+
+
+def test_anchoring_in_a_retired_contract_says_it_is_retired():
+    """Review A-4: NotContiguous(expectedFirstSeq=0, ...) (2**64-1 + 1 wraps) used to be all."""
+    chain = AnchorChain.embedded()
+    admin_key = signing.new_key()
+    chain.deploy(admin=address_of_key(admin_key))
+    chain.wait(chain.send_anchor(HOSTILE_ROOT, 1, 3))
+    send(chain.with_key(admin_key), "retire")
+    with pytest.raises(AnchorReverted) as info:
+        chain.wait(chain.send_anchor(HOSTILE_ROOT, 4, 4))
+    assert info.value.error_name == "NotContiguous" and "the contract is retired" in info.value.message
+
+
+def test_the_anchorer_never_sends_a_batch_verifiers_call_hostile(sqlite_url):
+    c = Community(sqlite_url)
+    try:
+        chain = AnchorChain.embedded()
+        chain.deploy()
+        with pytest.raises(E.InvalidInput, match="1 to 1,048,576"):
+            Anchoring(c.ledger, chain, max_batch=MAX_BATCH_SIZE + 1)
+        assert Anchoring(c.ledger, chain, max_batch=MAX_BATCH_SIZE).max_batch == MAX_BATCH_SIZE
+    finally:
+        c.dispose()
+
+
+def test_watch_reports_an_error_code_once(sqlite_url):
+    """Review A-4: "integrity_violation: integrity_violation: ..." in `ayni anchor --watch`."""
+    import threading
+
+    from ledger.anchoring import watch
+    c, _, admin, job = _anchored_community(sqlite_url)
+    try:
+        send(admin, "retire")
+        pay(c, 1)
+        stop, errors = threading.Event(), []
+
+        def on_error(message):
+            errors.append(message)
+            stop.set()
+        watch(job, interval=0.01, min_entries=1, stop=stop, on_report=lambda r: None, on_error=on_error)
+        assert errors[0].startswith("integrity_violation: the anchor contract"), errors
+    finally:
+        c.dispose()
+
+
 def test_deploy_needs_an_admin_other_than_the_anchoring_key():
     chain = AnchorChain.embedded()
     with pytest.raises(AdminIsAnchorer, match="anchoring key itself") as info:
@@ -170,6 +303,10 @@ def test_deploy_needs_an_admin_other_than_the_anchoring_key():
     single = chain.with_key(signing.new_key())
     single.deploy(single_key_for_testing=True)
     assert contract_view(single, "hasRole", admin_role, single.sender) is True
+    # review B-1: the wallet warns when the anchoring key is the admin too, and only then
+    assert warnings(reader_of(chain)) == []
+    (note,) = warnings(reader_of(single))
+    assert "anchoring key is also its admin" in note
 
 
 # ------------------------------------------------------------------ a Hardhat node, through the commands
@@ -183,6 +320,12 @@ def test_deploy_without_admin_is_refused_before_anything_is_sent(tmp_path):
     r = run("ayni", "chain", "deploy", "--chain", "http://127.0.0.1:9", "--keystore", tmp_path / "none.json")
     assert r.returncode == 1 and "--admin" in r.stderr and "--single-key-for-testing" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    # review B-2: an empty --admin is no address (it used to be read as "no admin given" and refused
+    # as admin_is_anchorer)
+    r = run("ayni", "chain", "deploy", "--chain", "http://127.0.0.1:9", "--keystore", tmp_path / "none.json",
+            "--admin", "")
+    assert r.returncode == 1 and "is not a 0x-prefixed 20-byte hex address" in r.stderr, r.stderr
+    assert "anchoring key" not in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +377,7 @@ def test_hostile_retirement_over_json_rpc_with_the_commands(node, tmp_path):
         assert leaked.wait(leaked.send_anchor(HOSTILE_ROOT, head + 1, UINT64_MAX)).status == "confirmed"
 
         pins = ["--contract", contract, "--chain-id", HARDHAT_CHAIN_ID]
-        warning = f"WARNING: anchor history ends in a hostile retirement at seq {head + 1}"
+        warning = f"WARNING: anchor history holds a hostile batch at seq {head + 1}..{UINT64_MAX} by key {anchorer}"
         for seq, receipt in receipts.items():
             r = run("ayni-wallet", "verify", receipt, "--chain", node, *pins)
             assert r.returncode == 0 and r.stdout.startswith(f"OK: entry {seq}"), r.stdout + r.stderr
@@ -251,7 +394,8 @@ def test_hostile_retirement_over_json_rpc_with_the_commands(node, tmp_path):
 
         ledger.submit(signing.transfer(keys[0], domain, payee=address_of_key(keys[1]), currency="HOUR", amount=1))
         r = run("ayni", "anchor", "--db", url, "--contract", contract, *key_args)
-        assert r.returncode != 0 and f"hostile retirement at seq {head + 1}" in r.stderr, r.stdout + r.stderr
+        assert r.returncode != 0 and f"hostile batch at seq {head + 1}" in r.stderr, r.stdout + r.stderr
+        assert "integrity_violation: integrity_violation" not in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
     finally:
         ledger.engine.dispose()

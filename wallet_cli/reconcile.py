@@ -300,14 +300,30 @@ def save_pins(path: Path, pins: dict) -> None:
 
 # -- the chain ----------------------------------------------------------------------------
 def chain_batches(chain, at_block: int | None = None) -> tuple[list[ChainBatch], list[str]]:
+    from ledger.verify.chain_types import implausible
     events, problems = chain.batch_history(at_block=at_block)
     times: dict[int, int] = {}
     out = []
     for e in events:
+        if implausible(e.first_seq, e.last_seq):
+            continue  # a hostile batch: batch_history's problems name it (a finding), it has no entries to check
         if e.block not in times:
             times[e.block] = chain.block_time_ms(e.block)
         out.append(ChainBatch(e.first_seq, e.last_seq, e.root, e.tx_hash, e.block, times[e.block]))
     return out, problems
+
+
+def _warn_batches_after_export(rec: Reconciler, batches: list[ChainBatch]) -> None:
+    """Batches wholly past an export's head that were anchored after it was made are not
+    checkable against it (those anchored before are findings already): say so, never silently."""
+    head = rec.report.head_seq
+    flagged = {d.seq for d in rec.report.discrepancies if d.check == "anchor_root"}
+    later = [b for b in batches if b.first_seq > head and b.first_seq not in flagged]
+    if later:
+        rec.report.warnings.append(
+            f"{len(later)} chain batch(es) ({later[0].first_seq}..{later[-1].last_seq}) lie beyond this export "
+            f"(head seq {head}) and were anchored after it was made (by the export's own unsigned time): not "
+            "checked here; reconcile against the server (--api) or a newer export to check them")
 
 
 def _flag_all(rec: Reconciler, mismatches) -> None:
@@ -361,6 +377,8 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
         batches, problems = chain_batches(chain, snapshot)
         rec.check_anchors(batches, claims.batches, now_ms=now_ms, deadline_ms=deadline_s * 1000 if deadline_s else None,
                           chain_problems=problems, log_may_be_older=export is not None)
+        if export is not None:
+            _warn_batches_after_export(rec, batches)
     elif skip_chain:
         rec.report.checks_run.append("anchors NOT checked (--skip-chain)")
     elif contract:

@@ -37,6 +37,9 @@ def check(doc: object, reader, trust: TrustRoot) -> list[str]:
                                                             what="the receipt")]
     if problems:
         return problems  # anchored elsewhere: what that chain holds proves nothing here
+    hostile = _hostile_batch(doc, reader)
+    if hostile:
+        return [hostile]
     try:
         problems = verify_receipt(doc, reader)
     except ReceiptInvalid as exc:
@@ -47,12 +50,58 @@ def check(doc: object, reader, trust: TrustRoot) -> list[str]:
     return problems
 
 
-def warnings(reader) -> list[str]:
-    """What a member must know about the pinned contract even when a receipt holds: above all a
-    hostile retirement (a leaked anchoring key ended a batch at 2**64-1), after which the receipts
-    before it still verify but nothing new can be anchored there."""
+def _suspect_batch(doc: dict, reader, retirement) -> list[str]:
+    """A receipt's batch anchored after the last checkpoint, before a hostile batch, is only as
+    good as the log it matches: the leaked key could have sent it (docs/anchoring.md)."""
+    batch = doc.get("batch")
+    first = batch.get("firstSeq") if isinstance(batch, dict) else None
+    if type(first) is not int or first >= retirement.at_seq:
+        return []
+    through = reader.checkpointed_through(before_seq=retirement.at_seq)
+    if first <= through:
+        return []  # on chain before a checkpoint the admin (or anyone) took: not in the window
+    event = reader.find_batch(first)
+    sender = reader.sender_of(event.tx_hash) if event is not None else None
+    same = (f", by the same key {sender} that sent the hostile batch" if sender and sender == retirement.sender
+            else f", by key {sender or '?'}")
+    note = (f"this receipt's batch {first}..{batch.get('lastSeq')} was anchored after the last checkpoint (seq "
+            f"{through}){same}: a leaked key could have anchored it, so it proves the entry only as far as the "
+            "ledger's log matches it (an auditor's `ayni-wallet reconcile` checks that)")
+    return [note]
+
+
+def _hostile_batch(doc: dict, reader) -> str | None:
+    """Why a receipt whose batch no honest anchorer sends (ledger/verify/chain_types.py
+    `implausible`: past seq 2**62 or over 2**20 entries) proves nothing, naming the hostile
+    batch the chain holds; None for a plausible batch (the usual checks follow)."""
+    from ledger.verify.chain_types import implausible
+    batch = doc.get("batch")
+    if not isinstance(batch, dict):
+        return None
+    first, last = batch.get("firstSeq"), batch.get("lastSeq")
+    if type(first) is not int or type(last) is not int or not implausible(first, last):
+        return None
     retirement = reader.retirement()
-    return [retirement.message] if retirement is not None and retirement.hostile else []
+    named = (f"; the chain holds a {retirement.hostile_batch}"
+             if retirement is not None and retirement.hostile else "")
+    return (f"the receipt's batch {first}..{last} is a hostile batch, not a ledger batch (no ledger reaches "
+            f"seq 2**62 or batches over 2**20 entries): it proves nothing{named}")
+
+
+def warnings(reader, doc: object = None) -> list[str]:
+    """What a member must know about the pinned contract even when a receipt holds: above all a
+    hostile batch (a leaked anchoring key froze the contract or jumped it far ahead of any log,
+    with or without the admin's retire() after it), and what still proves anything then; with
+    the receipt `doc`, whether its own batch lies in the window a leaked key could have forged."""
+    retirement = reader.retirement()
+    notes = [retirement.message] if retirement is not None and retirement.hostile else []
+    if notes and isinstance(doc, dict):
+        notes += _suspect_batch(doc, reader, retirement)
+    if reader.admin_is_anchorer():
+        notes.append("the contract's anchoring key is also its admin: if that key leaks, nobody can retire the "
+                     "contract and the attacker can add anchoring keys (ask the cooperative to move the admin "
+                     "role to a separate, cold key)")
+    return notes
 
 
 @handled
@@ -86,7 +135,7 @@ def verify(receipt: Path = typer.Argument(..., help="Receipt JSON (`ayni-wallet 
         reader = AnchorReader.connect(cfg.chain_url, contract_address=trust.contract,
                                       expected_chain_id=trust.anchor_chain)
         problems = check(doc, reader, trust)
-        notes = warnings(reader)
+        notes = warnings(reader, doc)
     except ChainError as exc:
         fail(f"{exc.code}: {exc}", 2)
     ok = not problems

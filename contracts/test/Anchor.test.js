@@ -172,6 +172,31 @@ describe("Anchor", function () {
       assert.equal(await anchor.isKnownState(accs[accs.length - 1], MAX), false);
       // a different final batch does not land on the head
       assert.equal(await anchor.verifyChain(genesis, 0, [...honest, { ...hostile, root: randomRoot() }]), false);
+      // the hostile batch itself proves nothing (it lands on the head, yet it is no ledger batch)
+      assert.equal(await anchor.isAnchored(hostile.root, hostile.firstSeq, hostile.lastSeq, accs[accs.length - 1], []), false);
+    });
+
+    it("isAnchored refuses a batch past seq 2**62 or over 2**20 entries (a freeze below 2**64-1, a jump)", async function () {
+      const MAX = 2n ** 64n - 1n;
+      for (const [first, last] of [[1n, MAX - 1n], [1n, 2n ** 62n], [1n, 2n ** 20n + 1n]]) {
+        const { anchor, admin, anchorer } = await deploy();
+        const genesis = await anchor.GENESIS();
+        const root = randomRoot();
+        await (await anchor.connect(anchorer).anchor(root, first, last)).wait(); // anchor() cannot tell
+        assert.equal(await anchor.isAnchored(root, first, last, genesis, []), false, `${first}..${last}`);
+        await (await anchor.connect(admin).retire()).wait(); // checkpoints the hostile head
+        assert.equal(await anchor.isAnchored(root, first, last, genesis, []), false, `${first}..${last} retired`);
+      }
+      // the largest plausible batch, ending just below 2**62, still proves
+      const { anchor, anchorer } = await deploy();
+      const genesis = await anchor.GENESIS();
+      const a = { root: randomRoot(), firstSeq: 1n, lastSeq: 2n ** 20n };
+      const b = { root: randomRoot(), firstSeq: 2n ** 20n + 1n, lastSeq: 2n ** 62n - 1n };
+      await (await anchor.connect(anchorer).anchor(a.root, a.firstSeq, a.lastSeq)).wait();
+      await (await anchor.connect(anchorer).anchor(b.root, b.firstSeq, b.lastSeq)).wait();
+      assert.equal(await anchor.isAnchored(a.root, a.firstSeq, a.lastSeq, genesis, [b]), true);
+      const accA = accumulate(genesis, a.root, a.firstSeq, a.lastSeq);
+      assert.equal(await anchor.isAnchored(b.root, b.firstSeq, b.lastSeq, accA, []), false); // too big
     });
   });
 

@@ -191,6 +191,10 @@ class AnchorChain(AnchorReader):
         name, args = self.decode_revert(data)
         detail = short(exc) if name is None else name + "(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
         message = f"{what}: reverted: {detail}"
+        if name == "NotContiguous" and args.get("expectedFirstSeq") == 0:
+            # the contract's prevLast + 1 wrapped in uint64: its last seq is 2**64 - 1
+            message += (" - the contract is retired (its last seq is 2**64-1: retired by its admin, or by a hostile "
+                        "batch), so nothing can be anchored in it any more")
         if cls is AnchorReverted:
             return AnchorReverted(message, error_name=name, error_args=args, data=data)
         return cls(message)

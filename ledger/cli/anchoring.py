@@ -68,12 +68,13 @@ def chain_new_key(keystore: Path = typer.Option(..., help="Where to write the en
 ADMIN_HELP = ("Admin of the contract: another key than the anchoring key, kept cold (hardware wallet, multisig); "
               "it retires the contract if the anchoring key leaks and manages standby keys. "
               "0x0000000000000000000000000000000000000000 deploys without an admin")
-SINGLE_KEY_HELP = ("Tests and throwaway chains only: let the anchoring key be the admin too (a leaked anchoring key "
+SINGLE_KEY_HELP = ("Local development chains only (chain id 1337 or 31337): let the anchoring key be the admin too (a leaked anchoring key "
                    "could then renounce the admin role or add anchoring keys, and nobody could retire the contract)")
 NEEDS_ADMIN = ("`ayni chain deploy` needs --admin ADDRESS, another key than the anchoring key, kept cold: the admin "
                "retires the contract if the anchoring key leaks (docs/anchoring.md). For a throwaway test chain only, "
                "--single-key-for-testing lets the anchoring key be the admin too")
 ZERO_ADDRESS = "0x" + "00" * 20
+DEV_CHAIN_IDS = (1337, 31337)  # Ganache/Geth dev, Hardhat/Anvil: where --single-key-for-testing is allowed
 
 
 def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_URL", help=CHAIN_HELP),
@@ -86,8 +87,11 @@ def chain_deploy(chain: str = typer.Option(None, "--chain", envvar="AYNI_CHAIN_U
     from ..chain import AdminIsAnchorer
     if admin is None and not single_key_for_testing:
         fail(NEEDS_ADMIN)
-    admin_addr = normalize_address(admin, what="admin") if admin else None
+    admin_addr = normalize_address(admin, what="admin") if admin is not None else None  # "" is no address
     c = connect_chain(chain, keystore, password_file, None, need_contract=False)
+    if single_key_for_testing and c.chain_id not in DEV_CHAIN_IDS:
+        fail(f"--single-key-for-testing is for a local development chain (chain id 1337 or 31337), not chain id "
+             f"{c.chain_id}: give --admin ADDRESS, another (cold) key than the anchoring key")
     if admin_addr == c.sender and not single_key_for_testing:
         fail(f"--admin {admin_addr} is the anchoring key itself: a leaked anchoring key could then renounce the "
              "admin role or add anchoring keys, and nobody could retire the contract. Give another (cold) key "
@@ -118,7 +122,7 @@ def anchor(db: Db = None,
            contract: str = typer.Option(None, envvar="AYNI_ANCHOR_CONTRACT", help=CONTRACT_HELP),
            keystore: Path = typer.Option(None, envvar="AYNI_ANCHOR_KEYSTORE", help=KEYSTORE_HELP),
            password_file: Path = typer.Option(None, help=PASSWORD_HELP),
-           max_batch: int = typer.Option(1000, min=1, help="Entries per batch at most"),
+           max_batch: int = typer.Option(1000, min=1, max=2**20, help="Entries per batch at most (up to 2**20: verifiers treat a larger batch as hostile)"),
            confirmations: int = typer.Option(1, min=1, help="Blocks before a batch counts as confirmed"),
            watch: bool = typer.Option(False, help="Keep anchoring every --interval seconds (Ctrl-C stops)"),
            interval: float = typer.Option(30.0, min=0.1, help="Seconds between rounds with --watch"),

@@ -40,9 +40,11 @@ from .chain_types import (
     ChainUnavailable,
     Retirement,
     WrongContract,
+    implausible,
 )
 
 ANCHORED_TOPIC = keccak256(b"Anchored(bytes32,uint64,uint64,bytes24)")
+CHECKPOINTED_TOPIC = keccak256(b"Checkpointed(bytes24,uint64)")
 
 
 def _fn(name: str, inputs: list[tuple[str, str]], outputs: list[str]) -> dict:
@@ -58,6 +60,8 @@ READER_ABI: list[dict] = [
     _fn("GENESIS", [], ["bytes24"]),
     _fn("head", [], ["bytes24", "uint64"]),
     _fn("lastAnchoredSeq", [], ["uint64"]),
+    _fn("ANCHORER", [], ["address"]),
+    _fn("hasRole", [("role", "bytes32"), ("account", "address")], ["bool"]),
     _fn("isKnownState", [("acc", "bytes24"), ("last", "uint64")], ["bool"]),
     _fn("isAnchored", [("root", "bytes32"), ("firstSeq", "uint64"), ("lastSeq", "uint64"),
                        ("prevAcc", "bytes24")], ["bool"]),
@@ -66,7 +70,7 @@ READER_ABI: list[dict] = [
         {"name": "lastSeq", "type": "uint64", "indexed": False},
         {"name": "accumulator", "type": "bytes24", "indexed": False}]},
 ]
-READER_ABI[4]["inputs"].append(_BATCH)
+READER_ABI[6]["inputs"].append(_BATCH)
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.RequestException,  # refused, timeout, HTTP 4xx/5xx from a proxy
@@ -285,11 +289,12 @@ class AnchorReader:
         last) is one of the batches AND the replay lands on the contract's head (read at the
         same block as the logs) or on a state the contract knows (a checkpoint, e.g. after
         retire()). When the proof is short, the contract's own isAnchored() must agree too.
-        A batch ending at 2**64-1 is never a ledger batch (it is a hostile retirement, see
+        An implausible batch (ending at 2**64-1 or past IMPLAUSIBLE_SEQ, or larger than
+        MAX_BATCH_SIZE: chain_types.implausible) is never a ledger batch but a hostile one (see
         `retirement()`): false for it; the batches before it replay through it to the head."""
         contract = self._need_contract()
         root = bytes(root)
-        if last_seq >= UINT64_MAX:
+        if implausible(first_seq, last_seq):
             return False
         snapshot = self.block_number()
         events = self.anchored_events(to_block=snapshot)
@@ -348,28 +353,57 @@ class AnchorReader:
         if (acc, last) != (head_acc, head_last) and not self._call("isKnownState", acc, last, block=snapshot):
             problems.append(f"the contract's head (lastSeq {head_last}, accumulator 0x{head_acc.hex()}) differs "
                             f"from the replay of its events (lastSeq {last}, accumulator 0x{acc.hex()})")
-        if events and events[-1].last_seq == UINT64_MAX:
-            problems.append(self.retirement_of(events).message)
+        retirement = self.retirement_of(events, head_last)
+        if retirement is not None and retirement.hostile:
+            problems.append(retirement.message)
         return events, problems
 
     def retirement(self, *, at_block: int | None = None) -> Retirement | None:
-        """None while the contract takes batches; otherwise whether its admin retired it or an
-        anchoring key did (a hostile retirement), and from which seq on nothing can be anchored.
-        One eth_call unless retired (then the Anchored events are read too)."""
+        """None while the contract takes honest batches; otherwise whether its admin retired it,
+        or an anchoring key anchored a hostile batch (chain_types.implausible: ending at 2**64-1 or
+        past IMPLAUSIBLE_SEQ, or larger than MAX_BATCH_SIZE), with or without the admin's
+        retire() after it. Reads the head and the Anchored events (a huge batch below the bounds
+        leaves the head looking ordinary), and the hostile batch's transaction for its sender."""
         snapshot = self.block_number() if at_block is None else at_block
         _, head_last = self.head(block=snapshot)
+        return self.retirement_of(self.anchored_events(to_block=snapshot), head_last)
+
+    def retirement_of(self, events: list[AnchoredEvent], head_last: int) -> Retirement | None:
+        """The retirement shown by these events and the head's lastSeq (see `retirement`): the
+        first hostile batch if any (nothing after it is honest), else the admin's retire()."""
+        admin_retired = head_last == UINT64_MAX and not (events and events[-1].last_seq == UINT64_MAX)
+        for ev in events:
+            if implausible(ev.first_seq, ev.last_seq):
+                return Retirement(hostile=True, at_seq=ev.first_seq, last_seq=ev.last_seq, tx_hash=ev.tx_hash,
+                                  block=ev.block, sender=self.sender_of(ev.tx_hash), admin_retired=admin_retired)
         if head_last != UINT64_MAX:
             return None
-        return self.retirement_of(self.anchored_events(to_block=snapshot))
+        return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1, admin_retired=True)
 
-    @staticmethod
-    def retirement_of(events: list[AnchoredEvent]) -> Retirement:
-        """The retirement of a contract whose head's lastSeq is 2**64-1, from its events: only a
-        batch ending at 2**64-1 or the admin's retire() set it, and nothing can follow either."""
-        if events and events[-1].last_seq == UINT64_MAX:
-            ev = events[-1]
-            return Retirement(hostile=True, at_seq=ev.first_seq, tx_hash=ev.tx_hash, block=ev.block)
-        return Retirement(hostile=False, at_seq=(events[-1].last_seq if events else 0) + 1)
+    def checkpointed_through(self, *, before_seq: int | None = None, to_block: int | str = "latest") -> int:
+        """The highest lastSeq recorded by `checkpoint()` or `retire()` (Checkpointed events),
+        below `before_seq` if given (e.g. a hostile batch's first seq: a checkpoint of the head after
+        it vouches for nothing), 0 if none: batches through it were on chain before it was taken."""
+        end = self._resolve_block(to_block)
+        seqs = (int(abi_decode(["uint64"], bytes(lg["data"]))[0]) for lg in self._logs([CHECKPOINTED_TOPIC], 0, end))
+        return max((q for q in seqs if before_seq is None or q < before_seq), default=0)
+
+    def admin_is_anchorer(self) -> bool:
+        """True if the primary anchoring key also holds the admin role: once that key leaks, the
+        attacker can renounce the admin role or grant itself more anchoring keys, and nobody can
+        retire the contract (docs/anchoring.md). Two eth_calls."""
+        anchorer = self._call("ANCHORER")
+        return bool(self._call("hasRole", b"\x00" * 32, anchorer))  # DEFAULT_ADMIN_ROLE is 0x00..00
+
+    def sender_of(self, tx_hash: str) -> str | None:
+        """The key that sent a transaction (None if the node no longer has it)."""
+        try:
+            with self._rpc("eth_getTransactionByHash", revert_as=ChainError):
+                return to_checksum_address(self.w3.eth.get_transaction(tx_hash)["from"])
+        except ChainUnavailable:
+            raise
+        except (ChainError, KeyError):
+            return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._label}, chain_id={self.chain_id}, contract={self.contract_address})"

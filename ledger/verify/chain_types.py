@@ -46,28 +46,54 @@ class AnchoredEvent:
 
 UINT64_MAX = 2**64 - 1  # a head's lastSeq once the contract takes no more batches
 
+# No real ledger reaches these, so a batch past either bound is hostile (a leaked anchoring key
+# freezing the contract or jumping it far ahead of the log), never a ledger batch: it proves no
+# receipt. Same bounds in contracts/Anchor.sol (isAnchored) and docs/anchoring.md.
+IMPLAUSIBLE_SEQ = 2**62  # a batch whose lastSeq is at least this (a log of 4.6e18 entries)
+MAX_BATCH_SIZE = 2**20  # entries in one batch at most (the anchorer's --max-batch is capped at it)
+
+
+def implausible(first_seq: int, last_seq: int) -> bool:
+    """True for a batch no honest anchorer sends (see IMPLAUSIBLE_SEQ, MAX_BATCH_SIZE)."""
+    return last_seq >= IMPLAUSIBLE_SEQ or last_seq - first_seq >= MAX_BATCH_SIZE
+
 
 @dataclass(frozen=True)
 class Retirement:
-    """Why an Anchor contract takes no more batches (its head's lastSeq is 2**64 - 1).
+    """Why an Anchor contract takes no more honest batches.
 
-    hostile: an anchoring key anchored a batch `at_seq..2**64-1` (a leaked key can: the contract
-    cannot tell it from a real batch); otherwise the admin called `retire()` after `at_seq - 1`.
-    Either way the batches through `at_seq - 1` stay verifiable (contracts/Anchor.sol
-    `isKnownState`)."""
+    hostile: an anchoring key anchored an implausible batch `at_seq..last_seq` (ending at
+    2**64 - 1 or past IMPLAUSIBLE_SEQ, or larger than MAX_BATCH_SIZE): a leaked key can, and the
+    contract cannot tell it from a real batch when it is sent. `admin_retired`: the admin also
+    called `retire()` (after the hostile batch, if any). Not hostile: the admin called `retire()`
+    after seq `at_seq - 1`.
+    What stays provable is what the admin checkpointed or what matches the ledger's log: batches
+    anchored after the last checkpoint by a key that may be the leaked one prove only as much as
+    the log they match (an auditor's `ayni-wallet reconcile` checks them against it)."""
 
     hostile: bool
-    at_seq: int  # first seq nothing honest can be anchored at
+    at_seq: int  # first seq of the hostile batch, or the first seq after an admin retirement
     tx_hash: str | None = None  # the hostile batch's transaction
     block: int | None = None
+    last_seq: int = UINT64_MAX  # the hostile batch's last seq
+    sender: str | None = None  # the key that sent the hostile batch (None if not looked up)
+    admin_retired: bool = False  # the admin called retire() (after the hostile batch, if any)
+
+    @property
+    def hostile_batch(self) -> str:
+        return (f"hostile batch at seq {self.at_seq}..{self.last_seq} by key {self.sender or '?'} "
+                f"(tx {self.tx_hash}, block {self.block})")
 
     @property
     def message(self) -> str:
+        provable = ("what stays provable is what the admin checkpointed or what matches the ledger's log: batches "
+                    "anchored after the last checkpoint by a key that may be the leaked one are only as good as "
+                    "the log they match")
         if self.hostile:
-            return (f"anchor history ends in a hostile retirement at seq {self.at_seq}: an anchoring key anchored "
-                    f"a batch {self.at_seq}..{UINT64_MAX} (tx {self.tx_hash}, block {self.block}), so nothing "
-                    f"can be anchored after seq {self.at_seq - 1}; batches through seq {self.at_seq - 1} stay "
-                    "verifiable, but that anchoring key must be treated as leaked and the cooperative must "
-                    "deploy a new Anchor contract")
-        return (f"the anchor contract was retired by its admin after seq {self.at_seq - 1}; batches through "
-                f"seq {self.at_seq - 1} stay verifiable, later entries must be anchored in a new contract")
+            then = ("; the admin then retired the contract" if self.admin_retired else "")
+            return (f"anchor history holds a {self.hostile_batch}: no ledger reaches that, so an anchoring key "
+                    f"leaked{then}; nothing honest can be anchored after seq {self.at_seq - 1} in this contract "
+                    f"and this batch proves nothing; {provable}; treat that key as leaked and deploy a new "
+                    "Anchor contract")
+        return (f"the anchor contract was retired by its admin after seq {self.at_seq - 1}; {provable}; "
+                "later entries must be anchored in a new contract")
