@@ -197,3 +197,61 @@ def test_the_node_signs_as_sign_node_message_and_a_bad_signature_is_refused_ever
     for _ in range(2):
         with pytest.raises(E.BadSignature, match="does not recover"):
             recover_signer(b"\x01" * 32, unrecoverable)
+
+
+def test_the_combiner_runner_returns_once_its_own_item_is_done_and_a_waiting_caller_runs_the_rest():
+    """Review 15 D3: the caller running batches used to drain the queue until empty, so under
+    closed-loop load from others it could work for them for ever. Now it returns after its own
+    item, and the item queued meanwhile is run by its own caller."""
+    from ledger.federation.batching import Combiner
+    ran_by: dict = {}
+    second_queued = threading.Event()
+
+    def process(items):
+        for item in items:
+            ran_by[item] = threading.current_thread().name
+        if items == [1]:  # while the first batch runs, a second caller queues its item
+            threading.Thread(target=lambda: results.append(c.run(2, timeout=10)), name="second").start()
+            deadline = time.monotonic() + 5
+            while len(c._queue) == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            second_queued.set()
+        return [item * 10 for item in items]
+
+    c, results = Combiner(process, max_batch=1), []
+    threading.current_thread().name = "first"
+    try:
+        assert c.run(1, timeout=10) == 10
+    finally:
+        threading.current_thread().name = "MainThread"
+    assert second_queued.is_set()
+    deadline = time.monotonic() + 5
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert results == [20]
+    assert ran_by == {1: "first", 2: "second"}  # the first caller did not run the second's batch
+
+
+def test_a_combiner_item_not_run_in_time_is_dropped_and_never_run_later():
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from ledger.federation.batching import Combiner
+    release, ran = threading.Event(), []
+
+    def process(items):
+        ran.extend(items)
+        if items == ["slow"]:
+            release.wait(5)
+        return items
+
+    c = Combiner(process, max_batch=1)
+    t = threading.Thread(target=c.run, args=("slow",), kwargs={"timeout": 10})
+    t.start()
+    while not ran:
+        time.sleep(0.001)
+    with pytest.raises(FutureTimeout):
+        c.run("late", timeout=0.05)
+    release.set()
+    t.join(5)
+    assert c.run("next", timeout=5) == "next"
+    assert ran == ["slow", "next"]
