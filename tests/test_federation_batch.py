@@ -15,7 +15,12 @@ from api.app import Settings, create_app
 from ledger.core import errors as E
 from ledger.core.federation import NodeMessage, RemoteTransfer, sign_node_message
 from ledger.core.typed_data import recover_signer, sign_digest
-from ledger.federation.driver import Transport, TransportError, send_payment_now
+from ledger.federation.driver import (
+    Transport,
+    TransportError,
+    send_payment_now,
+    wire_payment_id,
+)
 from ledger.federation.node import MAX_BATCH
 from ledger.federation.runtime import Federation
 
@@ -255,3 +260,29 @@ def test_a_combiner_item_not_run_in_time_is_dropped_and_never_run_later():
     t.join(5)
     assert c.run("next", timeout=5) == "next"
     assert ran == ["slow", "next"]
+
+
+def test_a_re_post_of_a_prepared_transfer_sends_its_own_prepare_and_leaves_the_others_due(pair):
+    """Review 15 D2: a re-POST of a still-prepared transfer sends that payment's due PREPARE
+    and only that one; another payment's re-send stays due for the driver's next round (it used
+    to be taken as sent by the re-POST's full due() and wait one retry interval more)."""
+    a, b, clock = pair
+    ally(a, b)
+    sent: list = []
+
+    def send(url, path, body):  # the peer does not answer (slow, say): what left is recorded
+        sent.append(wire_payment_id(body))
+
+    tr = Transport(a.node, send)
+    p1 = a.node.submit(*remote(a, "ana", b, "bea", 5))
+    p2 = a.node.submit(*remote(a, "bea", b, "cho", 5))
+    assert p1["state"] == p2["state"] == "prepared"
+    clock.now += a.node.retry_ms + 500  # both PREPAREs are due for a re-send
+    tr.send_due(payment_id=p1["paymentId"])  # what the re-POST of P1's signed body runs
+    assert sent == [p1["paymentId"].lower()]
+    sent.clear()
+    tr.send_due()  # the driver's round right after: P2's re-send is still due, P1's is not
+    assert sent == [p2["paymentId"].lower()]
+    sent.clear()
+    tr.send_due(payment_id=p1["paymentId"])  # again at once: nothing is due for P1
+    assert sent == []

@@ -428,7 +428,9 @@ class FederationNode:
     # -- the protocol --------------------------------------------------------------------------
     def _protocol_leg(self, st: LedgerState, pid: bytes, side: str):
         """The protocol leg as the durable state says, with the volatile fields kept in memory."""
-        leg = st.legs.get(pid)
+        return self._protocol_leg_of(st.legs.get(pid), pid, side)
+
+    def _protocol_leg_of(self, leg: Leg | None, pid: bytes, side: str):
         cached = self._legs.get(pid)
         if side == "out":
             fresh = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
@@ -626,10 +628,16 @@ class FederationNode:
             return FederationRows()
         return FederationRows(memos=[(pid, salt_bytes, memo)])
 
-    def due(self, now_ms: int | None = None) -> list[tuple[str, dict]]:
+    def due(self, now_ms: int | None = None, *, payment_id: bytes | None = None) -> list[tuple[str, dict]]:
         """What to send now, as (peer_url, wire): PREPAREs of undecided origin legs (or their
         presumed abort, written here, past the deadline), votes of prepared destination legs,
-        and decisions not yet acknowledged. The driver calls it on start and every retry_ms."""
+        and decisions not yet acknowledged. The driver calls it on start and every retry_ms.
+
+        `payment_id`: that payment's only (a payer re-posting a transfer still prepared): no
+        other leg's re-send is advanced (it would be taken as sent and wait a retry interval
+        more), and no write transaction unless its presumed abort is due."""
+        if payment_id is not None:
+            return self._due_one(payment_id, now_ms)
         with self._lock:
             now = self.clock() if now_ms is None else now_ms
             with self.ledger.unit_of_work(readonly=True) as uow:
@@ -651,3 +659,28 @@ class FederationNode:
                     self._legs[pid] = step.leg
                     out += [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
             return out
+
+    def _due_one(self, pid: bytes, now_ms: int | None) -> list[tuple[str, dict]]:
+        with self._lock:
+            now = self.clock() if now_ms is None else now_ms
+            with self.ledger.unit_of_work(readonly=True) as uow:
+                leg = self._store.leg_records(uow, uow.leg_rows([pid])).get(pid)
+                cached = self._legs.get(pid)
+                unacked = (isinstance(cached, OriginLeg) and cached.state in ("committed", "aborted")
+                           and not cached.delivered)
+                if leg is None or (leg.state != "prepared" and not unacked):
+                    return []
+                view = self._store.views(uow)[leg.alliance_id]
+                proto = self._protocol_leg_of(leg, pid, leg.side)
+                step = proto.on(Tick(now) if cached is proto else Restart(now))
+                if not step.entries:  # nothing to write: only the volatile fields advance
+                    self._legs[pid] = step.leg
+                    return [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
+            with self.ledger.unit_of_work() as uow:  # its presumed abort: written before ABORT leaves
+                st, chain = self._store.state(uow, payment_ids=[pid])
+                proto = self._protocol_leg(st, pid, leg.side)
+                step = proto.on(Tick(now) if self._legs.get(pid) is proto else Restart(now))
+                for entry in step.entries:
+                    chain = self._store.append(uow, st, chain, self._record_for(entry, view, None), now)
+                self._legs[pid] = step.leg
+                return [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
