@@ -281,17 +281,22 @@ class FederationNode:
             raise E.InvalidInput("not an alliance-recorded message for these terms")
         view = AllianceView(a, a.side_of(self.community_id))
         self._check_own_node(a, view.own_side)
-        with self._lock:
-            verify_node_message(nm, message.get("signature"), view, now_ms=self.clock(), window_ms=self.window_ms)
-            with self.ledger.unit_of_work() as uow:
-                if self._recorded(uow, a.alliance_id) is None:
-                    sa, sb = (canonical_signature(message.get("signatureA")),
-                              canonical_signature(message.get("signatureB")))
-                    mine = sa if view.own_side == "A" else sb
-                    by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), mine)
-                    st, chain = self._store.state(uow, addresses=[by], undecided=True)
-                    rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
-                    self._store.append(uow, st, chain, rec, self.clock())
+        # Everything that needs no write first, outside the node's lock: anyone can post terms
+        # naming their own key as the other node, so the node signature alone proves nothing.
+        # What does: THIS community's treasurer signed these very terms (only our proposal or
+        # our acceptance carries that). A forgery is refused here, without the lock or a
+        # write transaction (review 15 D1).
+        verify_node_message(nm, message.get("signature"), view, now_ms=self.clock(), window_ms=self.window_ms)
+        sa, sb = canonical_signature(message.get("signatureA")), canonical_signature(message.get("signatureB"))
+        by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), sa if view.own_side == "A" else sb)
+        check_admin(self.ledger.account(by))
+        if a.alliance_id in self._store.terms:  # recorded already (terms are cached once recorded)
+            return {"allianceId": hex0x(a.alliance_id), "status": "active"}
+        with self._lock, self.ledger.unit_of_work() as uow:
+            if self._recorded(uow, a.alliance_id) is None:
+                st, chain = self._store.state(uow, addresses=[by], undecided=True)
+                rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
+                self._store.append(uow, st, chain, rec, self.clock())
         return {"allianceId": hex0x(a.alliance_id), "status": "active"}
 
     def set_status(self, message: dict, signature: str) -> dict:
@@ -539,8 +544,9 @@ class FederationNode:
         nm = NodeMessage.from_message(wire.get("message"))
         if nm.kind == "propose":
             raise E.InvalidInput("a `propose` message goes with its terms to /v1/federation/alliances/proposals")
-        if nm.kind == "alliance-recorded":
-            return nm, wire, None, None
+        if nm.kind == "alliance-recorded":  # never in a batch: one per alliance, at its own endpoint
+            raise E.InvalidInput("an `alliance-recorded` message goes with its terms to "
+                                 "/v1/federation/alliances/acceptances")
         view = self._view_to_verify(nm.alliance_id)
         verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
         transfer = payer_sig = payment = None
@@ -557,12 +563,9 @@ class FederationNode:
         return nm, wire, view, (transfer, payer_sig, payment)
 
     def _admitted(self, item, now: int, batch_digests: set):
-        """Under the lock: the replay check, and what needs no transaction (an ACK, an alliance
-        acceptance: None). Else the step's inputs."""
+        """Under the lock: the replay check, and what needs no transaction (an ACK: None).
+        Else the step's inputs."""
         nm, wire, view, prepare = item
-        if view is None:  # alliance-recorded
-            self.receive_acceptance(wire)
-            return None
         digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
         if digest in self._replay._seen or digest in batch_digests:
             raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
