@@ -52,6 +52,11 @@ RATE_LIMITS = {
     "request_per_client": "600/minute",     # POST /v1/requests, per client address
     "request_per_payee": "120/minute",      # ... per signed-in payee (a till: 2 a second)
     "proposal_per_client": "30/minute",     # POST /v1/federation/alliances/proposals, per client address
+    "acceptance_per_client": "30/minute",   # POST /v1/federation/alliances/acceptances, per client address
+    # POST /v1/federation/messages, per client address: requests, not messages (a batch is one).
+    # A peer node sends at most 2 batches in flight plus its driver's re-sends: far below this
+    # even when it re-sends hundreds of payments after an outage (docs/federation-operations.md).
+    "node_messages_per_client": "30000/minute",
 }
 RATE_LIMIT_WHAT = {
     "challenge_per_client": "sign-in challenges from this client",
@@ -59,6 +64,8 @@ RATE_LIMIT_WHAT = {
     "request_per_client": "payment requests from this client",
     "request_per_payee": "payment requests by this payee",
     "proposal_per_client": "alliance proposals from this client",
+    "acceptance_per_client": "alliance acceptances from this client",
+    "node_messages_per_client": "node message requests from this client",
 }
 
 

@@ -7,7 +7,13 @@ kind (the body's NodeMessage `kind`: prepare, prepared, refused, commit, abort, 
         proxy.on("prepare", kill_b)           # after the next PREPARE reached B: call kill_b()
         proxy.upstream = None                 # B is unreachable: every request fails
 
-Faults (each for the next `times` messages of `kind`, "*" for any):
+Batches ({"messages": [...]}, what the nodes' outboxes send under load): a fault is a network
+fault, so it hits a REQUEST: a batch request takes the next fault registered for any kind it
+holds, or for "batch" (every batch request, whatever it holds), and the whole request is lost,
+duplicated, ... (which is what a lost connection does to every message it carries). Hooks run
+once per message inside the batch that matches (kind and payment), as for a single message.
+
+Faults (each for the next `times` requests holding a message of `kind`, "*" for any):
 - "lose_request": close the connection without forwarding (the node never saw it);
 - "lose_reply":   forward, then close without answering (it happened; the sender does not know);
 - "duplicate":    forward twice, answer with the second reply;
@@ -28,18 +34,37 @@ FAULTS = ("lose_request", "lose_reply", "duplicate", "delay")
 
 
 def message_kind(body: bytes) -> tuple[str, str | None]:
-    """(kind, paymentId) of a wire message's NodeMessage."""
+    """(kind, paymentId) of a wire message's NodeMessage ("batch" for a batch)."""
     try:
         data = json.loads(body)
     except ValueError:
         return "?", None
+    return _kind_of(data)
+
+
+def _kind_of(data: object) -> tuple[str, str | None]:
     if not isinstance(data, dict):
         return "?", None
+    if isinstance(data.get("messages"), list):
+        return "batch", None
     for part in (data.get("message"), data):
         if isinstance(part, dict) and isinstance(part.get("kind"), str):
             pid = part.get("paymentId")
             return part["kind"], pid.lower() if isinstance(pid, str) else None
     return "other", None
+
+
+def message_kinds(body: bytes) -> list[tuple[str, str | None]]:
+    """(kind, paymentId) of every message a request carries: one for a single message; for a
+    batch ("batch", None) first, then each message's."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return [("?", None)]
+    kind = _kind_of(data)
+    if kind[0] != "batch":
+        return [kind]
+    return [kind] + [_kind_of(m) for m in data["messages"]]
 
 
 class FedProxy:
@@ -48,7 +73,8 @@ class FedProxy:
         self._faults: list[list] = []   # [kind, fault, times_left, seconds]
         self._hooks: list[list] = []    # [kind, callback, times_left]
         self._lock = threading.Lock()
-        self.seen: Counter = Counter()
+        self.seen: Counter = Counter()           # messages by kind (a batch: "batch" and each of its own)
+        self.seen_in_batch: Counter = Counter()  # those of them carried inside batches
         self.client = httpx.Client(timeout=30.0)
         proxy = self
 
@@ -65,9 +91,12 @@ class FedProxy:
                 self._relay(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
             def _relay(self, body: bytes):
-                kind, pid = message_kind(body) if body else ("get", None)
-                proxy.seen[kind] += 1
-                fault, seconds = proxy._take_fault(kind)
+                kinds = message_kinds(body) if body else [("get", None)]
+                for kind, _ in kinds:
+                    proxy.seen[kind] += 1
+                if kinds[0][0] == "batch":
+                    proxy.seen_in_batch.update(k for k, _ in kinds[1:])
+                fault, seconds = proxy._take_fault([k for k, _ in kinds])
                 if proxy.upstream is None or fault == "lose_request":
                     self.close_connection = True
                     return
@@ -80,7 +109,7 @@ class FedProxy:
                 except httpx.HTTPError:
                     self.close_connection = True
                     return
-                for callback in proxy._take_hooks(kind, pid):
+                for callback in proxy._take_hooks(kinds):
                     callback()
                 if fault == "lose_reply":
                     self.close_connection = True
@@ -119,21 +148,24 @@ class FedProxy:
             self._faults.clear()
             self._hooks.clear()
 
-    def _take_fault(self, kind: str):
+    def _take_fault(self, kinds: list[str]):
+        """The first fault registered for a kind the request holds (one per request)."""
         with self._lock:
             for f in self._faults:
-                if f[0] in (kind, "*") and f[2] > 0:
+                if (f[0] == "*" or f[0] in kinds) and f[2] > 0:
                     f[2] -= 1
                     return f[1], f[3]
         return None, 0.0
 
-    def _take_hooks(self, kind: str, pid: str | None):
+    def _take_hooks(self, kinds: list[tuple[str, str | None]]):
+        """The hooks of every message the request holds (a batch's own "batch" entry included)."""
         out = []
         with self._lock:
-            for h in self._hooks:
-                if h[0] in (kind, "*") and h[2] > 0 and h[3] in (None, pid):
-                    h[2] -= 1
-                    out.append(h[1])
+            for kind, pid in kinds:
+                for h in self._hooks:
+                    if h[0] in (kind, "*") and h[2] > 0 and h[3] in (None, pid):
+                        h[2] -= 1
+                        out.append(h[1])
         return out
 
     def __enter__(self) -> FedProxy:

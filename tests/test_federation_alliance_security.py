@@ -25,7 +25,7 @@ from ledger.core.typed_data import sign_digest
 from ledger.federation import node as node_module
 from ledger.federation.driver import PROPOSALS_PATH, Transport, http_sender
 from ledger.federation.runtime import Federation
-from tests.test_federation_ledger import _terms, _treasurer_sig, pair  # noqa: F401 (the fixture)
+from tests.test_federation_ledger import _terms, _treasurer_sig, ally, pair  # noqa: F401 (the fixture)
 
 B_URL = "http://testserver"
 
@@ -119,3 +119,82 @@ def test_a_payment_presumed_aborted_answers_504_timeout():
     with pytest.raises(E.LedgerError) as exc:
         _decision_response({"state": "aborted", "code": "timeout"})
     assert exc.value.code == "timeout" and status_for("timeout") == 504
+
+
+def _forged_acceptance(b, attacker: bytes, nonce: int = 1) -> dict:
+    """Review 15 D1: terms naming B's community and node, with the attacker's own key as the
+    other node; the `alliance-recorded` message verifies against that key."""
+    import os
+
+    from ledger.core.federation import Alliance, CurrencyPair
+    from ledger.core.records import alliance_terms_body
+    from ledger.core.typed_data import address_of_key
+    al = Alliance.create(community_a=os.urandom(32), chain_id_a=1, node_a=address_of_key(attacker),
+                         url_a="http://127.0.0.1:9", community_b=b.community, chain_id_b=b.c.domain.chain_id,
+                         node_b=b.node.address, url_b="http://127.0.0.1:9",
+                         pairs=[CurrencyPair.create(currency_a="HOUR", currency_b="HOUR", units_a=1, units_b=1,
+                                                    limit_a=10, limit_b=10)], nonce=nonce, valid_until=2**40)
+    nm = NodeMessage.create(alliance_id=al.alliance_id, payment_id="0x" + "00" * 32, kind="alliance-recorded",
+                            at=b.clock())
+    sig = sign_digest(attacker, al.domain("A").digest(al.struct_hash()))
+    return {"message": nm.message(), "signature": sign_digest(attacker, al.domain("A").digest(nm.struct_hash())),
+            "terms": alliance_terms_body(al), "signatureA": sig, "signatureB": sig}
+
+
+def test_a_forged_acceptance_is_refused_without_the_node_lock_or_a_write(pair):
+    """It used to take the node's lock and a write transaction (the head lock) before the fold
+    refused it: a flood of them stalled every payment. Now this community's treasurer signature
+    of the terms is checked first: refused while another thread holds the lock."""
+    import threading
+    a, b, _ = pair
+    forged = _forged_acceptance(b, signing.new_key())
+    seq = b.ledger.head()[0]
+    held, release, outcome = threading.Event(), threading.Event(), []
+
+    def hold_the_lock():
+        with b.node._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(5)
+
+    def receive():
+        try:
+            b.node.receive_acceptance(forged)
+        except E.LedgerError as exc:
+            outcome.append(exc.code)
+
+    t = threading.Thread(target=receive)
+    t.start()
+    t.join(5)
+    refused_while_locked = not t.is_alive()
+    release.set()
+    holder.join(5)
+    t.join(5)
+    assert refused_while_locked and outcome == ["not_authorised"]
+    assert b.node.alliances() == []
+    assert b.ledger.head()[0] == seq  # nothing written
+    # inside a batch it is refused by its kind (it goes to the acceptances endpoint), alone
+    (result,) = b.node.receive({"messages": [forged]})["results"]
+    assert result["error"]["code"] == "invalid_input" and "acceptances" in result["error"]["message"]
+    # the genuine acceptance still records the alliance, once
+    ally(a, b)
+    assert [x["status"] for x in a.node.alliances()] == ["active"]
+
+
+def test_the_node_message_and_acceptance_endpoints_are_rate_limited_per_client(pair, tmp_path):
+    _, b, _ = pair
+    forged = _forged_acceptance(b, signing.new_key())
+    app = _app(b, tmp_path, node_messages_per_client="2/minute", acceptance_per_client="1/minute")
+    with TestClient(app) as client:
+        for _ in range(2):
+            r = client.post("/v1/federation/messages", json={"messages": [forged]})
+            assert r.status_code == 200 and r.json()["results"][0]["error"]["code"] == "invalid_input"
+        r = client.post("/v1/federation/messages", json={"messages": [forged]})
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+        r = client.post("/v1/federation/alliances/acceptances", json=forged)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_authorised"
+        r = client.post("/v1/federation/alliances/acceptances", json=forged)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"

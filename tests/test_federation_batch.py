@@ -15,7 +15,12 @@ from api.app import Settings, create_app
 from ledger.core import errors as E
 from ledger.core.federation import NodeMessage, RemoteTransfer, sign_node_message
 from ledger.core.typed_data import recover_signer, sign_digest
-from ledger.federation.driver import Transport, TransportError, send_payment_now
+from ledger.federation.driver import (
+    Transport,
+    TransportError,
+    send_payment_now,
+    wire_payment_id,
+)
 from ledger.federation.node import MAX_BATCH
 from ledger.federation.runtime import Federation
 
@@ -197,3 +202,87 @@ def test_the_node_signs_as_sign_node_message_and_a_bad_signature_is_refused_ever
     for _ in range(2):
         with pytest.raises(E.BadSignature, match="does not recover"):
             recover_signer(b"\x01" * 32, unrecoverable)
+
+
+def test_the_combiner_runner_returns_once_its_own_item_is_done_and_a_waiting_caller_runs_the_rest():
+    """Review 15 D3: the caller running batches used to drain the queue until empty, so under
+    closed-loop load from others it could work for them for ever. Now it returns after its own
+    item, and the item queued meanwhile is run by its own caller."""
+    from ledger.federation.batching import Combiner
+    ran_by: dict = {}
+    second_queued = threading.Event()
+
+    def process(items):
+        for item in items:
+            ran_by[item] = threading.current_thread().name
+        if items == [1]:  # while the first batch runs, a second caller queues its item
+            threading.Thread(target=lambda: results.append(c.run(2, timeout=10)), name="second").start()
+            deadline = time.monotonic() + 5
+            while len(c._queue) == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            second_queued.set()
+        return [item * 10 for item in items]
+
+    c, results = Combiner(process, max_batch=1), []
+    threading.current_thread().name = "first"
+    try:
+        assert c.run(1, timeout=10) == 10
+    finally:
+        threading.current_thread().name = "MainThread"
+    assert second_queued.is_set()
+    deadline = time.monotonic() + 5
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert results == [20]
+    assert ran_by == {1: "first", 2: "second"}  # the first caller did not run the second's batch
+
+
+def test_a_combiner_item_not_run_in_time_is_dropped_and_never_run_later():
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from ledger.federation.batching import Combiner
+    release, ran = threading.Event(), []
+
+    def process(items):
+        ran.extend(items)
+        if items == ["slow"]:
+            release.wait(5)
+        return items
+
+    c = Combiner(process, max_batch=1)
+    t = threading.Thread(target=c.run, args=("slow",), kwargs={"timeout": 10})
+    t.start()
+    while not ran:
+        time.sleep(0.001)
+    with pytest.raises(FutureTimeout):
+        c.run("late", timeout=0.05)
+    release.set()
+    t.join(5)
+    assert c.run("next", timeout=5) == "next"
+    assert ran == ["slow", "next"]
+
+
+def test_a_re_post_of_a_prepared_transfer_sends_its_own_prepare_and_leaves_the_others_due(pair):
+    """Review 15 D2: a re-POST of a still-prepared transfer sends that payment's due PREPARE
+    and only that one; another payment's re-send stays due for the driver's next round (it used
+    to be taken as sent by the re-POST's full due() and wait one retry interval more)."""
+    a, b, clock = pair
+    ally(a, b)
+    sent: list = []
+
+    def send(url, path, body):  # the peer does not answer (slow, say): what left is recorded
+        sent.append(wire_payment_id(body))
+
+    tr = Transport(a.node, send)
+    p1 = a.node.submit(*remote(a, "ana", b, "bea", 5))
+    p2 = a.node.submit(*remote(a, "bea", b, "cho", 5))
+    assert p1["state"] == p2["state"] == "prepared"
+    clock.now += a.node.retry_ms + 500  # both PREPAREs are due for a re-send
+    tr.send_due(payment_id=p1["paymentId"])  # what the re-POST of P1's signed body runs
+    assert sent == [p1["paymentId"].lower()]
+    sent.clear()
+    tr.send_due()  # the driver's round right after: P2's re-send is still due, P1's is not
+    assert sent == [p2["paymentId"].lower()]
+    sent.clear()
+    tr.send_due(payment_id=p1["paymentId"])  # again at once: nothing is due for P1
+    assert sent == []

@@ -64,13 +64,16 @@ def node_identity(fed=Depends(federation)):
 # --- node to node ------------------------------------------------------------------------------
 
 @router.post("/v1/federation/messages", responses={204: {"description": "accepted; no reply needed"}})
-def node_message(wire: dict[str, Any] = WIRE, fed=Depends(federation)):
+def node_message(wire: dict[str, Any] = WIRE, fed=Depends(federation), ctx: Context = Depends(context),
+                 client: str = Depends(client_of)):
     """A protocol message from the peer node: PREPARE, a vote, a decision or an ACK. The reply
     (node-signed) is the body; its entries are durable before it is returned.
 
     Or a batch `{"messages": [...]}` (up to 64): handled in one transaction, answered 200
     `{"results": [...]}` with, per message in order, its reply, null, or `{"error": {"code",
-    "message"}}` (a refused message refuses only itself)."""
+    "message"}}` (a refused message refuses only itself). Rate-limited per client (requests, a
+    batch counts once), far above what a peer node sends."""
+    ctx.limits.hit("node_messages_per_client", client)
     return _json(fed.node.receive(wire))
 
 
@@ -89,7 +92,12 @@ def receive_proposal(proposal: dict[str, Any] = Body(..., description="alliance 
 @router.post("/v1/federation/alliances/acceptances")
 def receive_acceptance(message: dict[str, Any] = Body(..., description="the accepting node's signed "
                                                       "alliance-recorded message"),
-                       fed=Depends(federation)):
+                       fed=Depends(federation), ctx: Context = Depends(context),
+                       client: str = Depends(client_of)):
+    """The proposer's end of an alliance: recorded once this community's own treasurer's
+    signature of the terms is checked (a forgery is refused before any write). Rate-limited
+    per client."""
+    ctx.limits.hit("acceptance_per_client", client)
     return fed.node.receive_acceptance(message)
 
 

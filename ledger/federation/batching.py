@@ -10,17 +10,20 @@ only.
   queued (up to `max_batch`, and up to `max_weight` if items are weighed). For work that may
   outlive its caller (messages to a peer, whose answers follow in the background).
 - `Combiner`: no thread of its own. A caller that finds no batch running runs one itself, with
-  whatever has queued meanwhile; the others wait for it (flat combining). For work its caller
-  waits for anyway (the payers' transactions): no hand-off to another thread when alone.
+  whatever has queued meanwhile; the others wait for it (flat combining). The runner returns
+  once its own item is done and a waiting caller takes over: bounded work per caller. For work
+  its caller waits for anyway (the payers' transactions): no hand-off to another thread when alone.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
 log = logging.getLogger("ayni.federation")
 
@@ -109,42 +112,64 @@ class Batcher:
 
 
 class Combiner:
+    """Flat combining with a bounded turn: the caller that runs batches returns as soon as its
+    own item is done (it ran at most the batches queued before it), and hands the runner role
+    to a waiting caller whose item is still queued. No caller works for others without end."""
+
     def __init__(self, process: Callable[[list], list], *, max_batch: int = 64):
         self.process, self.max_batch = process, max_batch
         self._queue: deque = deque()
-        self._queue_lock = threading.Lock()
-        self._running = threading.Lock()  # held by the caller running a batch
+        self._cond = threading.Condition()
+        self._running = False  # a caller is running a batch
 
     def run(self, item, timeout: float | None = None):
-        """Process `item` (in a batch with others) and return its result, or raise its exception."""
+        """Process `item` (in a batch with others) and return its result, or raise its exception
+        (TimeoutError if it was not processed within `timeout`: it then never is)."""
         fut: Future = Future()
-        with self._queue_lock:
-            self._queue.append((item, fut))
-        # Run batches while there is work and no one else runs them. The runner re-checks the
-        # queue after releasing, so an item queued while it finished is never left waiting.
-        while self._running.acquire(blocking=False):  # else the one running will take our item
-            try:
-                self._drain()
-            finally:
-                self._running.release()
-            with self._queue_lock:
-                if not self._queue:
-                    break
-        return fut.result(timeout)
-
-    def _drain(self) -> None:
+        entry = (item, fut)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._queue.append(entry)
         while True:
-            with self._queue_lock:
+            with self._cond:
+                while self._running and not fut.done():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        if self._give_up(entry):
+                            break
+                        left = None  # it is in the batch being run: its result is on its way
+                    self._cond.wait(left)
+                if fut.done():
+                    break
+                # no batch running and ours still queued: our turn to run one (FIFO: ours is at
+                # most ceil(position / max_batch) batches away, never more)
+                self._running = True
                 batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            if not batch:
-                return
             try:
-                results = self.process([item for item, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - the whole batch failed: each caller hears why
-                results = [exc] * len(batch)
-            for (_, fut), result in zip(batch, results):
-                if isinstance(result, BaseException):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+                self._process(batch)
+            finally:
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()  # the finished callers return; one waiting caller runs next
+        return fut.result(0)
 
+    def _give_up(self, entry) -> bool:
+        """Under the condition: a timed-out item still queued is dropped (True), so it is never
+        processed after its caller has been told it failed."""
+        try:
+            self._queue.remove(entry)
+        except ValueError:
+            return False
+        entry[1].set_exception(FutureTimeout("the item was not processed in time"))
+        return True
+
+    def _process(self, batch: list) -> None:
+        try:
+            results = self.process([item for item, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: each caller hears why
+            results = [exc] * len(batch)
+        for (_, fut), result in zip(batch, results):
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from ..core.codec import parse_b32
 from .batching import Batcher
 
 log = logging.getLogger("ayni.federation")
@@ -208,9 +209,10 @@ class Transport:
     def send_due(self, pool: ThreadPoolExecutor | None = None, *, payment_id: str | None = None) -> int:
         """Send every message the node says is due now (only those of `payment_id` if given).
         Returns how many were sent without a transport error."""
-        due = self.node.due()
-        if payment_id is not None:
-            due = [(url, w) for url, w in due if wire_payment_id(w) == payment_id.lower()]
+        if payment_id is None:
+            due = self.node.due()
+        else:  # that payment's only: the others' re-sends stay due for the driver
+            due = self.node.due(payment_id=parse_b32(payment_id, "paymentId"))
         if pool is None or len(due) < 2:
             return sum(self.deliver_quietly(url, w) for url, w in due)
         return sum(pool.map(lambda item: self.deliver_quietly(*item), due))

@@ -281,17 +281,22 @@ class FederationNode:
             raise E.InvalidInput("not an alliance-recorded message for these terms")
         view = AllianceView(a, a.side_of(self.community_id))
         self._check_own_node(a, view.own_side)
-        with self._lock:
-            verify_node_message(nm, message.get("signature"), view, now_ms=self.clock(), window_ms=self.window_ms)
-            with self.ledger.unit_of_work() as uow:
-                if self._recorded(uow, a.alliance_id) is None:
-                    sa, sb = (canonical_signature(message.get("signatureA")),
-                              canonical_signature(message.get("signatureB")))
-                    mine = sa if view.own_side == "A" else sb
-                    by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), mine)
-                    st, chain = self._store.state(uow, addresses=[by], undecided=True)
-                    rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
-                    self._store.append(uow, st, chain, rec, self.clock())
+        # Everything that needs no write first, outside the node's lock: anyone can post terms
+        # naming their own key as the other node, so the node signature alone proves nothing.
+        # What does: THIS community's treasurer signed these very terms (only our proposal or
+        # our acceptance carries that). A forgery is refused here, without the lock or a
+        # write transaction (review 15 D1).
+        verify_node_message(nm, message.get("signature"), view, now_ms=self.clock(), window_ms=self.window_ms)
+        sa, sb = canonical_signature(message.get("signatureA")), canonical_signature(message.get("signatureB"))
+        by = recover_signer(a.domain(view.own_side).digest(a.struct_hash()), sa if view.own_side == "A" else sb)
+        check_admin(self.ledger.account(by))
+        if a.alliance_id in self._store.terms:  # recorded already (terms are cached once recorded)
+            return {"allianceId": hex0x(a.alliance_id), "status": "active"}
+        with self._lock, self.ledger.unit_of_work() as uow:
+            if self._recorded(uow, a.alliance_id) is None:
+                st, chain = self._store.state(uow, addresses=[by], undecided=True)
+                rec = AllianceRecorded(a, view.own_side, sa, sb, by, nm, canonical_signature(message["signature"]))
+                self._store.append(uow, st, chain, rec, self.clock())
         return {"allianceId": hex0x(a.alliance_id), "status": "active"}
 
     def set_status(self, message: dict, signature: str) -> dict:
@@ -428,7 +433,9 @@ class FederationNode:
     # -- the protocol --------------------------------------------------------------------------
     def _protocol_leg(self, st: LedgerState, pid: bytes, side: str):
         """The protocol leg as the durable state says, with the volatile fields kept in memory."""
-        leg = st.legs.get(pid)
+        return self._protocol_leg_of(st.legs.get(pid), pid, side)
+
+    def _protocol_leg_of(self, leg: Leg | None, pid: bytes, side: str):
         cached = self._legs.get(pid)
         if side == "out":
             fresh = OriginLeg(pid, timeout_ms=self.timeout_ms, retry_ms=self.retry_ms)
@@ -537,8 +544,9 @@ class FederationNode:
         nm = NodeMessage.from_message(wire.get("message"))
         if nm.kind == "propose":
             raise E.InvalidInput("a `propose` message goes with its terms to /v1/federation/alliances/proposals")
-        if nm.kind == "alliance-recorded":
-            return nm, wire, None, None
+        if nm.kind == "alliance-recorded":  # never in a batch: one per alliance, at its own endpoint
+            raise E.InvalidInput("an `alliance-recorded` message goes with its terms to "
+                                 "/v1/federation/alliances/acceptances")
         view = self._view_to_verify(nm.alliance_id)
         verify_node_message(nm, wire.get("signature"), view, now_ms=now, window_ms=self.window_ms)
         transfer = payer_sig = payment = None
@@ -555,12 +563,9 @@ class FederationNode:
         return nm, wire, view, (transfer, payer_sig, payment)
 
     def _admitted(self, item, now: int, batch_digests: set):
-        """Under the lock: the replay check, and what needs no transaction (an ACK, an alliance
-        acceptance: None). Else the step's inputs."""
+        """Under the lock: the replay check, and what needs no transaction (an ACK: None).
+        Else the step's inputs."""
         nm, wire, view, prepare = item
-        if view is None:  # alliance-recorded
-            self.receive_acceptance(wire)
-            return None
         digest = view.alliance.domain(view.peer_side).digest(nm.struct_hash())
         if digest in self._replay._seen or digest in batch_digests:
             raise E.StaleNodeMessage("this node message was already received (a replay or a duplicate)")
@@ -626,10 +631,16 @@ class FederationNode:
             return FederationRows()
         return FederationRows(memos=[(pid, salt_bytes, memo)])
 
-    def due(self, now_ms: int | None = None) -> list[tuple[str, dict]]:
+    def due(self, now_ms: int | None = None, *, payment_id: bytes | None = None) -> list[tuple[str, dict]]:
         """What to send now, as (peer_url, wire): PREPAREs of undecided origin legs (or their
         presumed abort, written here, past the deadline), votes of prepared destination legs,
-        and decisions not yet acknowledged. The driver calls it on start and every retry_ms."""
+        and decisions not yet acknowledged. The driver calls it on start and every retry_ms.
+
+        `payment_id`: that payment's only (a payer re-posting a transfer still prepared): no
+        other leg's re-send is advanced (it would be taken as sent and wait a retry interval
+        more), and no write transaction unless its presumed abort is due."""
+        if payment_id is not None:
+            return self._due_one(payment_id, now_ms)
         with self._lock:
             now = self.clock() if now_ms is None else now_ms
             with self.ledger.unit_of_work(readonly=True) as uow:
@@ -651,3 +662,28 @@ class FederationNode:
                     self._legs[pid] = step.leg
                     out += [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
             return out
+
+    def _due_one(self, pid: bytes, now_ms: int | None) -> list[tuple[str, dict]]:
+        with self._lock:
+            now = self.clock() if now_ms is None else now_ms
+            with self.ledger.unit_of_work(readonly=True) as uow:
+                leg = self._store.leg_records(uow, uow.leg_rows([pid])).get(pid)
+                cached = self._legs.get(pid)
+                unacked = (isinstance(cached, OriginLeg) and cached.state in ("committed", "aborted")
+                           and not cached.delivered)
+                if leg is None or (leg.state != "prepared" and not unacked):
+                    return []
+                view = self._store.views(uow)[leg.alliance_id]
+                proto = self._protocol_leg_of(leg, pid, leg.side)
+                step = proto.on(Tick(now) if cached is proto else Restart(now))
+                if not step.entries:  # nothing to write: only the volatile fields advance
+                    self._legs[pid] = step.leg
+                    return [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
+            with self.ledger.unit_of_work() as uow:  # its presumed abort: written before ABORT leaves
+                st, chain = self._store.state(uow, payment_ids=[pid])
+                proto = self._protocol_leg(st, pid, leg.side)
+                step = proto.on(Tick(now) if self._legs.get(pid) is proto else Restart(now))
+                for entry in step.entries:
+                    chain = self._store.append(uow, st, chain, self._record_for(entry, view, None), now)
+                self._legs[pid] = step.leg
+                return [(self._peer_url(view), self._wire(view, m, uow)) for m in step.messages]
