@@ -59,6 +59,8 @@ DEFAULT_CONFIG = Path(__file__).with_name("exchange_config.json")
 POSTING_ROLES = (Role.MEMBER, Role.SHOP)  # accounts that give and receive; treasurers moderate
 MODERATOR_ROLES = (Role.TREASURER,)
 MAX_QUERY_WORDS = 12
+MAX_BIGINT = 2**63 - 1  # a cursor's integers are BigInteger columns' values
+MAX_MESSAGE_ID = 2**31 - 1  # messages.id is a 32-bit INTEGER on PostgreSQL
 MANY_MATCHES = 1000  # SQLite: from this many full-text matches on, a search walks the order's index
 _WORD = re.compile(r"[^\W_]+")
 
@@ -170,6 +172,8 @@ def _uncursor(cursor: str, shape: str) -> list[str]:
             raise ValueError
         for part, kind in zip(parts, shape):
             if not (re.fullmatch(r"[0-9]{1,19}", part) if kind == "i" else re.fullmatch(r"[0-9a-f]{32}", part)):
+                raise ValueError
+            if kind == "i" and int(part) > MAX_BIGINT:  # 19 digits may pass 64 bits: the columns' range
                 raise ValueError
         return parts
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -478,8 +482,8 @@ class Exchange:
 
     def messages(self, cid: str, by: str, *, after: int = 0, limit: int | None = 100):
         limit = clamp_limit(limit, 100)
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise E.InvalidInput("after is a message id (an integer >= 0)")
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_MESSAGE_ID:
+            raise E.InvalidInput(f"after is a message id (an integer from 0 to {MAX_MESSAGE_ID})")
         with domain_errors(), self._read() as conn:
             self._conversation(conn, cid, by, self.ledger.clock())
             rows = conn.execute(select(MS).where(MS.c.conversation_id == cid, MS.c.id > after)

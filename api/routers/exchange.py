@@ -246,7 +246,7 @@ def get_conversation(conversation_id: str, p=Depends(signed_in), x=Depends(board
 
 @router.get("/v1/conversations/{conversation_id}/messages")
 def list_messages(conversation_id: str, p=Depends(signed_in), x=Depends(board),
-                  after: Annotated[IntParam, Query(ge=0, le=2**63 - 1)] = 0,
+                  after: Annotated[IntParam, Query(ge=0, le=2**31 - 1)] = 0,
                   limit: Annotated[IntParam, Query(ge=1, le=500)] = 100):
     items, nxt = x.messages(conversation_id, p.address, after=after, limit=limit)
     return {"items": [message_view(m) for m in items], "nextAfter": nxt}
