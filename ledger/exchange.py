@@ -586,18 +586,38 @@ class Exchange:
         with self.ledger.transaction() as conn:
             a = self._arrangement(conn, aid, by, now)
             X.check_accept(a.status, a.proposer, by)
-            conn.execute(update(A).where(A.c.id == aid, A.c.status == "proposed")
-                         .values(status="accepted", decided_at=now))
+            done = conn.execute(update(A).where(A.c.id == aid, A.c.status == "proposed")
+                                .values(status="accepted", decided_at=now))
+            self._changed(conn, done, aid, by, now, "accepted")
             return self._arrangement(conn, aid, by, now)
 
+    def _changed(self, conn, result, aid: str, by: str, now: int, what: str) -> None:
+        """A guarded UPDATE that changed no row lost a race (the other party cancelled, or a
+        payment was requested meanwhile): 409 with the status it has now, never a 200 whose
+        body contradicts the action."""
+        if result.rowcount != 1:
+            current = self._arrangement(conn, aid, by, now).status
+            raise E.InvalidTransition(f"the arrangement was not {what}: it changed meanwhile and is now {current}")
+
     def cancel(self, aid: str, by: str) -> Arrangement:
-        """Either party; no reason asked, nothing counted. A payment request already sent is
-        left to its payer (who may decline it): it is theirs, not the board's."""
+        """Either party; no reason asked, nothing counted. A payment request already sent for
+        it is withdrawn in the same transaction (shown to its payer as declined): a cancelled
+        arrangement can no longer be paid. Decided under the log-head lock every payment
+        takes, so a cancel and a payment of its request never both succeed."""
         now = self.ledger.clock()
-        with self.ledger.transaction() as conn:
+        with self.ledger.unit_of_work() as uow:
+            uow.lock_head()
+            conn = uow.conn
             a = self._arrangement(conn, aid, by, now)
             X.check_cancel(a.status)
-            conn.execute(update(A).where(A.c.id == aid).values(status="cancelled", decided_at=now))
+            rid = bytes.fromhex(a.request_id[2:]) if a.request_id else None
+            if a.status == "payment_requested":
+                uow.decline_request(rid, now)
+            # guarded by what was read: a payment requested meanwhile makes this change no row
+            same = A.c.request_id.is_(None) if rid is None else A.c.request_id == rid
+            done = conn.execute(update(A).where(A.c.id == aid, A.c.status.in_(("proposed", "accepted")), same)
+                                .values(status="cancelled", decided_at=now))
+            self._changed(conn, done, aid, by, now, "cancelled")
             return self._arrangement(conn, aid, by, now)
 
     def request_payment(self, aid: str, by: str, *, expires_in_s: int = 7 * 24 * 3600,
@@ -611,7 +631,10 @@ class Exchange:
             row = conn.execute(self._arrangement_query().where(A.c.id == aid)).first()
             X.check_request_payment(X.arrangement_status(row.status, self._request_status(row, self.ledger.clock())),
                                     row.provider, by)
-            conn.execute(update(A).where(A.c.id == aid).values(request_id=rid))
+            old = A.c.request_id.is_(None) if row.request_id is None else A.c.request_id == row.request_id
+            if conn.execute(update(A).where(A.c.id == aid, A.c.status == "accepted", old)
+                            .values(request_id=rid)).rowcount != 1:  # cancelled or asked meanwhile
+                raise E.InvalidTransition("the arrangement changed meanwhile: payment was not requested")
 
         request = self.requests.create(payee=a.provider, payer=a.receiver, currency=a.currency, amount=a.amount,
                                        memo=memo, expires_in_s=expires_in_s, link=link)

@@ -3,9 +3,17 @@ and PostgreSQL, with the answer a member now gets."""
 from __future__ import annotations
 
 import base64
+import threading
+import time
 
 import pytest
+from sqlalchemy import update
 
+from ledger.core import errors as E
+from ledger.requests import PaymentRequests
+from ledger.store.exchange_tables import arrangements
+
+from . import test_exchange as TX
 from .test_api import Api
 from .test_exchange_api import CARE, err, h, post
 
@@ -20,6 +28,7 @@ def api(db_url, tmp_path):
     a.c.dispose()
 
 
+board = TX.board  # the service's fixture: members ana, bea, cai, a shop, a settable clock
 HUGE = "9999999999999999999"  # 19 digits, past 2**63 - 1
 
 
@@ -48,3 +57,46 @@ def test_out_of_range_cursors_and_ids_are_4xx_with_a_reason(api):
     top = api.client.get(msgs, params={"after": 2**31 - 1}, headers=h(api, "bea"))
     assert top.status_code == 200 and top.json()["items"] == [], top.text
     assert api.client.get("/v1/listings", headers=h(api, "bea", True)).status_code == 200  # still serving
+
+
+def test_cancel_withdraws_the_linked_request_so_it_cannot_be_paid(board):
+    c = board
+    _, _, a = TX.arrange(c)
+    c.x.accept(a.id, c.addr("bea"))
+    _, req = c.x.request_payment(a.id, c.addr("ana"))
+    assert c.x.cancel(a.id, c.addr("bea")).status == "cancelled"
+    assert PaymentRequests(c.ledger).get(req.id).status == "declined"
+    with pytest.raises(E.RequestNotOpen):
+        TX.pay(c, req, "bea")
+    assert c.x.arrangement(a.id, c.addr("ana")).status == "cancelled"
+    with pytest.raises(E.InvalidTransition):  # and nothing to ask for either
+        c.x.request_payment(a.id, c.addr("ana"))
+
+
+def test_accept_losing_to_a_cancel_answers_409_with_the_current_status(board):
+    """PostgreSQL (SQLite serialises writers, so there is no race to lose): the cancel holds the
+    row while accept reads `proposed`; accept's guarded UPDATE then changes nothing."""
+    c = board
+    if c.ledger.engine.dialect.name != "postgresql":
+        pytest.skip("a concurrent writer needs PostgreSQL")
+    _, _, a = TX.arrange(c)
+    other = c.ledger.engine.connect()
+    tx = other.begin()
+    other.execute(update(arrangements).where(arrangements.c.id == a.id).values(status="cancelled"))
+    out = []
+
+    def accept():
+        try:
+            out.append(c.x.accept(a.id, c.addr("bea")))
+        except Exception as exc:  # noqa: BLE001 - the answer is what is checked
+            out.append(exc)
+
+    t = threading.Thread(target=accept)
+    t.start()
+    time.sleep(0.5)  # accept has read `proposed` and waits on the row
+    tx.commit()
+    other.close()
+    t.join(10)
+    assert isinstance(out[0], E.InvalidTransition), out
+    assert "now cancelled" in out[0].message
+    assert c.x.arrangement(a.id, c.addr("bea")).status == "cancelled"
