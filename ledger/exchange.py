@@ -503,13 +503,12 @@ class Exchange:
 
     # -- arrangements -----------------------------------------------------------------------
     def propose(self, cid: str, by: str, fields: dict) -> Arrangement:
-        values = X.check_arrangement(fields, self._currencies())
+        time_currencies = frozenset(c for c, v in self.ledger.currencies.items() if v.style == "time")
+        values = X.check_arrangement(fields, self._currencies(), time_currencies)
         now = self.ledger.clock()
         with self.ledger.transaction() as conn:
             conv = self._conversation(conn, cid, by, now)
             provider, receiver = X.provider_and_receiver(conv.listing_kind, conv.author, conv.responder)
-            if values["minutes"] is None and self.ledger.currencies[values["currency"]].style == "time":
-                values["minutes"] = values["amount"]  # HOUR counts minutes: the time is the price
             aid = _new_id()
             conn.execute(insert(A).values(id=aid, conversation_id=cid, listing_id=conv.listing_id, proposer=by,
                                           provider=provider, receiver=receiver, status="proposed", created_at=now,

@@ -100,3 +100,19 @@ def test_accept_losing_to_a_cancel_answers_409_with_the_current_status(board):
     assert isinstance(out[0], E.InvalidTransition), out
     assert "now cancelled" in out[0].message
     assert c.x.arrangement(a.id, c.addr("bea")).status == "cancelled"
+
+
+def test_minutes_are_the_amount_in_hours_and_bounded_otherwise(board):
+    c = board
+    _, conv, a = TX.arrange(c, amount=90)
+    assert a.minutes == 90
+    helper = c.addr("ana")
+    with pytest.raises(E.InvalidInput, match="minutes are the amount"):
+        c.x.propose(conv.id, helper, {"what": "w", "currency": "HOUR", "amount": 1, "minutes": 10**9})
+    with pytest.raises(E.InvalidInput, match="at most 10080"):
+        c.x.propose(conv.id, helper, {"what": "w", "currency": "HOUR", "amount": 10081})
+    assert c.x.propose(conv.id, helper, {"what": "w", "currency": "HOUR", "amount": 60, "minutes": 60}).minutes == 60
+    with pytest.raises(E.InvalidInput, match="at most 10080"):
+        c.x.propose(conv.id, helper, {"what": "w", "currency": "CRED", "amount": 1, "minutes": 10**9})
+    assert c.x.propose(conv.id, helper, {"what": "w", "currency": "CRED", "amount": 500, "minutes": 10080}).minutes \
+        == 10080

@@ -257,7 +257,13 @@ def provider_and_receiver(kind: str, author: str, responder: str) -> tuple[str, 
     return (author, responder) if kind == "offer" else (responder, author)
 
 
-def check_arrangement(fields: Mapping, currencies: set[str]) -> dict:
+MAX_ARRANGEMENT_MINUTES = 7 * 24 * 60  # a week of work: the statistics count these minutes
+
+
+def check_arrangement(fields: Mapping, currencies: set[str], time_currencies: frozenset[str] = frozenset()) -> dict:
+    """An arrangement's columns. Its minutes feed hoursByCategory, so they are bounded (at most
+    a week per arrangement) and, in a time currency (HOUR: the minor unit is a minute), they
+    are the amount itself: no arrangement can weigh more in the statistics than it pays."""
     unknown = set(fields) - {"what", "when", "minutes", "currency", "amount"}
     if unknown:
         raise InvalidInput(f"unknown arrangement field(s): {', '.join(sorted(unknown))}")
@@ -268,6 +274,14 @@ def check_arrangement(fields: Mapping, currencies: set[str]) -> dict:
     minutes = fields.get("minutes")
     if minutes is not None:
         minutes = check_positive_amount(minutes, "minutes")
+    if currency in time_currencies:
+        if minutes is not None and minutes != amount:
+            raise InvalidInput(f"in {currency} the minutes are the amount (its minor unit is a minute): "
+                               "send minutes equal to the amount, or leave them out")
+        minutes = amount
+    if minutes is not None and minutes > MAX_ARRANGEMENT_MINUTES:
+        raise InvalidInput(f"minutes are at most {MAX_ARRANGEMENT_MINUTES} (a week) per arrangement: "
+                           "split longer work into several arrangements")
     return {"what": _text(fields.get("what"), "what", MAX_ARRANGEMENT_TEXT, required=True),
             "when_text": _text(fields.get("when"), "when", MAX_ARRANGEMENT_TEXT, required=False),
             "minutes": minutes, "currency": currency, "amount": amount}
