@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from sqlalchemy import (
 from .core import errors as E
 from .core import exchange as X
 from .core.vocab import Role
+from .exchange_stats import freeze_closed_months, hours_by_category
 from .requests import PaymentRequest, PaymentRequests, clamp_limit
 from .store import tables as T
 from .store.errors import domain_errors
@@ -662,6 +662,8 @@ def erase_closed(ledger, *, period_days: int, now_ms: int | None = None) -> int:
     cut = now - period_days * X.DAY_MS
     sqlite = ledger.engine.dialect.name == "sqlite"
     with ledger.transaction() as conn:
+        # closed months' statistics are frozen before any arrangement of theirs goes (exchange_stats)
+        freeze_closed_months(conn, ledger.clock())
         found = conn.execute(select(L.c.id, L.c.text_rowid).where(or_(
             L.c.expires_at < cut, and_(L.c.status == "closed", L.c.closed_at < cut)))).all()
         ids = [r.id for r in found]
@@ -693,37 +695,7 @@ def erase_expired(ledger, policy, now_ms: int) -> int:
     return erase_closed(ledger, period_days=retention_days(policy), now_ms=now_ms)
 
 
-# -- statistics --------------------------------------------------------------------------------
-def hours_by_category(ledger, *, k: int, before_ms: int, dominance: float = 0.5) -> list[dict]:
-    """Minutes of paid arrangements per (UTC month of the payment, category), for months
-    before `before_ms`; a cell is released only with at least k providers and k receivers and
-    no provider or receiver holding more than `dominance` of its minutes (the rules of
-    ledger.privacy.stats). Only arrangements still kept count."""
-    t = T.transfers
-    q = select(L.c.category, A.c.provider, A.c.receiver, A.c.minutes, t.c.at) \
-        .select_from(A.join(L, L.c.id == A.c.listing_id).join(R, R.c.id == A.c.request_id).join(t, PAYS)) \
-        .where(A.c.status == "accepted", A.c.minutes.isnot(None), t.c.at < before_ms)
-    with domain_errors(), ledger._reader() as conn:
-        rows = conn.execute(q).all()
-    cells: dict[tuple[str, str], list] = {}
-    for r in rows:
-        month = datetime.fromtimestamp(r.at / 1000, UTC).strftime("%Y-%m")
-        cells.setdefault((month, r.category), []).append(r)
-    out = []
-    for (month, category), group in sorted(cells.items()):
-        minutes = sum(r.minutes for r in group)
-        providers, receivers = {}, {}
-        for r in group:
-            providers[r.provider] = providers.get(r.provider, 0) + r.minutes
-            receivers[r.receiver] = receivers.get(r.receiver, 0) + r.minutes
-        largest = max(max(providers.values()), max(receivers.values()))
-        key = {"month": month, "category": category}
-        if len(providers) >= k and len(receivers) >= k and largest <= dominance * minutes:
-            out.append({**key, "minutes": minutes, "arrangements": len(group), "providers": len(providers),
-                        "receivers": len(receivers)})
-        else:
-            out.append({**key, "suppressed": True})
-    return out
+# statistics: ledger/exchange_stats.py (hours_by_category, frozen per closed month), re-exported
 
 
 __all__ = [

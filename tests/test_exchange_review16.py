@@ -10,6 +10,9 @@ import pytest
 from sqlalchemy import update
 
 from ledger.core import errors as E
+from ledger.exchange import erase_closed, hours_by_category
+from ledger.exchange_stats import month_start
+from ledger.privacy.stats import statistics
 from ledger.requests import PaymentRequests
 from ledger.store.exchange_tables import arrangements
 
@@ -116,3 +119,61 @@ def test_minutes_are_the_amount_in_hours_and_bounded_otherwise(board):
         c.x.propose(conv.id, helper, {"what": "w", "currency": "CRED", "amount": 1, "minutes": 10**9})
     assert c.x.propose(conv.id, helper, {"what": "w", "currency": "CRED", "amount": 500, "minutes": 10080}).minutes \
         == 10080
+
+
+def _job(c, provider, receiver, amount=60, category="elderly_care"):
+    o = TX.offer(c, provider, category=category)
+    _, _, a = TX.arrange(c, listing=o, helper=receiver, amount=amount)
+    c.x.accept(a.id, c.addr(provider))
+    _, req = c.x.request_payment(a.id, c.addr(provider))
+    TX.pay(c, req, receiver)
+    return o
+
+
+RING = ("ana", "bea", "cai", "dan", "eve", "fay")
+
+
+def _ring(c):
+    for name in RING[3:] + ("gus",):
+        c.member(name)
+    return [_job(c, p, RING[(i + 1) % 6]) for i, p in enumerate(RING)]
+
+
+def test_a_suppressed_category_hides_its_whole_month(board):
+    """Review 16 #1: with errands (one provider) hidden, a released elderly_care cell and the
+    month's HOUR total would give errands by subtraction; so the month's cells go together."""
+    c = board
+    _ring(c)
+    _job(c, "gus", "ana", amount=240, category="errands")
+    c.clock.now += 40 * TX.DAY_MS
+    cutoff = month_start(c.clock.now)
+    cells = hours_by_category(c.ledger, k=5, before_ms=cutoff)
+    assert {x["category"] for x in cells} == {"elderly_care", "errands"}
+    assert all(x.get("suppressed") for x in cells), cells
+    # without the lone errands job the same month's elderly_care cell would be released
+    assert statistics(c.ledger, k=5)["hoursByCategory"] == cells
+
+
+def test_a_closed_months_figures_never_change_when_retention_erases(board):
+    """Review 16 #2: the figures of a closed month are frozen, so erasing one of its
+    arrangements (retention) neither lowers them nor reveals that arrangement."""
+    c = board
+    first = _ring(c)
+    c.x.act(first[0].id, c.addr("ana"), "close")
+    c.clock.now += 40 * TX.DAY_MS
+    cutoff = month_start(c.clock.now)
+    released = hours_by_category(c.ledger, k=5, before_ms=cutoff)
+    assert [(x["minutes"], x["arrangements"], x["providers"], x["receivers"]) for x in released] == [(360, 6, 6, 6)]
+    c.clock.now += 100 * TX.DAY_MS
+    assert erase_closed(c.ledger, period_days=90, now_ms=c.clock.now) == 6  # one closed, five expired
+    assert hours_by_category(c.ledger, k=5, before_ms=cutoff) == released
+
+
+def test_retention_freezes_a_closed_month_nobody_read_yet(board):
+    c = board
+    first = _ring(c)
+    c.x.act(first[0].id, c.addr("ana"), "close")
+    c.clock.now += 140 * TX.DAY_MS  # no statistics read in between
+    assert erase_closed(c.ledger, period_days=90, now_ms=c.clock.now) == 6  # one closed, five expired
+    cells = hours_by_category(c.ledger, k=5, before_ms=month_start(c.clock.now))
+    assert [(x["minutes"], x["arrangements"]) for x in cells] == [(360, 6)]
