@@ -52,6 +52,9 @@ RATE_LIMITS = {
     "request_per_client": "600/minute",     # POST /v1/requests, per client address
     "request_per_payee": "120/minute",      # ... per signed-in payee (a till: 2 a second)
     "proposal_per_client": "30/minute",     # POST /v1/federation/alliances/proposals, per client address
+    "listing_per_member": "10/day",         # POST /v1/listings, per signed-in member (docs/exchange.md)
+    "board_message_per_member": "300/hour",  # answers and messages on the exchange board, per member
+    "arrangement_per_member": "100/hour",   # arrangement proposals on the exchange board, per member
 }
 RATE_LIMIT_WHAT = {
     "challenge_per_client": "sign-in challenges from this client",
@@ -59,6 +62,9 @@ RATE_LIMIT_WHAT = {
     "request_per_client": "payment requests from this client",
     "request_per_payee": "payment requests by this payee",
     "proposal_per_client": "alliance proposals from this client",
+    "listing_per_member": "new listings by this member",
+    "board_message_per_member": "board messages by this member",
+    "arrangement_per_member": "arrangement proposals by this member",
 }
 
 
@@ -140,7 +146,9 @@ def create_app(ledger: Ledger, settings: Settings | None = None, federation=None
                   "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
     app.state.federation = federation
-    app.state.exchange = Exchange(ledger, config=load_config(settings.exchange_config), requests=ctx.requests)
+    app.state.exchange = Exchange(ledger, config=load_config(settings.exchange_config), requests=ctx.requests,
+                                  shuffle_secret=hmac.new(load_or_create_secret(settings.secret_file),
+                                                          b"ayni-exchange-shuffle", hashlib.sha256).digest())
     errors.install(app)
     too_large = json.dumps(errors.error_body("payload_too_large", f"bodies are limited to {MAX_BODY} bytes")).encode()
     app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large)

@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     column,
     delete,
+    func,
     insert,
     literal_column,
     or_,
@@ -203,8 +204,12 @@ def search_words(query: object) -> list[str]:
 
 
 class Exchange:
-    def __init__(self, ledger, *, config: X.ExchangeConfig | None = None, requests: PaymentRequests | None = None):
+    def __init__(self, ledger, *, config: X.ExchangeConfig | None = None, requests: PaymentRequests | None = None,
+                 shuffle_secret: bytes = b""):
+        """`shuffle_secret`: keys the daily shuffle (the API passes one derived from the server's
+        secret, the same for every worker); without it the order is still fair but computable."""
         self.ledger = ledger
+        self.shuffle_secret = shuffle_secret
         self.config = config or load_config()
         self.requests = requests or PaymentRequests(ledger)
         self._sqlite = ledger.engine.dialect.name == "sqlite"
@@ -249,13 +254,22 @@ class Exchange:
         now = self.ledger.clock()
         values = X.check_listing(fields, self.config, self._currencies(), now)
         lid = _new_id()
-        key, day = secrets.randbelow(X.SHUFFLE_PRIME), X.day_of(now)
-        row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": key, "shuffle_day": day,
-               "shuffle_rank": X.shuffle_rank(day, key), "text_rowid": secrets.randbits(62),
-               "created_at": now, "updated_at": now, "closed_at": None, "hidden_at": None, "hidden_reason": None}
-        row.setdefault("availability", None)
-        row.setdefault("slots", None)
         with self.ledger.transaction() as conn:
+            # a re-post: the author closed (or let expire) a listing of the same kind and category
+            # posted within REPOST_DAYS; the new one takes its place in both orders
+            place = conn.execute(select(L.c.created_at, L.c.shuffle_key).where(
+                L.c.author == author, L.c.kind == values["kind"], L.c.category == values["category"],
+                L.c.created_at > now - X.REPOST_DAYS * X.DAY_MS, or_(L.c.status == "closed", L.c.expires_at <= now))
+                .order_by(L.c.created_at).limit(1)).first()
+            created, key = (place.created_at, place.shuffle_key) if place else \
+                (now, secrets.randbelow(X.SHUFFLE_PRIME))
+            # ranked by the next shuffled search (_refresh_shuffle), with the secret of the reader
+            row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": key,
+                   "shuffle_day": -1, "shuffle_rank": 0,
+                   "text_rowid": secrets.randbits(62), "created_at": created, "updated_at": now,
+                   "closed_at": None, "hidden_at": None, "hidden_reason": None}
+            row.setdefault("availability", None)
+            row.setdefault("slots", None)
             conn.execute(insert(L).values(**row))
             stored = self._row(conn, lid)
             self._fts_write(conn, stored)
@@ -371,12 +385,16 @@ class Exchange:
             return page, nxt, day
         if cursor is not None:
             c_day, c_rank, c_id = _uncursor(cursor, "iih")
+            # only today's order, or yesterday's for a paging begun before midnight: no other
+            # day's order can be read (tomorrow's would be known a day early)
+            if int(c_day) not in (day, day - 1) or int(c_rank) >= X.SHUFFLE_PRIME:
+                raise E.InvalidInput("cursor is from another day: start the shuffled list again without a cursor")
             day = int(c_day)
         if day == X.day_of(now):  # today's ranks are stored: a page is a range of an index
             self._refresh_shuffle(day)
             rank = L.c.shuffle_rank
         else:  # a cursor from yesterday: finish that day's order, computed
-            mult, add = X.shuffle_params(day)
+            mult, add = X.shuffle_params(day, self.shuffle_secret)
             rank = (L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add))) \
                 % literal_column(str(X.SHUFFLE_PRIME))
         if cursor is not None:
@@ -388,7 +406,9 @@ class Exchange:
         nxt = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            nxt = _cursor(day, X.shuffle_rank(day, last.shuffle_key), last.id)
+            stored = day == X.day_of(now)  # today's page ordered by the stored rank: the cursor names that
+            nxt = _cursor(day, last.shuffle_rank if stored else
+                          X.shuffle_rank(day, last.shuffle_key, self.shuffle_secret), last.id)
         return page, nxt, day
 
     def _refresh_shuffle(self, day: int) -> None:
@@ -399,7 +419,7 @@ class Exchange:
         with domain_errors(), self._read() as conn:
             if conn.execute(select(L.c.id).where(stale).limit(1)).first() is None:
                 return
-        mult, add = X.shuffle_params(day)
+        mult, add = X.shuffle_params(day, self.shuffle_secret)
         with self.ledger.transaction() as conn:
             conn.execute(update(L).where(stale).values(
                 shuffle_day=day, shuffle_rank=(L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add)))
@@ -509,6 +529,11 @@ class Exchange:
         with self.ledger.transaction() as conn:
             conv = self._conversation(conn, cid, by, now)
             provider, receiver = X.provider_and_receiver(conv.listing_kind, conv.author, conv.responder)
+            waiting = conn.execute(select(func.count()).select_from(A).where(
+                A.c.conversation_id == cid, A.c.status == "proposed")).scalar_one()
+            if waiting >= X.MAX_OPEN_PROPOSALS:
+                raise E.InvalidTransition(f"this conversation already has {X.MAX_OPEN_PROPOSALS} proposals "
+                                          "waiting for an answer: accept or cancel some first")
             aid = _new_id()
             conn.execute(insert(A).values(id=aid, conversation_id=cid, listing_id=conv.listing_id, proposer=by,
                                           provider=provider, receiver=receiver, status="proposed", created_at=now,
@@ -561,24 +586,25 @@ class Exchange:
         q = self._arrangement_query().where(or_(A.c.provider == by, A.c.receiver == by))
         if conversation is not None:
             q = q.where(A.c.conversation_id == X.check_object_id(conversation, "conversation"))
-        if status in ("proposed", "cancelled"):
-            q = q.where(A.c.status == status)
-        elif status is not None:
-            q = q.where(A.c.status == "accepted")
+        if status is not None:  # the derived status in SQL (as _request_status), so paging is a LIMIT
+            paid = T.transfers.c.seq.isnot(None)
+            asked = and_(A.c.request_id.isnot(None), R.c.status.isnot(None), T.transfers.c.seq.is_(None),
+                         R.c.status != "declined", R.c.expires_at >= now)
+            q = q.where(A.c.status == ("accepted" if status in ("accepted", "payment_requested", "paid") else status))
+            if status == "paid":
+                q = q.where(paid)
+            elif status == "payment_requested":
+                q = q.where(asked)
+            elif status == "accepted":
+                q = q.where(~paid, ~asked)
         if cursor is not None:
             at, aid = _uncursor(cursor, "ih")
             q = q.where(or_(A.c.created_at < int(at), and_(A.c.created_at == int(at), A.c.id < aid)))
-        q = q.order_by(A.c.created_at.desc(), A.c.id.desc())
-        page, last = [], None
+        q = q.order_by(A.c.created_at.desc(), A.c.id.desc()).limit(limit + 1)
         with domain_errors(), self._read() as conn:
-            for row in conn.execute(q).all():  # a member's own arrangements: a short list
-                view = self._arrangement_view(conn, row, by, now)
-                if status is None or view.status == status:
-                    if len(page) == limit:
-                        return page, _cursor(last.created_at, last.id)
-                    page.append(view)
-                    last = view
-        return page, None
+            rows = conn.execute(q).all()
+            page = [self._arrangement_view(conn, r, by, now) for r in rows[:limit]]
+        return page, (_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
 
     def accept(self, aid: str, by: str) -> Arrangement:
         now = self.ledger.clock()

@@ -7,14 +7,15 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ledger.core import errors as E
-from ledger.exchange import erase_closed, hours_by_category
+from ledger.core.exchange import shuffle_rank
+from ledger.exchange import Exchange, erase_closed, hours_by_category
 from ledger.exchange_stats import month_start
 from ledger.privacy.stats import statistics
 from ledger.requests import PaymentRequests
-from ledger.store.exchange_tables import arrangements
+from ledger.store.exchange_tables import arrangements, listings
 
 from . import test_exchange as TX
 from .test_api import Api
@@ -177,3 +178,75 @@ def test_retention_freezes_a_closed_month_nobody_read_yet(board):
     assert erase_closed(c.ledger, period_days=90, now_ms=c.clock.now) == 6  # one closed, five expired
     cells = hours_by_category(c.ledger, k=5, before_ms=month_start(c.clock.now))
     assert [(x["minutes"], x["arrangements"]) for x in cells] == [(360, 6)]
+
+
+def _decode(cursor: str) -> list[str]:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
+
+
+def _keys(c) -> dict:
+    with c.ledger.engine.connect() as conn:
+        return dict(conn.execute(select(listings.c.id, listings.c.shuffle_key)).all())
+
+
+def test_reposting_keeps_the_old_place_and_no_other_days_order_is_readable(board):
+    """Review 16 #4: close-and-repost buys no better place in either order; the shuffle is
+    keyed by the server's secret, so a cursor's rank tells no key; only today's (or, for a
+    paging begun before midnight, yesterday's) order can be paged."""
+    c = board
+    first = TX.offer(c, "ana")
+    c.x.act(first.id, c.addr("ana"), "close")
+    again = TX.offer(c, "ana")
+    keys = _keys(c)
+    assert again.created_at == first.created_at and keys[again.id] == keys[first.id]
+    other = TX.offer(c, "ana", category="errands")  # another category is another listing
+    assert other.created_at > first.created_at
+    TX.offer(c, "bea")
+    TX.offer(c, "cai")
+    secret = b"s" * 32
+    x = Exchange(c.ledger, shuffle_secret=secret)
+    _, cursor, day = x.search(order="shuffle", limit=1)
+    _, c_rank, c_id = _decode(cursor)
+    key = _keys(c)[c_id]
+    assert int(c_rank) == shuffle_rank(day, key, secret) != shuffle_rank(day, key)
+    for other_day in (day + 1, day - 2, 0):
+        with pytest.raises(E.InvalidInput, match="another day"):
+            x.search(order="shuffle", cursor=_b64(f"{other_day}:{c_rank}:{c_id}"))
+    c.clock.now = (day + 1) * TX.DAY_MS + 5  # past midnight: the page begun yesterday ends
+    rest, _, same_day = x.search(order="shuffle", limit=10, cursor=cursor)
+    assert same_day == day and len(rest) == 3
+
+
+def test_board_writes_are_rate_limited_per_member(api):
+    for i in range(10):
+        post(api, "ana", {**CARE, "title": f"Care {i}"})
+    r = api.client.post("/v1/listings", json=CARE, headers=h(api, "ana"))
+    err(r, 429, "rate_limited")
+    assert "new listings" in r.json()["error"]["message"]
+    post(api, "bea", CARE)  # per member
+
+
+def test_open_proposals_per_conversation_are_bounded_and_arrangements_page_in_sql(board):
+    c = board
+    _, conv, a = TX.arrange(c)
+    for _ in range(9):
+        c.x.propose(conv.id, c.addr("ana"), {"what": "w", "currency": "HOUR", "amount": 30})
+    with pytest.raises(E.InvalidTransition, match="10 proposals"):
+        c.x.propose(conv.id, c.addr("ana"), {"what": "w", "currency": "HOUR", "amount": 30})
+    c.x.cancel(a.id, c.addr("bea"))
+    kept = c.x.propose(conv.id, c.addr("ana"), {"what": "w", "currency": "HOUR", "amount": 30})
+    mine = c.x.arrangements(c.addr("bea"))[0]
+    accepted = [c.x.accept(m.id, c.addr("bea")).id for m in mine[:3] if m.status == "proposed"]
+    _, req = c.x.request_payment(accepted[0], c.addr("ana"))
+    TX.pay(c, req, "bea")
+    c.x.request_payment(accepted[1], c.addr("ana"))
+    for status, want in (("paid", accepted[:1]), ("payment_requested", accepted[1:2]), ("accepted", accepted[2:3]),
+                         ("cancelled", [a.id])):
+        seen, cursor = [], None
+        while True:
+            page, cursor = c.x.arrangements(c.addr("ana"), status=status, limit=1, cursor=cursor)
+            seen += [p.id for p in page]
+            if cursor is None:
+                break
+        assert seen == want, status
+    assert kept.id in [p.id for p in c.x.arrangements(c.addr("ana"), status="proposed", limit=500)[0]]

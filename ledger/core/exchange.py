@@ -7,6 +7,7 @@ random key and of nothing a member does (tests/test_exchange_order.py holds this
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ MIN_EXPIRY_DAYS = 1
 MAX_TITLE, MAX_DESCRIPTION, MAX_AVAILABILITY = 120, 2000, 200
 MAX_MESSAGE, MAX_REASON, MAX_THANKS, MAX_ARRANGEMENT_TEXT = 2000, 500, 500, 300
 MAX_SLOTS = 14
+# climbing the order by re-posting (docs/exchange.md): a member's new listing of a kind and
+# category of which they closed (or let expire) one posted within REPOST_DAYS takes that
+# listing's place in both orders (its creation time and shuffle key); the API also limits new
+# listings per member and day
+REPOST_DAYS = 30
+MAX_OPEN_PROPOSALS = 10  # arrangements `proposed` at once in one conversation: no flooding a member
 LISTING_FIELDS = ("kind", "title", "description", "category", "area", "currency", "priceUnit", "price",
                   "availability", "slots", "expiresInDays")
 
@@ -329,17 +336,20 @@ def day_of(now_ms: int) -> int:
     return now_ms // DAY_MS
 
 
-def shuffle_params(day: int) -> tuple[int, int]:
-    """(mult, add) of day `day`'s permutation key -> (key * mult + add) mod P, from a hash of
-    the day alone: the same for every reader, different every day, chosen by nobody."""
-    digest = hashlib.sha256(f"ayni-exchange-shuffle:{day}".encode()).digest()
+def shuffle_params(day: int, secret: bytes = b"") -> tuple[int, int]:
+    """(mult, add) of day `day`'s permutation key -> (key * mult + add) mod P, from a keyed hash
+    of the day alone: the same for every reader, different every day, chosen by nobody. The
+    server passes its secret, so a listing's rank (or its place on a page) tells nobody its key,
+    nor where it will stand on any other day."""
+    digest = hmac.new(secret, f"ayni-exchange-shuffle:{day}".encode(), hashlib.sha256).digest()
     mult = int.from_bytes(digest[:8], "big") % (SHUFFLE_PRIME - 1) + 1
     add = int.from_bytes(digest[8:16], "big") % SHUFFLE_PRIME
     return mult, add
 
 
-def shuffle_rank(day: int, key: int) -> int:
+def shuffle_rank(day: int, key: int, secret: bytes = b"") -> int:
     """A listing's place on day `day` (ascending): hash(seed_day, listing key). The key is
-    random at posting and never changes; nothing a member does moves it."""
-    mult, add = shuffle_params(day)
+    random at posting and never changes; nothing a member does moves it (a re-post keeps its
+    predecessor's key: see REPOST_DAYS)."""
+    mult, add = shuffle_params(day, secret)
     return (key * mult + add) % SHUFFLE_PRIME
