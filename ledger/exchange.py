@@ -181,6 +181,12 @@ def _uncursor(cursor: str, shape: str) -> list[str]:
         raise E.InvalidInput("cursor is malformed: pass back the nextCursor of the previous page") from None
 
 
+def _unknown_listing(listing_id: str) -> E.UnknownListing:
+    """One answer for a listing that does not exist and one the asker may not see, change or
+    answer: a different message would tell a stranger that a hidden or paused listing exists."""
+    return E.UnknownListing(f"there is no listing {listing_id} you can see or act on")
+
+
 def _new_id() -> str:
     return secrets.token_hex(16)
 
@@ -225,7 +231,7 @@ class Exchange:
         X.check_object_id(listing_id, "listing")
         row = conn.execute(select(L).where(L.c.id == listing_id)).first()
         if row is None:
-            raise E.UnknownListing(f"there is no listing {listing_id}")
+            raise _unknown_listing(listing_id)
         return row
 
     def _fts_write(self, conn, row) -> None:
@@ -280,7 +286,7 @@ class Exchange:
         with self.ledger.transaction() as conn:
             row = self._row(conn, listing_id)
             if row.author != by:
-                raise E.UnknownListing(f"there is no listing {listing_id} of yours")
+                raise _unknown_listing(listing_id)
             if row.status == "closed":
                 raise E.InvalidTransition("a closed listing cannot be changed: post a new one")
             values = X.check_listing(fields, self.config, self._currencies(), now, current=row._mapping)
@@ -297,7 +303,7 @@ class Exchange:
         with self.ledger.transaction() as conn:
             row = self._row(conn, listing_id)
             if row.author != by:
-                raise E.UnknownListing(f"there is no listing {listing_id} of yours")
+                raise _unknown_listing(listing_id)
             status = X.listing_transition(row.status, action, expires_at=row.expires_at, now_ms=now)
             conn.execute(update(L).where(L.c.id == listing_id).values(
                 status=status, updated_at=now, **({"closed_at": now} if status == "closed" else {})))
@@ -322,7 +328,7 @@ class Exchange:
         with domain_errors(), self._read() as conn:
             row = self._row(conn, listing_id)
             if row.author != by and role not in MODERATOR_ROLES:
-                raise E.UnknownListing(f"there is no listing {listing_id} of yours")
+                raise _unknown_listing(listing_id)
             rows = conn.execute(select(M).where(M.c.listing_id == listing_id).order_by(M.c.id)).all()
         return [Moderation(r.id, r.action, r.moderator, r.reason, r.at) for r in rows]
 
@@ -333,7 +339,7 @@ class Exchange:
             listing = _listing(self._row(conn, listing_id), now)
         if listing.public or listing.author == by or role in MODERATOR_ROLES:
             return listing
-        raise E.UnknownListing(f"there is no listing {listing_id}")
+        raise _unknown_listing(listing_id)
 
     def mine(self, author: str, *, status: str | None = None, limit: int | None = 50,
              cursor: str | None = None) -> tuple[list[Listing], str | None]:
@@ -452,7 +458,7 @@ class Exchange:
         with self.ledger.transaction() as conn:
             row = self._row(conn, listing_id)
             if not X.is_public(row.status, row.hidden_at, row.expires_at, now):
-                raise E.UnknownListing(f"there is no listing {listing_id} open to answers")
+                raise _unknown_listing(listing_id)
             if row.author == by:
                 raise E.InvalidInput("this is your own listing")
             existing = conn.execute(select(C.c.id).where(C.c.listing_id == listing_id, C.c.responder == by)).first()

@@ -250,3 +250,22 @@ def test_open_proposals_per_conversation_are_bounded_and_arrangements_page_in_sq
                 break
         assert seen == want, status
     assert kept.id in [p.id for p in c.x.arrangements(c.addr("ana"), status="proposed", limit=500)[0]]
+
+
+def test_not_yours_and_not_there_read_the_same(api):
+    """Review 16 #10: a stranger learns nothing about a paused (or hidden) listing's existence."""
+    o = post(api, "ana", CARE)
+    assert api.client.post(f"/v1/listings/{o['id']}/pause", headers=h(api, "ana")).status_code == 200
+    unknown = "0" * 32
+
+    def answers(lid):
+        out = []
+        for method, path, body in (("PATCH", "", {"title": "x"}), ("POST", "/pause", None), ("POST", "/close", None),
+                                   ("GET", "/moderation", None), ("GET", "", None),
+                                   ("POST", "/conversations", {"message": "hi"})):
+            r = api.client.request(method, f"/v1/listings/{lid}{path}", json=body, headers=h(api, "bea", True))
+            out.append((r.status_code, r.json()["error"]["code"], r.json()["error"]["message"].replace(lid, "ID")))
+        return out
+
+    mine, none = answers(o["id"]), answers(unknown)
+    assert mine == none and {a[0] for a in mine} == {404}, mine
