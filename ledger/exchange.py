@@ -698,22 +698,50 @@ def erase_closed(ledger, *, period_days: int, now_ms: int | None = None) -> int:
         freeze_closed_months(conn, ledger.clock())
         found = conn.execute(select(L.c.id, L.c.text_rowid).where(or_(
             L.c.expires_at < cut, and_(L.c.status == "closed", L.c.closed_at < cut)))).all()
-        ids = [r.id for r in found]
-        text_rows = {r.id: r.text_rowid for r in found}
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-            arr = select(A.c.id).where(A.c.listing_id.in_(chunk))
-            conv = select(C.c.id).where(C.c.listing_id.in_(chunk))
-            conn.execute(delete(TH).where(TH.c.arrangement_id.in_(arr)))
-            conn.execute(delete(A).where(A.c.listing_id.in_(chunk)))
-            conn.execute(delete(MS).where(MS.c.conversation_id.in_(conv)))
-            conn.execute(delete(C).where(C.c.listing_id.in_(chunk)))
-            conn.execute(delete(M).where(M.c.listing_id.in_(chunk)))
-            if sqlite:
-                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN "
-                                  f"({', '.join(f':p{i}' for i in range(len(chunk)))})"),
-                             {f"p{i}": text_rows[v] for i, v in enumerate(chunk)})
-            conn.execute(delete(L).where(L.c.id.in_(chunk)))
-    return len(ids)
+        _erase_listings(conn, found, sqlite)
+    return len(found)
+
+
+def _erase_listings(conn, found, sqlite: bool) -> int:
+    """Delete listings (rows with .id and .text_rowid) and everything of theirs; returns the
+    number of conversations that went with them."""
+    ids = [r.id for r in found]
+    text_rows = {r.id: r.text_rowid for r in found}
+    conversations = 0
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        arr = select(A.c.id).where(A.c.listing_id.in_(chunk))
+        conv = select(C.c.id).where(C.c.listing_id.in_(chunk))
+        conn.execute(delete(TH).where(TH.c.arrangement_id.in_(arr)))
+        conn.execute(delete(A).where(A.c.listing_id.in_(chunk)))
+        conn.execute(delete(MS).where(MS.c.conversation_id.in_(conv)))
+        conversations += conn.execute(delete(C).where(C.c.listing_id.in_(chunk))).rowcount
+        conn.execute(delete(M).where(M.c.listing_id.in_(chunk)))
+        if sqlite:
+            conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN "
+                              f"({', '.join(f':p{i}' for i in range(len(chunk)))})"),
+                         {f"p{i}": text_rows[v] for i, v in enumerate(chunk)})
+        conn.execute(delete(L).where(L.c.id.in_(chunk)))
+    return conversations
+
+
+def erase_member(ledger, address: str) -> tuple[int, int]:
+    """A member's erasure request (ledger.privacy.retention.erase_member): their listings with
+    everything of theirs, and every conversation they answered (its messages, arrangements and
+    notes). The payment requests and payments stay (the ledger's), as in retention; closed
+    months' statistics are frozen first, so no released figure changes. Returns (listings,
+    conversations) erased."""
+    sqlite = ledger.engine.dialect.name == "sqlite"
+    with ledger.transaction() as conn:
+        freeze_closed_months(conn, ledger.clock())
+        found = conn.execute(select(L.c.id, L.c.text_rowid).where(L.c.author == address)).all()
+        conversations = _erase_listings(conn, found, sqlite)
+        answered = select(C.c.id).where(C.c.responder == address)
+        arr = select(A.c.id).where(A.c.conversation_id.in_(answered))
+        conn.execute(delete(TH).where(TH.c.arrangement_id.in_(arr)))
+        conn.execute(delete(A).where(A.c.conversation_id.in_(answered)))
+        conn.execute(delete(MS).where(MS.c.conversation_id.in_(answered)))
+        conversations += conn.execute(delete(C).where(C.c.responder == address)).rowcount
+    return len(found), conversations
 
 
 def retention_days(policy) -> int:
@@ -740,6 +768,7 @@ __all__ = [
     "Moderation",
     "erase_closed",
     "erase_expired",
+    "erase_member",
     "hours_by_category",
     "load_config",
 ]

@@ -269,3 +269,41 @@ def test_not_yours_and_not_there_read_the_same(api):
 
     mine, none = answers(o["id"]), answers(unknown)
     assert mine == none and {a[0] for a in mine} == {404}, mine
+
+
+def test_a_listing_cannot_be_extended_past_90_days_from_its_creation(board):
+    c = board
+    o = TX.offer(c, "ana")
+    c.clock.now += 30 * TX.DAY_MS
+    assert c.x.edit(o.id, c.addr("ana"), {"expiresInDays": 60}).expires_at <= o.created_at + 90 * TX.DAY_MS
+    with pytest.raises(E.InvalidInput, match="at most 90 days from its creation"):
+        c.x.edit(o.id, c.addr("ana"), {"expiresInDays": 61})
+
+
+def test_a_member_erases_their_board_data_and_the_answer_says_what(api):
+    o = post(api, "ana", CARE)
+    theirs = post(api, "bea", CARE)
+    conv = api.client.post(f"/v1/listings/{o['id']}/conversations", json={"message": "my phone is 555"},
+                           headers=h(api, "bea")).json()
+    api.client.post(f"/v1/listings/{theirs['id']}/conversations", json={"message": "hi"}, headers=h(api, "cai"))
+    err(api.client.post(f"/v1/accounts/{api.c.addr('bea')}/erasure", json={"listings": True},
+                        headers=h(api, "bea")), 422, "invalid_input")
+    r = api.client.post(f"/v1/accounts/{api.c.addr('bea')}/erasure", json={"memos": False, "profile": False,
+                                                                           "board": True}, headers=h(api, "bea"))
+    assert r.status_code == 200, r.text
+    assert r.json()["erased"]["exchange_listings"] == 1 and r.json()["erased"]["exchange_conversations"] == 2
+    err(api.client.get(f"/v1/conversations/{conv['id']}", headers=h(api, "ana")), 404, "unknown_conversation")
+    assert api.client.get(f"/v1/listings/{o['id']}", headers=h(api, "ana")).status_code == 200  # ana's stays
+    assert api.client.get("/v1/listings/mine", headers=h(api, "bea")).json()["items"] == []
+    assert api.client.get("/v1/conversations", headers=h(api, "cai")).json()["items"] == []
+
+
+def test_board_items_are_declared_under_purposes_that_hold_their_category():
+    from ledger.privacy.policy import load_policy
+    policy = load_policy()
+    cats = {p.id: set(p.categories) for p in policy.purposes}
+    board_items = [i for i in policy.items if i.category in ("listings", "exchange")]
+    assert len(board_items) == 4
+    for item in board_items:
+        for purpose in item.purposes:
+            assert item.category in cats[purpose], (item.id, purpose)

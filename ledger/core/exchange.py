@@ -210,6 +210,11 @@ def check_listing(fields: Mapping, config: ExchangeConfig, currencies: set[str],
         out["slots"] = parse_slots(fields.get("slots"))
     if new or "expiresInDays" in fields:
         out["expires_at"] = expiry_at(kind, now_ms, fields.get("expiresInDays"))
+        # a listing lives at most MAX_EXPIRY_DAYS from its creation: extending it for ever would
+        # keep the answering members' messages for ever (they go with the listing)
+        if not new and out["expires_at"] > max(current["expires_at"], current["created_at"] + MAX_EXPIRY_DAYS * DAY_MS):
+            raise InvalidInput(f"a listing lives at most {MAX_EXPIRY_DAYS} days from its creation: "
+                               "post a new one to go on")
     return out
 
 
