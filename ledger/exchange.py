@@ -63,7 +63,6 @@ MAX_QUERY_WORDS = 12
 MAX_BIGINT = 2**63 - 1  # a cursor's integers are BigInteger columns' values
 MAX_MESSAGE_ID = 2**31 - 1  # messages.id is a 32-bit INTEGER on PostgreSQL
 MANY_MATCHES = 1000  # SQLite: from this many full-text matches on, a search walks the order's index
-_WORD = re.compile(r"[^\W_]+")
 
 
 def load_config(path: str | os.PathLike | None = None) -> X.ExchangeConfig:
@@ -200,10 +199,11 @@ def _listing(row, now: int) -> Listing:
 
 
 def search_words(query: object) -> list[str]:
-    """The whole words of a search (letters and digits; case-folded), at most MAX_QUERY_WORDS."""
+    """The whole words of a search, normalised as the stored text (core.exchange.search_text),
+    at most MAX_QUERY_WORDS."""
     if not isinstance(query, str) or len(query) > 200:
         raise E.InvalidInput("q is text of at most 200 characters")
-    words = [w.lower() for w in _WORD.findall(query)]
+    words = X.search_text(query).split()
     if not words:
         raise E.InvalidInput("q holds no word to search for")
     return words[:MAX_QUERY_WORDS]
@@ -239,7 +239,8 @@ class Exchange:
             conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid = :r"), {"r": row.text_rowid})
             conn.execute(text(f"INSERT INTO {FTS_TABLE} (rowid, listing_id, title, description) "
                               "VALUES (:r, :id, :t, :d)"),
-                         {"r": row.text_rowid, "id": row.id, "t": row.title, "d": row.description})
+                         {"r": row.text_rowid, "id": row.id, "t": X.search_text(row.title),
+                          "d": X.search_text(row.description)})
 
     @staticmethod
     def _check_role(role: str, what: str) -> None:
@@ -273,6 +274,7 @@ class Exchange:
             row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": key,
                    "shuffle_day": -1, "shuffle_rank": 0,
                    "text_rowid": secrets.randbits(62), "created_at": created, "updated_at": now,
+                   "search_text": X.search_text(f"{values['title']} {values['description']}"),
                    "closed_at": None, "hidden_at": None, "hidden_reason": None}
             row.setdefault("availability", None)
             row.setdefault("slots", None)
@@ -290,6 +292,9 @@ class Exchange:
             if row.status == "closed":
                 raise E.InvalidTransition("a closed listing cannot be changed: post a new one")
             values = X.check_listing(fields, self.config, self._currencies(), now, current=row._mapping)
+            if "title" in values or "description" in values:
+                values["search_text"] = X.search_text(f"{values.get('title', row.title)} "
+                                                      f"{values.get('description', row.description)}")
             if values:
                 conn.execute(update(L).where(L.c.id == listing_id).values(**values, updated_at=now))
             new = self._row(conn, listing_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+import unicodedata
 
 import pytest
 from sqlalchemy import select, update
@@ -307,3 +308,22 @@ def test_board_items_are_declared_under_purposes_that_hold_their_category():
     for item in board_items:
         for purpose in item.purposes:
             assert item.category in cats[purpose], (item.id, purpose)
+
+
+def test_search_finds_the_same_words_on_both_databases(board):
+    """Review 16 #9: NFC/NFD spellings meet, e-mail addresses and decimals split into words,
+    Greek and dotted-I case fold, on SQLite and PostgreSQL alike."""
+    c = board
+    nfd = unicodedata.normalize("NFD", "crème brûlée")
+    a = TX.offer(c, "ana", title="Baking", description=f"{nfd} ana@example.org 3.5 ΟΔΌΣ İSTANBUL")
+    b = TX.offer(c, "bea", title="Crème brûlée lessons", description="")
+
+    def found(q):
+        return {x.id for x in c.x.search(q=q)[0]}
+
+    assert found("crème") == {a.id, b.id} == found(unicodedata.normalize("NFD", "Crème"))
+    for q in ("ana", "example", "ana@example.org", "3", "3.5", "οδός", "ΟΔΌΣ", "İstanbul", "i̇stanbul"):
+        assert a.id in found(q), q
+    assert found("ana@example.com") == set()  # every word must occur
+    c.x.edit(b.id, c.addr("bea"), {"title": "Σούπα"})
+    assert found("ΣΟΎΠΑ") == {b.id} and found("crème") == {a.id}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -81,6 +82,19 @@ def parse_config(doc: object) -> ExchangeConfig:
 
 
 # -- listings --------------------------------------------------------------------------------
+_SEARCH_WORD = re.compile(r"[^\W_]+")
+
+
+def search_text(value: str) -> str:
+    """The form full-text search sees, of a listing's text and of a query alike: Unicode NFC,
+    case-folded (Greek final sigma, German sharp s, dotted capital I included), then its words
+    (letters and digits) joined by single spaces. Both databases' tokenisers then only split on
+    spaces, so `ana@example.org 3.5` is the words ana, example, org, 3, 5 on SQLite and
+    PostgreSQL alike, and NFD and NFC spellings meet."""
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
+    return " ".join(_SEARCH_WORD.findall(folded))
+
+
 def check_object_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
         raise InvalidInput(f"a {what} id is 32 lower-case hex characters")

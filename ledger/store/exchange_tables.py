@@ -58,6 +58,7 @@ listings = Table(
     Column("closed_at", BigInteger, nullable=True),
     Column("hidden_at", BigInteger, nullable=True),            # moderation: hidden since
     Column("hidden_reason", Text, nullable=True),
+    Column("search_text", Text, nullable=False, server_default=""),  # core.exchange.search_text(title + description)
     Index("ix_listings_created_at", "created_at"),
     Index("ix_listings_author", "author"),
     Index("ix_listings_expires_at", "expires_at"),
@@ -137,8 +138,8 @@ EXCHANGE_TABLES = (thanks, arrangements, messages, conversations, listing_modera
 # -- full-text search (migration 0010; outside the metadata) -------------------------------------
 FTS_TABLE = "listings_fts"
 SEARCH_INDEX = "ix_listings_search"
-SEARCH_EXPR = "to_tsvector('simple', listings.title || ' ' || listings.description)"
-SEARCH_INDEX_EXPR = "to_tsvector('simple', title || ' ' || description)"
+SEARCH_EXPR = "to_tsvector('simple', listings.search_text)"  # migration 0011: normalised text
+SEARCH_INDEX_EXPR = "to_tsvector('simple', search_text)"
 
 
 def is_search_object(name: str | None) -> bool:
