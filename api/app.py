@@ -57,6 +57,9 @@ RATE_LIMITS = {
     # A peer node sends at most 2 batches in flight plus its driver's re-sends: far below this
     # even when it re-sends hundreds of payments after an outage (docs/federation-operations.md).
     "node_messages_per_client": "30000/minute",
+    "listing_per_member": "10/day",         # POST /v1/listings, per signed-in member (docs/exchange.md)
+    "board_message_per_member": "300/hour",  # answers and messages on the exchange board, per member
+    "arrangement_per_member": "100/hour",   # arrangement proposals on the exchange board, per member
 }
 RATE_LIMIT_WHAT = {
     "challenge_per_client": "sign-in challenges from this client",
@@ -66,6 +69,9 @@ RATE_LIMIT_WHAT = {
     "proposal_per_client": "alliance proposals from this client",
     "acceptance_per_client": "alliance acceptances from this client",
     "node_messages_per_client": "node message requests from this client",
+    "listing_per_member": "new listings by this member",
+    "board_message_per_member": "board messages by this member",
+    "arrangement_per_member": "arrangement proposals by this member",
 }
 
 
@@ -147,7 +153,9 @@ def create_app(ledger: Ledger, settings: Settings | None = None, federation=None
                   "`Authorization: Bearer <token>`.")
     app.state.ctx = ctx
     app.state.federation = federation
-    app.state.exchange = Exchange(ledger, config=load_config(settings.exchange_config), requests=ctx.requests)
+    app.state.exchange = Exchange(ledger, config=load_config(settings.exchange_config), requests=ctx.requests,
+                                  shuffle_secret=hmac.new(load_or_create_secret(settings.secret_file),
+                                                          b"ayni-exchange-shuffle", hashlib.sha256).digest())
     errors.install(app)
     too_large = json.dumps(errors.error_body("payload_too_large", f"bodies are limited to {MAX_BODY} bytes")).encode()
     app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large)

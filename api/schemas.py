@@ -142,3 +142,5 @@ class ProfileIn(Strict):
 class ErasureIn(Strict):
     memos: bool = Field(True, description="erase the memos of every transfer and payment request you are party to")
     profile: bool = Field(True, description="erase your display name and contact")
+    board: bool = Field(True, description="erase your exchange board data: your listings with their "
+                        "conversations, and every conversation you answered (messages, arrangements, notes)")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
-from ledger.core.exchange import DAY_MS, SHUFFLE_PRIME  # noqa: E402
+from ledger.core.exchange import DAY_MS, SHUFFLE_PRIME, search_text  # noqa: E402
 from ledger.exchange import Exchange  # noqa: E402
 from ledger.sample import SampleCommunity  # noqa: E402
 from ledger.core.typed_data import address_of_key  # noqa: E402
@@ -59,7 +59,8 @@ def rows(n: int, authors: list[str], config, now: int, rng: random.Random):
                "status": status, "shuffle_key": rng.randrange(SHUFFLE_PRIME), "shuffle_day": 0, "shuffle_rank": 0,
                "text_rowid": rng.getrandbits(62), "created_at": created,
                "updated_at": created, "expires_at": expires, "closed_at": created + 1 if status == "closed" else None,
-               "hidden_at": now if rng.random() < 0.01 else None, "hidden_reason": None}
+               "hidden_at": now if rng.random() < 0.01 else None, "hidden_reason": None,
+               "search_text": search_text(" ".join(words[:3]) + " " + " ".join(words[3:] + words[:1]))}
 
 
 def fill(c: SampleCommunity, n: int, rng: random.Random) -> float:
@@ -76,7 +77,8 @@ def fill(c: SampleCommunity, n: int, rng: random.Random) -> float:
             if sqlite:
                 conn.execute(text(f"INSERT INTO {FTS_TABLE} (rowid, listing_id, title, description) "
                                   "VALUES (:r, :id, :t, :d)"),
-                             [{"r": r["text_rowid"], "id": r["id"], "t": r["title"], "d": r["description"]}
+                             [{"r": r["text_rowid"], "id": r["id"], "t": search_text(r["title"]),
+                               "d": search_text(r["description"])}
                               for r in batch])
         batch.clear()
 

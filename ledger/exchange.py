@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from sqlalchemy import (
     and_,
     column,
     delete,
+    func,
     insert,
     literal_column,
     or_,
@@ -42,6 +42,7 @@ from sqlalchemy import (
 from .core import errors as E
 from .core import exchange as X
 from .core.vocab import Role
+from .exchange_stats import freeze_closed_months, hours_by_category
 from .requests import PaymentRequest, PaymentRequests, clamp_limit
 from .store import tables as T
 from .store.errors import domain_errors
@@ -59,8 +60,9 @@ DEFAULT_CONFIG = Path(__file__).with_name("exchange_config.json")
 POSTING_ROLES = (Role.MEMBER, Role.SHOP)  # accounts that give and receive; treasurers moderate
 MODERATOR_ROLES = (Role.TREASURER,)
 MAX_QUERY_WORDS = 12
+MAX_BIGINT = 2**63 - 1  # a cursor's integers are BigInteger columns' values
+MAX_MESSAGE_ID = 2**31 - 1  # messages.id is a 32-bit INTEGER on PostgreSQL
 MANY_MATCHES = 1000  # SQLite: from this many full-text matches on, a search walks the order's index
-_WORD = re.compile(r"[^\W_]+")
 
 
 def load_config(path: str | os.PathLike | None = None) -> X.ExchangeConfig:
@@ -171,9 +173,17 @@ def _uncursor(cursor: str, shape: str) -> list[str]:
         for part, kind in zip(parts, shape):
             if not (re.fullmatch(r"[0-9]{1,19}", part) if kind == "i" else re.fullmatch(r"[0-9a-f]{32}", part)):
                 raise ValueError
+            if kind == "i" and int(part) > MAX_BIGINT:  # 19 digits may pass 64 bits: the columns' range
+                raise ValueError
         return parts
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise E.InvalidInput("cursor is malformed: pass back the nextCursor of the previous page") from None
+
+
+def _unknown_listing(listing_id: str) -> E.UnknownListing:
+    """One answer for a listing that does not exist and one the asker may not see, change or
+    answer: a different message would tell a stranger that a hidden or paused listing exists."""
+    return E.UnknownListing(f"there is no listing {listing_id} you can see or act on")
 
 
 def _new_id() -> str:
@@ -189,18 +199,23 @@ def _listing(row, now: int) -> Listing:
 
 
 def search_words(query: object) -> list[str]:
-    """The whole words of a search (letters and digits; case-folded), at most MAX_QUERY_WORDS."""
+    """The whole words of a search, normalised as the stored text (core.exchange.search_text),
+    at most MAX_QUERY_WORDS."""
     if not isinstance(query, str) or len(query) > 200:
         raise E.InvalidInput("q is text of at most 200 characters")
-    words = [w.lower() for w in _WORD.findall(query)]
+    words = X.search_text(query).split()
     if not words:
         raise E.InvalidInput("q holds no word to search for")
     return words[:MAX_QUERY_WORDS]
 
 
 class Exchange:
-    def __init__(self, ledger, *, config: X.ExchangeConfig | None = None, requests: PaymentRequests | None = None):
+    def __init__(self, ledger, *, config: X.ExchangeConfig | None = None, requests: PaymentRequests | None = None,
+                 shuffle_secret: bytes = b""):
+        """`shuffle_secret`: keys the daily shuffle (the API passes one derived from the server's
+        secret, the same for every worker); without it the order is still fair but computable."""
         self.ledger = ledger
+        self.shuffle_secret = shuffle_secret
         self.config = config or load_config()
         self.requests = requests or PaymentRequests(ledger)
         self._sqlite = ledger.engine.dialect.name == "sqlite"
@@ -216,7 +231,7 @@ class Exchange:
         X.check_object_id(listing_id, "listing")
         row = conn.execute(select(L).where(L.c.id == listing_id)).first()
         if row is None:
-            raise E.UnknownListing(f"there is no listing {listing_id}")
+            raise _unknown_listing(listing_id)
         return row
 
     def _fts_write(self, conn, row) -> None:
@@ -224,7 +239,8 @@ class Exchange:
             conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid = :r"), {"r": row.text_rowid})
             conn.execute(text(f"INSERT INTO {FTS_TABLE} (rowid, listing_id, title, description) "
                               "VALUES (:r, :id, :t, :d)"),
-                         {"r": row.text_rowid, "id": row.id, "t": row.title, "d": row.description})
+                         {"r": row.text_rowid, "id": row.id, "t": X.search_text(row.title),
+                          "d": X.search_text(row.description)})
 
     @staticmethod
     def _check_role(role: str, what: str) -> None:
@@ -245,13 +261,23 @@ class Exchange:
         now = self.ledger.clock()
         values = X.check_listing(fields, self.config, self._currencies(), now)
         lid = _new_id()
-        key, day = secrets.randbelow(X.SHUFFLE_PRIME), X.day_of(now)
-        row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": key, "shuffle_day": day,
-               "shuffle_rank": X.shuffle_rank(day, key), "text_rowid": secrets.randbits(62),
-               "created_at": now, "updated_at": now, "closed_at": None, "hidden_at": None, "hidden_reason": None}
-        row.setdefault("availability", None)
-        row.setdefault("slots", None)
         with self.ledger.transaction() as conn:
+            # a re-post: the author closed (or let expire) a listing of the same kind and category
+            # posted within REPOST_DAYS; the new one takes its place in both orders
+            place = conn.execute(select(L.c.created_at, L.c.shuffle_key).where(
+                L.c.author == author, L.c.kind == values["kind"], L.c.category == values["category"],
+                L.c.created_at > now - X.REPOST_DAYS * X.DAY_MS, or_(L.c.status == "closed", L.c.expires_at <= now))
+                .order_by(L.c.created_at).limit(1)).first()
+            created, key = (place.created_at, place.shuffle_key) if place else \
+                (now, secrets.randbelow(X.SHUFFLE_PRIME))
+            # ranked by the next shuffled search (_refresh_shuffle), with the secret of the reader
+            row = {**values, "id": lid, "author": author, "status": "active", "shuffle_key": key,
+                   "shuffle_day": -1, "shuffle_rank": 0,
+                   "text_rowid": secrets.randbits(62), "created_at": created, "updated_at": now,
+                   "search_text": X.search_text(f"{values['title']} {values['description']}"),
+                   "closed_at": None, "hidden_at": None, "hidden_reason": None}
+            row.setdefault("availability", None)
+            row.setdefault("slots", None)
             conn.execute(insert(L).values(**row))
             stored = self._row(conn, lid)
             self._fts_write(conn, stored)
@@ -262,10 +288,13 @@ class Exchange:
         with self.ledger.transaction() as conn:
             row = self._row(conn, listing_id)
             if row.author != by:
-                raise E.UnknownListing(f"there is no listing {listing_id} of yours")
+                raise _unknown_listing(listing_id)
             if row.status == "closed":
                 raise E.InvalidTransition("a closed listing cannot be changed: post a new one")
             values = X.check_listing(fields, self.config, self._currencies(), now, current=row._mapping)
+            if "title" in values or "description" in values:
+                values["search_text"] = X.search_text(f"{values.get('title', row.title)} "
+                                                      f"{values.get('description', row.description)}")
             if values:
                 conn.execute(update(L).where(L.c.id == listing_id).values(**values, updated_at=now))
             new = self._row(conn, listing_id)
@@ -279,7 +308,7 @@ class Exchange:
         with self.ledger.transaction() as conn:
             row = self._row(conn, listing_id)
             if row.author != by:
-                raise E.UnknownListing(f"there is no listing {listing_id} of yours")
+                raise _unknown_listing(listing_id)
             status = X.listing_transition(row.status, action, expires_at=row.expires_at, now_ms=now)
             conn.execute(update(L).where(L.c.id == listing_id).values(
                 status=status, updated_at=now, **({"closed_at": now} if status == "closed" else {})))
@@ -304,7 +333,7 @@ class Exchange:
         with domain_errors(), self._read() as conn:
             row = self._row(conn, listing_id)
             if row.author != by and role not in MODERATOR_ROLES:
-                raise E.UnknownListing(f"there is no listing {listing_id} of yours")
+                raise _unknown_listing(listing_id)
             rows = conn.execute(select(M).where(M.c.listing_id == listing_id).order_by(M.c.id)).all()
         return [Moderation(r.id, r.action, r.moderator, r.reason, r.at) for r in rows]
 
@@ -315,7 +344,7 @@ class Exchange:
             listing = _listing(self._row(conn, listing_id), now)
         if listing.public or listing.author == by or role in MODERATOR_ROLES:
             return listing
-        raise E.UnknownListing(f"there is no listing {listing_id}")
+        raise _unknown_listing(listing_id)
 
     def mine(self, author: str, *, status: str | None = None, limit: int | None = 50,
              cursor: str | None = None) -> tuple[list[Listing], str | None]:
@@ -367,12 +396,16 @@ class Exchange:
             return page, nxt, day
         if cursor is not None:
             c_day, c_rank, c_id = _uncursor(cursor, "iih")
+            # only today's order, or yesterday's for a paging begun before midnight: no other
+            # day's order can be read (tomorrow's would be known a day early)
+            if int(c_day) not in (day, day - 1) or int(c_rank) >= X.SHUFFLE_PRIME:
+                raise E.InvalidInput("cursor is from another day: start the shuffled list again without a cursor")
             day = int(c_day)
         if day == X.day_of(now):  # today's ranks are stored: a page is a range of an index
             self._refresh_shuffle(day)
             rank = L.c.shuffle_rank
         else:  # a cursor from yesterday: finish that day's order, computed
-            mult, add = X.shuffle_params(day)
+            mult, add = X.shuffle_params(day, self.shuffle_secret)
             rank = (L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add))) \
                 % literal_column(str(X.SHUFFLE_PRIME))
         if cursor is not None:
@@ -384,7 +417,9 @@ class Exchange:
         nxt = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            nxt = _cursor(day, X.shuffle_rank(day, last.shuffle_key), last.id)
+            stored = day == X.day_of(now)  # today's page ordered by the stored rank: the cursor names that
+            nxt = _cursor(day, last.shuffle_rank if stored else
+                          X.shuffle_rank(day, last.shuffle_key, self.shuffle_secret), last.id)
         return page, nxt, day
 
     def _refresh_shuffle(self, day: int) -> None:
@@ -395,7 +430,7 @@ class Exchange:
         with domain_errors(), self._read() as conn:
             if conn.execute(select(L.c.id).where(stale).limit(1)).first() is None:
                 return
-        mult, add = X.shuffle_params(day)
+        mult, add = X.shuffle_params(day, self.shuffle_secret)
         with self.ledger.transaction() as conn:
             conn.execute(update(L).where(stale).values(
                 shuffle_day=day, shuffle_rank=(L.c.shuffle_key * literal_column(str(mult)) + literal_column(str(add)))
@@ -428,7 +463,7 @@ class Exchange:
         with self.ledger.transaction() as conn:
             row = self._row(conn, listing_id)
             if not X.is_public(row.status, row.hidden_at, row.expires_at, now):
-                raise E.UnknownListing(f"there is no listing {listing_id} open to answers")
+                raise _unknown_listing(listing_id)
             if row.author == by:
                 raise E.InvalidInput("this is your own listing")
             existing = conn.execute(select(C.c.id).where(C.c.listing_id == listing_id, C.c.responder == by)).first()
@@ -478,8 +513,8 @@ class Exchange:
 
     def messages(self, cid: str, by: str, *, after: int = 0, limit: int | None = 100):
         limit = clamp_limit(limit, 100)
-        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-            raise E.InvalidInput("after is a message id (an integer >= 0)")
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_MESSAGE_ID:
+            raise E.InvalidInput(f"after is a message id (an integer from 0 to {MAX_MESSAGE_ID})")
         with domain_errors(), self._read() as conn:
             self._conversation(conn, cid, by, self.ledger.clock())
             rows = conn.execute(select(MS).where(MS.c.conversation_id == cid, MS.c.id > after)
@@ -499,13 +534,17 @@ class Exchange:
 
     # -- arrangements -----------------------------------------------------------------------
     def propose(self, cid: str, by: str, fields: dict) -> Arrangement:
-        values = X.check_arrangement(fields, self._currencies())
+        time_currencies = frozenset(c for c, v in self.ledger.currencies.items() if v.style == "time")
+        values = X.check_arrangement(fields, self._currencies(), time_currencies)
         now = self.ledger.clock()
         with self.ledger.transaction() as conn:
             conv = self._conversation(conn, cid, by, now)
             provider, receiver = X.provider_and_receiver(conv.listing_kind, conv.author, conv.responder)
-            if values["minutes"] is None and self.ledger.currencies[values["currency"]].style == "time":
-                values["minutes"] = values["amount"]  # HOUR counts minutes: the time is the price
+            waiting = conn.execute(select(func.count()).select_from(A).where(
+                A.c.conversation_id == cid, A.c.status == "proposed")).scalar_one()
+            if waiting >= X.MAX_OPEN_PROPOSALS:
+                raise E.InvalidTransition(f"this conversation already has {X.MAX_OPEN_PROPOSALS} proposals "
+                                          "waiting for an answer: accept or cancel some first")
             aid = _new_id()
             conn.execute(insert(A).values(id=aid, conversation_id=cid, listing_id=conv.listing_id, proposer=by,
                                           provider=provider, receiver=receiver, status="proposed", created_at=now,
@@ -558,42 +597,63 @@ class Exchange:
         q = self._arrangement_query().where(or_(A.c.provider == by, A.c.receiver == by))
         if conversation is not None:
             q = q.where(A.c.conversation_id == X.check_object_id(conversation, "conversation"))
-        if status in ("proposed", "cancelled"):
-            q = q.where(A.c.status == status)
-        elif status is not None:
-            q = q.where(A.c.status == "accepted")
+        if status is not None:  # the derived status in SQL (as _request_status), so paging is a LIMIT
+            paid = T.transfers.c.seq.isnot(None)
+            asked = and_(A.c.request_id.isnot(None), R.c.status.isnot(None), T.transfers.c.seq.is_(None),
+                         R.c.status != "declined", R.c.expires_at >= now)
+            q = q.where(A.c.status == ("accepted" if status in ("accepted", "payment_requested", "paid") else status))
+            if status == "paid":
+                q = q.where(paid)
+            elif status == "payment_requested":
+                q = q.where(asked)
+            elif status == "accepted":
+                q = q.where(~paid, ~asked)
         if cursor is not None:
             at, aid = _uncursor(cursor, "ih")
             q = q.where(or_(A.c.created_at < int(at), and_(A.c.created_at == int(at), A.c.id < aid)))
-        q = q.order_by(A.c.created_at.desc(), A.c.id.desc())
-        page, last = [], None
+        q = q.order_by(A.c.created_at.desc(), A.c.id.desc()).limit(limit + 1)
         with domain_errors(), self._read() as conn:
-            for row in conn.execute(q).all():  # a member's own arrangements: a short list
-                view = self._arrangement_view(conn, row, by, now)
-                if status is None or view.status == status:
-                    if len(page) == limit:
-                        return page, _cursor(last.created_at, last.id)
-                    page.append(view)
-                    last = view
-        return page, None
+            rows = conn.execute(q).all()
+            page = [self._arrangement_view(conn, r, by, now) for r in rows[:limit]]
+        return page, (_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
 
     def accept(self, aid: str, by: str) -> Arrangement:
         now = self.ledger.clock()
         with self.ledger.transaction() as conn:
             a = self._arrangement(conn, aid, by, now)
             X.check_accept(a.status, a.proposer, by)
-            conn.execute(update(A).where(A.c.id == aid, A.c.status == "proposed")
-                         .values(status="accepted", decided_at=now))
+            done = conn.execute(update(A).where(A.c.id == aid, A.c.status == "proposed")
+                                .values(status="accepted", decided_at=now))
+            self._changed(conn, done, aid, by, now, "accepted")
             return self._arrangement(conn, aid, by, now)
 
+    def _changed(self, conn, result, aid: str, by: str, now: int, what: str) -> None:
+        """A guarded UPDATE that changed no row lost a race (the other party cancelled, or a
+        payment was requested meanwhile): 409 with the status it has now, never a 200 whose
+        body contradicts the action."""
+        if result.rowcount != 1:
+            current = self._arrangement(conn, aid, by, now).status
+            raise E.InvalidTransition(f"the arrangement was not {what}: it changed meanwhile and is now {current}")
+
     def cancel(self, aid: str, by: str) -> Arrangement:
-        """Either party; no reason asked, nothing counted. A payment request already sent is
-        left to its payer (who may decline it): it is theirs, not the board's."""
+        """Either party; no reason asked, nothing counted. A payment request already sent for
+        it is withdrawn in the same transaction (shown to its payer as declined): a cancelled
+        arrangement can no longer be paid. Decided under the log-head lock every payment
+        takes, so a cancel and a payment of its request never both succeed."""
         now = self.ledger.clock()
-        with self.ledger.transaction() as conn:
+        with self.ledger.unit_of_work() as uow:
+            uow.lock_head()
+            conn = uow.conn
             a = self._arrangement(conn, aid, by, now)
             X.check_cancel(a.status)
-            conn.execute(update(A).where(A.c.id == aid).values(status="cancelled", decided_at=now))
+            rid = bytes.fromhex(a.request_id[2:]) if a.request_id else None
+            if a.status == "payment_requested":
+                uow.decline_request(rid, now)
+            # guarded by what was read: a payment requested meanwhile makes this change no row
+            same = A.c.request_id.is_(None) if rid is None else A.c.request_id == rid
+            done = conn.execute(update(A).where(A.c.id == aid, A.c.status.in_(("proposed", "accepted")), same)
+                                .values(status="cancelled", decided_at=now))
+            self._changed(conn, done, aid, by, now, "cancelled")
             return self._arrangement(conn, aid, by, now)
 
     def request_payment(self, aid: str, by: str, *, expires_in_s: int = 7 * 24 * 3600,
@@ -607,7 +667,10 @@ class Exchange:
             row = conn.execute(self._arrangement_query().where(A.c.id == aid)).first()
             X.check_request_payment(X.arrangement_status(row.status, self._request_status(row, self.ledger.clock())),
                                     row.provider, by)
-            conn.execute(update(A).where(A.c.id == aid).values(request_id=rid))
+            old = A.c.request_id.is_(None) if row.request_id is None else A.c.request_id == row.request_id
+            if conn.execute(update(A).where(A.c.id == aid, A.c.status == "accepted", old)
+                            .values(request_id=rid)).rowcount != 1:  # cancelled or asked meanwhile
+                raise E.InvalidTransition("the arrangement changed meanwhile: payment was not requested")
 
         request = self.requests.create(payee=a.provider, payer=a.receiver, currency=a.currency, amount=a.amount,
                                        memo=memo, expires_in_s=expires_in_s, link=link)
@@ -636,24 +699,54 @@ def erase_closed(ledger, *, period_days: int, now_ms: int | None = None) -> int:
     cut = now - period_days * X.DAY_MS
     sqlite = ledger.engine.dialect.name == "sqlite"
     with ledger.transaction() as conn:
+        # closed months' statistics are frozen before any arrangement of theirs goes (exchange_stats)
+        freeze_closed_months(conn, ledger.clock())
         found = conn.execute(select(L.c.id, L.c.text_rowid).where(or_(
             L.c.expires_at < cut, and_(L.c.status == "closed", L.c.closed_at < cut)))).all()
-        ids = [r.id for r in found]
-        text_rows = {r.id: r.text_rowid for r in found}
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-            arr = select(A.c.id).where(A.c.listing_id.in_(chunk))
-            conv = select(C.c.id).where(C.c.listing_id.in_(chunk))
-            conn.execute(delete(TH).where(TH.c.arrangement_id.in_(arr)))
-            conn.execute(delete(A).where(A.c.listing_id.in_(chunk)))
-            conn.execute(delete(MS).where(MS.c.conversation_id.in_(conv)))
-            conn.execute(delete(C).where(C.c.listing_id.in_(chunk)))
-            conn.execute(delete(M).where(M.c.listing_id.in_(chunk)))
-            if sqlite:
-                conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN "
-                                  f"({', '.join(f':p{i}' for i in range(len(chunk)))})"),
-                             {f"p{i}": text_rows[v] for i, v in enumerate(chunk)})
-            conn.execute(delete(L).where(L.c.id.in_(chunk)))
-    return len(ids)
+        _erase_listings(conn, found, sqlite)
+    return len(found)
+
+
+def _erase_listings(conn, found, sqlite: bool) -> int:
+    """Delete listings (rows with .id and .text_rowid) and everything of theirs; returns the
+    number of conversations that went with them."""
+    ids = [r.id for r in found]
+    text_rows = {r.id: r.text_rowid for r in found}
+    conversations = 0
+    for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+        arr = select(A.c.id).where(A.c.listing_id.in_(chunk))
+        conv = select(C.c.id).where(C.c.listing_id.in_(chunk))
+        conn.execute(delete(TH).where(TH.c.arrangement_id.in_(arr)))
+        conn.execute(delete(A).where(A.c.listing_id.in_(chunk)))
+        conn.execute(delete(MS).where(MS.c.conversation_id.in_(conv)))
+        conversations += conn.execute(delete(C).where(C.c.listing_id.in_(chunk))).rowcount
+        conn.execute(delete(M).where(M.c.listing_id.in_(chunk)))
+        if sqlite:
+            conn.execute(text(f"DELETE FROM {FTS_TABLE} WHERE rowid IN "
+                              f"({', '.join(f':p{i}' for i in range(len(chunk)))})"),
+                         {f"p{i}": text_rows[v] for i, v in enumerate(chunk)})
+        conn.execute(delete(L).where(L.c.id.in_(chunk)))
+    return conversations
+
+
+def erase_member(ledger, address: str) -> tuple[int, int]:
+    """A member's erasure request (ledger.privacy.retention.erase_member): their listings with
+    everything of theirs, and every conversation they answered (its messages, arrangements and
+    notes). The payment requests and payments stay (the ledger's), as in retention; closed
+    months' statistics are frozen first, so no released figure changes. Returns (listings,
+    conversations) erased."""
+    sqlite = ledger.engine.dialect.name == "sqlite"
+    with ledger.transaction() as conn:
+        freeze_closed_months(conn, ledger.clock())
+        found = conn.execute(select(L.c.id, L.c.text_rowid).where(L.c.author == address)).all()
+        conversations = _erase_listings(conn, found, sqlite)
+        answered = select(C.c.id).where(C.c.responder == address)
+        arr = select(A.c.id).where(A.c.conversation_id.in_(answered))
+        conn.execute(delete(TH).where(TH.c.arrangement_id.in_(arr)))
+        conn.execute(delete(A).where(A.c.conversation_id.in_(answered)))
+        conn.execute(delete(MS).where(MS.c.conversation_id.in_(answered)))
+        conversations += conn.execute(delete(C).where(C.c.responder == address)).rowcount
+    return len(found), conversations
 
 
 def retention_days(policy) -> int:
@@ -667,37 +760,7 @@ def erase_expired(ledger, policy, now_ms: int) -> int:
     return erase_closed(ledger, period_days=retention_days(policy), now_ms=now_ms)
 
 
-# -- statistics --------------------------------------------------------------------------------
-def hours_by_category(ledger, *, k: int, before_ms: int, dominance: float = 0.5) -> list[dict]:
-    """Minutes of paid arrangements per (UTC month of the payment, category), for months
-    before `before_ms`; a cell is released only with at least k providers and k receivers and
-    no provider or receiver holding more than `dominance` of its minutes (the rules of
-    ledger.privacy.stats). Only arrangements still kept count."""
-    t = T.transfers
-    q = select(L.c.category, A.c.provider, A.c.receiver, A.c.minutes, t.c.at) \
-        .select_from(A.join(L, L.c.id == A.c.listing_id).join(R, R.c.id == A.c.request_id).join(t, PAYS)) \
-        .where(A.c.status == "accepted", A.c.minutes.isnot(None), t.c.at < before_ms)
-    with domain_errors(), ledger._reader() as conn:
-        rows = conn.execute(q).all()
-    cells: dict[tuple[str, str], list] = {}
-    for r in rows:
-        month = datetime.fromtimestamp(r.at / 1000, UTC).strftime("%Y-%m")
-        cells.setdefault((month, r.category), []).append(r)
-    out = []
-    for (month, category), group in sorted(cells.items()):
-        minutes = sum(r.minutes for r in group)
-        providers, receivers = {}, {}
-        for r in group:
-            providers[r.provider] = providers.get(r.provider, 0) + r.minutes
-            receivers[r.receiver] = receivers.get(r.receiver, 0) + r.minutes
-        largest = max(max(providers.values()), max(receivers.values()))
-        key = {"month": month, "category": category}
-        if len(providers) >= k and len(receivers) >= k and largest <= dominance * minutes:
-            out.append({**key, "minutes": minutes, "arrangements": len(group), "providers": len(providers),
-                        "receivers": len(receivers)})
-        else:
-            out.append({**key, "suppressed": True})
-    return out
+# statistics: ledger/exchange_stats.py (hours_by_category, frozen per closed month), re-exported
 
 
 __all__ = [
@@ -710,6 +773,7 @@ __all__ = [
     "Moderation",
     "erase_closed",
     "erase_expired",
+    "erase_member",
     "hours_by_category",
     "load_config",
 ]

@@ -68,7 +68,8 @@ def test_member_erasure_keeps_chain_receipts_verify_and_reconcile(sqlite_url, tm
         r = api.client.post(f"/v1/accounts/{c.addr('ana')}/erasure", headers=api.h("ana"), json={})
         assert r.status_code == 200, r.text
         assert r.json()["erased"] == {"memos": 3, "request_memos": 0, "profiles": 1, "grants": 0,
-                                      "access_log": 0, "sign_in_challenges": 0, "exchange_listings": 0}
+                                      "access_log": 0, "sign_in_challenges": 0, "exchange_listings": 0,
+                                      "exchange_conversations": 0}
         # memo and salt are gone (one row holds both); bea-cho's memo stays
         assert count(c.ledger, T.memos, T.memos.c.seq.in_(seqs)) == 0
         assert c.ledger.memo(other) == "not ana's"
@@ -121,7 +122,7 @@ def test_retention_run_erases_what_the_policy_says_and_nothing_else(db_url):
 
     erased = retention.run(c.ledger, policy)
     assert erased.as_dict() == {"memos": 1, "request_memos": 1, "profiles": 1, "grants": 1, "access_log": 1,
-                                "sign_in_challenges": 0, "exchange_listings": 0}
+                                "sign_in_challenges": 0, "exchange_listings": 0, "exchange_conversations": 0}
     assert c.ledger.memo(old) is None and c.ledger.memo(edge) == "kept" and c.ledger.memo(new) == "new"
     with c.ledger.engine.connect() as conn:
         assert conn.execute(select(payment_requests.c.memo)).scalar_one() is None

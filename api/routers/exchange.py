@@ -146,7 +146,8 @@ def listings_config(p=Depends(signed_in), x=Depends(board)):
 
 
 @router.post("/v1/listings", status_code=201)
-def post_listing(body: ListingIn, p=Depends(signed_in), x=Depends(board)):
+def post_listing(body: ListingIn, p=Depends(signed_in), x=Depends(board), ctx: Context = Depends(context)):
+    ctx.limits.hit("listing_per_member", p.address)
     item = x.post(p.address, p.role, _fields(body))
     return JSONResponse(listing_view(x, item, p.address), status_code=201)
 
@@ -224,9 +225,11 @@ def listing_moderation(listing_id: str, p=Depends(signed_in), x=Depends(board)):
 
 
 @router.post("/v1/listings/{listing_id}/conversations", status_code=201)
-def answer_listing(listing_id: str, body: MessageIn, p=Depends(signed_in), x=Depends(board)):
+def answer_listing(listing_id: str, body: MessageIn, p=Depends(signed_in), x=Depends(board),
+                   ctx: Context = Depends(context)):
     """"I can help" / "I'm interested": opens (or continues) your private conversation with
     the listing's author."""
+    ctx.limits.hit("board_message_per_member", p.address)
     conv, created = x.answer(listing_id, p.address, p.role, body.message)
     return JSONResponse(conversation_view(conv, p.address), status_code=201 if created else 200)
 
@@ -246,19 +249,23 @@ def get_conversation(conversation_id: str, p=Depends(signed_in), x=Depends(board
 
 @router.get("/v1/conversations/{conversation_id}/messages")
 def list_messages(conversation_id: str, p=Depends(signed_in), x=Depends(board),
-                  after: Annotated[IntParam, Query(ge=0, le=2**63 - 1)] = 0,
+                  after: Annotated[IntParam, Query(ge=0, le=2**31 - 1)] = 0,
                   limit: Annotated[IntParam, Query(ge=1, le=500)] = 100):
     items, nxt = x.messages(conversation_id, p.address, after=after, limit=limit)
     return {"items": [message_view(m) for m in items], "nextAfter": nxt}
 
 
 @router.post("/v1/conversations/{conversation_id}/messages", status_code=201)
-def send_message(conversation_id: str, body: TextIn, p=Depends(signed_in), x=Depends(board)):
+def send_message(conversation_id: str, body: TextIn, p=Depends(signed_in), x=Depends(board),
+                 ctx: Context = Depends(context)):
+    ctx.limits.hit("board_message_per_member", p.address)
     return JSONResponse(message_view(x.send(conversation_id, p.address, body.text)), status_code=201)
 
 
 @router.post("/v1/conversations/{conversation_id}/arrangements", status_code=201)
-def propose_arrangement(conversation_id: str, body: ArrangementIn, p=Depends(signed_in), x=Depends(board)):
+def propose_arrangement(conversation_id: str, body: ArrangementIn, p=Depends(signed_in), x=Depends(board),
+                        ctx: Context = Depends(context)):
+    ctx.limits.hit("arrangement_per_member", p.address)
     a = x.propose(conversation_id, p.address, _fields(body))
     return JSONResponse(arrangement_view(a), status_code=201)
 

@@ -90,7 +90,7 @@ def erase(address: str, body: ErasureIn, p=Depends(signed_in), ctx: Context = De
     holds them (never waited for: retried in the background; ask GET .../erasure)."""
     address = account_address(address)
     only_self(p, address, "ask for erasure of their data")
-    done = erase_member(ctx.ledger, address, memos=body.memos, profile=body.profile)
+    done = erase_member(ctx.ledger, address, memos=body.memos, profile=body.profile, board=body.board)
     return {"erased": done.as_dict(), "bytesOnDisk": done.bytes_on_disk,
             **({"warnings": list(done.warnings)} if done.warnings else {})}
 

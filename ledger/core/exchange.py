@@ -7,7 +7,9 @@ random key and of nothing a member does (tests/test_exchange_order.py holds this
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +27,12 @@ MIN_EXPIRY_DAYS = 1
 MAX_TITLE, MAX_DESCRIPTION, MAX_AVAILABILITY = 120, 2000, 200
 MAX_MESSAGE, MAX_REASON, MAX_THANKS, MAX_ARRANGEMENT_TEXT = 2000, 500, 500, 300
 MAX_SLOTS = 14
+# climbing the order by re-posting (docs/exchange.md): a member's new listing of a kind and
+# category of which they closed (or let expire) one posted within REPOST_DAYS takes that
+# listing's place in both orders (its creation time and shuffle key); the API also limits new
+# listings per member and day
+REPOST_DAYS = 30
+MAX_OPEN_PROPOSALS = 10  # arrangements `proposed` at once in one conversation: no flooding a member
 LISTING_FIELDS = ("kind", "title", "description", "category", "area", "currency", "priceUnit", "price",
                   "availability", "slots", "expiresInDays")
 
@@ -74,6 +82,19 @@ def parse_config(doc: object) -> ExchangeConfig:
 
 
 # -- listings --------------------------------------------------------------------------------
+_SEARCH_WORD = re.compile(r"[^\W_]+")
+
+
+def search_text(value: str) -> str:
+    """The form full-text search sees, of a listing's text and of a query alike: Unicode NFC,
+    case-folded (Greek final sigma, German sharp s, dotted capital I included), then its words
+    (letters and digits) joined by single spaces. Both databases' tokenisers then only split on
+    spaces, so `ana@example.org 3.5` is the words ana, example, org, 3, 5 on SQLite and
+    PostgreSQL alike, and NFD and NFC spellings meet."""
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
+    return " ".join(_SEARCH_WORD.findall(folded))
+
+
 def check_object_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
         raise InvalidInput(f"a {what} id is 32 lower-case hex characters")
@@ -203,6 +224,11 @@ def check_listing(fields: Mapping, config: ExchangeConfig, currencies: set[str],
         out["slots"] = parse_slots(fields.get("slots"))
     if new or "expiresInDays" in fields:
         out["expires_at"] = expiry_at(kind, now_ms, fields.get("expiresInDays"))
+        # a listing lives at most MAX_EXPIRY_DAYS from its creation: extending it for ever would
+        # keep the answering members' messages for ever (they go with the listing)
+        if not new and out["expires_at"] > max(current["expires_at"], current["created_at"] + MAX_EXPIRY_DAYS * DAY_MS):
+            raise InvalidInput(f"a listing lives at most {MAX_EXPIRY_DAYS} days from its creation: "
+                               "post a new one to go on")
     return out
 
 
@@ -257,7 +283,13 @@ def provider_and_receiver(kind: str, author: str, responder: str) -> tuple[str, 
     return (author, responder) if kind == "offer" else (responder, author)
 
 
-def check_arrangement(fields: Mapping, currencies: set[str]) -> dict:
+MAX_ARRANGEMENT_MINUTES = 7 * 24 * 60  # a week of work: the statistics count these minutes
+
+
+def check_arrangement(fields: Mapping, currencies: set[str], time_currencies: frozenset[str] = frozenset()) -> dict:
+    """An arrangement's columns. Its minutes feed hoursByCategory, so they are bounded (at most
+    a week per arrangement) and, in a time currency (HOUR: the minor unit is a minute), they
+    are the amount itself: no arrangement can weigh more in the statistics than it pays."""
     unknown = set(fields) - {"what", "when", "minutes", "currency", "amount"}
     if unknown:
         raise InvalidInput(f"unknown arrangement field(s): {', '.join(sorted(unknown))}")
@@ -268,6 +300,14 @@ def check_arrangement(fields: Mapping, currencies: set[str]) -> dict:
     minutes = fields.get("minutes")
     if minutes is not None:
         minutes = check_positive_amount(minutes, "minutes")
+    if currency in time_currencies:
+        if minutes is not None and minutes != amount:
+            raise InvalidInput(f"in {currency} the minutes are the amount (its minor unit is a minute): "
+                               "send minutes equal to the amount, or leave them out")
+        minutes = amount
+    if minutes is not None and minutes > MAX_ARRANGEMENT_MINUTES:
+        raise InvalidInput(f"minutes are at most {MAX_ARRANGEMENT_MINUTES} (a week) per arrangement: "
+                           "split longer work into several arrangements")
     return {"what": _text(fields.get("what"), "what", MAX_ARRANGEMENT_TEXT, required=True),
             "when_text": _text(fields.get("when"), "when", MAX_ARRANGEMENT_TEXT, required=False),
             "minutes": minutes, "currency": currency, "amount": amount}
@@ -315,17 +355,20 @@ def day_of(now_ms: int) -> int:
     return now_ms // DAY_MS
 
 
-def shuffle_params(day: int) -> tuple[int, int]:
-    """(mult, add) of day `day`'s permutation key -> (key * mult + add) mod P, from a hash of
-    the day alone: the same for every reader, different every day, chosen by nobody."""
-    digest = hashlib.sha256(f"ayni-exchange-shuffle:{day}".encode()).digest()
+def shuffle_params(day: int, secret: bytes = b"") -> tuple[int, int]:
+    """(mult, add) of day `day`'s permutation key -> (key * mult + add) mod P, from a keyed hash
+    of the day alone: the same for every reader, different every day, chosen by nobody. The
+    server passes its secret, so a listing's rank (or its place on a page) tells nobody its key,
+    nor where it will stand on any other day."""
+    digest = hmac.new(secret, f"ayni-exchange-shuffle:{day}".encode(), hashlib.sha256).digest()
     mult = int.from_bytes(digest[:8], "big") % (SHUFFLE_PRIME - 1) + 1
     add = int.from_bytes(digest[8:16], "big") % SHUFFLE_PRIME
     return mult, add
 
 
-def shuffle_rank(day: int, key: int) -> int:
+def shuffle_rank(day: int, key: int, secret: bytes = b"") -> int:
     """A listing's place on day `day` (ascending): hash(seed_day, listing key). The key is
-    random at posting and never changes; nothing a member does moves it."""
-    mult, add = shuffle_params(day)
+    random at posting and never changes; nothing a member does moves it (a re-post keeps its
+    predecessor's key: see REPOST_DAYS)."""
+    mult, add = shuffle_params(day, secret)
     return (key * mult + add) % SHUFFLE_PRIME

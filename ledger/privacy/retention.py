@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import delete, or_, select, update
 
 from ..exchange import erase_expired as erase_expired_listings
+from ..exchange import erase_member as erase_board_member
 from ..store import tables as T
 from ..store.auth_tables import auth_challenges
 from ..store.exchange_tables import EXCHANGE_TABLES
@@ -51,6 +52,7 @@ class Erased:
     access_log: int = 0
     sign_in_challenges: int = 0
     exchange_listings: int = 0  # listings erased with their conversations and arrangements (ledger/exchange.py)
+    exchange_conversations: int = 0  # board conversations erased with their messages and arrangements
     warnings: tuple[str, ...] = field(default=(), compare=False)  # e.g. the VACUUM could not run
     bytes_on_disk: str = field(default=GONE, compare=False)  # "gone" | "pending" (reclaim.py)
 
@@ -116,7 +118,7 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
                   warnings=warnings, bytes_on_disk=state)
 
 
-def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True) -> Erased:
+def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True, board: bool = False) -> Erased:
     """A member's own erasure request: the memos of every transfer and payment request they
     are party to (the memo is both parties' data; either may have it erased) and their profile."""
     n_memos = n_requests = n_profiles = 0
@@ -135,9 +137,13 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
         # in the same transaction: no worker can call this erasure gone before it is reclaimed
         mark_erased(conn, _touched({T.memos: n_memos, remote_memos: n_memos, R: n_requests,
                                               T.profiles: n_profiles}))
+    n_listings, n_conversations = erase_board_member(ledger, address) if board else (0, 0)
+    if n_listings or n_conversations:  # its own transaction, just committed: marked right after
+        with ledger.transaction() as conn:
+            mark_erased(conn, [t.name for t in EXCHANGE_TABLES])
     state, warnings = reclaim(ledger)
-    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles, warnings=warnings,
-                  bytes_on_disk=state)
+    return Erased(memos=n_memos, request_memos=n_requests, profiles=n_profiles, exchange_listings=n_listings,
+                  exchange_conversations=n_conversations, warnings=warnings, bytes_on_disk=state)
 
 
 def watch(ledger, *, every_s: float, stop: threading.Event, policy: Policy | None = None,

@@ -58,6 +58,7 @@ listings = Table(
     Column("closed_at", BigInteger, nullable=True),
     Column("hidden_at", BigInteger, nullable=True),            # moderation: hidden since
     Column("hidden_reason", Text, nullable=True),
+    Column("search_text", Text, nullable=False, server_default=""),  # core.exchange.search_text(title + description)
     Index("ix_listings_created_at", "created_at"),
     Index("ix_listings_author", "author"),
     Index("ix_listings_expires_at", "expires_at"),
@@ -137,8 +138,8 @@ EXCHANGE_TABLES = (thanks, arrangements, messages, conversations, listing_modera
 # -- full-text search (migration 0010; outside the metadata) -------------------------------------
 FTS_TABLE = "listings_fts"
 SEARCH_INDEX = "ix_listings_search"
-SEARCH_EXPR = "to_tsvector('simple', listings.title || ' ' || listings.description)"
-SEARCH_INDEX_EXPR = "to_tsvector('simple', title || ' ' || description)"
+SEARCH_EXPR = "to_tsvector('simple', listings.search_text)"  # migration 0011: normalised text
+SEARCH_INDEX_EXPR = "to_tsvector('simple', search_text)"
 
 
 def is_search_object(name: str | None) -> bool:
@@ -149,3 +150,25 @@ def is_search_object(name: str | None) -> bool:
 def schema_include_name(name, type_, parent_names) -> bool:
     """Alembic `include_name`: compare everything but the search objects above."""
     return not is_search_object(name)
+
+
+# -- the board's statistics, frozen per closed month (migration 0011) ----------------------------
+# Aggregates only: no address, no arrangement id. Written once per closed (UTC) month, so what
+# /v1/stats releases for a month never changes when retention later erases the arrangements.
+exchange_stats_months = Table(
+    "exchange_stats_months", metadata,
+    Column("month", String(7), primary_key=True),              # "2026-10": frozen
+    Column("frozen_at", BigInteger, nullable=False),
+)
+
+exchange_stats_cells = Table(
+    "exchange_stats_cells", metadata,
+    Column("month", String(7), primary_key=True),
+    Column("category", String(40), primary_key=True),
+    Column("minutes", BigInteger, nullable=False),
+    Column("arrangements", BigInteger, nullable=False),
+    Column("providers", BigInteger, nullable=False),           # distinct, counted at freezing
+    Column("receivers", BigInteger, nullable=False),
+    Column("top_provider_minutes", BigInteger, nullable=False),  # the dominance rule's inputs
+    Column("top_receiver_minutes", BigInteger, nullable=False),
+)
