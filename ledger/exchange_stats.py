@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
+from .core import errors as E
 from .store import tables as T
 from .store.errors import domain_errors
 from .store.exchange_tables import arrangements as A
@@ -94,10 +95,17 @@ def freeze_closed_months(conn, now_ms: int) -> int:
 
 
 def freeze(ledger, now_ms: int | None = None) -> None:
-    """freeze_closed_months in its own transaction; a concurrent freezer that won is fine."""
+    """freeze_closed_months in its own transaction; a concurrent freezer that won is fine.
+    Looks first with a reader, so the write lock is taken only in the rare read that has a
+    closed month to store (a statistics read must not queue behind postings for nothing)."""
+    now = ledger.clock() if now_ms is None else now_ms
+    with domain_errors(), ledger._reader() as conn:
+        last = conn.execute(select(SM.c.month).order_by(SM.c.month.desc()).limit(1)).scalar_one_or_none()
+        if not _live_cells(conn, since=month_end(last) if last else None, before=month_start(now)):
+            return
     try:
         with domain_errors(), ledger.engine.begin() as conn:
-            freeze_closed_months(conn, ledger.clock() if now_ms is None else now_ms)
+            freeze_closed_months(conn, now)
     except IntegrityError:  # another worker froze the same months first: theirs are the same figures
         pass
 
@@ -113,13 +121,15 @@ def hours_by_category(ledger, *, k: int, before_ms: int, dominance: float = 0.5)
     more than `dominance` of its minutes; a month's cells are released all together or not at
     all. Closed months are read from their frozen figures (see the module docstring)."""
     now = ledger.clock()
-    freeze(ledger, now)
-    open_from = month_start(now)
+    try:
+        freeze(ledger, now)
+    except (E.StoreUnavailable, E.StoreConflict):
+        pass  # busy writers: the months not frozen yet are computed live below, the same figures
     with domain_errors(), ledger._reader() as conn:
-        cells = [Cell(**r._mapping) for r in conn.execute(select(SC).order_by(SC.c.month, SC.c.category)).all()
-                 if month_end(r.month) <= before_ms]
-        if before_ms > open_from:
-            cells += _live_cells(conn, since=open_from, before=before_ms)
+        frozen = conn.execute(select(SC).order_by(SC.c.month, SC.c.category)).all()
+        last = conn.execute(select(SM.c.month).order_by(SM.c.month.desc()).limit(1)).scalar_one_or_none()
+        cells = [Cell(**r._mapping) for r in frozen if month_end(r.month) <= before_ms]
+        cells += _live_cells(conn, since=month_end(last) if last else None, before=before_ms)
     by_month: dict[str, list[Cell]] = {}
     for cell in cells:
         by_month.setdefault(cell.month, []).append(cell)
