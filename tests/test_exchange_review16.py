@@ -328,3 +328,8 @@ def test_search_finds_the_same_words_on_both_databases(board):
     assert found("ana@example.com") == set()  # every word must occur
     c.x.edit(b.id, c.addr("bea"), {"title": "Σούπα"})
     assert found("ΣΟΎΠΑ") == {b.id} and found("crème") == {a.id}
+    assert a.id in found("istanbul")  # the dotted capital I's dot does not split or hide the word
+    # recheck N4: a combining mark belongs to its word (Devanagari vowel signs did split words)
+    hindi = TX.offer(c, "bea", title="हिंदी सीखें", description="")
+    other = TX.offer(c, "ana", title="हिलना दिन", description="")
+    assert hindi.id in found("हिंदी") and other.id not in found("हिंदी")

@@ -82,7 +82,6 @@ def parse_config(doc: object) -> ExchangeConfig:
 
 
 # -- listings --------------------------------------------------------------------------------
-_SEARCH_WORD = re.compile(r"[^\W_]+")
 
 
 def search_text(value: str) -> str:
@@ -92,7 +91,17 @@ def search_text(value: str) -> str:
     spaces, so `ana@example.org 3.5` is the words ana, example, org, 3, 5 on SQLite and
     PostgreSQL alike, and NFD and NFC spellings meet."""
     folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
-    return " ".join(_SEARCH_WORD.findall(folded))
+    folded = folded.replace("i\u0307", "i")  # dotted capital I folds to i + dot: istanbul finds İSTANBUL
+    words, word = [], []
+    for ch in folded:  # a combining mark belongs to its word (Devanagari vowel signs, ...)
+        if ch.isalnum() or (word and unicodedata.category(ch).startswith("M")):
+            word.append(ch)
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    return " ".join(words)
 
 
 def check_object_id(value: object, what: str) -> str:
