@@ -110,7 +110,23 @@ class RateLimits:
         if limit.item is None:
             return
         if not self.limiter.hit(limit.item, name, who):
-            reset = self.limiter.get_window_stats(limit.item, name, who).reset_time
-            wait = max(1, math.ceil(reset - self.clock()))
-            raise RateLimited(f"too many {limit.what}: at most {limit.item.amount} per "
-                              f"{limit.item.get_expiry()} s; try again in {wait} s", retry_after_s=wait)
+            self._refuse(limit, name, who)
+
+    def check(self, name: str, who: str) -> None:
+        """Refuse if `who` has no room left, without using any: for limits that count only
+        what succeeded (call `record` after), so refused input does not use up a member's day."""
+        limit = self.limits[name]
+        if limit.item is not None and not self.limiter.test(limit.item, name, who):
+            self._refuse(limit, name, who)
+
+    def record(self, name: str, who: str) -> None:
+        """Count one success (after `check`); never refuses what already happened."""
+        limit = self.limits[name]
+        if limit.item is not None:
+            self.limiter.hit(limit.item, name, who)
+
+    def _refuse(self, limit, name: str, who: str) -> None:
+        reset = self.limiter.get_window_stats(limit.item, name, who).reset_time
+        wait = max(1, math.ceil(reset - self.clock()))
+        raise RateLimited(f"too many {limit.what}: at most {limit.item.amount} per "
+                          f"{limit.item.get_expiry()} s; try again in {wait} s", retry_after_s=wait)

@@ -227,6 +227,13 @@ def test_board_writes_are_rate_limited_per_member(api):
     post(api, "bea", CARE)  # per member
 
 
+def test_refused_board_input_does_not_use_up_the_limits(api):
+    """Recheck N2: ten refused posts (a web form's mistakes) left no room for the first good one."""
+    for _ in range(12):
+        err(api.client.post("/v1/listings", json={**CARE, "title": "\u2800" * 5}, headers=h(api, "cai")), 400, "invalid_input")
+    post(api, "cai", CARE)
+
+
 def test_open_proposals_per_conversation_are_bounded_and_arrangements_page_in_sql(board):
     c = board
     _, conv, a = TX.arrange(c)

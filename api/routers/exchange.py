@@ -147,8 +147,9 @@ def listings_config(p=Depends(signed_in), x=Depends(board)):
 
 @router.post("/v1/listings", status_code=201)
 def post_listing(body: ListingIn, p=Depends(signed_in), x=Depends(board), ctx: Context = Depends(context)):
-    ctx.limits.hit("listing_per_member", p.address)
+    ctx.limits.check("listing_per_member", p.address)  # refused input does not use up the day
     item = x.post(p.address, p.role, _fields(body))
+    ctx.limits.record("listing_per_member", p.address)
     return JSONResponse(listing_view(x, item, p.address), status_code=201)
 
 
@@ -229,8 +230,9 @@ def answer_listing(listing_id: str, body: MessageIn, p=Depends(signed_in), x=Dep
                    ctx: Context = Depends(context)):
     """"I can help" / "I'm interested": opens (or continues) your private conversation with
     the listing's author."""
-    ctx.limits.hit("board_message_per_member", p.address)
+    ctx.limits.check("board_message_per_member", p.address)
     conv, created = x.answer(listing_id, p.address, p.role, body.message)
+    ctx.limits.record("board_message_per_member", p.address)
     return JSONResponse(conversation_view(conv, p.address), status_code=201 if created else 200)
 
 
@@ -258,15 +260,18 @@ def list_messages(conversation_id: str, p=Depends(signed_in), x=Depends(board),
 @router.post("/v1/conversations/{conversation_id}/messages", status_code=201)
 def send_message(conversation_id: str, body: TextIn, p=Depends(signed_in), x=Depends(board),
                  ctx: Context = Depends(context)):
-    ctx.limits.hit("board_message_per_member", p.address)
-    return JSONResponse(message_view(x.send(conversation_id, p.address, body.text)), status_code=201)
+    ctx.limits.check("board_message_per_member", p.address)
+    message = x.send(conversation_id, p.address, body.text)
+    ctx.limits.record("board_message_per_member", p.address)
+    return JSONResponse(message_view(message), status_code=201)
 
 
 @router.post("/v1/conversations/{conversation_id}/arrangements", status_code=201)
 def propose_arrangement(conversation_id: str, body: ArrangementIn, p=Depends(signed_in), x=Depends(board),
                         ctx: Context = Depends(context)):
-    ctx.limits.hit("arrangement_per_member", p.address)
+    ctx.limits.check("arrangement_per_member", p.address)
     a = x.propose(conversation_id, p.address, _fields(body))
+    ctx.limits.record("arrangement_per_member", p.address)
     return JSONResponse(arrangement_view(a), status_code=201)
 
 
