@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import signing
+from ..core.rules import can_spend
 from ..exchange import Exchange
 from ..requests import PaymentRequests
 
@@ -33,13 +34,20 @@ def run(ledger, domain, carers, clients, shops, console: Console) -> dict:
     for item in page:
         console.print(escape(f"  {item.kind:5} {item.title} [{item.category}, {item.area}]"))
 
-    # the client with the most HOUR to spend answers the carer's care offer
+    # the client with the most HOUR left to spend (balance down to the credit limit) answers the
+    # carer's care offer: an hour, or what that client can still spend (a random community may
+    # have brought everyone close to the limit)
     carer = carers[0]
-    client = max(clients[1:], key=lambda p: ledger.positions(p.address)[(p.address, "HOUR")].balance)
+
+    def room(p) -> int:
+        return can_spend(ledger.positions(p.address)[(p.address, "HOUR")])
+
+    client = max(clients[1:], key=room)
+    minutes = max(1, min(60, room(client)))
     conv, _ = board.answer(posted[0].id, client.address, client.role, "I'm interested: Tuesday morning?")
     board.send(conv.id, carer.address, "Yes, 10:00 suits me.")
     deal = board.propose(conv.id, client.address, {"what": "Morning company and a walk", "when": "Tuesday 10:00",
-                                                   "currency": "HOUR", "amount": 60})
+                                                   "currency": "HOUR", "amount": minutes})
     board.accept(deal.id, carer.address)
     deal, request = board.request_payment(deal.id, carer.address, memo="Tuesday walk")
     sub = signing.transfer(client.key, domain, payee=carer.address, currency="HOUR", amount=request.amount,
@@ -47,7 +55,7 @@ def run(ledger, domain, carers, clients, shops, console: Console) -> dict:
     posted_payment = requests.pay(request.id, sub)
     deal = board.arrangement(deal.id, carer.address)
     board.thank(deal.id, client.address, "Thank you, it was lovely.")
-    console.print(f"{client.name} and {carer.name} agreed '{deal.what}' (60 min); {carer.name} sent payment "
+    console.print(f"{client.name} and {carer.name} agreed '{deal.what}' ({minutes} min); {carer.name} sent payment "
                   f"request {request.id[:10]}…, {client.name} paid it in entry {posted_payment.seq}: "
                   f"arrangement [green]{deal.status}[/]")
     return {"listings": len(posted), "arrangement": deal.status, "paid_seq": posted_payment.seq}
