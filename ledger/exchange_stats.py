@@ -7,9 +7,11 @@ Two rules keep a hidden cell hidden:
   cannot change them, so no released figure ever falls and the difference never names an
   erased arrangement. Freezing happens on the first statistics read after a month closes and,
   in any case, before retention erases board data (erase_closed calls freeze_closed_months).
-- **all or nothing per month.** A month's category cells are released only when none of them
-  is suppressed: otherwise a hidden cell would be the month's released HOUR total (or the
-  other cells) minus the released cells.
+- **never one hidden cell alone.** Where a month has exactly one suppressed category cell, the
+  smallest released cell of that month is suppressed with it (complementary suppression, as
+  statistical offices do): a hidden cell is never the month's released HOUR total (or the other
+  cells) minus the released cells; at most the sum of two hidden cells is. Hiding the whole month
+  instead (the first rule) let one lone deal in a rare category blank every category.
 
 Months still open are computed live (only a `before_ms` past the clock asks for them)."""
 from __future__ import annotations
@@ -118,8 +120,8 @@ def _released(cell: Cell, k: int, dominance: float) -> bool:
 def hours_by_category(ledger, *, k: int, before_ms: int, dominance: float = 0.5) -> list[dict]:
     """Minutes of paid arrangements per (UTC month of the payment, category), for months
     before `before_ms`. A cell needs at least k providers and k receivers and nobody holding
-    more than `dominance` of its minutes; a month's cells are released all together or not at
-    all. Closed months are read from their frozen figures (see the module docstring)."""
+    more than `dominance` of its minutes; a month never has exactly one hidden cell (its smallest
+    released cell joins it). Closed months are read from their frozen figures (see the module docstring)."""
     now = ledger.clock()
     try:
         freeze(ledger, now)
@@ -135,9 +137,13 @@ def hours_by_category(ledger, *, k: int, before_ms: int, dominance: float = 0.5)
         by_month.setdefault(cell.month, []).append(cell)
     out = []
     for month, group in sorted(by_month.items()):
-        release = all(_released(c, k, dominance) for c in group)
+        hidden = {c.category for c in group if not _released(c, k, dominance)}
+        if len(hidden) == 1 and len(group) > 1:  # its complement: the smallest released cell
+            hidden.add(min((c for c in group if c.category not in hidden),
+                           key=lambda c: (c.minutes, c.category)).category)
         for c in sorted(group, key=lambda c: c.category):
             key = {"month": month, "category": c.category}
-            out.append({**key, "minutes": c.minutes, "arrangements": c.arrangements, "providers": c.providers,
-                        "receivers": c.receivers} if release else {**key, "suppressed": True})
+            out.append({**key, "suppressed": True} if c.category in hidden else
+                       {**key, "minutes": c.minutes, "arrangements": c.arrangements, "providers": c.providers,
+                        "receivers": c.receivers})
     return out

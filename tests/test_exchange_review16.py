@@ -143,7 +143,7 @@ def _ring(c):
 
 def test_a_suppressed_category_hides_its_whole_month(board):
     """Review 16 #1: with errands (one provider) hidden, a released elderly_care cell and the
-    month's HOUR total would give errands by subtraction; so the month's cells go together."""
+    month's HOUR total would give errands by subtraction; its only neighbour goes with it."""
     c = board
     _ring(c)
     _job(c, "gus", "ana", amount=240, category="errands")
@@ -154,6 +154,22 @@ def test_a_suppressed_category_hides_its_whole_month(board):
     assert all(x.get("suppressed") for x in cells), cells
     # without the lone errands job the same month's elderly_care cell would be released
     assert statistics(c.ledger, k=5)["hoursByCategory"] == cells
+
+
+def test_one_hidden_category_takes_only_its_smallest_neighbour_with_it(board):
+    """Recheck N1: hiding the whole month let one lone deal blank every category. One hidden
+    cell takes the smallest released cell with it (so neither is a difference), no more."""
+    c = board
+    _ring(c)  # elderly_care: 6 x 60 min
+    for i, p in enumerate(RING):  # cooking: 6 x 30 min, the smaller released cell
+        _job(c, p, RING[(i + 2) % 6], amount=30, category="cooking")
+    for i, p in enumerate(RING):  # teaching: 6 x 90 min, the largest
+        _job(c, p, RING[(i + 3) % 6], amount=90, category="teaching")
+    _job(c, "gus", "ana", amount=240, category="errands")  # one provider: hidden
+    c.clock.now += 40 * TX.DAY_MS
+    cells = {x["category"]: x for x in hours_by_category(c.ledger, k=5, before_ms=month_start(c.clock.now))}
+    assert {k for k, x in cells.items() if x.get("suppressed")} == {"errands", "cooking"}
+    assert (cells["elderly_care"]["minutes"], cells["teaching"]["minutes"]) == (360, 540)
 
 
 def test_a_closed_months_figures_never_change_when_retention_erases(board):
