@@ -356,3 +356,12 @@ def test_search_finds_the_same_words_on_both_databases(board):
     hindi = TX.offer(c, "bea", title="हिंदी सीखें", description="")
     other = TX.offer(c, "ana", title="हिलना दिन", description="")
     assert hindi.id in found("हिंदी") and other.id not in found("हिंदी")
+
+
+def test_a_title_of_marks_or_spaces_alone_is_empty():
+    """Recheck: a title must show something; combining marks or spaces alone look empty."""
+    from ledger.core.exchange import _text
+    for blank in ("\u0301\u0301", "   ", "\u3000"):
+        with pytest.raises(E.InvalidInput, match="required"):
+            _text(blank, "title", 80, required=True)
+    assert _text("Té", "title", 80, required=True) == "Té"

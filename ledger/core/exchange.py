@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .amounts import MAX_AMOUNT
 from .errors import InvalidAmount, InvalidInput, InvalidTransition
-from .text import check_user_text
+from .text import check_user_text, has_visible
 
 DAY_MS = 86_400_000
 KINDS = ("offer", "need")
@@ -116,7 +116,7 @@ def _text(value: object, field: str, max_chars: int, *, required: bool, newlines
             raise InvalidInput(f"{field} is required")
         return None
     text = check_user_text(value, field=field, max_chars=max_chars, allow_newlines=newlines)
-    if required and not text.strip():
+    if required and not has_visible(text):  # spaces or marks alone look empty
         raise InvalidInput(f"{field} is required")
     return text
 
