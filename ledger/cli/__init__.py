@@ -13,6 +13,7 @@ command that silently vanishes (tests/test_cli.py lists every command `ayni --he
     bench.py      bench
     federation.py federation new-key|propose|accept|suspend|resume|end|alliances|status
     options.py    --db / --json, defined once; `fail`: one line, non-zero exit
+    backup.py     backup, restore (docs/backup.md)
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import typer
 from ..core.errors import LedgerError
 from . import anchoring, bench, books, costs, demo, federation, privacy, serve
 from .options import print_error
+from . import backup
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni: mutual-credit ledger for platform cooperatives.")
@@ -58,6 +60,8 @@ app.command()(bench.bench)
 fed_app = _group("federation", "Alliances with other communities and remote payments (docs/federation.md).")
 for _name in ("new-key", "propose", "accept", "suspend", "resume", "end", "alliances", "status"):
     fed_app.command(_name)(getattr(federation, "federation_" + _name.replace("-", "_")))
+app.command()(backup.backup)
+app.command()(backup.restore)
 
 
 def _storage_fault(exc: Exception) -> bool:
