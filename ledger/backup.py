@@ -159,7 +159,7 @@ def _sqlite_facts(path: Path) -> dict:
 # ------------------------------------------------------------------------------ PostgreSQL tools
 def _tool_major(path: str) -> int | None:
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run([path, "--version"], check=False, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"\(PostgreSQL\)\s+(\d+)", out)
@@ -177,7 +177,7 @@ def _candidates(name: str) -> list[str]:
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
-            bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=30).stdout.strip()
+            bindir = subprocess.run([pg_config, "--bindir"], check=False, capture_output=True, text=True, timeout=30).stdout.strip()
             if bindir:
                 found.append(os.path.join(bindir, name))
         except (OSError, subprocess.SubprocessError):
@@ -272,7 +272,7 @@ def _pg_dump(url: str, dest: Path) -> tuple[dict, dict]:
             facts = _facts((rows[0], rows[1], rows[2][0] if rows[2] else None))
             uri, env = _libpq(url)
             r = subprocess.run([pg_dump, "--format=custom", f"--snapshot={snapshot}", "--no-password",
-                                f"--file={dest}", f"--dbname={uri}"], capture_output=True, text=True, env=env)
+                                f"--file={dest}", f"--dbname={uri}"], check=False, capture_output=True, text=True, env=env)
             if r.returncode != 0:
                 raise BackupError(f"pg_dump failed: {_first_line(r.stderr)}")
     finally:
@@ -414,7 +414,8 @@ def check_backup(path: Path) -> CheckedBackup:
                 if chunk.count(0) != len(chunk):
                     raise damaged(f"unexpected bytes in the archive's padding near byte {f.tell() - len(chunk)}")
                 left -= len(chunk)
-        if size - _round_up(end) < 2 * BLOCK:
+        if size - _round_up(end) < 2 * BLOCK or size % tarfile.RECORDSIZE:
+            # tarfile writes whole records (10240 bytes) ending in at least two zero blocks
             raise damaged("the end-of-archive marker is missing (a truncated copy)")
         f.seek(d_info.offset_data)
         h, left = hashlib.sha256(), d_info.size
@@ -598,7 +599,7 @@ def _restore_pg(checked: CheckedBackup, url: str) -> RestoreResult:
         uri, env = _libpq(url)
         # one transaction: a load that fails half-way leaves the target empty, as it was
         r = subprocess.run([pg_restore, "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges",
-                            "--no-password", f"--dbname={uri}", str(dump)], capture_output=True, text=True, env=env)
+                            "--no-password", f"--dbname={uri}", str(dump)], check=False, capture_output=True, text=True, env=env)
         if r.returncode != 0:
             raise BackupError(f"pg_restore failed: {_first_line(r.stderr)}; the target was left empty")
     finally:
