@@ -149,21 +149,22 @@ def test_a_backup_taken_while_a_writer_posts_is_one_consistent_snapshot(sqlite_u
             posted[0] = i
     t = threading.Thread(target=writer)
     t.start()
-    heads = []
     try:
-        for n in range(2):
-            out = tmp_path / f"live{n}.ayni"
-            r = ayni("backup", "--db", sqlite_url, "--out", str(out), "--json")
-            assert r.returncode == 0, r.stderr
-            heads.append(json.loads(r.stdout)["headSeq"])
+        while posted[0] < 10:  # the writer is under way before the backup starts
+            threading.Event().wait(0.05)
+        out = tmp_path / "live.ayni"
+        before = posted[0]
+        r = ayni("backup", "--db", sqlite_url, "--out", str(out), "--json")
+        assert r.returncode == 0, r.stderr
+        head = json.loads(r.stdout)["headSeq"]
+        during = posted[0]
     finally:
         stop.set()
         t.join()
-    assert posted[0] > 0 and c.ledger.head()[0] > heads[0]  # the writer really wrote meanwhile
-    for n, h in enumerate(heads):
-        r = ayni("restore", str(tmp_path / f"live{n}.ayni"), "--db", f"sqlite:///{tmp_path}/r{n}.db", "--json")
-        assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["entries"] == h
+    assert during > before and c.ledger.head()[0] > head  # the writer really wrote while the backup ran
+    r = ayni("restore", str(out), "--db", f"sqlite:///{tmp_path}/r.db", "--json")
+    assert r.returncode == 0, r.stderr  # restore checks the head against the manifest and verifies
+    assert json.loads(r.stdout)["entries"] == head
     c.dispose()
 
 
@@ -299,3 +300,33 @@ def test_a_restore_that_lost_its_anchored_tail_names_the_missing_range(sqlite_ur
     backup(sqlite_url, fresh)
     assert restore(fresh, f"sqlite:///{tmp_path}/fresh-restored.db", chain=chain).lost_tail is None
     c.dispose()
+
+
+def test_the_operator_sees_the_lost_tail_from_the_command_line(tmp_path):
+    """The same on a real JSON-RPC node (Hardhat), through `ayni restore --chain --contract` and
+    `ayni check-tail`: exit 3 and one line naming the missing range."""
+    from ledger.core.typed_data import address_of_key
+
+    from .hardhat_node import HARDHAT_KEYS, hardhat_node
+    url = f"sqlite:///{tmp_path}/coop.db"
+    with hardhat_node() as node:
+        chain = AnchorChain.connect(node, private_key=HARDHAT_KEYS[0])
+        contract, _ = chain.deploy(admin=address_of_key(HARDHAT_KEYS[1]))
+        c = busy(url, transfers=4)
+        Anchoring(c.ledger, chain).run()
+        old = tmp_path / "old.ayni"
+        old_head = backup(url, old).manifest["headSeq"]
+        c.ledger.submit_many(round_robin_transfers(c.domain, c.keys_list, 3, offset=5))
+        Anchoring(c.ledger, chain).run()
+        new_head = c.ledger.head()[0]
+        target = f"sqlite:///{tmp_path}/restored.db"
+        r = ayni("restore", str(old), "--db", target, "--chain", node, "--contract", contract)
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert "verify passed" in r.stdout
+        line = f"entries {old_head + 1}..{new_head} were anchored but are missing: the database lost its tail"
+        assert line in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        r = ayni("check-tail", "--db", target, "--chain", node, "--contract", contract)
+        assert r.returncode == 3 and line in r.stderr
+        r = ayni("check-tail", "--db", url, "--chain", node, "--contract", contract)  # the live one lost nothing
+        assert r.returncode == 0 and "nothing anchored is missing" in r.stdout, r.stderr
+        c.dispose()

@@ -13,7 +13,7 @@ command that silently vanishes (tests/test_cli.py lists every command `ayni --he
     bench.py      bench
     federation.py federation new-key|propose|accept|suspend|resume|end|alliances|status
     options.py    --db / --json, defined once; `fail`: one line, non-zero exit
-    backup.py     backup, restore (docs/backup.md)
+    backup.py     backup, restore, check-tail (docs/backup.md)
 """
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ for _name in ("new-key", "propose", "accept", "suspend", "resume", "end", "allia
     fed_app.command(_name)(getattr(federation, "federation_" + _name.replace("-", "_")))
 app.command()(backup.backup)
 app.command()(backup.restore)
+app.command("check-tail")(backup.check_tail)
 
 
 def _storage_fault(exc: Exception) -> bool:
