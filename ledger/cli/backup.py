@@ -100,6 +100,8 @@ def restore(file: Path = typer.Argument(..., help="A file written by `ayni backu
             f"{result.entries} entries")
         if not result.chain_checked:
             say("no chain given (--chain, --contract): the lost-tail check did not run")
+        say(f"before serving: `ayni retention run --db {result.target}` (the backup may hold memos and profiles "
+            "erased or expired since it was made; docs/backup.md)")
     _report_lost(lost)  # the restored database is in place: the message says not to serve it yet
     if result.chain_problem:
         fail(f"restored and verified, but the chain could not be read for the lost-tail check "
