@@ -217,7 +217,16 @@ def _libpq(url: str) -> tuple[str, dict]:
     env = dict(os.environ)
     if u.password:
         env["PGPASSWORD"] = str(u.password)
-    return u.set(drivername="postgresql", password=None).render_as_string(hide_password=False), env
+    query = dict(u.query)
+    hosts = query.get("host")
+    if isinstance(hosts, tuple) or (isinstance(hosts, str) and ":" in hosts and "," not in hosts):
+        # SQLAlchemy's multi-host form (?host=a:5432&host=b:5433) is libpq's host=a,b&port=5432,5433
+        pairs = [h.rsplit(":", 1) if ":" in h else [h, ""] for h in (hosts if isinstance(hosts, tuple) else (hosts,))]
+        query["host"] = ",".join(h for h, _ in pairs)
+        if any(p for _, p in pairs):
+            query["port"] = ",".join(p or "5432" for _, p in pairs)
+    u = u.set(drivername="postgresql", password=None, query=query)
+    return u.render_as_string(hide_password=False), env
 
 
 def _first_line(stderr: str) -> str:

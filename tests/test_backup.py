@@ -330,3 +330,20 @@ def test_the_operator_sees_the_lost_tail_from_the_command_line(tmp_path):
         r = ayni("check-tail", "--db", url, "--chain", node, "--contract", contract)  # the live one lost nothing
         assert r.returncode == 0 and "nothing anchored is missing" in r.stdout, r.stderr
         c.dispose()
+
+
+@pytest.mark.postgres
+def test_backup_through_a_multi_host_url_reaches_the_writable_server(pg_server_url, tmp_path):
+    """The high-availability URL form (SQLAlchemy's ?host=a:p&host=b:p, first host down) works for
+    the snapshot and for pg_dump alike: both must land on the same server."""
+    from .conftest import _reset_pg
+    _reset_pg(pg_server_url)
+    c = busy(pg_server_url, transfers=2)
+    base, db = pg_server_url.rsplit("/", 1)
+    hostport = base.rsplit("@", 1)[1]
+    multi = f"postgresql+psycopg://postgres@/{db}?host=127.0.0.1:1&host={hostport}&target_session_attrs=read-write"
+    out = tmp_path / "ha.ayni"
+    r = ayni("backup", "--db", multi, "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["headSeq"] == c.ledger.head()[0]
+    c.dispose()
