@@ -623,25 +623,36 @@ def _restore_pg(checked: CheckedBackup, url: str) -> RestoreResult:
 def lost_tail(url: str, chain) -> LostTail | None:
     """Compare the database's head with what the community's Anchor contract holds: entries
     anchored past the head were in the log once and are gone (an old backup restored, a disk
-    lost). Also checks that the last anchored batch the log still holds has the same root, so a
-    restored log that is a different history is not taken for a shorter one."""
+    lost). Also recomputes the root of the last anchored batch the log still holds (the one its
+    own records name), so a restored log that is a different history is not taken for a shorter one.
+    One eth_call for the range; a log query only for that batch (and the event scan only when
+    the contract's head is a retirement or a hostile batch's, where lastAnchoredSeq says nothing)."""
     from .anchoring import Anchoring
     from .service import Ledger
-    from .verify.chain_types import implausible
+    from .verify.chain_types import IMPLAUSIBLE_SEQ, implausible
     ledger = Ledger.open(url, migrate=False)
     try:
         head_seq, _ = ledger.head()
-        # a hostile batch (a leaked key's jump to 2**64) is the anchoring docs' matter, not a lost tail
-        events = [ev for ev in chain.anchored_events() if not implausible(ev.first_seq, ev.last_seq)]
-        through = max((ev.last_seq for ev in events), default=0)
+        through = chain.last_anchored_seq()
+        if through >= IMPLAUSIBLE_SEQ:  # retired (2**64-1) or a leaked key's jump: the honest batches say
+            through = max((ev.last_seq for ev in chain.anchored_events()
+                           if not implausible(ev.first_seq, ev.last_seq)), default=0)
+        job = Anchoring(ledger, contract=chain.contract_address)
         mismatch = None
-        inside = [ev for ev in events if ev.last_seq <= head_seq]
-        if inside:
-            ev = inside[-1]
-            root = Anchoring(ledger, contract=chain.contract_address).tree(ev.first_seq, ev.last_seq).root
-            if root != ev.root:
-                mismatch = (f"the restored entries {ev.first_seq}..{ev.last_seq} differ from the batch anchored in tx "
-                            f"{ev.tx_hash}: this is not the anchored history")
+        # the first batch (it always starts at seq 1: the wrong contract, another community) and the
+        # last one this database records (a history rewritten later on)
+        known = [b for b in job.batches(include_failed=False) if b["status"] == "confirmed" and b["last_seq"] <= head_seq]
+        for first in sorted({1} | ({known[-1]["first_seq"]} if known else set())):
+            ev = chain.find_batch(first) if through else None
+            if ev is None:
+                if first != 1:
+                    mismatch = (f"this database records batch {first}..{known[-1]['last_seq']} as anchored, and the "
+                                "chain has no batch there: it is not this contract's history")
+            elif ev.last_seq <= head_seq and job.tree(ev.first_seq, ev.last_seq).root != ev.root:
+                mismatch = (f"the restored entries {ev.first_seq}..{ev.last_seq} differ from the batch anchored in "
+                            f"tx {ev.tx_hash}: this is not the anchored history")
+            if mismatch:
+                break
         if through <= head_seq and mismatch is None:
             return None
         return LostTail(head_seq + 1, through, through, mismatch)

@@ -302,6 +302,12 @@ def test_a_restore_that_lost_its_anchored_tail_names_the_missing_range(sqlite_ur
     fresh = tmp_path / "fresh.ayni"
     backup(sqlite_url, fresh)
     assert restore(fresh, f"sqlite:///{tmp_path}/fresh-restored.db", chain=chain).lost_tail is None
+    # another community's backup checked against this contract is not taken for a shorter copy
+    other = busy(f"sqlite:///{tmp_path}/other.db", transfers=12)  # longer than batch 1 of this contract
+    backup(f"sqlite:///{tmp_path}/other.db", tmp_path / "other.ayni")
+    wrong = restore(tmp_path / "other.ayni", f"sqlite:///{tmp_path}/other-restored.db", chain=chain).lost_tail
+    assert wrong is not None and "is not the anchored history" in wrong.mismatch
+    other.dispose()
     c.dispose()
 
 
