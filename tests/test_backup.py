@@ -25,7 +25,7 @@ from ledger.chain import AnchorChain
 from ledger.sample import round_robin_transfers
 from ledger.service import Ledger
 
-from .conftest import PG_ADMIN_URL, Community
+from .conftest import IN_CI, PG_ADMIN_URL, Community
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -356,3 +356,16 @@ def test_backup_through_a_multi_host_url_reaches_the_writable_server(pg_server_u
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["headSeq"] == c.ledger.head()[0]
     c.dispose()
+
+
+@pytest.mark.postgres
+def test_a_pg_dump_older_than_the_server_is_refused_by_name():
+    """pg_dump cannot read a newer server's catalogue: the error names what was found instead of
+    letting pg_dump fail half-way (here: asking for a version no installed tool has)."""
+    from ledger.backup import BackupError, _candidates, find_pg_tool
+    if not _candidates("pg_dump") and not IN_CI:
+        pytest.skip("!!! no pg_dump installed (required when CI=true)")
+    with pytest.raises(BackupError, match=r"pg_dump must be version 99 or newer .* found only .*pg_dump \(\d+\)"):
+        find_pg_tool("pg_dump", 99)
+    path, major = find_pg_tool("pg_dump", 0)
+    assert Path(path).is_file() and major >= 10
