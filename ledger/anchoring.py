@@ -446,7 +446,7 @@ class Anchoring:
         report.head_seq = self.ledger.head()[0]
         try:
             self.check_balance(report)
-        except ChainUnavailable as exc:  # the anchors are done; the balance is only advice
+        except ChainError as exc:  # the anchors are done; the balance is only advice
             report.warnings.append(f"could not read the anchoring key's balance: {exc.message}")
         return report
 

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from ledger.anchoring import AnchorReport, Anchoring
+from ledger.anchoring import Anchoring, AnchorReport
 from ledger.chain import AnchorChain
 from ledger.chain import fees as F
 from ledger.chain import presets as P
-from ledger.chain.balance import anchor_key_balance_wei, batches_affordable, keystore_address
+from ledger.chain.balance import (
+    anchor_key_balance_wei,
+    batches_affordable,
+    keystore_address,
+)
 from ledger.chain.keys import write_keystore
 from ledger.core.typed_data import address_of_key
 
@@ -76,7 +80,7 @@ def cli(*args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
-    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True,
+    return subprocess.run([str(BIN / args[0]), *map(str, args[1:])], capture_output=True, text=True, check=False,
                           timeout=120, env=env, cwd=ROOT)
 
 

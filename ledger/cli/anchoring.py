@@ -158,13 +158,13 @@ def anchor_settings(chain, *, chain_preset: str | None, max_fee_gwei: str | None
         fail(f"invalid fee: {exc}")
     if max_fee is not None and tip is not None and tip > max_fee:
         fail(f"--priority-fee-gwei {priority_fee_gwei} is above --max-fee-gwei {max_fee_gwei}: nothing could be sent")
-    kwargs = dict(
-        confirmations=confirmations or (preset.confirmations if preset else 1),
-        recheck_blocks=recheck_blocks if recheck_blocks is not None else
+    kwargs = {
+        "confirmations": confirmations or (preset.confirmations if preset else 1),
+        "recheck_blocks": recheck_blocks if recheck_blocks is not None else
         (preset.recheck_blocks if preset else DEFAULT_RECHECK_BLOCKS),
-        max_fee_per_gas=max_fee, priority_fee=tip,
-        replace_after_s=(replace_after if replace_after is not None else DEFAULT_REPLACE_AFTER_S) or None,
-        max_replacements=max_replacements if max_replacements is not None else DEFAULT_MAX_REPLACEMENTS)
+        "max_fee_per_gas": max_fee, "priority_fee": tip,
+        "replace_after_s": (replace_after if replace_after is not None else DEFAULT_REPLACE_AFTER_S) or None,
+        "max_replacements": max_replacements if max_replacements is not None else DEFAULT_MAX_REPLACEMENTS}
     if deadline is not None:
         kwargs["deadline_s"] = deadline
     if warn_batches is not None:
