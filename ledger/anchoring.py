@@ -331,6 +331,8 @@ class Anchoring:
             report.postponed = fees.postponed
             self._deadline_warning(first, fees.postponed, report)
             return False
+        if nonce is None:  # chosen and written before sending: a reply lost after the node took the
+            nonce = self.chain.nonce_of(pending=True)  # transaction leaves the nonce to send it again with
         root = self.tree(first, last).root
         batch_id = self._record(first, last, root, "sending", nonce=nonce, max_fee_per_gas=fees.max_fee,
                                 priority_fee_per_gas=fees.tip, attempts=1)
