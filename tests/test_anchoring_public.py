@@ -178,6 +178,33 @@ def test_stuck_transaction_is_replaced_at_the_same_nonce(node, chain, coop):
     assert [e.first_seq for e in chain.anchored_events()] == [1]
 
 
+def test_a_lost_reply_is_sent_again_at_the_same_nonce(node, chain, coop):
+    """The node took the transaction but its reply was lost: the batch is sent again, replacing
+    the one in the pool at the nonce written before sending, never at a second nonce."""
+    from ledger.chain import ChainUnavailable
+
+    from .rpc_proxy import RpcProxy
+    coop.post(3)
+    with RpcProxy(node) as proxy:
+        via = AnchorChain.connect(proxy.url, private_key=HARDHAT_KEYS[0], contract_address=chain.contract_address,
+                                  timeout=3)
+        job = Anchoring(coop.ledger, via)
+        rpc(node, "evm_setAutomine", [False])
+        proxy.fault("eth_sendRawTransaction", "lose_reply")
+        with pytest.raises(ChainUnavailable):
+            job.anchor_next(AnchorReport())
+        lost = row(job, 1)
+        assert lost["status"] == "sending" and lost["nonce"] == tx_count(chain)
+        assert len(proxy.accepted_txs) == 1  # the node has it, in its pool
+        job.run(wait_s=0.1)
+        mine(node)
+        report = job.run(wait_s=5)
+    assert report.anchored_through == coop.ledger.head()[0]
+    assert [b["status"] for b in job.batches()] == ["failed", "confirmed"]
+    assert row(job, 1, "confirmed")["nonce"] == lost["nonce"] and tx_count(chain) == lost["nonce"] + 1
+    assert [e.first_seq for e in chain.anchored_events()] == [1]
+
+
 def test_replacements_are_bounded(node, chain, coop):
     coop.post(3)
     job = Anchoring(coop.ledger, chain, max_fee_per_gas=100 * GWEI, replace_after_s=0, max_replacements=1)
