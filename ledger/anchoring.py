@@ -9,18 +9,34 @@ Safety rules (docs/anchoring.md, "Operating the anchorer"):
 - One batch is in flight at a time (the next one must start after it on chain).
 - Anchoring never blocks posting: it reads the log in its own short transactions, and
   chain faults surface here as ChainError, retried by the caller with backoff.
+
+On a public chain (docs/anchoring.md, "Anchoring on a public chain"):
+- Fees are EIP-1559 (type 2) where the chain has a base fee, never above the configured maximum
+  fee per gas: while the price is above it the next batch is postponed (nothing is written or
+  sent) and a warning is raised once the oldest waiting entry has used half the anchoring deadline.
+- A transaction not mined after `replace_after_s` is replaced: same nonce, both prices raised by
+  at least 10% (what nodes require), under the maximum, at most `max_replacements` times. Every
+  hash sent is kept; whichever is mined is recorded. One nonce per batch means at most one of them
+  can ever land; a batch sent again after a failure or a drop reuses its nonce while that nonce is
+  still unused on chain.
+- A confirmed batch is re-checked while its block is among the last `recheck_blocks`: if the
+  canonical block at that height has another hash (a reorg deeper than the confirmations), the
+  batch and every later one are marked `dropped` and the same range is anchored again, so the
+  root (and every receipt issued for it) stays the same.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from sqlalchemy import insert, select, text, update
 
-from .chain import AnchorChain, AnchorReverted, ChainUnavailable
+from .chain import AnchorChain, AnchorReverted, ChainError, ChainUnavailable
+from .chain import fees as F
+from .chain.balance import ANCHOR_GAS, batches_affordable
 from .core import errors as E
 from .core.merkle import MerkleTree, build_entry_tree
 from .core.receipts import build_receipt
@@ -35,6 +51,15 @@ AB = T.anchor_batches
 # it be marked failed and the range sent again (a crashed sender's row waits this long).
 SENDING_GRACE_MS = 60_000
 ANCHOR_LOCK_KEY = 0x41594E49  # "AYNI": serialises batch-row inserts between anchorers on PostgreSQL
+# Statuses that no longer hold their range: `failed` (never landed, reverted) and `dropped` (was
+# confirmed, then removed by a reorg). The range is anchored again.
+DEAD = ("failed", "dropped")
+DEFAULT_DEADLINE_S = 86_400  # `ayni-wallet reconcile --anchor-deadline`'s default: one day
+DEADLINE_WARN_FRACTION = 0.5  # warn once the oldest waiting entry has used half of the deadline
+DEFAULT_REPLACE_AFTER_S = 180.0
+DEFAULT_MAX_REPLACEMENTS = 5
+DEFAULT_RECHECK_BLOCKS = 64
+DEFAULT_WARN_BATCHES = 100  # warn when the key pays for fewer anchors than this at the current fee
 
 
 @dataclass
@@ -48,6 +73,12 @@ class AnchorReport:
     head_seq: int = 0
     pending: bool = False
     errors: list[str] = field(default_factory=list)
+    replaced: int = 0  # stuck transactions replaced (same nonce, raised fees)
+    dropped: int = 0  # confirmed batches removed by a reorg (then anchored again)
+    postponed: str | None = None  # "postponed: fee X gwei > max Y gwei" while the fee is above the max
+    warnings: list[str] = field(default_factory=list)  # deadline at risk, key balance low
+    key_balance_wei: int | None = None
+    batches_affordable: int | None = None
 
 
 DEFAULT_MAX_BATCH = 1000  # entries per anchor transaction (ledger/costs prices anchoring with it)
@@ -56,8 +87,14 @@ DEFAULT_MAX_BATCH = 1000  # entries per anchor transaction (ledger/costs prices 
 class Anchoring:
     def __init__(self, ledger: Ledger, chain: AnchorChain | None = None, *, contract: str | None = None,
                  max_batch: int = DEFAULT_MAX_BATCH, confirmations: int = 1, clock: Callable[[], int] = now_ms,
-                 sending_grace_ms: int = SENDING_GRACE_MS):
-        """`chain` is needed to anchor; reading batches and making receipts need only `contract`."""
+                 sending_grace_ms: int = SENDING_GRACE_MS, max_fee_per_gas: int | None = None,
+                 priority_fee: int | None = None, replace_after_s: float | None = DEFAULT_REPLACE_AFTER_S,
+                 max_replacements: int = DEFAULT_MAX_REPLACEMENTS, recheck_blocks: int = DEFAULT_RECHECK_BLOCKS,
+                 deadline_s: int = DEFAULT_DEADLINE_S, warn_batches: int = DEFAULT_WARN_BATCHES):
+        """`chain` is needed to anchor; reading batches and making receipts need only `contract`.
+        `max_fee_per_gas`/`priority_fee` are in wei (None: no maximum / the node's suggested tip);
+        `replace_after_s` None never replaces; `recheck_blocks` 0 never re-checks for reorgs;
+        `warn_batches` 0 never checks the key's balance."""
         contract = chain.contract_address if chain is not None else contract
         if contract is None:
             raise E.InvalidInput("no anchor contract configured: deploy one with `ayni chain deploy`")
@@ -66,6 +103,9 @@ class Anchoring:
         self.ledger, self.chain, self.contract = ledger, chain, contract
         self.max_batch, self.confirmations, self.clock = max_batch, confirmations, clock
         self.sending_grace_ms = sending_grace_ms
+        self.max_fee_per_gas, self.priority_fee = max_fee_per_gas, priority_fee
+        self.replace_after_s, self.max_replacements = replace_after_s, max_replacements
+        self.recheck_blocks, self.deadline_s, self.warn_batches = recheck_blocks, deadline_s, warn_batches
         self._recorded_here: set[int] = set()  # batch rows this instance wrote (no other sender)
 
     @contextlib.contextmanager
@@ -79,7 +119,7 @@ class Anchoring:
     def batches(self, *, include_failed: bool = True) -> list[dict]:
         q = select(AB).where(AB.c.contract == self.contract).order_by(AB.c.first_seq, AB.c.id)
         if not include_failed:
-            q = q.where(AB.c.status != "failed")
+            q = q.where(AB.c.status.not_in(DEAD))
         with self._db(write=False) as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
@@ -110,7 +150,7 @@ class Anchoring:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ANCHOR_LOCK_KEY})
             taken = conn.execute(select(AB.c.id).where(AB.c.contract == self.contract, AB.c.first_seq == first,
-                                                       AB.c.status != "failed")).first()
+                                                       AB.c.status.not_in(DEAD))).first()
             if taken is not None:
                 return None
             batch_id = conn.execute(insert(AB).values(
@@ -121,27 +161,103 @@ class Anchoring:
         return batch_id
 
     def reconcile(self, report: AnchorReport) -> None:
-        """Bring every unfinished batch up to date with what the chain says."""
+        """Bring every unfinished batch up to date with what the chain says: re-check recent
+        confirmed batches for reorgs, record whichever transaction of a batch was mined, replace
+        a stuck one."""
+        self._check_reorgs(report)
         for b in self._live():
             if b["status"] == "confirmed":
                 continue
             if b["status"] == "sending" or b["tx_hash"] is None:
                 self._recover_unsent(b, report)
                 continue
-            st = self.chain.tx_status(b["tx_hash"], min_confirmations=self.confirmations)
-            if st.status == "confirmed":
-                self._set(b["id"], status="confirmed", block=st.block, gas_used=st.gas_used,
-                          effective_gas_price=st.effective_gas_price, error=None)
-                report.confirmed += 1
-                report.gas_used.append(st.gas_used)
-            elif st.status == "failed":
-                self._set(b["id"], status="failed", block=st.block, gas_used=st.gas_used,
-                          effective_gas_price=st.effective_gas_price, error="transaction reverted on chain")
-                report.failed += 1
-            elif st.status == "unknown":  # dropped (node restarted, evicted): did it land anyway?
+            statuses = [self.chain.tx_status(h, min_confirmations=self.confirmations) for h in _hashes(b)]
+            mined = [st for st in statuses if st.block is not None]  # at most one: they share a nonce
+            if mined:
+                st = mined[0]
+                if st.status == "confirmed":
+                    self._set(b["id"], status="confirmed", tx_hash=st.tx_hash, block=st.block, block_hash=st.block_hash,
+                              gas_used=st.gas_used, effective_gas_price=st.effective_gas_price, error=None)
+                    report.confirmed += 1
+                    report.gas_used.append(st.gas_used)
+                elif st.status == "failed":
+                    self._set(b["id"], status="failed", tx_hash=st.tx_hash, block=st.block, gas_used=st.gas_used,
+                              effective_gas_price=st.effective_gas_price, error="transaction reverted on chain")
+                    report.failed += 1
+                else:  # mined, waiting for confirmations: record the one that landed
+                    if st.tx_hash != b["tx_hash"]:
+                        self._set(b["id"], tx_hash=st.tx_hash)
+                    report.pending = True
+            elif all(st.status == "unknown" for st in statuses):  # dropped (node restarted, evicted): landed?
                 self._recover_unsent(b, report)
             else:
                 report.pending = True
+                self._maybe_replace(b, report)
+
+    def _maybe_replace(self, b: dict, report: AnchorReport) -> None:
+        """Replace a batch's transaction waiting in the pool for longer than `replace_after_s`:
+        same nonce, both fees raised by at least 10%, under the maximum fee, at most
+        `max_replacements` times. Any fault here leaves the batch waiting (next pass retries)."""
+        if self.replace_after_s is None or b["nonce"] is None or b["max_fee_per_gas"] is None:
+            return
+        if self.clock() - (b["sent_at"] or b["updated_at"]) < self.replace_after_s * 1000:
+            return
+        replacements = (b["attempts"] or 1) - 1
+        where = f"batch {b['first_seq']}..{b['last_seq']}"
+        if replacements >= self.max_replacements:
+            report.warnings.append(f"{where}: transaction {b['tx_hash']} not mined after {replacements} "
+                                   f"replacements (the most allowed); still waiting at nonce {b['nonce']}")
+            return
+        now = self.chain.fee_quote(max_fee_per_gas=self.max_fee_per_gas, priority_fee=self.priority_fee)
+        fees = F.replacement(b["max_fee_per_gas"], b["priority_fee_per_gas"] or 0, now)
+        if isinstance(fees, str):
+            report.postponed = f"{where} stuck: {fees}"
+            return
+        try:
+            sent = self.chain.send_anchor_tx(b["root"], b["first_seq"], b["last_seq"], fees=fees, nonce=b["nonce"])
+        except ChainUnavailable:
+            raise
+        except ChainError as exc:  # mined meanwhile (nonce too low, the estimate reverts), underpriced, ...
+            self._set(b["id"], error=f"replacement not sent: {exc.message}")
+            return
+        self._set(b["id"], tx_hash=sent.tx_hash, tx_hashes=" ".join([*_hashes(b), sent.tx_hash]),
+                  max_fee_per_gas=sent.max_fee, priority_fee_per_gas=sent.tip, sent_at=self.clock(),
+                  attempts=replacements + 2, error=None)
+        report.replaced += 1
+
+    def _check_reorgs(self, report: AnchorReport) -> None:
+        """Re-check confirmed batches whose block is among the last `recheck_blocks`: a block
+        hash commits to all its ancestors, so if the newest one is still canonical all are; else
+        walk back to the first one still canonical and mark every later batch `dropped`."""
+        if not self.recheck_blocks:
+            return
+        confirmed = [b for b in self._live() if b["status"] == "confirmed" and b["block"] is not None]
+        if not confirmed:
+            return
+        head = self.chain.block_number()
+        recent = [b for b in confirmed if b["block"] > head - self.recheck_blocks]
+        gone: list[dict] = []
+        for b in reversed(recent):
+            canonical = self.chain.block_hash(b["block"])
+            if b["block_hash"] is None:  # confirmed before block hashes were recorded: ask the receipt
+                st = self.chain.tx_status(b["tx_hash"])
+                if st.block == b["block"] and st.block_hash == canonical:
+                    self._set(b["id"], block_hash=canonical)
+                    break
+            elif canonical == b["block_hash"]:
+                break
+            gone.append(b)
+        if not gone:
+            return
+        first = gone[-1]
+        later = [b for b in self._live() if b["first_seq"] >= first["first_seq"]]
+        for b in later:
+            self._set(b["id"], status="dropped",
+                      error=(f"dropped by a reorg: block {first['block']} is no longer the one that held batch "
+                             f"{first['first_seq']}..{first['last_seq']}; the range is anchored again"))
+        report.dropped += len(later)
+        report.errors.append(f"reorg: batches from seq {first['first_seq']} dropped (were confirmed in block "
+                             f"{first['block']}); anchoring them again")
 
     def _recover_unsent(self, b: dict, report: AnchorReport) -> None:
         event = self.chain.find_batch(b["first_seq"])
@@ -199,14 +315,33 @@ class Anchoring:
             return True
         if on_chain != first - 1:
             raise E.IntegrityViolation(f"chain anchored through seq {on_chain}, our records through {first - 1}")
-        last = min(head_seq, first + self.max_batch - 1)
+        prev = self._previous_attempt(first)
+        # a range a reorg dropped is anchored again exactly: same root, so its receipts stay valid
+        last = prev["last_seq"] if prev is not None and prev["status"] == "dropped" else min(head_seq, first + self.max_batch - 1)
+        fees = self.chain.fee_quote(max_fee_per_gas=self.max_fee_per_gas, priority_fee=self.priority_fee)
+        nonce = None
+        if prev is not None and prev["nonce"] is not None and self.chain.nonce_of() <= prev["nonce"]:
+            # that nonce is still unused on chain and its transaction may still wait in some pool:
+            # send this one at the same nonce, outbidding it, so at most one of the two can land
+            nonce = prev["nonce"]
+            if prev["max_fee_per_gas"] is not None and not fees.postponed:
+                bumped = F.replacement(prev["max_fee_per_gas"], prev["priority_fee_per_gas"] or 0, fees)
+                fees = bumped if not isinstance(bumped, str) else replace(fees, postponed=bumped)
+        if fees.postponed:
+            report.postponed = fees.postponed
+            self._deadline_warning(first, fees.postponed, report)
+            return False
+        if nonce is None:  # chosen and written before sending: a reply lost after the node took the
+            nonce = self.chain.nonce_of(pending=True)  # transaction leaves the nonce to send it again with
         root = self.tree(first, last).root
-        batch_id = self._record(first, last, root, "sending")
+        batch_id = self._record(first, last, root, "sending", nonce=nonce, max_fee_per_gas=fees.max_fee,
+                                priority_fee_per_gas=fees.tip, attempts=1)
         if batch_id is None:  # another anchorer is sending this range
             report.pending = True
             return False
         try:
-            tx_hash = self.chain.send_anchor(root, first, last)
+            sent = self.chain.send_anchor_tx(root, first, last, fees=fees, nonce=nonce)
+            tx_hash = sent.tx_hash
         except AnchorReverted as exc:
             self._set(batch_id, status="failed", error=str(exc.message if hasattr(exc, "message") else exc))
             report.failed += 1
@@ -215,9 +350,78 @@ class Anchoring:
             raise  # the row stays `sending`; reconcile() finds out what happened next time
         with self._db(write=True) as conn:  # unless given up on meanwhile (then adopted later)
             conn.execute(update(AB).where(AB.c.id == batch_id, AB.c.status == "sending")
-                         .values(status="pending", tx_hash=tx_hash, updated_at=self.clock()))
+                         .values(status="pending", tx_hash=tx_hash, tx_hashes=tx_hash, nonce=sent.nonce,
+                                 sent_at=self.clock(), updated_at=self.clock()))
         report.sent += 1
         return True
+
+    def _previous_attempt(self, first: int) -> dict | None:
+        """The latest dead (failed or dropped) row for a batch starting at `first`, if any."""
+        rows = [b for b in self.batches() if b["first_seq"] == first and b["status"] in DEAD]
+        return max(rows, key=lambda b: b["id"]) if rows else None
+
+    def _oldest_waiting(self) -> tuple[int, int] | None:
+        """(seq, age in ms) of the oldest entry not in a live batch, or None if all are."""
+        through = max([b["last_seq"] for b in self._live()], default=0)
+        entry = next(iter(self.ledger.iter_entries(after_seq=through, page=1)), None)
+        return None if entry is None else (entry.seq, max(0, self.clock() - entry.at))
+
+    def _deadline_warning(self, first: int, reason: str, report: AnchorReport) -> None:
+        """While anchoring is postponed, warn once the oldest waiting entry has used half of the
+        anchoring deadline (auditors flag entries left unanchored past it: `ayni-wallet reconcile
+        --anchor-deadline`, one day by default), leaving the other half to act."""
+        waiting = self._oldest_waiting()
+        if waiting is None or not self.deadline_s:
+            return
+        seq, age_ms = waiting
+        deadline_ms = self.deadline_s * 1000
+        if age_ms >= deadline_ms * DEADLINE_WARN_FRACTION:
+            left = deadline_ms - age_ms
+            when = (f"passes in {_duration(left)}" if left > 0 else f"passed {_duration(-left)} ago")
+            report.warnings.append(
+                f"anchoring deadline: entry {seq} has waited {_duration(age_ms)} to be anchored; the deadline "
+                f"({_duration(deadline_ms)}) {when} and anchoring is {reason}. Raise --max-fee-gwei or wait for "
+                "lower fees: auditors flag entries left unanchored past the deadline")
+
+    def check_balance(self, report: AnchorReport) -> None:
+        """Warn when the anchoring key pays for fewer than `warn_batches` anchors at the current
+        fee (base fee + tip, or the max fee if lower, times the gas of the last anchors)."""
+        if not self.warn_batches or self.chain is None or self.chain.sender is None:
+            return
+        balance = self.chain.key_balance_wei()
+        quote = self.chain.fee_quote(max_fee_per_gas=self.max_fee_per_gas, priority_fee=self.priority_fee)
+        gas = max(report.gas_used, default=ANCHOR_GAS)
+        report.key_balance_wei = balance
+        report.batches_affordable = n = batches_affordable(balance, quote.likely, gas)
+        if n < self.warn_batches:
+            report.warnings.append(
+                f"the anchoring key {self.chain.sender} holds {balance} wei: {n} anchors at the current fee "
+                f"({F.gwei(quote.likely)} gwei x {gas:,} gas), fewer than {self.warn_batches}; top it up")
+
+    def estimate(self) -> dict:
+        """What the next batch would cost, without writing or sending anything: the gas of its
+        anchor call (eth_estimateGas, else the measured constant), times the likely fee per gas
+        (base fee + tip) and times the most it may pay (max fee per gas)."""
+        live = self._live()
+        first = (live[-1]["last_seq"] if live else 0) + 1
+        head_seq, _ = self.ledger.head()
+        last = min(head_seq, first + self.max_batch - 1)
+        gas, source = ANCHOR_GAS, "measured constant (docs/anchoring.md, Gas)"
+        in_flight = any(b["status"] != "confirmed" for b in live)
+        if last >= first and not in_flight:
+            try:
+                gas = self.chain.estimate_anchor_gas(self.tree(first, last).root, first, last)
+                source = "eth_estimateGas"
+            except ChainUnavailable:
+                raise
+            except ChainError:  # e.g. a batch still in flight: the call would revert now
+                pass
+        quote = self.chain.fee_quote(max_fee_per_gas=self.max_fee_per_gas, priority_fee=self.priority_fee)
+        return {"first_seq": first, "last_seq": max(last, first - 1), "entries": max(0, last - first + 1),
+                "gas": gas, "gas_source": source, "eip1559": quote.eip1559, "base_fee_wei": quote.base_fee,
+                "tip_wei": quote.tip, "max_fee_wei": quote.max_fee, "cap_wei": quote.cap,
+                "likely_wei": gas * quote.likely, "worst_wei": gas * quote.max_fee, "postponed": quote.postponed,
+                "chain_id": self.chain.chain_id}
 
     def run(self, *, max_batches: int | None = None, wait_s: float = 30.0) -> AnchorReport:
         """Anchor everything not yet anchored (or up to `max_batches` batches): reconcile,
@@ -242,6 +446,10 @@ class Anchoring:
         live = [b for b in self._live() if b["status"] == "confirmed"]
         report.anchored_through = live[-1]["last_seq"] if live else 0
         report.head_seq = self.ledger.head()[0]
+        try:
+            self.check_balance(report)
+        except ChainError as exc:  # the anchors are done; the balance is only advice
+            report.warnings.append(f"could not read the anchoring key's balance: {exc.message}")
         return report
 
     def _stop_retired(self) -> None:
@@ -265,6 +473,22 @@ class Anchoring:
         if not 1 <= seq <= head_seq:
             raise E.LedgerError(f"there is no entry {seq} (the log ends at {head_seq})", code="unknown_entry")
         raise E.LedgerError(f"entry {seq} is not anchored yet: run `ayni anchor`", code="not_anchored")
+
+
+def _hashes(b: dict) -> list[str]:
+    """Every transaction hash sent for a batch row (the original first, then replacements)."""
+    if b.get("tx_hashes"):
+        return b["tx_hashes"].split()
+    return [b["tx_hash"]] if b.get("tx_hash") else []
+
+
+def _duration(ms: int) -> str:
+    s = ms // 1000
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min"
+    return f"{s} s"
 
 
 def watch(job: Anchoring, *, interval: float, min_entries: int, stop: threading.Event,

@@ -27,14 +27,31 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from eth_utils.exceptions import ValidationError as _EthValidationError
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
+from web3.exceptions import (
+    BlockNotFound,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
 
-from ledger.chain.errors import AdminIsAnchorer, AnchorReverted, ChainError, InsufficientFunds
-from ledger.chain.types import TxStatus
+from ledger.chain import fees as F
+from ledger.chain.errors import (
+    AdminIsAnchorer,
+    AnchorReverted,
+    ChainError,
+    InsufficientFunds,
+)
+from ledger.chain.types import FeeQuote, SentTx, TxStatus
 from ledger.core.codec import hex0x
 from ledger.core.hashing import keccak256
 from ledger.core.typed_data import UINT64_MAX
-from ledger.verify.anchor_reader import CONNECTION_ERRORS, AnchorReader, ContractLogicError, norm_hash, short
+from ledger.verify.anchor_reader import (
+    CONNECTION_ERRORS,
+    AnchorReader,
+    ContractLogicError,
+    norm_hash,
+    short,
+)
 
 try:  # eth-tester is a dependency (embedded chain), but keep JSON-RPC usable without it
     from eth_tester import exceptions as _tx
@@ -60,6 +77,9 @@ ARTIFACT = Path(__file__).resolve().parents[2] / "contracts" / "build" / "Anchor
 EMBEDDED_FUNDING_WEI = 10 * 10**18
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, when the node has no eth_maxPriorityFeePerGas
 GAS_LIMIT_MARGIN = 1.25  # gas limit = estimate * margin (the estimate already succeeded)
+# Gas of one anchor call by the primary key, the most measured (docs/anchoring.md, "Gas"): used
+# to price a batch when no estimate can be made (no contract yet, another key).
+ANCHOR_GAS = 29_786
 
 
 def load_artifact(path: Path | str = ARTIFACT) -> dict:
@@ -272,15 +292,32 @@ class AnchorChain(AnchorReader):
     # ------------------------------------------------------------------ sending
 
     def _fees(self) -> dict:
-        block = self.w3.eth.get_block("latest")
-        base = block.get("baseFeePerGas")
-        if base is None:
-            return {"gasPrice": int(self.w3.eth.gas_price)}
+        return self.fee_quote().tx_fields()
+
+    def _tip(self, priority_fee: int | None) -> int:
+        if priority_fee is not None:
+            return priority_fee
         try:
-            tip = int(self.w3.eth.max_priority_fee)
+            return int(self.w3.eth.max_priority_fee)
         except (Web3RPCError, Web3Exception, ValueError):
-            tip = DEFAULT_PRIORITY_FEE
-        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * int(base) + tip}
+            return DEFAULT_PRIORITY_FEE
+
+    def fee_quote(self, *, max_fee_per_gas: int | None = None, priority_fee: int | None = None) -> FeeQuote:
+        """What a transaction sent now pays per gas (ledger/chain/fees.py): type-2 fees on a chain
+        with a base fee (the *next* block's base fee where the node tells it, else the latest's
+        raised by the 12.5% one block can add), a legacy gas price otherwise; `postponed` set when
+        that exceeds `max_fee_per_gas`."""
+        with self._rpc("fee quote"):
+            latest = self.w3.eth.get_block("latest")
+            base = latest.get("baseFeePerGas")
+            if base is None:
+                return F.quote(base_fee=None, tip=0, gas_price=int(self.w3.eth.gas_price), cap=max_fee_per_gas)
+            try:
+                nxt = self.w3.eth.get_block("pending").get("baseFeePerGas")
+            except (Web3RPCError, Web3Exception, ValueError, TypeError, KeyError):
+                nxt = None
+            base = int(nxt) if nxt is not None else int(base) + -(-int(base) // 8)
+            return F.quote(base_fee=base, tip=self._tip(priority_fee), cap=max_fee_per_gas)
 
     def _estimate(self, tx: dict) -> int:
         """eth_estimateGas against the *pending* state where the node supports it, so that an
@@ -300,32 +337,82 @@ class AnchorChain(AnchorReader):
     def _sign_and_send(self, tx: dict, what: str) -> str:
         """Estimate (reverts surface here), price, nonce (pending), sign locally, send raw.
         Caller wraps in self._rpc."""
+        return self._send(tx, what).tx_hash
+
+    def _send(self, tx: dict, what: str, *, fees: FeeQuote | None = None, nonce: int | None = None) -> SentTx:
+        """As _sign_and_send, with given fees and nonce. A given nonce may already carry a
+        transaction of ours in the node's pool (a replacement): the gas is then estimated on the
+        latest block, where that transaction is not mined yet (on the pending state it would be,
+        and this one would seem to revert)."""
         account = self._need_key(what)
         with self._send_lock:
-            estimate = self._estimate(tx)
+            estimate = int(self.w3.eth.estimate_gas(tx)) if nonce is not None else self._estimate(tx)
             tx = dict(tx)
             tx["gas"] = int(estimate * GAS_LIMIT_MARGIN) + 1_000
-            tx.update(self._fees())
-            tx["nonce"] = self.w3.eth.get_transaction_count(account.address, "pending")
+            fees = fees or self.fee_quote()
+            tx.update(fees.tx_fields())
+            tx["nonce"] = nonce if nonce is not None else self.w3.eth.get_transaction_count(account.address, "pending")
             signed = account.sign_transaction(tx)
             sent = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        return norm_hash(bytes(sent))
+        return SentTx(norm_hash(bytes(sent)), int(tx["nonce"]), fees.max_fee, fees.tip)
 
-    def send_anchor(self, root: bytes, first_seq: int, last_seq: int) -> str:
-        """Sign and send anchor(root, firstSeq, lastSeq); return the tx hash once the node
-        accepted it (not mined). AnchorReverted (decoded error) if the contract would refuse."""
+    def _anchor_tx(self, root: bytes, first_seq: int, last_seq: int, sender: str) -> tuple[dict, str]:
         contract = self._need_contract()
-        account = self._need_key("anchor")
         root = bytes(root)
         if len(root) != 32:
             raise ValueError("root must be 32 bytes")
         if not (0 <= first_seq <= UINT64_MAX and 0 <= last_seq <= UINT64_MAX):
             raise ValueError("sequence numbers must fit in uint64")
         what = f"anchor({hex0x(root)}, {first_seq}, {last_seq})"
+        data = contract.encode_abi("anchor", args=[root, first_seq, last_seq])
+        return {"from": sender, "to": contract.address, "data": data, "value": 0, "chainId": self.chain_id}, what
+
+    def send_anchor(self, root: bytes, first_seq: int, last_seq: int) -> str:
+        """Sign and send anchor(root, firstSeq, lastSeq); return the tx hash once the node
+        accepted it (not mined). AnchorReverted (decoded error) if the contract would refuse."""
+        return self.send_anchor_tx(root, first_seq, last_seq).tx_hash
+
+    def send_anchor_tx(self, root: bytes, first_seq: int, last_seq: int, *, fees: FeeQuote | None = None,
+                       nonce: int | None = None) -> SentTx:
+        """As send_anchor, with the fees to pay (else the node's current ones) and the nonce (else
+        the next one): the same nonce with raised fees replaces a stuck transaction."""
+        account = self._need_key("anchor")
+        tx, what = self._anchor_tx(root, first_seq, last_seq, account.address)
         with self._rpc(what):
-            data = contract.encode_abi("anchor", args=[root, first_seq, last_seq])
-            tx = {"from": account.address, "to": contract.address, "data": data, "value": 0, "chainId": self.chain_id}
-            return self._sign_and_send(tx, what)
+            return self._send(tx, what, fees=fees, nonce=nonce)
+
+    def estimate_anchor_gas(self, root: bytes, first_seq: int, last_seq: int) -> int:
+        """eth_estimateGas of the next anchor call, as the anchoring key (or, read-only, as the
+        contract's ANCHORER): nothing is signed or sent. AnchorReverted if it would revert."""
+        sender = self.sender or to_checksum_address(self._call("ANCHORER"))
+        tx, what = self._anchor_tx(root, first_seq, last_seq, sender)
+        with self._rpc(f"estimate {what}"):
+            return int(self.w3.eth.estimate_gas(tx))
+
+    def nonce_of(self, *, pending: bool = False) -> int:
+        """The anchoring key's transaction count: mined (latest) or including the node's pool."""
+        account = self._need_key("nonce")
+        with self._rpc("eth_getTransactionCount"):
+            return int(self.w3.eth.get_transaction_count(account.address, "pending" if pending else "latest"))
+
+    def key_balance_wei(self, address: str | None = None) -> int:
+        """Balance in wei of the anchoring key (or of `address`) at the latest block: what pays
+        for anchoring. ChainUnavailable if the node does not answer."""
+        who = address or self.sender
+        if who is None:
+            raise ChainError("key balance: no anchoring key and no address given")
+        with self._rpc("eth_getBalance"):
+            return int(self.w3.eth.get_balance(to_checksum_address(who)))
+
+    def block_hash(self, number: int) -> str | None:
+        """The canonical block hash at `number` (0x-hex), None if the chain is not that long."""
+        with self._rpc(f"eth_getBlockByNumber {number}"):
+            try:
+                block = self.w3.eth.get_block(number)
+            except BlockNotFound:
+                return None
+        h = block.get("hash") if block is not None else None
+        return hex0x(bytes(h)) if h is not None else None
 
     # ------------------------------------------------------------------ status
 
@@ -354,7 +441,8 @@ class AnchorChain(AnchorReader):
             status = "confirmed"
         else:
             status = "pending"
-        return TxStatus(h, status, block, gas_used, price, confirmations)
+        bh = receipt.get("blockHash")
+        return TxStatus(h, status, block, gas_used, price, confirmations, hex0x(bytes(bh)) if bh is not None else None)
 
     def wait(self, tx_hash: str, *, min_confirmations: int = 1, timeout: float = 30.0) -> TxStatus:
         """Poll tx_status until confirmed or failed; after `timeout` return the last status

@@ -11,7 +11,7 @@ import typer
 
 from ..core.addresses import normalize_address
 from ..core.text import visible
-from .anchoring import CHAIN_HELP, CONTRACT_HELP, KEYSTORE_HELP, PASSWORD_HELP, connect_chain
+from .anchoring import CHAIN_HELP, CONTRACT_HELP, KEYSTORE_HELP, PASSWORD_HELP, anchor_settings_from_env, connect_chain
 from .options import Db, open_ledger, persistent_url, say
 
 
@@ -78,11 +78,13 @@ def serve(db: Db = None,
         # One anchorer for the whole server, in this (parent) process: workers never race
         # to anchor, and a slow or dead chain never touches a request.
         from ..anchoring import Anchoring, watch
-        job = Anchoring(ledger, connect_chain(chain, keystore, password_file, contract))
+        anchor_chain = connect_chain(chain, keystore, password_file, contract)
+        # $AYNI_CHAIN_PRESET, $AYNI_MAX_FEE_GWEI, $AYNI_PRIORITY_FEE_GWEI as for `ayni anchor`
+        job = Anchoring(ledger, anchor_chain, **anchor_settings_from_env(anchor_chain))
         threading.Thread(target=watch, daemon=True, name="ayni-anchorer", kwargs=dict(
             job=job, interval=anchor_every, min_entries=anchor_min_entries, stop=threading.Event(),
-            on_report=lambda r: say(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)",
-                                           err=True),
+            on_report=lambda r: [say(f"anchored through seq {r.anchored_through} ({r.confirmed} batches)", err=True),
+                                 *(_note(f"anchoring: {w}") for w in [r.postponed, *r.warnings] if w)],
             on_error=lambda m: _note(f"anchoring: {m}"))).start()
     if retention_every:
         from ..privacy import retention

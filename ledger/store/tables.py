@@ -125,6 +125,14 @@ anchor_batches = Table(
     Column("error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # public chains (migration 00NN_chain): fees, nonce, replacements, reorg check
+    Column("nonce", BigInteger, nullable=True),
+    Column("max_fee_per_gas", BigInteger, nullable=True),
+    Column("priority_fee_per_gas", BigInteger, nullable=True),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("tx_hashes", Text, nullable=True),
+    Column("attempts", Integer, nullable=True),
+    Column("block_hash", String(66), nullable=True),
     Index("ix_anchor_batches_contract_first_seq", "contract", "first_seq"),
 )
 
