@@ -71,6 +71,7 @@ def test_open_request_refund_and_takings(coop, tmp_path):
     w.ok("ana", "approve", r["id"], "--yes")
     assert "forbidden" in w.refused("bea", "approve", r["id"], "--yes")  # paid: no longer open to all
     seq = w.json("shop", "requests", "--outgoing")["items"][0]["paidSeq"]
+    assert "anyone (open)" in w.ok("shop", "requests", "--outgoing")
     assert "only its payee refunds it" in w.refused("bea", "refund", str(seq), "--amount", "5", "--yes")
     assert "refund_exceeds_remaining" in w.refused("shop", "refund", str(seq), "--amount", "30", "--yes")
     refunded = w.json("shop", "refund", str(seq), "--amount", "5.00", "--yes")

@@ -263,7 +263,8 @@ def requests_(incoming: bool = typer.Option(False, "--incoming", help="Requests 
         community = c.community()
     other = "payee" if direction == "incoming" else "payer"
     _table(f"{direction} payment requests", ["id", other, "amount", "status", "expires", "memo"],
-           [[r["id"], r[other], f"{_fmt(community, r['currency'], r['amount'])} {r['currency']}", r["status"],
+           [[r["id"], r[other] or "anyone (open)", f"{_fmt(community, r['currency'], r['amount'])} {r['currency']}",
+             r["status"],
              _when(r["expiresAt"]), r.get("memo") or ""] for r in page["items"]])
     if page.get("nextCursor"):
         typer.echo(f"more: --cursor {visible(page['nextCursor'])}")
