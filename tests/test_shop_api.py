@@ -73,6 +73,11 @@ def test_profile_publish_unpublish_and_who_may_set_it(api):
     assert ok(api.client.get(f"/v1/shops/{shop}", headers=api.h("shop")))["published"] is False  # the shop sees it
     assert ok(api.client.delete(f"/v1/shops/{shop}/profile", headers=api.h("shop"))) == {"erased": 1}
     err(api.client.get(f"/v1/shops/{shop}", headers=api.h("shop")), 404, "not_found")
+    # the shop's erasure request (ayni erase / retention.erase_member) erases its profile too
+    from ledger.privacy.retention import erase_member
+    publish(api)
+    assert erase_member(api.c.ledger, shop).profiles == 1
+    err(api.client.get(f"/v1/shops/{shop}"), 404, "not_found")
     policy = ok(api.client.get("/v1/data-policy"))
     ids = {i["id"] for i in policy["items"]}
     assert {"shop_profile", "shop_till_data", "shop_name_consents", "refund_intents", "refund_links"} <= ids
