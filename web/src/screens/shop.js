@@ -197,3 +197,10 @@ async function refundForm(com, it, slot, button) {
       t("shop.refundDone", { amount: human(c, minor) }), " ", h("a", { href: `#/tx/${res.seq}` }, `#${res.seq}`)))));
   } }, field(t("shop.refundAmount"), amount, t("shop.refundLeft", { amount: human(c, left) })), go, out));
 }
+
+/** The link between a payment and its refunds, for history lines and receipts (both parties):
+ * "refund of #12" on a refund, "refunded 2.00 CRED" on a payment refunded in part or in full. */
+export function refundNote(c, tx) {
+  const refunded = tx.refunded ?? (tx.refunds || []).reduce((n, r) => n + r.amount, 0);
+  return tx.refundOf ? t("shop.refundOf", { seq: tx.refundOf }) : refunded ? t("shop.refundedN", { amount: human(c, refunded) }) : "";
+}
