@@ -155,7 +155,7 @@ def test_takings_report_equals_the_ledger(flow):
     # the CSV's rows add up to the same (one day; the tills "counter" and none)
     rows = list(csv.DictReader(io.StringIO(out["csv"])))
     assert rows and {r["currency"] for r in rows} == {"CRED"}
-    cents = lambda s: int(s.replace(".", ""))  # noqa: E731 - "12.50" -> 1250, exact
+    cents = lambda s: int(s.replace(".", ""))  # "12.50" -> 1250, exact
     assert sum(int(r["count"]) for r in rows) == 3
     assert (sum(cents(r["sum"]) for r in rows), sum(cents(r["refunds"]) for r in rows), sum(cents(r["net"]) for r in rows)) == \
         (sum(received), sum(refunded), net)
