@@ -16,6 +16,7 @@ const { AYNI_URL: BASE, TREASURER_KEY, OUT, CHROMIUM, PYTHON, AYNI_DB } = proces
 mkdirSync(OUT, { recursive: true });
 const PASS = "a long passphrase 1";
 const step = (m) => process.stderr.write(`[shop] ${m}\n`);
+const TIMEOUT = 15000; // a step that fails says so quickly
 
 async function http(path, body) {
   const res = await fetch(BASE + path, body ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {});
@@ -55,6 +56,7 @@ async function checkLabels(page, where) {
 }
 async function newMember(ctx, name, role = "member") {
   const page = await ctx.newPage();
+  page.setDefaultTimeout(TIMEOUT);
   page.on("pageerror", (e) => { throw new Error(`${name}: page error ${e}`); });
   await page.goto(BASE + "/");
   await page.locator('a[href="#/key/new"]').click();
