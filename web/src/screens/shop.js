@@ -87,7 +87,7 @@ export function till() {
       if (s && !s.credit) return fieldError(amount, slot, "amount_not_positive");
       localStorage.setItem(LABEL, label.value.trim());
       const gen = screen();
-      const body = { currency: currency.value, amount: s ? s.credit : total, till: label.value.trim() || null, expiresInSeconds: 3600 };
+      const body = { currency: currency.value, amount: s ? s.credit : total, till: label.value.trim() || undefined, expiresInSeconds: 3600 };
       if (s) Object.assign(body, { totalMinor: total, creditShareBp: bp });
       const r = await busy(charge, slot, () => S.openRequest(body));
       if (r === FAILED || !isCurrent(gen)) return;
@@ -175,7 +175,7 @@ async function refundForm(com, it, slot, button) {
   const c = currencyOf(com, it.currency);
   button.hidden = true;
   const tx = await busy(button, slot, () => api(`/v1/transfers/${it.seq}`));
-  if (tx === FAILED) return;
+  if (tx === FAILED) { button.hidden = false; return; }
   const left = tx.refundableRemaining ?? it.amount;
   if (!left) return slot.replaceChildren(h("p", { class: "hint" }, t("shop.refunded", { amount: human(c, it.amount) })));
   const amount = h("input", { id: `refund-${it.seq}`, type: "text", inputmode: "decimal", autocomplete: "off", value: formatAmount(c, left) });
