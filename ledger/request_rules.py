@@ -29,6 +29,7 @@ class RequestRecord:
     expires_at: int  # unix ms; still open at exactly expires_at
     declined: bool
     paid_seq: int | None
+    paid_by: str | None = None  # who paid it (from the log); for an open request the payer it got
 
     def status(self, now: int) -> str:
         if self.paid_seq is not None:
@@ -41,6 +42,11 @@ class RequestRecord:
         return (self.id, self.payer, self.payee, self.currency, self.amount)
 
     @property
+    def open_to_all(self) -> bool:
+        """An open request (docs/shops.md): no payer named, any active member may pay it once."""
+        return self.payer is None
+
+    @property
     def hex_id(self) -> str:
         return "0x" + self.id.hex()
 
@@ -51,6 +57,8 @@ def check_request_parties(accounts: Mapping[str, AccountState], *, payer: str, p
     (ledger.core.rules.check_transfer refuses transfers with an auditor), so it is refused
     when asked, not left open for the payer to trip over."""
     for who, address in (("payee", payee), ("payer", payer)):
+        if address is None:  # an open request: whoever pays is checked by the transfer rule
+            continue
         account = accounts.get(address)
         if account is None:
             raise E.UnknownAccount(f"{who} {address} has no account here")
@@ -61,7 +69,11 @@ def check_request_parties(accounts: Mapping[str, AccountState], *, payer: str, p
 
 
 def pays(transfer: Transfer, request: RequestRecord) -> bool:
-    """True when the transfer is exactly this request's payment (the uq_transfers_request_key)."""
+    """True when the transfer is exactly this request's payment (the uq_transfers_request_key);
+    an open request is paid by any payer's transfer with its id, payee, currency and amount."""
+    if request.payer is None:
+        return (transfer.request_id, transfer.payee, transfer.currency, transfer.amount) \
+            == (request.id, request.payee, request.currency, request.amount)
     return (transfer.request_id, transfer.payer, transfer.payee, transfer.currency, transfer.amount) \
         == request.key()
 
@@ -87,6 +99,8 @@ def check_transfer_naming(transfer: Transfer, request: RequestRecord, at: int) -
 
 
 def check_declinable(request: RequestRecord, by: str, now: int) -> None:
+    if request.payer is None:
+        raise E.InvalidTransition("an open request names no payer: nobody declines it, it expires")
     if by != request.payer:
         raise E.NotAuthorised("only the payer may decline a payment request")
     refuse_unless_open(request, now)

@@ -41,6 +41,7 @@ from .core.addresses import normalize_address
 from .core.amounts import check_amount
 from .core.errors import RequestExpired, RequestMismatch, RequestNotOpen, UnknownRequest
 from .core.hashing import ZERO32
+from .core.refunds import RefundTransfer
 from .core.text import check_memo
 from .core.typed_data import Transfer
 from .request_rules import RequestRecord, check_declinable, check_request_parties
@@ -48,6 +49,7 @@ from .service import Ledger, Posted, Submission
 from .store import tables as T
 from .store.errors import domain_errors
 from .store.request_tables import payment_requests as R
+from .store.shop_refunds import refund_intent
 from .store.unit_of_work import REQUESTS_WITH_PAYMENT, request_record
 
 MIN_EXPIRY_S = 60
@@ -72,6 +74,11 @@ class PaymentRequest:
     expires_at: int  # unix ms
     status: str  # open | paid | declined | expired
     paid_seq: int | None
+    paid_by: str | None = None  # who paid (for an open request, whoever paid it first)
+
+    @property
+    def open_to_all(self) -> bool:
+        return self.payer is None
 
 
 def _check_memo(memo: object) -> str | None:
@@ -125,7 +132,7 @@ class PaymentRequests:
     def _view(record: RequestRecord, now: int) -> PaymentRequest:
         return PaymentRequest(record.hex_id, record.payee, record.payer, record.currency, record.amount,
                               record.memo, record.created_at, record.expires_at, record.status(now),
-                              record.paid_seq)
+                              record.paid_seq, record.paid_by)
 
     def _record(self, rid: bytes, request_id: str) -> RequestRecord:
         with self.ledger.unit_of_work(readonly=True) as uow:
@@ -180,13 +187,15 @@ class PaymentRequests:
         return [self._view(request_record(r), now) for r in rows], nxt
 
     # -- writing -------------------------------------------------------------------------
-    def create(self, *, payee: str, payer: str, currency: str, amount: int, memo: str | None,
+    def create(self, *, payee: str, payer: str | None, currency: str, amount: int, memo: str | None,
                expires_in_s: int, link: Callable[[object, bytes], None] | None = None) -> PaymentRequest:
         """`link(connection, request_id)`, if given, runs in the transaction that stores the
         request (the exchange board ties an arrangement to it there: both or neither); what it
-        raises refuses the request. The request and its payment are unchanged by it."""
+        raises refuses the request. The request and its payment are unchanged by it.
+        `payer` None makes an open request (a shop's till, docs/shops.md): any active member may
+        pay it, once; the first payment posted wins under the posting lock."""
         payee = normalize_address(payee, what="payee")
-        payer = normalize_address(payer, what="payer")
+        payer = None if payer is None else normalize_address(payer, what="payer")
         if not isinstance(currency, str) or currency not in self.ledger.currencies:
             raise E.UnknownCurrency(f"currency {currency!r} is not used in this community")
         amount = check_amount(amount)
@@ -233,8 +242,14 @@ class PaymentRequests:
             raise E.InvalidInput("a payment request is paid with a signed Transfer")
         if action.request_id == ZERO32 or action.request_id != rid:
             raise RequestMismatch(f"the transfer's requestId does not name request {request_id}")
-        req = self._record(rid, request_id)
-        if action.payer != req.payer:
+        with self.ledger.unit_of_work(readonly=True) as uow:
+            req = uow.requests([rid]).get(rid)
+            intent = None if req is not None else refund_intent(uow.conn, rid)
+        if intent is not None:  # the id of a refund the payee prepared (docs/shops.md, "Refunds")
+            return self._refund(intent, submission)
+        if req is None:
+            raise UnknownRequest(f"there is no payment request {request_id}")
+        if req.payer is not None and action.payer != req.payer:
             raise E.NotAuthorised("only the payer named in the request may pay it")
         wrong = [f"{name} {got!r} (requested {want!r})" for name, got, want in (
             ("payee", action.payee, req.payee), ("currency", action.currency, req.currency),
@@ -246,6 +261,20 @@ class PaymentRequests:
             return self._submit(submission)
         except E.RequestAlreadyPaid as exc:  # a different signed payment won: for the payer, not open
             raise RequestNotOpen(f"payment request {request_id} is already paid: {exc.message}") from None
+
+    def _refund(self, intent, submission: Submission) -> Posted:
+        """Post a refund: the shop's signed Transfer naming the refund id, with the link to the
+        original beside it in the entry (ledger.core.refunds). The fold decides, under the head
+        lock, whether it still fits in what remains refundable."""
+        action = submission.action
+        if action.payer != intent.shop:
+            raise E.NotAuthorised("only the shop that prepared this refund may sign it")
+        if action.amount != intent.amount:
+            raise RequestMismatch(f"the refund was prepared for {intent.amount}, not {action.amount}")
+        refund = RefundTransfer.of(action, intent.original_seq, int(intent.refund_nonce))
+        sub = Submission(refund, submission.signature, submission.memo, submission.memo_salt)
+        self.ledger.prepare(sub)
+        return self._submit(sub)
 
     def erase_memo(self, request_id: str) -> None:
         """Erase the request's memo (personal data). Nothing else changes."""

@@ -25,6 +25,7 @@ from .core import errors as E
 from .core.amounts import Currency
 from .core.entries import Entry, canonical_body
 from .core.hashing import ZERO32
+from .core.refunds import RefundTransfer, load_refunds
 from .core.rules import AccountState, Position, check_nonce
 from .core.state import KIND_OF, Genesis, LedgerState, action_body
 from .core.text import check_memo, check_user_text  # check_memo: also re-exported for older importers
@@ -269,6 +270,11 @@ class Ledger:
             # the payment requests named, read under the head lock: a decline (which takes the
             # same lock) and a payment are decided one after the other, never both
             requests = uow.requests(request_ids) if request_ids else {}
+            # shops: the payments refunded in this batch, read under the same lock (ledger.core.refunds)
+            refund_of = {p.submission.action.refund_of for _, p in prepared
+                         if p.submission.action.__class__ is RefundTransfer}
+            if refund_of:
+                load_refunds(state, uow.refundables(refund_of))
             at = self.clock()
             batch = PostingBatch()
             status_changed: set[str] = set()
@@ -306,6 +312,8 @@ class Ledger:
                     if pays:
                         requests[request.id] = _paid(request, seq)
                         batch.paid_requests.append((seq, request.id))
+                    if a.__class__ is RefundTransfer:
+                        batch.refunds.append((seq, a.refund_of, str(a.refund_nonce), a.amount))
                 elif kind == "account.opened":
                     self._open_account(batch, genesis, a.account, a.role, seq)
                 elif kind == "limit.set":

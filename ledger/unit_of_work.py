@@ -33,6 +33,7 @@ class PostingBatch:
     transfers: list[tuple] = field(default_factory=list)  # (seq, payer, payee, currency, amount, request_id, at)
     memos: list[tuple] = field(default_factory=list)  # (seq, salt, memo)
     paid_requests: list[tuple] = field(default_factory=list)  # (seq, request_id): the status cache
+    refunds: list[tuple] = field(default_factory=list)  # (seq, original_seq, refund_nonce text, amount)
     head: tuple[int, bytes] | None = None  # the new (seq, chain_hash)
 
 
@@ -81,6 +82,12 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     def decline_request(self, request_id: bytes, at: int) -> None: ...
+
+    # -- refunds (ledger.core.refunds) ------------------------------------------------------------
+    def refundables(self, seqs: Iterable[int]) -> dict:
+        """seq -> (Paid, digest, refunded so far, used refund nonces) for the named entries that
+        are transfers: what the fold needs to check a refund of them, read under the head lock."""
+        raise NotImplementedError("this unit of work keeps no refunds")
 
     # -- writing -----------------------------------------------------------------------------------
     @abc.abstractmethod

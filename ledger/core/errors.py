@@ -263,3 +263,22 @@ class UnknownArrangement(LedgerError):
     """No such arrangement, or the reader is not one of its two parties."""
 
     code = "unknown_arrangement"  # HTTP 404
+
+
+# -- shop refunds (docs/shops.md, docs/ledger-model.md "Refunds"): checked by the fold -----------
+class RefundExceedsRemaining(LedgerError):
+    """A refund larger than what remains refundable of the payment it returns."""
+
+    code = "refund_exceeds_remaining"  # HTTP 409
+
+
+class NotRefundable(LedgerError):
+    """The entry named is not a payment that can be refunded (not a transfer, or a refund itself)."""
+
+    code = "not_refundable"  # HTTP 409
+
+
+class RefundMismatch(LedgerError):
+    """The refund transfer does not return the named payment (parties, currency or refund id)."""
+
+    code = "refund_mismatch"  # HTTP 422

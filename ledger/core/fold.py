@@ -22,6 +22,7 @@ from . import rules
 from .amounts import Currency
 from .codec import hex0x
 from .findings import Finding
+from .refunds import Paid, RefundTransfer, check_refund
 from . import federation_rules as F
 from .records import (AccountOpened, AllianceRecorded, AllianceStatusSet, FederationRecord, Genesis, LimitSet, Record,
                       RemoteAborted, RemoteCommitted, RemotePrepared, Signed, StatusSet, TransferPosted)
@@ -41,6 +42,11 @@ class LedgerState:
     # federation: alliances by id (as this node sees them) and remote legs by payment id
     alliances: dict = field(default_factory=dict)
     legs: dict = field(default_factory=dict)
+    # refunds (ledger.core.refunds): what each posted transfer was, how much of each payment
+    # was refunded so far, and the (original seq, refund nonce) pairs used
+    paid: dict[int, Paid] = field(default_factory=dict)
+    refunded: dict[int, int] = field(default_factory=dict)
+    refund_keys: set[tuple[int, int]] = field(default_factory=set)
     seq: int = 0
     _currencies: dict[str, Currency] | None = field(default=None, repr=False)
 
@@ -103,8 +109,18 @@ def _transfer_posted(st: LedgerState, at_ms: int, t: Transfer, signer: str) -> N
         t, now_ms=at_ms, currencies=st.currencies,
         payer=st.accounts.get(t.payer), payee=st.accounts.get(t.payee),
         payer_pos=positions.get(key_p), payee_pos=positions.get(key_q))
+    refund = t.__class__ is RefundTransfer
+    if refund:  # the refund rule (ledger.core.refunds), checked before anything changes
+        original = st.paid.get(t.refund_of)
+        digest = None if original is None else st.used_nonces.get((original.payer, original.nonce))
+        total = check_refund(t, original, digest, st.refunded.get(t.refund_of, 0),
+                             (t.refund_of, t.refund_nonce) in st.refund_keys)
     positions[key_p] = replace(positions[key_p], balance=new_p)  # holds stay as they are
     positions[key_q] = replace(positions[key_q], balance=new_q)
+    if refund:
+        st.refunded[t.refund_of] = total
+        st.refund_keys.add((t.refund_of, t.refund_nonce))
+    st.paid[st.seq + 1] = Paid(t.payer, t.payee, t.currency, t.amount, t.nonce, refund)
 
 
 def _not_peer(account: rules.AccountState | None) -> None:
@@ -163,6 +179,7 @@ REGISTRY: dict[str, KindSpec] = {spec.record.KIND.value: spec for spec in (
 # which kind each signed action makes (plain strings: they go straight into rows and JSON)
 KIND_OF: dict[type, str] = {spec.record.ACTION: kind for kind, spec in REGISTRY.items()
                             if issubclass(spec.record, Signed)}
+KIND_OF[RefundTransfer] = TransferPosted.KIND.value  # a refund is a transfer.posted with its link
 
 
 apply_action = LedgerState.apply_action
@@ -171,6 +188,7 @@ apply_action = LedgerState.apply_action
 # each signed action's body writer (posting's hot path: one lookup, no record built)
 _BODY_OF: dict[type, Callable] = {spec.record.ACTION: spec.record.body_of for spec in REGISTRY.values()
                                   if issubclass(spec.record, Signed)}
+_BODY_OF[RefundTransfer] = TransferPosted.body_of
 
 
 def action_body(action: Action, signer: str, signature: str, digest: bytes) -> dict:

@@ -15,6 +15,7 @@ from .amounts import Currency
 from .codec import hex0x, parse_b32
 from .hashing import ZERO32
 from .federation import Alliance, AllianceStatus, NodeMessage, RemoteTransfer, peer_address
+from .refunds import RefundTransfer
 from .typed_data import Action, Domain, OpenAccount, SetLimit, SetStatus, Transfer
 from .vocab import Kind
 
@@ -120,13 +121,22 @@ class TransferPosted(Signed):
         a = Transfer.create(payer=body["payer"], payee=body["payee"], currency=body["currency"],
                             amount=body["amount"], memo_hash=body["memoHash"], request_id=body["requestId"],
                             **common)
+        if "refundOf" in body:  # a refund: the link beside the signed fields (ledger.core.refunds)
+            link = body["refundOf"]
+            nonce = link["refundNonce"]
+            if not isinstance(nonce, str) or not nonce.isascii() or not nonce.isdigit():
+                raise TypeError("refundOf.refundNonce must be decimal text")
+            a = RefundTransfer.of(a, link["seq"], int(nonce))
         return a, a.payer
 
     @staticmethod
     def body_of(a: Transfer, signer: str, signature: str, digest: bytes) -> dict:
-        return {"payer": a.payer, "payee": a.payee, "currency": a.currency, "amount": a.amount,
+        body = {"payer": a.payer, "payee": a.payee, "currency": a.currency, "amount": a.amount,
                 "memoHash": hex0x(a.memo_hash), "requestId": hex0x(a.request_id),
                 "nonce": str(a.nonce), "validUntil": str(a.valid_until), "signature": signature, "digest": hex0x(digest)}
+        if a.__class__ is not Transfer:  # a RefundTransfer (the hot path's plain transfer skips the lookup)
+            body["refundOf"] = a.link()
+        return body
 
     @property
     def request_id(self) -> bytes | None:

@@ -25,7 +25,7 @@ payment_requests = Table(
     "payment_requests", metadata,
     Column("id", LargeBinary(32), primary_key=True),          # random; the Transfer's requestId
     Column("payee", ADDRESS, ForeignKey("accounts.address"), nullable=False),
-    Column("payer", ADDRESS, ForeignKey("accounts.address"), nullable=False),
+    Column("payer", ADDRESS, ForeignKey("accounts.address"), nullable=True),  # NULL: an open request (any member pays once)
     Column("currency", String(12), ForeignKey("currencies.code"), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("memo", Text, nullable=True),                      # personal data: erasable

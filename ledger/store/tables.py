@@ -133,3 +133,4 @@ anchor_batches = Table(
 # refer to the tables above).
 from . import auth_tables, federation_tables, privacy_tables, request_tables  # noqa: E402,F401
 from . import exchange_tables  # noqa: E402,F401  (after request_tables: the board links requests)
+from . import shop_tables  # noqa: E402,F401  (after request_tables: shops extend requests)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, and_, insert, or_, select, update
 
 from ..core.errors import IntegrityViolation
 from ..core.rules import AccountState, Position
@@ -27,15 +27,18 @@ NONCE_LOOKUP_CHUNK = 250  # (signer, nonce) pairs per lookup: an OR of pairs, ke
 
 # The one transfer that pays a request: same id, payer, payee, currency and amount. The
 # unique index uq_transfers_request_key guarantees there is at most one, and serves the join.
-PAYS = and_(T.transfers.c.request_id == R.c.id, T.transfers.c.payer == R.c.payer,
+# An open request (payer NULL, docs/shops.md) is paid by whoever paid it: the posting lock lets
+# only one transfer pay it (ledger.request_rules.check_transfer_naming).
+PAYS = and_(T.transfers.c.request_id == R.c.id, or_(R.c.payer.is_(None), T.transfers.c.payer == R.c.payer),
             T.transfers.c.payee == R.c.payee, T.transfers.c.currency == R.c.currency,
             T.transfers.c.amount == R.c.amount)
-REQUESTS_WITH_PAYMENT = select(R, T.transfers.c.seq.label("pay_seq")).select_from(R.outerjoin(T.transfers, PAYS))
+REQUESTS_WITH_PAYMENT = select(R, T.transfers.c.seq.label("pay_seq"), T.transfers.c.payer.label("pay_payer")) \
+    .select_from(R.outerjoin(T.transfers, PAYS))
 
 
 def request_record(row) -> RequestRecord:
     return RequestRecord(bytes(row.id), row.payee, row.payer, row.currency, row.amount, row.memo,
-                         row.created_at, row.expires_at, row.status == "declined", row.pay_seq)
+                         row.created_at, row.expires_at, row.status == "declined", row.pay_seq, row.pay_payer)
 
 
 class SqlUnitOfWork(FederationRepository, UnitOfWork):
@@ -170,6 +173,11 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
     def decline_request(self, request_id: bytes, at: int) -> None:
         self.conn.execute(update(R).where(R.c.id == request_id).values(status="declined", declined_at=at))
 
+    # -- refunds (ledger.core.refunds) ------------------------------------------------------------
+    def refundables(self, seqs):
+        from .shop_refunds import load_refundables  # shops' SQL lives beside their tables
+        return load_refundables(self.conn, seqs)
+
     # -- writing -----------------------------------------------------------------------------------
     def start_log(self, currencies: list[tuple]) -> None:
         self.conn.execute(insert(T.currencies), [dict(zip(("code", "name", "style", "decimals"), c))
@@ -196,6 +204,10 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
             cur.executemany(sql.insert_memo, b.memos)
         if b.paid_requests:
             cur.executemany(sql.mark_request_paid, b.paid_requests)
+        if b.refunds:  # the refund links, a projection of each refund's refundOf
+            from .shop_tables import refund_links
+            self.conn.execute(insert(refund_links), [dict(zip(("seq", "original_seq", "refund_nonce", "amount"), r))
+                                                     for r in b.refunds])
         if b.head is not None:
             cur.execute(sql.move_head, b.head)
 
