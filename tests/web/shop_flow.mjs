@@ -253,10 +253,12 @@ const shopKey = await decryptKeystore(await shop.page.evaluate(() => localStorag
 const ch = await http("/v1/auth/challenge", { address: shop.address });
 const { token } = await http("/v1/auth/token", { message: ch.message, signature: C.signDigest(C.personalSignDigest(ch.message), shopKey) });
 const day = new Date().toISOString().slice(0, 10);
-const apiReport = await (await fetch(`${BASE}/v1/shops/${shop.address}/takings?from=${day}&to=${day}&period=day&format=json`,
-  { headers: { authorization: `Bearer ${token}` } })).json();
+const reportUrl = `${BASE}/v1/shops/${shop.address}/takings?from=${day}&to=${day}&period=day&format=`;
+const auth = { headers: { authorization: `Bearer ${token}` } };
+const apiReport = await (await fetch(reportUrl + "json", auth)).json();
+const apiCsv = await (await fetch(reportUrl + "csv", auth)).text();
 
 assert.deepEqual(cspViolations, []);
 await browser.close();
 console.log(JSON.stringify({ shop: shop.address, ana: ana.address, sofia: sofia.address, request1, request3, pay1, pay2, pay3,
-  refundSeq, totals, rows, csv, apiReport, shots }));
+  refundSeq, totals, rows, csv, apiCsv, apiReport, shots }));

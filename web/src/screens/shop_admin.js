@@ -13,10 +13,12 @@ import { currencyOf, profileOf, shopMenu, tillLabel } from "./shop.js";
 const today = () => new Date().toISOString().slice(0, 10);
 const printButton = () => h("button", { type: "button", class: "no-print", onclick: () => window.print() }, t("shop.print"));
 
-/** One CSV cell: quoted when needed; a cell a spreadsheet would run as a formula is defused. */
-const cell = (v) => {
+/** One CSV cell as Python's csv module writes it (ledger/shops.py report_csv, so the file is the
+ * server's and ayni-wallet's byte for byte); a till label a spreadsheet would run as a formula
+ * (= + - @) is prefixed with '. */
+const cell = (v, k) => {
   let s = String(v ?? "");
-  if (/^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s)) s = `'${s}`;
+  if (k === "till" && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
@@ -39,8 +41,7 @@ export function report(params) {
     const money = (r, k) => (["sum", "refunds", "net"].includes(k) ? human(currencyOf(com, r.currency), r[k]) : r[k] ?? "");
     const table = (rows, keys, id) => h("div", { class: "scroll" }, h("table", { id }, h("thead", {}, h("tr", {}, keys.map((k) => h("th", { scope: "col" }, t(`shop.col.${k}`))))),
       h("tbody", {}, rows.map((r) => h("tr", {}, keys.map((k) => (k === "till" ? userText("td", r.till || "–") : h("td", { "data-col": k }, money(r, k)))))))));
-    const csv = [cols.join(","), ...data.rows.map((r) => cols.map((k) => cell(["sum", "refunds", "net"].includes(k)
-      ? formatAmount(currencyOf(com, r.currency), r[k]) : r[k])).join(","))].join("\r\n") + "\r\n";
+    const csv = [cols, ...data.rows.map((r) => cols.map((k) => cell(r[k], k)))].map((r) => `${r.join(",")}\n`).join("");
     add(main, h("p", { class: "hint" }, t("shop.range", { from: p.from, to: p.to })),
       data.rows.length ? table(data.rows, cols, "takings-rows") : h("p", { id: "rep-empty" }, t("shop.noTakings")),
       h("h2", {}, t("shop.totals")), table(data.totals, cols.slice(2), "takings-totals"),
@@ -55,9 +56,9 @@ export function profile() {
   add(main, shopMenu("#/till/profile"));
   load(main, () => profileOf(me), (s) => {
     s = s || {};
-    const name = h("input", { id: "prof-name", type: "text", maxlength: "80", value: s.name || "", required: true });
-    const addr = h("input", { id: "prof-address", type: "text", maxlength: "200", value: s.address || "" });
-    const hours = h("textarea", { id: "prof-hours", rows: "3", maxlength: "300" }, s.openingHours || "");
+    const name = h("input", { id: "prof-name", type: "text", maxlength: "120", value: s.name || "", required: true });
+    const addr = h("input", { id: "prof-address", type: "text", maxlength: "240", value: s.postalAddress || "" });
+    const hours = h("textarea", { id: "prof-hours", rows: "3", maxlength: "240" }, s.openingHours || "");
     const pub = h("input", { type: "checkbox", id: "prof-published", checked: s.published !== false && Boolean(s.name) });
     const bp = s.creditShareBp ?? Math.round((s.creditSharePercent || 0) * 100);
     const share = h("input", { id: "prof-share", type: "text", inputmode: "decimal", value: bp ? formatAmount({ decimals: 2 }, bp).replace(/\.?0+$/, "") : "" });
@@ -72,7 +73,7 @@ export function profile() {
         if (creditShareBp > 10000) return fieldError(share, slot, "share_too_large");
       }
       const gen = screen();
-      const out = await busy(save, slot, () => S.saveProfile(me, { name: name.value.trim(), address: addr.value.trim() || null,
+      const out = await busy(save, slot, () => S.saveProfile(me, { name: name.value.trim(), postalAddress: addr.value.trim() || null,
         openingHours: hours.value.trim() || null, published: pub.checked, creditShareBp }));
       if (out !== FAILED && isCurrent(gen)) slot.replaceChildren(h("p", { class: "success", role: "status" }, t(pub.checked ? "shop.saved" : "shop.savedHidden")));
     } }, field(t("shop.name"), name), field(t("shop.address"), addr), field(t("shop.hours"), hours),

@@ -105,7 +105,7 @@ export function shopPay(address, params) {
     } }, field(t(bp ? "shop.total" : "pay.amount"), amount, t("pay.amountHint")), splitLine, field(t("pay.currency"), currency), box, review, slot);
     add(main, h("p", { class: "big" }, shopName(s, shop)),
       till ? h("p", { class: "hint" }, t("shop.atTill"), " ", userText("span", till)) : null,
-      s.address ? userText("p", s.address, { class: "hint" }) : null,
+      s.postalAddress ? userText("p", s.postalAddress, { class: "hint" }) : null,
       s.openingHours ? userText("p", s.openingHours, { class: "hint pre" }) : null, form, out);
   });
 }
