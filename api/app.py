@@ -29,6 +29,7 @@ from ledger.privacy.policy import load_policy
 from ledger.queries import Queries
 from ledger.ratelimit import RateLimits, SQLCounterStorage
 from ledger.requests import PaymentRequests
+from ledger.shops import Shops
 from ledger.service import Ledger
 from ledger.sessions import Sessions
 
@@ -37,6 +38,7 @@ from .auth import SiweAuth, load_or_create_secret
 from .context import Context
 from .metrics import LimitsAndMetrics, Metrics
 from .routers import accounts, audit, community, exchange, federation, privacy, requests, service, transfers
+from .routers import shops  # docs/shops.md
 from .schemas import Error
 from .webapp import mount_web_app
 
@@ -60,6 +62,8 @@ RATE_LIMITS = {
     "listing_per_member": "10/day",         # POST /v1/listings, per signed-in member (docs/exchange.md)
     "board_message_per_member": "300/hour",  # answers and messages on the exchange board, per member
     "arrangement_per_member": "100/hour",   # arrangement proposals on the exchange board, per member
+    "checkout_per_member": "120/minute",    # POST /v1/shops/{shop}/checkouts, per signed-in customer
+    "refund_per_shop": "120/minute",        # POST /v1/transfers/{seq}/refunds, per signed-in shop
 }
 RATE_LIMIT_WHAT = {
     "challenge_per_client": "sign-in challenges from this client",
@@ -72,6 +76,8 @@ RATE_LIMIT_WHAT = {
     "listing_per_member": "new listings by this member",
     "board_message_per_member": "board messages by this member",
     "arrangement_per_member": "arrangement proposals by this member",
+    "checkout_per_member": "checkouts by this customer",
+    "refund_per_shop": "refunds prepared by this shop",
 }
 
 
@@ -113,7 +119,7 @@ ERROR_RESPONSES = {status: {"model": Error, "description": text} for status, tex
 # in this order: the web app is mounted last so every API route takes precedence
 ROUTERS = (service.router, community.community_router, community.auth_router, transfers.router,
            accounts.router, audit.router, audit.anchoring_router, requests.router, privacy.router,
-           federation.router, exchange.router)
+           federation.router, exchange.router, shops.router)
 
 
 def build_context(ledger: Ledger, settings: Settings) -> Context:
@@ -156,6 +162,7 @@ def create_app(ledger: Ledger, settings: Settings | None = None, federation=None
     app.state.exchange = Exchange(ledger, config=load_config(settings.exchange_config), requests=ctx.requests,
                                   shuffle_secret=hmac.new(load_or_create_secret(settings.secret_file),
                                                           b"ayni-exchange-shuffle", hashlib.sha256).digest())
+    app.state.shops = Shops(ledger, ctx.requests, ctx.access)
     errors.install(app)
     too_large = json.dumps(errors.error_body("payload_too_large", f"bodies are limited to {MAX_BODY} bytes")).encode()
     app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large)

@@ -42,6 +42,8 @@ STATUS = {
     "timeout": 504,
     # the exchange board (docs/exchange.md): not there, or not yours to see
     "unknown_listing": 404, "unknown_conversation": 404, "unknown_arrangement": 404,
+    # shops (docs/shops.md): refunds are checked by the fold at posting
+    "refund_exceeds_remaining": 409, "not_refundable": 409, "refund_mismatch": 422,
     # the server's own faults
     "integrity_violation": 500, "insecure_storage": 500, "not_initialised": 503, "unavailable": 503,
 }

@@ -104,11 +104,15 @@ class TokenIn(Strict):
 
 
 class RequestIn(Strict):
-    payer: str
+    payer: str | None = Field(None, description="omitted: an open request, any active member pays it once "
+                              "(a shop's till, docs/shops.md)")
     currency: str
-    amount: Uint
+    amount: Uint | None = Field(None, description="required unless totalMinor (a mixed payment) is given")
     memo: str | None = Field(None, max_length=500)
     expiresInSeconds: StrictInt = Field(86_400, ge=60, le=90 * 86_400)
+    till: str | None = Field(None, max_length=64, description="a till or staff label (docs/shops.md)")
+    totalMinor: Uint | None = Field(None, description="mixed payment: the whole price; amount = its credit part")
+    creditShareBp: StrictInt | None = Field(None, description="mixed payment: share in credit, basis points")
 
 
 class ErrorDetail(Strict):

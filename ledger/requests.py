@@ -208,7 +208,7 @@ class PaymentRequests:
         memo = _check_memo(memo)
         rid = secrets.token_bytes(32)
         with self.ledger.unit_of_work() as uow:
-            check_request_parties(uow.accounts([payer, payee]), payer=payer, payee=payee)
+            check_request_parties(uow.accounts([a for a in (payer, payee) if a is not None]), payer=payer, payee=payee)
             now = self.ledger.clock()
             record = RequestRecord(rid, payee, payer, currency, amount, memo, now, now + expires_in_s * 1000,
                                    declined=False, paid_seq=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from ledger.core import errors as E
@@ -19,21 +19,36 @@ from ..schemas import IntParam, RequestIn
 router = APIRouter(tags=["requests"])
 
 
-def request_view(r) -> dict:
-    return {"id": r.id, "payee": r.payee, "payer": r.payer, "currency": r.currency, "amount": r.amount,
-            "memo": r.memo, "createdAt": r.created_at, "expiresAt": r.expires_at, "status": r.status,
-            "paidSeq": r.paid_seq}
+def request_view(r, info=None, *, memo: bool = True) -> dict:
+    """`open`: no payer named (any member pays it once; `paidBy` says who did). `till`/`mixed`:
+    what a shop's till added (docs/shops.md)."""
+    out = {"id": r.id, "payee": r.payee, "payer": r.payer, "currency": r.currency, "amount": r.amount,
+           "memo": r.memo if memo else None, "createdAt": r.created_at, "expiresAt": r.expires_at,
+           "status": r.status, "paidSeq": r.paid_seq, "open": r.payer is None, "paidBy": r.paid_by}
+    if info is not None:
+        out["till"] = info.till
+        out["checkout"] = info.checkout
+        if info.mixed() is not None:
+            out["mixed"] = info.mixed()
+    return out
+
+
+def _info(request: Request, r):
+    return request.app.state.shops.till_info([bytes.fromhex(r.id[2:])]).get(bytes.fromhex(r.id[2:]))
 
 
 @router.post("/v1/requests", status_code=201)
-def create_request(body: RequestIn, p=Depends(signed_in), ctx: Context = Depends(context),
+def create_request(body: RequestIn, request: Request, p=Depends(signed_in), ctx: Context = Depends(context),
                    client: str = Depends(client_of)):
     ctx.limits.hit("request_per_client", client)
     ctx.limits.hit("request_per_payee", p.address)
-    r = ctx.requests.create(payee=p.address, payer=normalize_address(body.payer, what="payer"),
-                            currency=body.currency, amount=_int_amount(body.amount), memo=body.memo,
-                            expires_in_s=body.expiresInSeconds)
-    return JSONResponse(request_view(r), status_code=201)
+    payer = None if body.payer is None else normalize_address(body.payer, what="payer")
+    r, info = request.app.state.shops.create_request(
+        p.address, payer=payer, currency=body.currency, amount=None if body.amount is None else _int_amount(body.amount),
+        memo=body.memo, expires_in_s=body.expiresInSeconds, till=body.till,
+        total_minor=None if body.totalMinor is None else _int_amount(body.totalMinor),
+        credit_share_bp=body.creditShareBp)
+    return JSONResponse(request_view(r, info), status_code=201)
 
 
 @router.get("/v1/requests")
@@ -45,11 +60,14 @@ def list_requests(p=Depends(signed_in), direction: str = Query("incoming", patte
 
 
 @router.get("/v1/requests/{request_id}")
-def get_request(request_id: str, p=Depends(signed_in), ctx: Context = Depends(context)):
+def get_request(request_id: str, request: Request, p=Depends(signed_in), ctx: Context = Depends(context)):
     r = ctx.requests.get(request_id)
-    if not may_read_request(p.address, r.payer, r.payee):
+    if r.open_to_all and r.status == "open" and p.address != r.payee:
+        # an open request is an invitation to whoever holds its link; the memo stays the payee's
+        return request_view(r, _info(request, r), memo=False)
+    if not may_read_request(p.address, r.paid_by if r.open_to_all else r.payer, r.payee):
         raise E.LedgerError("only the payer and the payee may read a payment request", code="forbidden")
-    return request_view(r)
+    return request_view(r, _info(request, r))
 
 
 @router.post("/v1/requests/{request_id}/decline")

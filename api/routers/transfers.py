@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -89,18 +89,24 @@ def remote_view(v, p: Principal, seen: set[str] | None) -> dict:
 
 
 @router.get("/v1/transfers/{seq}")
-def get_transfer(seq: IntParam, p=Depends(signed_in), purpose=Depends(asked_purpose), ctx: Context = Depends(context)):
+def get_transfer(seq: IntParam, request: Request, p=Depends(signed_in), purpose=Depends(asked_purpose),
+                 ctx: Context = Depends(context)):
     v = ctx.queries.transfer(seq)
     # a reader who could not read it anyway is refused alike whether or not seq is a transfer
     seen = guard(ctx, p, [v.payer, v.payee] if v else [], ("entries",), purpose, "GET /v1/transfers/{seq}",
                  want=("memos",), whose="a party of this transfer")
     if v is None:
         raise E.LedgerError(f"there is no transfer {seq}", code="not_found")
-    return transfer_view(v, p, seen)
+    out = transfer_view(v, p, seen)
+    if v.remote is None:  # refunds (docs/shops.md): the link both ways, and what remains refundable
+        st = request.app.state.shops.refund_state(v.seq)
+        out.update({"refundOf": st["refundOf"]} if st["refundOf"] is not None else
+                   {"refunds": st["refunds"], "refundableRemaining": st["refundableRemaining"]})
+    return out
 
 
 @router.get("/v1/accounts/{address}/history")
-def history(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose),
+def history(address: str, request: Request, p=Depends(signed_in), purpose=Depends(asked_purpose),
             currency: str | None = None, counterparty: str | None = None,
             since: Annotated[IntParam | None, Query(description="unix ms, inclusive")] = None,
             until: Annotated[IntParam | None, Query(description="unix ms, exclusive")] = None,
@@ -118,7 +124,9 @@ def history(address: str, p=Depends(signed_in), purpose=Depends(asked_purpose),
         memo_ok = ctx.access.counterparties(Reader(p.address, p.role), others, purpose,
                                             "GET /v1/accounts/{address}/history",
                                             want=("memos",) if "memos" in seen else ())
-    return {"items": [transfer_view(v, p, seen, memo_ok) for v in items], "nextCursor": nxt}
+    links = request.app.state.shops.refund_links(v.seq for v in items if v.remote is None)  # refunds, both ways
+    return {"items": [{**transfer_view(v, p, seen, memo_ok), **links.get(v.seq, {})} for v in items],
+            "nextCursor": nxt}
 
 
 @router.get("/v1/accounts/{address}/remote-payments/{paymentId}")

@@ -35,6 +35,7 @@ from ..store.exchange_tables import EXCHANGE_TABLES
 from ..store.federation_tables import remote_legs, remote_memos
 from ..store.privacy_tables import privacy_access_log, privacy_grants
 from ..store.request_tables import payment_requests as R
+from ..store.shop_tables import shop_name_consents, shop_profiles
 from .access import Access
 from .grants import Preferences
 from .policy import Policy, load_policy
@@ -102,6 +103,11 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
             select(T.accounts.c.address).where(T.accounts.c.status == "closed")))).rowcount
         challenges = conn.execute(delete(auth_challenges)
                                   .where(auth_challenges.c.expires_at <= now // 1000)).rowcount
+        # shops (docs/shops.md): name consents after their period, shop profiles of closed accounts
+        conn.execute(delete(shop_name_consents).where(
+            shop_name_consents.c.at < now - policy.retention_days("shop_name_consents") * DAY_MS))
+        conn.execute(delete(shop_profiles).where(shop_profiles.c.address.in_(
+            select(T.accounts.c.address).where(T.accounts.c.status == "closed"))))
         mark_erased(conn, _touched({T.memos: memos, remote_memos: memos, R: request_memos,
                                               T.profiles: profiles}))
     prefs = Preferences(ledger, policy)
@@ -134,6 +140,9 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
                                                       R.c.memo.isnot(None)).values(memo=None)).rowcount
         if profile:
             n_profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address == address)).rowcount
+            # a shop's published profile and a customer's name consents go with it (docs/shops.md)
+            n_profiles += conn.execute(delete(shop_profiles).where(shop_profiles.c.address == address)).rowcount
+            conn.execute(delete(shop_name_consents).where(shop_name_consents.c.member == address))
         # in the same transaction: no worker can call this erasure gone before it is reclaimed
         mark_erased(conn, _touched({T.memos: n_memos, remote_memos: n_memos, R: n_requests,
                                               T.profiles: n_profiles}))
