@@ -203,6 +203,11 @@ assert.match(await text(ana.page, "#refund-link"), new RegExp(`refund of #${pay1
 await go(ana.page, `#/tx/${pay1}`, "#receipt");
 assert.match(await text(ana.page, "#refund-link"), /refunded 5\.00 CRED/);
 await shot(ana.page, "s10-customer-refund-link");
+// ... and on both history lines
+await go(ana.page, "#/history", "#history li");
+const history = await text(ana.page, "#history");
+assert.match(history, new RegExp(`\\+5\\.00 CRED.*refund of #${pay1}`, "s"));
+assert.match(history, /−12\.50 CRED.*refunded 5\.00 CRED/s);
 // what is left is offered, and no more
 await go(shop.page, "#/till", `#takings li[data-seq="${pay1}"]`);
 await shop.page.locator(`#takings li[data-seq="${pay1}"] button.refund`).click();
