@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 COMMANDS = ["new", "import", "address", "list", "balance", "pay", "request", "requests", "approve", "decline",
             "history", "receipt", "open-account", "set-limit", "freeze", "unfreeze", "close", "verify",
-            "reconcile", "export", "reconcile-peer", "privacy", "listings"]
+            "reconcile", "export", "reconcile-peer", "takings", "refund", "privacy", "listings", "shop"]
 PRIVACY = ["show", "grant", "revoke", "export", "import", "log"]
 
 

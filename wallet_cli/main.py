@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from . import admin, export, keys, listings, member, privacy, reconcile, reconcile_peer, verify
+from . import shop  # docs/shops.md
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Ayni wallet: member keys, payments, and independent reconciliation for treasurers.")
@@ -25,6 +26,8 @@ COMMANDS = [
     # independent checks and books
     ("verify", verify.verify), ("reconcile", reconcile.reconcile_cmd), ("export", export.export_cmd),
     ("reconcile-peer", reconcile_peer.reconcile_peer),
+    # a shop's till, books and refunds (wallet_cli/shop.py)
+    ("takings", shop.takings), ("refund", shop.refund),
 ]
 PRIVACY_COMMANDS = [("show", privacy.show), ("grant", privacy.grant), ("revoke", privacy.revoke),
                     ("export", privacy.export_), ("import", privacy.import_), ("log", privacy.log)]
@@ -45,6 +48,12 @@ _listings = typer.Typer(no_args_is_help=True, help="The exchange board: offers, 
 for _name, _fn in listings.COMMANDS:
     _listings.command(_name)(_fn)
 app.add_typer(_listings, name="listings")
+_shop = typer.Typer(no_args_is_help=True, help="Your shop: its public profile (docs/shops.md).")
+_shop_profile = typer.Typer(no_args_is_help=True, help="The profile customers see: set, show, unpublish, erase.")
+for _name, _fn in shop.PROFILE_COMMANDS:
+    _shop_profile.command(_name)(_fn)
+_shop.add_typer(_shop_profile, name="profile")
+app.add_typer(_shop, name="shop")
 
 
 def main() -> None:

@@ -215,8 +215,10 @@ def pay(payee: str = typer.Argument(..., help="Address of the account to pay; in
 
 
 @handled
-def request_(payer: str = typer.Option(..., "--from", help="Address of the account asked to pay"),
+def request_(payer: str = typer.Option(None, "--from", help="Address of the account asked to pay; omitted: an "
+                                       "open request any member may pay once (a shop's till)"),
              amount: str = typer.Option(..., "--amount", help="Amount: '1h30m', '12.50'"),
+             till: str = typer.Option(None, "--till", help="A till or staff label (shops, docs/shops.md)"),
              currency: str = typer.Option(None, "--currency", "-c", help="Currency code"),
              memo: str = typer.Option(None, "--memo", help="What it is for (shown to the payer)"),
              expires: str = typer.Option("1d", "--expires", help="Valid for: 3600, 30m, 12h, 7d (1m-90d)"),
@@ -227,13 +229,16 @@ def request_(payer: str = typer.Option(..., "--from", help="Address of the accou
     with c:
         community = c.community()
         cur = community.currency(currency or cfg.currency)
-        body = {"payer": normalize_address(payer, what="payer"), "currency": cur.code,
+        body = {"payer": normalize_address(payer, what="payer") if payer else None, "currency": cur.code,
                 "amount": cur.parse(amount), "memo": memo, "expiresInSeconds": _parse_duration(expires)}
+        if till:
+            body["till"] = till
         r = c.post("/v1/requests", body)
     if as_json:
         typer.echo(json.dumps(r))
     else:
-        typer.echo(f"requested {cur.format(r['amount'])} {visible(r['currency'])} from {visible(r['payer'])} "
+        whom = "anyone (open request)" if r["payer"] is None else visible(r["payer"])
+        typer.echo(f"requested {cur.format(r['amount'])} {visible(r['currency'])} from {whom} "
                    f"(expires {_when(r['expiresAt'])})\nrequest id: {visible(r['id'])}")
 
 
@@ -274,7 +279,7 @@ def approve(request_id: str = typer.Argument(..., help="The request id (0x...)")
     with c:
         community = c.community(pin_chain_id=cfg.chain_id, pin_salt=cfg.community_salt)
         r = c.get(f"/v1/requests/{request_id}")
-        if r["payer"] != c.address:
+        if r["payer"] is not None and r["payer"] != c.address:  # None: an open request, anyone pays it once
             raise WalletError(f"this request is addressed to {r['payer']}, not to you", "forbidden")
         if r["status"] != "open":
             paid = f" (entry {r['paidSeq']})" if r.get("paidSeq") else ""
