@@ -84,7 +84,7 @@ export function till() {
       let total;
       try { total = parse(); } catch (err) { return fieldError(amount, slot, err.code); }
       const s = split(com, currency.value, total, bp);
-      if (s && !s.credit) return fieldError(amount, slot, "amount_not_positive");
+      if (s && !s.credit) return fieldError(amount, slot, "shop_credit_zero");
       localStorage.setItem(LABEL, label.value.trim());
       const gen = screen();
       const body = { currency: currency.value, amount: s ? s.credit : total, till: label.value.trim() || undefined, expiresInSeconds: 3600 };

@@ -91,7 +91,7 @@ export function shopPay(address, params) {
       let total;
       try { total = parse(); } catch (err) { return fieldError(amount, slot, err.code); }
       const x = split(com, currency.value, total, bp);
-      if (x && !x.credit) return fieldError(amount, slot, "amount_not_positive");
+      if (x && !x.credit) return fieldError(amount, slot, "shop_credit_zero");
       const body = { currency: currency.value, amount: x ? x.credit : total, till: till || undefined, shareName: box.firstChild.checked };
       if (x) Object.assign(body, { totalMinor: total, creditShareBp: bp });
       const gen = screen();
