@@ -257,6 +257,16 @@ await shop.page.emulateMedia({ media: "print" });
 assert.equal(await shop.page.locator("#rep-show").isVisible(), false);
 await shot(shop.page, "s15-report-print");
 await shop.page.emulateMedia({ media: "screen" });
+// Unpublish: the profile stays the shop's own, and customers no longer see it (the standing code says so).
+await go(shop.page, "#/till/profile", "#prof-published");
+await shop.page.locator("#prof-published").uncheck();
+await shop.page.locator("#prof-save").click();
+assert.match(await text(shop.page, "#status .success"), /Saved, not published/);
+await go(shop.page, "#/till/profile", "#prof-name");
+assert.equal(await shop.page.locator("#prof-name").inputValue(), "Bakery Sol");
+assert.equal(await shop.page.locator("#prof-published").isChecked(), false);
+await go(sofia.page, hashOf(standing), '[data-code="not_found"]');
+
 // The same report from the API, signed in with the shop's own key (its keystore from the browser).
 const shopKey = await decryptKeystore(await shop.page.evaluate(() => localStorage.getItem("ayni.keystore")), PASS);
 const ch = await http("/v1/auth/challenge", { address: shop.address });
