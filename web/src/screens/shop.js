@@ -68,6 +68,7 @@ export function till() {
       let s = null;
       try { s = split(com, currency.value, parse(), bp); } catch { /* not an amount yet */ }
       splitLine.textContent = s ? s.text : "";
+      slot.replaceChildren(); // an error about the previous amount no longer applies
     };
     amount.addEventListener("input", update);
     currency.addEventListener("change", update);

@@ -79,7 +79,7 @@ export function shopPay(address, params) {
     const amount = h("input", { id: "sp-amount", class: "till-amount", type: "text", inputmode: "decimal", autocomplete: "off" });
     const splitLine = h("p", { id: "sp-split", "aria-live": "polite" });
     const parse = () => parseAmount(currencyOf(com, currency.value), amount.value);
-    const update = () => { let x = null; try { x = split(com, currency.value, parse(), bp); } catch { /* typing */ } splitLine.textContent = x ? x.text : ""; };
+    const update = () => { let x = null; try { x = split(com, currency.value, parse(), bp); } catch { /* typing */ } splitLine.textContent = x ? x.text : ""; slot.replaceChildren(); };
     amount.addEventListener("input", update);
     currency.addEventListener("change", update);
     const box = consent();
