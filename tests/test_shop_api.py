@@ -264,7 +264,7 @@ def test_takings_report_equals_the_ledger_under_concurrent_payments(api):
             r = sale(api, 100 + k, **({"till": till} if till else {}))
             assert pay(api, name, r).status_code == 201
 
-    threads = [threading.Thread(target=payer, args=(n, t)) for n, t in zip(["ana", "bea", "cai"], tills)]
+    threads = [threading.Thread(target=payer, args=(n, t)) for n, t in zip(["ana", "bea", "cai"], tills, strict=True)]
     for t in threads:
         t.start()
     for t in threads:

@@ -88,4 +88,4 @@ def test_open_request_refund_and_takings(coop, tmp_path):
     table = w.ok("shop", "takings", "--from", day, "--to", day, "--till", "Till 1")
     assert "Till 1" in table and "net" in table
     assert "invalid_input" in w.refused("shop", "takings", "--from", "2026-02-30", "--to", day)
-    assert "invalid_input" in w.refused("shop", "takings", "--from", day, "--to", day, "--period", "year")
+    assert "--period must be" in w.refused("shop", "takings", "--from", day, "--to", day, "--period", "year")

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ledger.core import errors as E
 from ledger.core.typed_data import _int_amount
-from ledger.shops import FEED_MAX, Shops, TillInfo, report_csv
+from ledger.shops import FEED_MAX, Shops, TillInfo, parse_cursor, report_csv
 
 from ..context import Context
 from ..deps import account_address, client_of, context, only_self, signed_in
@@ -157,7 +157,7 @@ async def takings_stream(address: str, request: Request, p=Depends(signed_in),
     address = account_address(address)
     only_self(p, address, "read its takings")
     cursor = last_event_id or after or "0"
-    await run_in_threadpool(s.feed, address, after=cursor, limit=1)  # a malformed cursor is refused before streaming
+    parse_cursor(cursor)  # a malformed cursor is refused (400) before streaming starts
 
     async def events():
         nonlocal cursor

@@ -206,7 +206,7 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
             cur.executemany(sql.mark_request_paid, b.paid_requests)
         if b.refunds:  # the refund links, a projection of each refund's refundOf
             from .shop_tables import refund_links
-            self.conn.execute(insert(refund_links), [dict(zip(("seq", "original_seq", "refund_nonce", "amount"), r))
+            self.conn.execute(insert(refund_links), [dict(zip(("seq", "original_seq", "refund_nonce", "amount"), r, strict=True))
                                                      for r in b.refunds])
         if b.head is not None:
             cur.execute(sql.move_head, b.head)
