@@ -12,8 +12,12 @@ import { requests, newRequest, showRequest } from "./screens/requests.js";
 import { settings } from "./screens/settings.js";
 import { privacy } from "./screens/privacy.js";
 import { board } from "./screens/board.js";
+import { till } from "./screens/shop.js";
+import { payRequestAny, shopPay } from "./screens/shop_pay.js";
+import { report, profile, code } from "./screens/shop_admin.js";
 
 const AFTER_SIGN_IN = "ayni.afterSignIn";
+const TILL = { report, profile, code }; // the shop's screens under #/till/
 
 function route() {
   const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
@@ -27,10 +31,13 @@ function route() {
     return welcome(signedIn);
   }
   setNav([["#/", t("nav.home")], ["#/pay", t("nav.pay")], ["#/requests", t("nav.requests")],
-    ["#/history", t("nav.history")], ["#/settings", t("nav.settings")], ["#/board", t("nav.board")]]);
+    ["#/history", t("nav.history")], ["#/settings", t("nav.settings")], ["#/board", t("nav.board")],
+    ...(W.current().role === "shop" ? [["#/till", t("nav.till")]] : [])]);
   switch (parts[0]) {
     case undefined: return home();
-    case "pay": return pay(params);
+    case "pay": return params.has("request") ? payRequestAny(params, pay) : pay(params); // a till's open request
+    case "shop": return shopPay(parts[1], params);
+    case "till": return (Object.hasOwn(TILL, parts[1] || "") ? TILL[parts[1]] : till)(params);
     case "requests": return requests(params);
     case "request": return parts[1] === "new" ? newRequest() : showRequest(parts[1]);
     case "history": return history(params);

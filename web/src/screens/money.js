@@ -10,6 +10,7 @@ import { qrSvg } from "../qr.js";
 import { payLink, payLinkHash, payParams, REQUEST_ID } from "../links.js";
 import { memoProblem, memoToCopy } from "../text.js";
 import { payRemote, remoteRow } from "./remote.js";
+import { refundNote } from "./shop.js";
 
 const who = (address) => nameOf(address) || short(address);
 const when = (ms) => new Date(ms).toLocaleString();
@@ -244,6 +245,8 @@ export function transfer(seq, params) {
       row(t("tx.when"), when(tx.at)),
       row(t(tx.direction === "in" ? "tx.from" : "tx.to"), `${who(tx.direction === "in" ? tx.payer : tx.payee)} (${tx.direction === "in" ? tx.payer : tx.payee})`),
       row(t("tx.amount"), human(c, tx.amount)),
+      refundNote(c, tx) ? [h("dt", {}, t("shop.refund")), h("dd", { id: "refund-link" }, refundNote(c, tx),
+        [tx.refundOf, ...(tx.refunds || []).map((r) => r.seq)].filter(Boolean).map((n) => [" ", h("a", { href: `#/tx/${n}` }, `#${n}`)]))] : null,
       tx.memo ? [h("dt", {}, t("tx.memo")), userText("dd", tx.memo, { class: "memo" })] : null,
       row(t("tx.digest"), tx.digest)));
     const anchor = h("section", { class: "card", "aria-labelledby": "anchor-h" }, h("h2", { id: "anchor-h" }, t("tx.anchoring")));
@@ -279,6 +282,7 @@ export function history(params) {
         h("span", { class: "amount" }, (incoming ? "+" : "−") + human(c, tx.amount)), " ",
         t(incoming ? "history.from" : "history.to", { who: who(incoming ? tx.payer : tx.payee) }),
         tx.memo ? [" · ", userText("span", tx.memo, { class: "memo" })] : null,
+        refundNote(c, tx) ? [" · ", h("span", { class: "refund-note" }, refundNote(c, tx))] : null,
         h("span", { class: "when" }, when(tx.at)))));
     }
     if (!list.children.length && list.isConnected) list.replaceWith(h("p", { id: "history-empty" }, t("history.empty")));
