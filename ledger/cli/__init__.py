@@ -12,6 +12,7 @@ command that silently vanishes (tests/test_cli.py lists every command `ayni --he
     privacy.py    data-policy, retention run, stats, org add|remove|list
     bench.py      bench
     federation.py federation new-key|propose|accept|suspend|resume|end|alliances|status
+    doctor.py     doctor (checks a deployment: database, file modes, chain, lag, disk)
     options.py    --db / --json, defined once; `fail`: one line, non-zero exit
 """
 from __future__ import annotations
@@ -58,6 +59,10 @@ app.command()(bench.bench)
 fed_app = _group("federation", "Alliances with other communities and remote payments (docs/federation.md).")
 for _name in ("new-key", "propose", "accept", "suspend", "resume", "end", "alliances", "status"):
     fed_app.command(_name)(getattr(federation, "federation_" + _name.replace("-", "_")))
+# registered after the others, so their order in `ayni --help` stays as it was
+from . import doctor
+
+app.command()(doctor.doctor)
 
 
 def _storage_fault(exc: Exception) -> bool:
