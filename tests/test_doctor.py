@@ -182,3 +182,19 @@ def test_chain_contract_lag_and_balance_on_a_real_node(node, deployment):
                             "AYNI_ANCHOR_CONTRACT": contract})
     assert r.returncode == 1 and lines(r)["anchor key balance"][0] == "FAIL", r.stdout
     assert "holds 0 wei" in lines(r)["anchor key balance"][1]
+
+
+def test_only_runs_the_named_groups(deployment):
+    """Root checks the root-only secrets folder with `--only files` (docs/deploy.md) and never
+    opens the database; an unknown group is refused in one line."""
+    secrets = deployment["tmp"] / "secrets"
+    secrets.mkdir(mode=0o755)
+    r = ayni("doctor", "--only", "files", "--secrets-dir", secrets, env=deployment["env"])
+    checks = lines(r)
+    assert r.returncode == 1 and checks["secrets dir"][0] == "FAIL" and "chmod 700" in checks["secrets dir"][1]
+    assert "database" not in checks and "disk" not in checks
+    secrets.chmod(0o700)
+    r = ayni("doctor", "--only", "files", "--only", "disk", "--secrets-dir", secrets, env=deployment["env"])
+    assert r.returncode == 0 and set(lines(r)) == {"data file", "session key", "secrets dir", "disk"}, r.stdout
+    bad = ayni("doctor", "--only", "everything", env=deployment["env"])
+    assert bad.returncode == 2 and "not a group of checks" in bad.stderr and len(bad.stderr.splitlines()) == 1
