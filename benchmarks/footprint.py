@@ -99,7 +99,9 @@ def serve_footprint(url: str, workers: int, load: int, tmp: Path) -> dict:
         server.stop()
     created = res["statuses"].get("201", 0)
     server_cpu = (cpu1["server_workers"] - cpu0["server_workers"]) + (cpu1["server_master"] - cpu0["server_master"])
-    pg_cpu = cpu1["postgres"] - cpu0["postgres"]
+    # every postgres process on the machine: an upper bound where other work shares the server;
+    # an SQLite server has none of its own (what others' PostgreSQL did meanwhile is not ours)
+    pg_cpu = max(0.0, cpu1["postgres"] - cpu0["postgres"]) if url.startswith("postgresql") else 0.0
     return {"db": url.split(":", 1)[0], "workers": workers, "idle": idle, "after_load": loaded,
             "load_transfers_201": created, "load_elapsed_s": round(res["elapsed"], 2),
             "cpu_ms_per_transfer": {"server": 1000 * server_cpu / created if created else None,
