@@ -325,3 +325,34 @@ def test_the_guide_names_every_shipped_file():
     guide = (ROOT / "docs" / "deploy.md").read_text()
     for path in [*(DEPLOY / "systemd").iterdir(), DEPLOY / "Caddyfile", *(DEPLOY / "prometheus").iterdir()]:
         assert f"deploy/{path.relative_to(DEPLOY)}" in guide, f"docs/deploy.md never mentions {path.name}"
+
+
+def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(tmp_path):
+    """docs/deploy.md runs `ayni init` and `ayni doctor` as the service user with the environment
+    file sourced by sh (`set -a; . /etc/ayni/ayni.env`): the shipped template must source
+    cleanly, and a fresh embedded-SQLite deployment made that way must pass the doctor. Only
+    the paths differ from the guide (a temp folder instead of /var/lib/ayni)."""
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    assert "set -a; . /etc/ayni/ayni.env; cd /var/lib/ayni; exec /opt/ayni/venv/bin/ayni doctor" in guide
+    data = tmp_path / "var-lib-ayni"
+    env_file = tmp_path / "ayni.env"
+    text = (DEPLOY / "systemd" / "ayni.env").read_text()
+    assert text.count("\nAYNI_DB_URL=") == 1 and "\n#AYNI_DB_URL=sqlite:////var/lib/ayni/ayni.db" in text
+    text = text.replace("\nAYNI_DB_URL=", "\n#AYNI_DB_URL=").replace(
+        "\n#AYNI_DB_URL=sqlite:////var/lib/ayni/ayni.db", f"\nAYNI_DB_URL=sqlite:///{data}/ayni.db")
+    text = text.replace("/var/lib/ayni", str(data))
+    env_file.write_text(text)
+    data.mkdir(mode=0o700)
+    base = servers.clean_env()
+
+    def as_service(command: str):
+        return subprocess.run(["sh", "-c", f"set -a; . {env_file}; cd {data}; exec {BIN / 'ayni'} {command}"],
+                              capture_output=True, text=True, timeout=120, env=base)
+
+    treasurer = address_of_key(signing.new_key())
+    r = as_service(f'init --community "Our care cooperative" --treasurer {treasurer}')
+    assert r.returncode == 0, r.stderr
+    r = as_service("doctor")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^OK +database: reachable, schema at head", r.stdout, re.M), r.stdout
+    assert (data / "ayni.db").stat().st_mode & 0o077 == 0
