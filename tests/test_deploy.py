@@ -32,6 +32,7 @@ from ledger.service import Ledger
 from . import servers
 from .hardhat_node import HARDHAT_KEYS, hardhat_node
 from .test_api import transfer_body
+from .test_federation_ledger import Net, ally, pair, remote  # noqa: F401 - `pair` is a fixture used below
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -356,3 +357,37 @@ def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^OK +database: reachable, schema at head", r.stdout, re.M), r.stdout
     assert (data / "ayni.db").stat().st_mode & 0o077 == 0
+
+
+# -- the federation gauges on a real remote payment -----------------------------------------
+
+
+def test_pending_and_overdue_federation_legs_are_counted(pair, tmp_path):
+    """A remote payment prepared and not yet decided is pending; past its deadline, overdue
+    (what AyniFederationLegsOverdue fires on); once committed, neither."""
+    import random
+
+    from fastapi.testclient import TestClient
+
+    from api.app import Settings, create_app
+    a, b, clock = pair
+    ally(a, b)
+    app = create_app(a.ledger, Settings(secret_file=str(tmp_path / "session.key")))
+    state = app.state.ctx.metrics.state
+
+    def gauges(now_ms: int) -> dict[str, float]:
+        state.clock = lambda: now_ms / 1000
+        state._state_at = -1e18  # a fresh read (the 10 s cache is what a real scrape gets)
+        text = TestClient(app).get("/metrics").text
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(ayni_federation_[a-z_]+) (\S+)$", text, re.M)}
+
+    assert gauges(clock.now) == {"ayni_federation_legs_pending": 0, "ayni_federation_legs_overdue": 0}
+    net = Net(a, b, random.Random(1))
+    r = a.node.submit(*remote(a, "ana", b, "bea", 10))
+    assert gauges(clock.now) == {"ayni_federation_legs_pending": 1, "ayni_federation_legs_overdue": 0}
+    assert gauges(clock.now + 61_000) == {"ayni_federation_legs_pending": 1, "ayni_federation_legs_overdue": 1}
+    net.send(r["outbox"])
+    while net.bag:
+        net.deliver(0)
+    assert a.node.payment(r["paymentId"])["state"] == "committed"
+    assert gauges(clock.now) == {"ayni_federation_legs_pending": 0, "ayni_federation_legs_overdue": 0}
