@@ -571,7 +571,8 @@ def test_sqlite_on_one_vm_is_flagged_when_the_cpu_needs_more():
     self-hosted PostgreSQL is charged for the VMs it needs."""
     prices = load()
     w = model.PRESETS["federation"]  # 1,000,000 transfers a month
-    hosted, rows = model.costs(w, prices, _gas(), cpu_s_per_transfer=0.01, db_bytes_per_transfer=1024)
+    # 5 s of CPU a transfer (absurd, to need more than one VM): 2 vCPU x 2,628,000 s x 50% / 5 = 525,600 a month
+    hosted, rows = model.costs(w, prices, _gas(), cpu_s_per_transfer=5.0, db_bytes_per_transfer=1024)
     assert hosted.small_vms == math.ceil(w.transfers_per_month / hosted.transfers_per_small_vm_month) >= 2
     c = {r.mode: r for r in rows if r.scenario == prices.scenarios[0].name}
     assert c["small-sqlite"].gives_up.startswith("DOES NOT FIT")
