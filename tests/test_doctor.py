@@ -147,6 +147,7 @@ def test_chain_contract_lag_and_balance_on_a_real_node(node, deployment):
     assert r.returncode == 0, r.stdout
     assert checks["chain"][0] == "OK" and f"chain id {HARDHAT_CHAIN_ID}" in checks["chain"][1]
     assert checks["contract"][0] == "OK" and "Ayni Anchor" in checks["contract"][1]
+    assert "code that of contracts/build/Anchor.json" in checks["contract"][1]
     assert checks["anchor key balance"][0] == "OK"
     assert checks["anchoring lag"][0] == "OK" and "1 entries wait" in checks["anchoring lag"][1]
 
@@ -198,3 +199,17 @@ def test_only_runs_the_named_groups(deployment):
     assert r.returncode == 0 and set(lines(r)) == {"data file", "session key", "secrets dir", "disk"}, r.stdout
     bad = ayni("doctor", "--only", "everything", env=deployment["env"])
     assert bad.returncode == 2 and "not a group of checks" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_same_code_allows_only_the_immutable_words_to_differ():
+    from ledger.chain.web3_anchor import load_artifact
+    from ledger.cli.doctor import same_code
+    built = bytes.fromhex(load_artifact()["deployedBytecode"].removeprefix("0x"))
+    hole = built.find(bytes(32))
+    assert hole > 0  # the Anchor has immutables (ANCHORER, GENESIS)
+    deployed = built[:hole] + b"\x11" * 32 + built[hole + 32:]
+    assert same_code(deployed, built)
+    other = bytearray(deployed)
+    other[hole - 1] ^= 0xFF  # one opcode byte outside the immutable word
+    assert not same_code(bytes(other), built)
+    assert not same_code(deployed[:-1], built) and not same_code(b"", b"")
