@@ -151,11 +151,13 @@ def test_chain_contract_lag_and_balance_on_a_real_node(node, deployment):
     assert checks["anchor key balance"][0] == "OK"
     assert checks["anchoring lag"][0] == "OK" and "1 entries wait" in checks["anchoring lag"][1]
 
-    # anchored: no lag
+    # anchored: no lag (the contract written in lower case as well: the same contract)
     r = ayni("anchor", "--keystore", keystore, "--password-file", password, env=chain_env)
     assert r.returncode == 0, r.stderr
-    r = ayni("doctor", "--keystore", keystore, env=chain_env)
+    r = ayni("doctor", "--keystore", keystore, env={**chain_env, "AYNI_ANCHOR_CONTRACT": contract.lower()})
     assert r.returncode == 0 and "every entry anchored" in lines(r)["anchoring lag"][1], r.stdout
+    r = ayni("doctor", env={**chain_env, "AYNI_ANCHOR_CONTRACT": "0x1234"})
+    assert r.returncode == 1 and lines(r)["contract"][0] == "FAIL" and "not a 0x-prefixed" in lines(r)["contract"][1]
 
     # the oldest unanchored entry two hours old (a stalled anchorer): WARN, still exit 0
     ledger = Ledger.open(deployment["url"], migrate=False, clock=lambda: 0)

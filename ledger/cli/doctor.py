@@ -259,11 +259,19 @@ def doctor(db: Db = None,
     disk space. One line per check; exit status 1 when any check FAILs."""
     chain = chain or None
     contract = contract or None
+    bad_contract = None
+    if contract:
+        from ..core.addresses import normalize_address
+        from ..core.errors import LedgerError
+        try:
+            contract = normalize_address(contract, what="contract")  # the form batches are recorded under
+        except LedgerError as exc:
+            bad_contract, contract = Check("contract", FAIL, exc.message), None
     unknown = sorted(set(only or ()) - set(GROUPS))
     if unknown:
         fail(f"--only {', '.join(unknown)}: not a group of checks (known: {', '.join(GROUPS)})", 2)
     groups = set(only or GROUPS)
-    checks: list[Check] = []
+    checks: list[Check] = [bad_contract] if bad_contract is not None else []
     if "files" in groups:
         checks += check_files(db, keystore=keystore, password_file=password_file, node_keystore=node_keystore,
                               node_password_file=node_password_file, secrets_dir=secrets_dir)
@@ -287,6 +295,8 @@ def doctor(db: Db = None,
             ledger.close()
     if "disk" in groups:
         checks += check_disk(db)
+    if bad_contract is not None:  # "no contract configured" would contradict the line that says why
+        checks = [c for c in checks if c.name != "contract" or c is bad_contract]
     failed = any(c.status == FAIL for c in checks)
     if as_json:
         typer.echo(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}))
