@@ -362,7 +362,7 @@ def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(
 # -- the federation gauges on a real remote payment -----------------------------------------
 
 
-def test_pending_and_overdue_federation_legs_are_counted(pair, tmp_path):
+def test_pending_and_overdue_federation_legs_are_counted(pair, tmp_path):  # noqa: F811 - the imported fixture
     """A remote payment prepared and not yet decided is pending; past its deadline, overdue
     (what AyniFederationLegsOverdue fires on); once committed, neither."""
     import random
