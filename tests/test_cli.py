@@ -108,7 +108,7 @@ def test_a_bare_path_is_an_sqlite_file_never_a_folder_named_after_a_scheme(tmp_p
 # one that fails to load is an error at start-up, never silently missing (defect 11).
 AYNI_COMMANDS = ["init", "demo", "verify", "balances", "serve", "anchor", "receipt", "export-log", "cost-report",
                  "data-policy", "stats", "bench",
-                 "backup", "restore", "check-tail",  # issue 20 (backup helper)
+                 "backup", "restore", "check-tail", "doctor",  # issue 20
                  "chain", "retention", "org", "federation"]
 SUBCOMMANDS = {"chain": ["new-key", "deploy"], "retention": ["run"], "org": ["add", "remove", "list"],
                "federation": ["new-key", "propose", "accept", "suspend", "resume", "end", "alliances", "status"]}

@@ -45,7 +45,7 @@ def test_shipped_price_file_is_valid_and_every_value_is_dated_and_sourced():
     prices = load()
     assert {s.name for s in prices.scenarios} >= {"l1-2025", "l2-op-stack", "gnosis"}
     dated = [prices.eth_usd, prices.hosting.vm_usd, prices.hosting.pg_usd, prices.hosting.cpu_utilisation,
-             prices.hosting.pg_extra_storage_usd_per_gib_month]
+             prices.hosting.pg_extra_storage_usd_per_gib_month, prices.hosting.small_vm.eur, prices.hosting.eur_usd]
     for s in prices.scenarios:
         dated += [s.gas_price_gwei, s.native_usd] + ([s.l1_data_fee_eth_per_byte] if s.l1_data_fee_eth_per_byte else [])
     assert prices.scenario("l2-op-stack").l1_data_fee_eth_per_byte.value > 0
@@ -82,6 +82,10 @@ def _mutate(fn):
     (lambda d: d["scenarios"][4].update(l1_data_fee_eth_per_byte=d["eth_usd"]), "needs a scenario paid in ETH"),
     (lambda d: d["hosting"]["managed_postgres"].pop("extra_storage_usd_per_gib_month"),
      ".hosting.managed_postgres.extra_storage_usd_per_gib_month is missing"),
+    (lambda d: d["hosting"].pop("small_vm"), ".hosting.small_vm is missing"),
+    (lambda d: d["hosting"]["small_vm"].update(vcpus=0), ".hosting.small_vm.vcpus must be a positive integer"),
+    (lambda d: d["hosting"]["small_vm"]["eur_per_month"].update(as_of="2025"), "small_vm.eur_per_month.as_of"),
+    (lambda d: d.pop("eur_usd"), ".eur_usd is missing"),
 ])
 def test_malformed_price_file_is_refused_with_a_clear_message(mutation, message):
     with pytest.raises(PricesError) as info:
@@ -530,3 +534,65 @@ def test_demo_cost_summary_is_short_and_measured(measured):
     assert 3 <= len(lines) <= 6
     assert "anchor 29,744" in lines[0] and f"transfer {measured['mc_transfer_repeat']:,}" in lines[0]
     assert any(line.startswith("Ethereum L1") for line in lines)
+
+
+# --------------------------------------------------------------------------- cheapest hosting lines
+
+def test_small_vm_lines_follow_the_prices_file():
+    """One small VM priced in EUR: small-sqlite and small-postgres cost exactly its price (converted
+    at the file's eur_usd), with nothing for transfers, members or migration, and say what they
+    give up against the managed line."""
+    data = _mutate(lambda d: None)
+    data["hosting"]["small_vm"]["eur_per_month"]["value"] = 5
+    data["eur_usd"]["value"] = 1.2
+    prices = parse(data)
+    assert prices.hosting.small_vm_usd == pytest.approx(6)
+    w = model.PRESETS["care-coop"]
+    hosted, rows = model.costs(w, prices, _gas(), cpu_s_per_transfer=0.001, db_bytes_per_transfer=1024)
+    assert hosted.small_vms == 1
+    for s in prices.scenarios:
+        c = {r.mode: r for r in rows if r.scenario == s.name}
+        for mode in ("small-sqlite", "small-postgres"):
+            assert c[mode].monthly_usd == pytest.approx(6) and c[mode].hosting_usd == pytest.approx(6)
+            assert (c[mode].transfers_usd, c[mode].onboarding_usd, c[mode].one_time_usd) == (0, 0, 0)
+            assert "backups" in c[mode].gives_up and "failover" in c[mode].gives_up
+        # the cheapest honest line is far below the managed one, which keeps its backups and failover
+        assert c["small-sqlite"].monthly_usd < c["hosting"].monthly_usd
+        assert not c["hosting"].gives_up
+    # the command-line override reprices both lines
+    cheaper = with_overrides(prices, small_vm_eur=4)
+    _, rows = model.costs(w, cheaper, _gas(), cpu_s_per_transfer=0.001, db_bytes_per_transfer=1024)
+    assert [r.monthly_usd for r in rows if r.mode in model.SMALL_MODES] == [pytest.approx(4.8)] * 2 * len(prices.scenarios)
+
+
+def test_sqlite_on_one_vm_is_flagged_when_the_cpu_needs_more():
+    """SQLite has one writer on one machine: when the measured CPU needs two small VMs, the
+    SQLite line says it does not fit (never silently prices a second VM it cannot use), while
+    self-hosted PostgreSQL is charged for the VMs it needs."""
+    prices = load()
+    w = model.PRESETS["federation"]  # 1,000,000 transfers a month
+    # 5 s of CPU a transfer (absurd, to need more than one VM): 2 vCPU x 2,628,000 s x 50% / 5 = 525,600 a month
+    hosted, rows = model.costs(w, prices, _gas(), cpu_s_per_transfer=5.0, db_bytes_per_transfer=1024)
+    assert hosted.small_vms == math.ceil(w.transfers_per_month / hosted.transfers_per_small_vm_month) >= 2
+    c = {r.mode: r for r in rows if r.scenario == prices.scenarios[0].name}
+    assert c["small-sqlite"].gives_up.startswith("DOES NOT FIT")
+    assert c["small-sqlite"].monthly_usd == pytest.approx(prices.hosting.small_vm_usd)
+    assert c["small-postgres"].monthly_usd == pytest.approx(hosted.small_vms * prices.hosting.small_vm_usd)
+
+
+def test_on_chain_modes_state_the_hosting_they_still_need():
+    prices = load()
+    _, rows = model.costs(model.PRESETS["care-coop"], prices, _gas(), 0.001, 1024)
+    for r in rows:
+        if r.mode in ("mc-direct", "mc-relayed", "erc20"):
+            assert "web front end" in r.needs and f"${prices.hosting.small_vm_usd:,.2f}" in r.needs
+        else:
+            assert r.needs == ""
+    # and the report carries it, in JSON and CSV
+    data = report.build(model.PRESETS["care-coop"], prices,
+                        Measurements(_gas(), [OffChain("sqlite", 100, 0.0003, 0.0004, 1_300)], 1.0))
+    rows_csv = list(csv.DictReader(io.StringIO(report.to_csv(data))))
+    assert {r["mode"] for r in rows_csv} >= set(model.SMALL_MODES)
+    assert all("web front end" in r["needs"] for r in rows_csv if r["mode"] == "erc20")
+    assert data["prices"]["hosting"]["small_vm"]["usd_per_month"] == pytest.approx(prices.hosting.small_vm_usd)
+    assert data["derived"]["small_vms"] == 1

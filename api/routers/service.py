@@ -28,4 +28,4 @@ def readyz(ctx: Context = Depends(context)):
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics_text(ctx: Context = Depends(context)):
-    return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(ctx.metrics.render(ctx), media_type="text/plain; version=0.0.4")

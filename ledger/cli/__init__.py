@@ -12,6 +12,7 @@ command that silently vanishes (tests/test_cli.py lists every command `ayni --he
     privacy.py    data-policy, retention run, stats, org add|remove|list
     bench.py      bench
     federation.py federation new-key|propose|accept|suspend|resume|end|alliances|status
+    doctor.py     doctor (checks a deployment: database, file modes, chain, lag, disk)
     options.py    --db / --json, defined once; `fail`: one line, non-zero exit
     backup.py     backup, restore, check-tail (docs/backup.md)
 """
@@ -63,6 +64,10 @@ for _name in ("new-key", "propose", "accept", "suspend", "resume", "end", "allia
 app.command()(backup.backup)
 app.command()(backup.restore)
 app.command("check-tail")(backup.check_tail)
+# registered after the others, so their order in `ayni --help` stays as it was
+from . import doctor
+
+app.command()(doctor.doctor)
 
 
 def _storage_fault(exc: Exception) -> bool:

@@ -121,6 +121,13 @@ def figures(name: str, r: dict) -> list[tuple[str, object, float | None, str]]:
         add("fuzzed requests served / 5xx", f"{sum((r.get('requests_served_by_status') or {}).values())} / "
             f"{r.get('server_errors_5xx')}")
         add("operations failing a check", sum(x.get("operations_failed") or 0 for x in r.get("runs", [])))
+    elif name == "footprint":  # what a deployment uses (docs/costs.md, "Hosting on one small VM")
+        for m in r.get("memory", []):
+            if "idle" in m:
+                add(f"{m['db']}, {m['workers']} worker(s): RSS idle / after load, MiB",
+                    f"{m['idle']['rss_mib']} / {m['after_load']['rss_mib']}")
+        for db, s in (r.get("storage") or {}).items():
+            add(f"{db}: database bytes per member-year (care-coop activity)", s.get("bytes_per_member_year"))
     else:  # a script this summary does not know yet: its rates and its ratios, as it names them
         for k, v in r.items():
             if isinstance(v, (int, float)) and (k.endswith("per_s") or "ratio" in k or "vs_raw" in k):

@@ -32,6 +32,7 @@ def cost_report(
     eth_usd: float = typer.Option(None, help="ETH price in USD for every ETH-paid scenario"),
     vm_usd: float = typer.Option(None, help="Monthly price of one VM in USD"),
     postgres_usd: float = typer.Option(None, help="Monthly price of the managed PostgreSQL in USD"),
+    small_vm_eur: float = typer.Option(None, help="Monthly price of the small VM (small-sqlite, small-postgres) in EUR"),
     sample: int = typer.Option(300, help="Signed transfers posted to measure the off-chain cost"),
     postgres_url: str = typer.Option(None, help="PostgreSQL server to measure on too (a throwaway database "
                                                 "is created and dropped); skipped if not given"),
@@ -63,7 +64,8 @@ def cost_report(
         fail(str(exc), BAD_INPUT)
     try:
         prices = with_overrides(load(prices_file), eth_usd=eth_usd, gas_price_gwei=gas_price_gwei,
-                                vm_usd=vm_usd, postgres_usd=postgres_usd, only=scenario or None)
+                                vm_usd=vm_usd, postgres_usd=postgres_usd, only=scenario or None,
+                                small_vm_eur=small_vm_eur)
     except PricesError as exc:
         fail(str(exc), BAD_INPUT)
     if not prices.scenarios:

@@ -9,7 +9,8 @@ from . import model
 from .measure import Measurements
 from .prices import Prices
 
-STYLES = {"hosting": ("tab:gray", "--"), "anchored": ("tab:green", "-"), "mc-direct": ("tab:red", "-"),
+STYLES = {"hosting": ("tab:gray", "--"), "anchored": ("tab:green", "-"), "small-sqlite": ("tab:olive", ":"),
+          "small-postgres": ("tab:brown", "--"), "mc-direct": ("tab:red", "-"),
           "mc-relayed": ("tab:orange", ":"), "erc20": ("tab:blue", "-.")}
 
 

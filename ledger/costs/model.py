@@ -6,6 +6,11 @@ Modes:
               (+ storage beyond the plan's included disk).
   anchored    hosting + the anchor transactions Ayni's anchorer really sends (batches of at most
               ledger.anchoring.DEFAULT_MAX_BATCH entries, once per interval).
+  small-sqlite    Ayni off-chain on ONE small VM (~2 vCPU, 4 GB, priced in EUR) with the embedded
+              SQLite file: the cheapest honest host. Gives up managed backups and any failover, and
+              cannot spread over more VMs (one file, one writer); over one VM's CPU it is flagged.
+  small-postgres  the same VM with PostgreSQL self-hosted on it (more VMs when the CPU needs them):
+              gives up the managed service's backups, point-in-time recovery and failover.
   mc-direct   every transfer on chain in MutualCredit.sol, sent and paid by the payer; each new
               member is opened by the cooperative and sent ETH for gas, every member is topped up
               with ETH once a month.
@@ -15,7 +20,8 @@ Modes:
   erc20       a plain ERC-20 token: transfers among holders; each new member receives a first
               distribution (new holder) and ETH for gas, and a monthly ETH top-up.
 On-chain modes carry no front end and no RPC provider or indexer here (EXCLUDED): the comparison
-favours them (docs/costs.md).
+favours them (docs/costs.md). Each states the hosting it still needs (NEEDS): at least a web front
+end members use, which costs at least the small VM.
 """
 from __future__ import annotations
 
@@ -34,10 +40,13 @@ MAX_TRANSFERS_PER_MEMBER = 1e6   # a month; more is a typo, not a cooperative
 MAX_GROWTH = 1.0                 # new members a month as a fraction of members (doubling)
 ANCHOR_INTERVAL_HOURS = (1 / 60, 24 * 366)  # a minute .. a year
 NONCES = ("random", "sequential")
-MODES = ("hosting", "anchored", "mc-direct", "mc-relayed", "erc20")
+MODES = ("hosting", "anchored", "small-sqlite", "small-postgres", "mc-direct", "mc-relayed", "erc20")
+SMALL_MODES = ("small-sqlite", "small-postgres")
 MODE_LABELS = {
     "hosting": "Ayni off-chain, no anchoring (hosting only)",
     "anchored": "Ayni off-chain + anchoring",
+    "small-sqlite": "Ayni off-chain on one small VM, embedded SQLite (no anchoring)",
+    "small-postgres": "Ayni off-chain on one small VM, self-hosted PostgreSQL (no anchoring)",
     "mc-direct": "MutualCredit.sol, members pay gas (+ a monthly ETH top-up each)",
     "mc-relayed": "MutualCredit.sol, relayed EIP-712, random nonces (a new bitmap word each)",
     "erc20": "ERC-20 token (+ a monthly ETH top-up each)",
@@ -45,11 +54,31 @@ MODE_LABELS = {
 SEQUENTIAL_LABEL = ("MutualCredit.sol, relayed EIP-712, SEQUENTIAL nonces (amortised over 256; "
                     "not what Ayni signs)")
 EXCLUDED = {
-    "hosting": "", "anchored": "",
+    "hosting": "", "anchored": "", "small-sqlite": "", "small-postgres": "",
     "mc-direct": "front end and RPC provider/indexer not priced",
     "mc-relayed": "front end and RPC provider/indexer not priced (the relayer's VM is)",
     "erc20": "front end and RPC provider/indexer not priced",
 }
+
+
+# What each line gives up against the managed line (docs/costs.md explains each).
+GIVES_UP = {
+    "hosting": "", "anchored": "",
+    "small-sqlite": "no managed backups or failover: a nightly `ayni backup` copied off the VM is the admin's job; "
+                    "one writer, cannot spread over VMs; a dead disk loses what was not yet backed up",
+    "small-postgres": "no managed backups, point-in-time recovery or failover: pg_dump/WAL archiving and a standby "
+                      "are the admin's job (docs/backup.md, docs/high-availability.md)",
+    "mc-direct": "", "mc-relayed": "", "erc20": "",
+}
+ON_CHAIN = ("mc-direct", "mc-relayed", "erc20")
+
+
+def needs(mode: str, small_vm_usd: float) -> str:
+    """The hosting an on-chain mode still needs and is not charged for here."""
+    if mode not in ON_CHAIN:
+        return ""
+    return (f"still needs hosting: a web front end members use (at least one small VM, ${small_vm_usd:,.2f}/month, "
+            "not added) and an RPC provider or indexer to read balances and history")
 
 
 def mode_labels(nonces: str = "random") -> dict[str, str]:
@@ -129,6 +158,8 @@ class Hosted:
     transfers_per_vm_month: float  # the volume at which one VM stops being enough
     storage_gib_per_year: float
     storage_usd_per_month: float = 0.0  # first-year average of storage beyond the plan's included disk
+    small_vms: int = 1                  # small VMs the CPU needs (self-hosted PostgreSQL can add more)
+    transfers_per_small_vm_month: float = 0.0
 
 
 def storage_usd_per_month(gib_per_month: float, included_gib: float, usd_per_gib_month: float) -> float:
@@ -143,7 +174,9 @@ def hosting_needs(w: Workload, prices: Prices, cpu_s_per_transfer: float, db_byt
     vms = max(1, math.ceil(w.transfers_per_month / capacity))
     gib_per_month = w.transfers_per_month * db_bytes_per_transfer / 2**30
     storage = storage_usd_per_month(gib_per_month, h.pg_storage_gib, h.pg_extra_storage_usd_per_gib_month.value)
-    return Hosted(vms, capacity, gib_per_month * 12, storage)
+    small_capacity = h.small_vm.vcpus * SECONDS_PER_MONTH * h.cpu_utilisation.value / cpu_s_per_transfer
+    small_vms = max(1, math.ceil(w.transfers_per_month / small_capacity))
+    return Hosted(vms, capacity, gib_per_month * 12, storage, small_vms, small_capacity)
 
 
 @dataclass(frozen=True)
@@ -157,6 +190,8 @@ class Cost:
     hosting_usd: float     # VMs + managed PostgreSQL + extra storage; the relayer's VM
     one_time_usd: float    # migration: deploying contracts, opening every existing member
     excluded: str = ""
+    gives_up: str = ""     # what a cheaper host gives up against the managed line
+    needs: str = ""        # hosting an on-chain mode still needs, not priced
 
     def to_json(self, transfers_per_month: float) -> dict:
         d = asdict(self)
@@ -184,8 +219,19 @@ def mode_cost(mode: str, w: Workload, s: Scenario, gas, hosted: Hosted, prices: 
     funding = tx("eth_funding", gas.eth_funding)
     mc_open = tx("mc_open_account", gas.mc_open_account)
     mc_setup = tx("mc_deploy", gas.mc_deploy) + MC_CURRENCIES * tx("mc_add_currency", gas.mc_add_currency)
+    gives_up = GIVES_UP.get(mode, "")
     if mode == "hosting":
         parts = (0.0, 0.0, 0.0, hosting)
+        once = 0.0
+    elif mode == "small-sqlite":
+        # one VM whatever the load: an SQLite file has one writer on one machine
+        parts = (0.0, 0.0, 0.0, h.small_vm_usd)
+        once = 0.0
+        if hosted.small_vms > 1:
+            gives_up = (f"DOES NOT FIT: the workload needs the CPU of {hosted.small_vms} small VMs and SQLite cannot "
+                        f"spread over them (use small-postgres or hosting); " + gives_up)
+    elif mode == "small-postgres":
+        parts = (0.0, 0.0, 0.0, hosted.small_vms * h.small_vm_usd)
         once = 0.0
     elif mode == "anchored":
         parts = (w.anchors_per_month * tx("anchor", gas.anchor), 0.0, 0.0, hosting)
@@ -202,7 +248,7 @@ def mode_cost(mode: str, w: Workload, s: Scenario, gas, hosted: Hosted, prices: 
         once = tx("erc20_deploy", gas.erc20_deploy) + members * (holder + funding)
     else:
         raise ValueError(f"unknown mode {mode!r}")
-    return Cost(mode, s.name, sum(parts), *parts, once, EXCLUDED[mode])
+    return Cost(mode, s.name, sum(parts), *parts, once, EXCLUDED[mode], gives_up, needs(mode, h.small_vm_usd))
 
 
 def costs(w: Workload, prices: Prices, gas, cpu_s_per_transfer: float, db_bytes_per_transfer: float, *,

@@ -57,6 +57,21 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class SmallVM:
+    """The cheapest honest host: one small VM (~2 vCPU, 4 GB) priced in EUR, for Ayni with the
+    embedded SQLite or a self-hosted PostgreSQL on the same machine."""
+    label: str
+    vcpus: int
+    ram_gib: float
+    disk_gib: float
+    eur: Dated
+
+    def to_json(self, eur_usd: Dated) -> dict:
+        return {"label": self.label, "vcpus": self.vcpus, "ram_gib": self.ram_gib, "disk_gib": self.disk_gib,
+                "eur_per_month": self.eur.to_json(), "usd_per_month": self.eur.value * eur_usd.value}
+
+
+@dataclass(frozen=True)
 class Hosting:
     vm_label: str
     vm_vcpus: int
@@ -66,6 +81,12 @@ class Hosting:
     pg_usd: Dated
     cpu_utilisation: Dated
     pg_extra_storage_usd_per_gib_month: Dated
+    small_vm: SmallVM
+    eur_usd: Dated
+
+    @property
+    def small_vm_usd(self) -> float:
+        return self.small_vm.eur.value * self.eur_usd.value
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,9 @@ class Prices:
                                              "usd_per_month": h.pg_usd.to_json(),
                                              "extra_storage_usd_per_gib_month":
                                                  h.pg_extra_storage_usd_per_gib_month.to_json()},
-                        "cpu_utilisation": h.cpu_utilisation.to_json()},
+                        "cpu_utilisation": h.cpu_utilisation.to_json(),
+                        "small_vm": h.small_vm.to_json(h.eur_usd)},
+            "eur_usd": h.eur_usd.to_json(),
         }
 
 
@@ -188,6 +211,15 @@ def parse(data: object, path: str = "<prices>") -> Prices:
     vcpus = _field(vm, "vcpus", ".hosting.vm")
     if isinstance(vcpus, bool) or not isinstance(vcpus, int) or vcpus < 1:
         raise PricesError(f".hosting.vm.vcpus must be a positive integer, got {vcpus!r}")
+    small = _obj(_field(h, "small_vm", ".hosting"), ".hosting.small_vm")
+    small_vcpus = _field(small, "vcpus", ".hosting.small_vm")
+    if isinstance(small_vcpus, bool) or not isinstance(small_vcpus, int) or small_vcpus < 1:
+        raise PricesError(f".hosting.small_vm.vcpus must be a positive integer, got {small_vcpus!r}")
+    small_vm = SmallVM(_text(small, "label", ".hosting.small_vm"), small_vcpus,
+                       _number(_field(small, "ram_gib", ".hosting.small_vm"), ".hosting.small_vm.ram_gib", positive=True),
+                       _number(_field(small, "disk_gib", ".hosting.small_vm"), ".hosting.small_vm.disk_gib",
+                               positive=True),
+                       _dated(small, "eur_per_month", ".hosting.small_vm"))
     util = _dated(h, "cpu_utilisation", ".hosting")
     if util.value > 1:
         raise PricesError(".hosting.cpu_utilisation.value must be a fraction between 0 and 1")
@@ -198,7 +230,8 @@ def parse(data: object, path: str = "<prices>") -> Prices:
                                ".hosting.managed_postgres.storage_gib", positive=True),
         pg_usd=_dated(pg, "usd_per_month", ".hosting.managed_postgres"), cpu_utilisation=util,
         pg_extra_storage_usd_per_gib_month=_dated(pg, "extra_storage_usd_per_gib_month",
-                                                  ".hosting.managed_postgres", positive=False))
+                                                  ".hosting.managed_postgres", positive=False),
+        small_vm=small_vm, eur_usd=_dated(root, "eur_usd", ""))
     return Prices(path, eth, tuple(scenarios), hosting)
 
 
@@ -260,7 +293,7 @@ def _override(value: float, what: str) -> Dated:
 
 def with_overrides(prices: Prices, *, eth_usd: float | None = None, gas_price_gwei: float | None = None,
                    vm_usd: float | None = None, postgres_usd: float | None = None,
-                   only: list[str] | None = None) -> Prices:
+                   only: list[str] | None = None, small_vm_eur: float | None = None) -> Prices:
     """Apply command-line overrides. `gas_price_gwei` replaces every Ethereum L1 scenario with one
     at that price; `eth_usd` reprices every ETH scenario; `only` keeps the named scenarios."""
     eth = _override(eth_usd, "--eth-usd") if eth_usd is not None else prices.eth_usd
@@ -282,4 +315,6 @@ def with_overrides(prices: Prices, *, eth_usd: float | None = None, gas_price_gw
         h = replace(h, vm_usd=_override(vm_usd, "--vm-usd"))
     if postgres_usd is not None:
         h = replace(h, pg_usd=_override(postgres_usd, "--postgres-usd"))
+    if small_vm_eur is not None:
+        h = replace(h, small_vm=replace(h.small_vm, eur=_override(small_vm_eur, "--small-vm-eur")))
     return replace(prices, eth_usd=eth, scenarios=tuple(scenarios), hosting=h)

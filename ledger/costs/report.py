@@ -25,7 +25,9 @@ def build(w: model.Workload, prices: Prices, m: Measurements, *, nonces: str = "
                     "transfers_per_vm_month": hosted.transfers_per_vm_month,
                     "db_gib_per_year": hosted.storage_gib_per_year,
                     "db_storage_included_gib": prices.hosting.pg_storage_gib,
-                    "db_extra_storage_usd_per_month": hosted.storage_usd_per_month},
+                    "db_extra_storage_usd_per_month": hosted.storage_usd_per_month,
+                    "small_vm_usd_per_month": prices.hosting.small_vm_usd, "small_vms": hosted.small_vms,
+                    "transfers_per_small_vm_month": hosted.transfers_per_small_vm_month},
         "assumptions": ASSUMPTIONS,
         "prices": prices.to_json(),
         "modes": model.mode_labels(nonces),
@@ -45,12 +47,14 @@ ASSUMPTIONS = [
     "anchoring: Ayni's anchorer sends ceil(entries waiting / max batch) transactions per interval, "
     "entries spread evenly over the month",
     "rollups: the L1 data fee is charged per byte of each signed transaction (uncompressed: an upper bound)",
+    "small-sqlite / small-postgres: one small VM priced in EUR (converted at eur_usd), Ayni and its database on "
+    "it; its CPU capacity from the same measured ledger CPU; no managed backups or failover (see gives_up)",
 ]
 
 
 CSV_FIELDS = ["workload", "members", "transfers_per_month", "anchor_every_hours", "growth", "relayed_nonces",
               "scenario", "mode", "monthly_usd", "transfers_usd", "onboarding_usd", "topups_usd", "hosting_usd",
-              "usd_per_transfer", "one_time_usd", "excluded"]
+              "usd_per_transfer", "one_time_usd", "excluded", "gives_up", "needs"]
 
 
 def to_csv(data: dict) -> str:
@@ -88,7 +92,10 @@ def summary_lines(data: dict) -> list[str]:
             f"per transfer ({d['db_storage_included_gib']:g} GiB come with the managed PostgreSQL price"
             + (f", enough for ~{d['db_storage_included_gib'] / d['db_gib_per_year']:.1f} years" if d["db_gib_per_year"] else "")
             + f"); storage beyond it adds {usd(d['db_extra_storage_usd_per_month'])}/month (first-year average)",
-            f"relayed transfers priced with {d['relayed_nonces']} nonces: {d['relayed_transfer_gas']:,.0f} gas each"]
+            f"relayed transfers priced with {d['relayed_nonces']} nonces: {d['relayed_transfer_gas']:,.0f} gas each",
+            f"one small VM ({data['prices']['hosting']['small_vm']['label']}, "
+            f"{usd(d['small_vm_usd_per_month'])}/month) carries ~{d['transfers_per_small_vm_month']:,.0f} "
+            f"transfers/month at the same CPU rule; this workload needs {d['small_vms']}"]
 
 
 def render(data: dict, console: Console) -> None:
@@ -156,8 +163,10 @@ def render(data: dict, console: Console) -> None:
         t.add_row(f"one-time migration: {mode}", *[usd(by[(mode, sc["name"])]["one_time_usd"]) for sc in scen])
     console.print(t)
     for mode, label in data["modes"].items():
-        excluded = by[(mode, scen[0]["name"])]["excluded"]
-        console.print(f"[dim]{mode}: {label}" + (f"; EXCLUDED: {excluded}" if excluded else "") + "[/]")
+        row = by[(mode, scen[0]["name"])]
+        excluded, gives_up, needs = row["excluded"], row.get("gives_up", ""), row.get("needs", "")
+        console.print(f"[dim]{mode}: {label}" + (f"; EXCLUDED: {excluded}" if excluded else "")
+                      + (f"; GIVES UP: {gives_up}" if gives_up else "") + (f"; NEEDS: {needs}" if needs else "") + "[/]")
     for a in data["assumptions"]:
         console.print(f"[dim]assumption: {a}[/]")
     for line in summary_lines(data):

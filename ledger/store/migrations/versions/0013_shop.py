@@ -2,14 +2,14 @@
 consents, refund intents, the refund links projected from the log, and open payment requests
 (payment_requests.payer NULL: any active member may pay it once).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
