@@ -1,0 +1,292 @@
+"""Two real PostgreSQL 15 clusters in streaming replication, made by the test itself, for the
+failover test (tests/test_failover.py) and benchmark (benchmarks/failover.py).
+
+`Pair.create(synchronous=True)`: node A is the primary (wal_level replica, wal_log_hints so
+pg_rewind works, a physical replication slot per standby, synchronous_commit=on), node B a
+standby made with pg_basebackup streaming from that slot. With `synchronous` the primary names
+B in synchronous_standby_names: a COMMIT returns only once B has flushed its WAL. Without it,
+replication is asynchronous (a commit returns after the primary's own flush).
+
+Faults and the operator's steps are the real ones: `kill_primary()` SIGKILLs the primary's
+postmaster and every backend (the machine died), `promote()` is `pg_ctl promote`, `rejoin()`
+rebuilds the old primary as a standby of the new one with `pg_rewind` (docs/high-availability.md).
+
+Per-node settings (port, socket dir) are given on the postgres command line, not in the data
+directory, because pg_basebackup and pg_rewind copy the configuration files from the other node.
+synchronous_standby_names is set with ALTER SYSTEM on whichever node is primary, and cleared
+from a node when it is (re)made a standby, so a promoted node never waits for a standby it does
+not have. initdb refuses to run as root: then every PostgreSQL command runs as the `postgres`
+OS user (runuser), in a temporary directory that user owns.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from .servers import free_port
+
+PG_BIN = Path(os.environ.get("AYNI_PG_BIN", "/usr/lib/postgresql/15/bin"))
+DB_NAME = "ayni"
+
+
+def unavailable_reason() -> str | None:
+    """Why two clusters cannot be made here (None: they can)."""
+    for tool in ("initdb", "pg_ctl", "pg_basebackup", "pg_rewind"):
+        if not (PG_BIN / tool).exists():
+            return f"{PG_BIN / tool} not found"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no `postgres` user to run initdb as"
+        if shutil.which("runuser") is None:
+            return "running as root and runuser is missing"
+    return None
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def _run(cmd: list[str], *, timeout: float = 120) -> str:
+    p = subprocess.run(_as_owner(cmd), capture_output=True, text=True, timeout=timeout)
+    if os.environ.get("PG_HA_DEBUG"):
+        print(cmd[0], p.stdout, p.stderr)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
+    return p.stdout
+
+
+@dataclass
+class Node:
+    name: str
+    root: Path
+    port: int
+
+    @property
+    def data(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / f"{self.name}.log"
+
+    def conninfo(self, db: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
+
+    def connect(self, db: str = "postgres", timeout: float = 5):
+        return psycopg.connect(self.conninfo(db), autocommit=True, connect_timeout=max(1, int(timeout)))
+
+    def sql(self, query: str, params=None):
+        with self.connect() as c:
+            cur = c.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+    def start(self) -> None:
+        # the node's own settings on the command line: they outrank the copied config files
+        opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "60",
+              "-o", opts, "start"])
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
+                                      "stop"]), capture_output=True, timeout=60)
+
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and all its processes at once, as when the machine dies: no
+        backend gets to answer a client, no WAL sender sends one more byte."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            return
+        pids = [pid, *_children(pid)]
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # an unreaped (zombie) postmaster still "exists" for the next postgres' lock-file check;
+        # after a real crash the machine reboots and that PID is gone: remove the stale locks then
+        if _exists(pid):
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
+            (self.root / f".s.PGSQL.{self.port}.lock").unlink(missing_ok=True)
+
+    def promote(self) -> None:
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote"])
+
+    def make_standby_of(self, primary: "Node") -> None:
+        """Recovery settings pointing at `primary` (through the slot named after this node), and
+        no synchronous_standby_names of its own (copied from the other node by basebackup/rewind)."""
+        auto = self.data / "postgresql.auto.conf"
+        kept = [line for line in auto.read_text().splitlines()
+                if not line.split("=", 1)[0].strip() in ("synchronous_standby_names", "primary_conninfo",
+                                                         "primary_slot_name")] if auto.exists() else []
+        kept += [f"primary_conninfo = 'host=127.0.0.1 port={primary.port} user=postgres "
+                 f"application_name={self.name}'",
+                 f"primary_slot_name = '{self.name}'"]
+        _write_owned(auto, "\n".join(kept) + "\n")
+        _write_owned(self.data / "standby.signal", "")
+
+
+class Pair:
+    """Node A and node B; `primary` and `standby` follow promotions."""
+
+    def __init__(self, root: Path, synchronous: bool):
+        self.root, self.synchronous = root, synchronous
+        self.a = Node("node_a", root, free_port())
+        self.b = Node("node_b", root, free_port())
+        self.primary, self.standby = self.a, self.b
+
+    @classmethod
+    def create(cls, *, synchronous: bool, fsync: bool = True) -> "Pair":
+        root = Path(tempfile.mkdtemp(prefix="ayni-ha-"))
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(root, pw.pw_uid, pw.pw_gid)
+        pair = cls(root, synchronous)
+        try:
+            pair._build(fsync)
+        except BaseException:
+            pair.destroy()
+            raise
+        return pair
+
+    def _build(self, fsync: bool) -> None:
+        a, b = self.a, self.b
+        _run([str(PG_BIN / "initdb"), "-D", str(a.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+              "--no-sync", "--locale=C"])
+        with open(a.data / "postgresql.conf", "a") as conf:  # copied to B by pg_basebackup
+            conf.write("\n# tests/pg_ha.py\n"
+                       "wal_level = replica\nmax_wal_senders = 5\nmax_replication_slots = 5\n"
+                       "wal_log_hints = on\nhot_standby = on\nsynchronous_commit = on\n"
+                       "max_connections = 60\nshared_buffers = 32MB\nwal_keep_size = 128MB\n"
+                       f"fsync = {'on' if fsync else 'off'}\n")
+        a.start()
+        a.sql(f"CREATE DATABASE {DB_NAME}")
+        a.sql("SELECT pg_create_physical_replication_slot(%s)", (b.name,))
+        _run([str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(a.port), "-U", "postgres",
+              "-D", str(b.data), "-X", "stream", "-S", b.name, "--checkpoint=fast", "--no-sync"])
+        b.make_standby_of(a)
+        b.start()
+        self.wait_replicating()
+
+    def url(self, db: str = DB_NAME) -> str:
+        """The multi-host URL the service is given: both nodes, the writable one chosen at connect."""
+        return (f"postgresql+psycopg://postgres@127.0.0.1:{self.a.port},127.0.0.1:{self.b.port}/{db}"
+                "?target_session_attrs=read-write")
+
+    def wait_replicating(self, timeout: float = 60) -> None:
+        """Until the standby streams from the primary; with `synchronous`, named and in sync."""
+        want = self.standby.name
+        if self.synchronous:
+            self.primary.sql(f"ALTER SYSTEM SET synchronous_standby_names = '{want}'")
+            self.primary.sql("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            rows = self.primary.sql("SELECT application_name, state, sync_state FROM pg_stat_replication")
+            state = rows
+            if any(r[0] == want and r[1] == "streaming" and r[2] == ("sync" if self.synchronous else "async")
+                   for r in rows):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"standby {want} not replicating from {self.primary.name}: {state}\n{self.log_tail()}")
+
+    def kill_primary(self) -> None:
+        self.primary.kill()
+
+    def promote(self) -> None:
+        """`pg_ctl promote` on the standby; it becomes the primary (and runs alone until rejoin)."""
+        self.standby.promote()
+        self.primary, self.standby = self.standby, self.primary
+
+    def rejoin(self) -> float:
+        """Rebuild the old primary (now `standby`, dead) as a standby of the new primary with
+        pg_rewind, start it, and (synchronous pair) name it synchronous again. Seconds taken."""
+        t0 = time.monotonic()
+        old, new = self.standby, self.primary
+        new.sql("SELECT pg_create_physical_replication_slot(%s) WHERE NOT EXISTS "
+                "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (old.name, old.name))
+        # pg_rewind reads the new primary's timeline from its control file, which a promotion
+        # updates only at its next checkpoint: without this it may say "no rewind required" and
+        # leave a node that cannot follow the new timeline.
+        new.sql("CHECKPOINT")
+        # After a crash pg_rewind first runs the old node's crash recovery itself (single-user
+        # mode), then rewinds it to where the new primary's timeline forked off.
+        self.rewind_output = _run([str(PG_BIN / "pg_rewind"), "-D", str(old.data), "-P", f"--source-server={new.conninfo()}"],
+             timeout=300)
+        old.make_standby_of(new)
+        old.start()
+        self.wait_replicating()
+        return time.monotonic() - t0
+
+    def destroy(self) -> None:
+        for n in (self.a, self.b):
+            try:
+                n.stop()
+            except Exception:  # noqa: BLE001 - cleaning up: kill what stop did not end
+                n.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, n: int = 2000) -> str:
+        out = []
+        for node in (self.a, self.b):
+            try:
+                out.append(f"--- {node.name}\n{node.logfile.read_text(errors='replace')[-n:]}")
+            except OSError:
+                pass
+        return "\n".join(out)
+
+
+def _write_owned(path: Path, text: str) -> None:
+    path.write_text(text)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    os.chmod(path, 0o600)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (killed, not yet reaped) is dead
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
