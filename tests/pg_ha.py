@@ -290,3 +290,101 @@ def _exists(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# -- the bank workload across a database failover (test_failover.py, benchmarks/failover.py) --
+# Faults the bank checker reports when the promoted standby lacks the old primary's last
+# commits (asynchronous replication): acknowledged transfers missing or at another seq, and
+# reads that showed a state the failover lost. Everything else it reports is a fault in any mode.
+TAIL_LOSS = ("is in the log at", "acknowledged at different seqs", "re-post of acknowledged transfer",
+             "after it had seen seq", "the log never reached that seq", "differs from the log replayed")
+
+
+@dataclass
+class FailoverRun:
+    synchronous: bool
+    hist: object                     # tests.bank.History
+    faults: list[str]                # everything the bank checker found
+    counts: dict                     # the bank checker's counts
+    figures: dict                    # this run's own figures (see run_failover)
+    verify_output: str = ""
+
+
+def run_failover(*, synchronous: bool, seconds: float, kills: int = 1, clients: int = 16,
+                 workers: int = 2, fsync: bool = True, seed: int = 1) -> FailoverRun:
+    """Two clusters, `ayni serve --workers W --db <multi-host URL>`, the bank clients for
+    `seconds`, and `kills` times: SIGKILL the primary, `pg_ctl promote` the standby at once, and
+    (before the next kill) rebuild the dead node as the new standby with pg_rewind. The service
+    is never restarted. Then the bank checker and `ayni verify` on the last primary."""
+    import subprocess as sp
+    import sys
+
+    from ledger.service import Ledger
+
+    from .bank import BankConfig, check, run
+
+    pair = Pair.create(synchronous=synchronous, fsync=fsync)
+    tmp = Path(tempfile.mkdtemp(prefix="ayni-failover-"))
+    kill_at: list[float] = []
+    promoted_s: list[float] = []
+    rejoin_s: list[float] = []
+    served_by: set[int] = set()
+
+    def fault(k: int, server) -> float:
+        served_by.add(server.proc.pid)
+        t0 = time.monotonic()
+        kill_at.append(t0)
+        pair.kill_primary()
+        pair.promote()
+        promoted_s.append(time.monotonic() - t0)
+        if k + 1 < kills:  # protected again before the next kill
+            rejoin_s.append(pair.rejoin())
+        assert server.proc.poll() is None, "ayni serve died with the database"
+        served_by.add(server.proc.pid)
+        return promoted_s[-1]
+
+    try:
+        cfg = BankConfig(seconds=seconds, kills=kills, workers=workers, clients=clients, seed=seed)
+        hist = run(pair.url(), tmp, cfg, fault=fault)
+        ledger = Ledger.open(pair.url(), migrate=False)
+        try:
+            faults, counts = check(hist, ledger)
+            logged = {e.body["digest"]: e.seq for e in ledger.iter_entries() if e.kind == "transfer.posted"}
+        finally:
+            ledger.engine.dispose()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
+        v = sp.run([str(Path(sys.executable).parent / "ayni"), "verify", "--db", pair.url()],
+                   capture_output=True, text=True, env=env, timeout=300)
+        verify_output = f"exit {v.returncode}: {v.stdout.strip()} {v.stderr.strip()}"
+    finally:
+        pair.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    acked = {}  # digest -> seq of the first acknowledgement (201, or 200 duplicate)
+    for d, rec in hist.transfers.items():
+        oks = [a for a in rec.attempts if a.status in (200, 201)]
+        if oks:
+            acked[d] = oks[0].body["seq"]
+    lost = sorted(d for d, seq in acked.items() if logged.get(d) != seq)
+    oks_after = [[a.at - t for rec in hist.transfers.values() for a in rec.attempts
+                  if a.status in (200, 201) and a.at > t] for t in kill_at]
+    statuses = counts["attempt_statuses"]
+    figures = {
+        "replication": "synchronous" if synchronous else "asynchronous",
+        "seconds": seconds, "clients": clients, "workers": workers, "kills": len(kill_at),
+        "transfers_acknowledged": len(acked),
+        "acknowledged_lost": len(lost),  # acknowledged, but not in the promoted node's log at that seq
+        "lost_then_reposted_at_another_seq": sum(1 for d in lost if d in logged),
+        "in_doubt_recovered_as_duplicates": counts["lost_acks_recovered_as_duplicates"],
+        "answers_503": statuses.get("503", 0), "no_answer_attempts": statuses.get("None", 0),
+        "kill_to_promoted_s": [round(x, 3) for x in promoted_s],
+        "kill_to_first_ack_s": [round(min(x), 3) if x else None for x in oks_after],
+        "acknowledged_after_last_kill": len(oks_after[-1]) if oks_after else 0,
+        "rejoin_with_pg_rewind_s": [round(x, 2) for x in rejoin_s],
+        "served_by_one_process": len(served_by) == 1,
+        "log_transfers": counts["log_transfers"], "unresolved": counts["unresolved"],
+        "faults_from_tail_loss": sum(1 for f in faults if any(m in f for m in TAIL_LOSS)),
+        "other_faults": sum(1 for f in faults if not any(m in f for m in TAIL_LOSS)),
+        "verify_ok": verify_output.startswith("exit 0"),
+    }
+    return FailoverRun(synchronous, hist, faults, counts, figures, verify_output)
