@@ -68,6 +68,7 @@ class Attempt:
     body: dict | None = None
     error: str = ""
     at: float = field(default_factory=time.monotonic)  # when the answer (or its absence) came
+    retry_after: str | None = None  # the Retry-After header of a 429 or 503
 
 
 @dataclass
@@ -222,7 +223,7 @@ def _post(http: httpx.Client, body: dict) -> Attempt:
         data = r.json()
     except ValueError:
         data = {"raw": r.text[:200]}
-    return Attempt(r.status_code, data)
+    return Attempt(r.status_code, data, retry_after=r.headers.get("retry-after"))
 
 
 def run(db_url: str, tmp: Path, cfg: BankConfig, fault=None) -> History:
