@@ -13,23 +13,94 @@ Both run with the same replication link latency, so the difference is the settin
 import os
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from ledger.service import WRITE_RETRY_S
+from ledger import signing
+from ledger.core import errors as E
+from ledger.core.typed_data import address_of_key
+from ledger.sample import SampleCommunity
+from ledger.service import WRITE_RETRY_S, Ledger
+from ledger.store.db import make_engine, multi_host_url
 
+from .conftest import _reset_pg
 from .pg_ha import TAIL_LOSS, Pair, run_failover, unavailable_reason
+from .servers import free_port
 
 SECONDS = 8.0  # the kill comes half-way
 # Replication goes through a relay adding this one-way latency (a standby in another room or
 # data centre): on bare loopback the standby is never far enough behind to lose anything.
 LINK_DELAY_S = 0.01
 REASON = unavailable_reason()
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(REASON is not None and os.environ.get("CI") != "true",
-                                 reason=f"no PostgreSQL clusters here: {REASON}")]
+CLUSTERS = [pytest.mark.slow,
+            pytest.mark.skipif(REASON is not None and os.environ.get("CI") != "true",
+                               reason=f"no PostgreSQL clusters here: {REASON}")]
+
+
+# -- multi-host URLs (the local PostgreSQL behind a dead first host) ---------------------------
+def _forms(pg_url: str) -> dict[str, str]:
+    u = make_url(pg_url)
+    host, port, db, dead = u.host, u.port or 5432, u.database, free_port()  # nothing listens on `dead`
+    rw = "target_session_attrs=read-write"
+    return {
+        "libpq URI": f"postgresql+psycopg://postgres@127.0.0.1:{dead},{host}:{port}/{db}?{rw}",
+        "host list": f"postgresql://postgres@/{db}?host=127.0.0.1:{dead},{host}:{port}&{rw}",
+        "host and port lists": f"postgresql+psycopg://postgres@/{db}?host=127.0.0.1,{host}&port={dead},{port}&{rw}",
+        "repeated host": f"postgresql+psycopg://postgres@/{db}?host=127.0.0.1:{dead}&host={host}:{port}&{rw}",
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("form", ["libpq URI", "host list", "host and port lists", "repeated host"])
+def test_a_multi_host_url_reaches_the_writable_server_past_a_dead_one(pg_server_url, form):
+    engine = make_engine(_forms(pg_server_url)[form], create=False)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT inet_server_port()")).scalar() == (make_url(pg_server_url).port or 5432)
+            assert conn.execute(text("SHOW transaction_read_only")).scalar() == "off"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_service_posts_through_a_multi_host_url(pg_server_url):
+    _reset_pg(pg_server_url)
+    url = _forms(pg_server_url)["libpq URI"]
+    c = SampleCommunity(url, name="multi-host")  # `ayni init` and posting, all through the list
+    try:
+        payer, payee = c.accounts(2)
+        posted = c.ledger.submit(signing.transfer(payer, c.domain, payee=address_of_key(payee),
+                                                  currency="HOUR", amount=5))
+    finally:
+        c.ledger.close()
+    direct = Ledger.open(pg_server_url, migrate=False)
+    try:
+        assert direct.head()[0] == posted.seq
+    finally:
+        direct.close()
+
+
+def test_a_url_without_several_hosts_is_left_as_it_is():
+    for url in ("sqlite:///ayni-data/ayni.db", "postgresql+psycopg://u:p%40ss@db.example:5433/ayni?sslmode=require",
+                "postgresql://u@/ayni?host=/run/postgresql"):
+        assert multi_host_url(url) == url
+    assert multi_host_url("postgresql://u:pw@a:1,b:2/db?x=1") == "postgresql://u:pw@/db?host=a:1&host=b:2&x=1"
+
+
+def test_no_writable_server_is_a_retryable_unavailable_error():
+    dead = free_port()
+    with pytest.raises(E.StoreConnectionLost) as exc:  # HTTP 503 with Retry-After in the API
+        Ledger.open(f"postgresql://postgres@127.0.0.1:{dead},127.0.0.1:{dead}/x?connect_timeout=2", migrate=False)
+    assert exc.value.code == "unavailable" and "\n" not in str(exc.value) and "retry" in str(exc.value)
+
+
+# -- the failover runs ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def pair():
+    if REASON is not None:
+        pytest.fail(f"CI=true but two PostgreSQL clusters cannot be made here: {REASON}")
     p = Pair.create(synchronous=True, link_delay_s=LINK_DELAY_S)
     try:
         yield p
@@ -49,6 +120,8 @@ def _common(r):
     assert f["answers_5xx_not_retryable"] == 0, f["answers_5xx_messages"]  # only 503 + Retry-After
 
 
+@CLUSTERS[0]
+@CLUSTERS[1]
 def test_synchronous_failover_loses_no_acknowledged_transfer(pair):
     # promoted later than the service's own retry window: clients get 503 + Retry-After and
     # retry the same signed transfer (the path a slow, human promotion takes)
@@ -64,6 +137,8 @@ def test_synchronous_failover_loses_no_acknowledged_transfer(pair):
     assert f["answers_503"] > 0  # the failover was seen, and retried through
 
 
+@CLUSTERS[0]
+@CLUSTERS[1]
 def test_asynchronous_failover_keeps_the_ledger_sound_and_counts_what_it_lost(pair):
     # promoted at once: the service's own retry absorbs the switch
     r = run_failover(synchronous=False, seconds=SECONDS, pair=pair, db="ayni_async")

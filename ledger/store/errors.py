@@ -24,8 +24,9 @@ except ImportError:  # pragma: no cover
     _DRIVER_ERRORS, _DRIVER_INTEGRITY = (sqlite3.Error,), (sqlite3.IntegrityError,)
     _CONNECTION_LOST = ()
 
-CONNECTION_LOST_MESSAGE = ("the database connection was lost (the server failed or is failing over); "
-                           "the outcome is unknown: retry the same signed request, a retry never posts twice")
+CONNECTION_LOST_HINT = ("no connection to a writable database (a server failed or is failing over); a write "
+                        "under way may or may not have committed: retry the same signed request, a retry "
+                        "never posts twice")
 
 
 def is_connection_lost(exc: BaseException) -> bool:
@@ -44,7 +45,7 @@ def as_domain_error(exc: BaseException) -> E.LedgerError | None:
                                "read again and retry")
     first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
     if is_connection_lost(exc):
-        return E.StoreConnectionLost(f"{CONNECTION_LOST_MESSAGE} ({first[:120]})")
+        return E.StoreConnectionLost(f"database error: {first[:160]}; {CONNECTION_LOST_HINT}")
     if isinstance(exc, (sa_exc.SQLAlchemyError, *_DRIVER_ERRORS)):
         return E.StoreUnavailable(f"database error: {first[:200]}")
     return None
