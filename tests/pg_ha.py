@@ -492,6 +492,11 @@ def run_failover(*, synchronous: bool, seconds: float, kills: int = 1, clients: 
             1 for rec in hist.transfers.values()
             if rec.final is not None and rec.final.status == 200
             and any(a.status is None or a.status >= 500 for a in rec.attempts)),
+        # the same, resolved inside the service: its own retry after the lost connection found the
+        # transfer committed, so the client's first and only answer was `200 duplicate`
+        "in_doubt_resolved_by_service_retry": sum(
+            1 for rec in hist.transfers.values()
+            if rec.attempts and rec.attempts[0].status == 200 and (rec.attempts[0].body or {}).get("duplicate")),
         "answers_503": statuses.get("503", 0), "no_answer_attempts": statuses.get("None", 0),
         # every 5xx a client saw was the retryable one: 503 `unavailable` with Retry-After
         "answers_5xx_not_retryable": sum(1 for a in answers_5xx if not (
