@@ -6,7 +6,7 @@ once, and promoted after the service's own retry window so clients see 503 and r
 asynchronous replication, each over a replication link with the same added latency.
 
     python benchmarks/failover.py [--scale small|full] [--seconds S] [--kills K]
-                                  [--link-delay-ms 10] [--out FILE]
+                                  [--link-delay-ms 10] [--only sync|async] [--out FILE]
 JSON: per run the transfers acknowledged, acknowledged-but-lost (0 required with synchronous
 replication; recorded, not required, with asynchronous), kill-to-promoted and
 kill-to-first-new-acknowledgement seconds, 503s, in-doubt transfers recovered as duplicates.
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--link-delay-ms", type=float, default=10.0,
                     help="one-way latency added to the replication link (0: bare loopback)")
+    ap.add_argument("--only", choices=("sync", "async"), help="run only the synchronous or asynchronous runs")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     reason = unavailable_reason()
@@ -69,10 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         common = {"seconds": args.seconds or scale["seconds"],
                       "kills": scale["kills"] if args.kills is None else args.kills,
                       "clients": args.clients, "link_delay_s": args.link_delay_ms / 1000}
-        runs = [one("synchronous, promoted at once", synchronous=True, promote_after_s=0.0, **common),
-                one(f"synchronous, promoted after {WRITE_RETRY_S + 1:g} s", synchronous=True,
-                    promote_after_s=WRITE_RETRY_S + 1, **common),
-                one("asynchronous, promoted at once", synchronous=False, promote_after_s=0.0, **common)]
+        runs = []
+        if args.only != "async":
+            runs += [one("synchronous, promoted at once", synchronous=True, promote_after_s=0.0, **common),
+                     one(f"synchronous, promoted after {WRITE_RETRY_S + 1:g} s", synchronous=True,
+                         promote_after_s=WRITE_RETRY_S + 1, **common)]
+        if args.only != "sync":
+            runs.append(one("asynchronous, promoted at once", synchronous=False, promote_after_s=0.0, **common))
         result.update(
             method="tests/pg_ha.py + tests/bank.py: two PostgreSQL 15 clusters made by the run (streaming "
                    "replication through a relay adding the link delay), ayni serve --workers 2 on a multi-host "

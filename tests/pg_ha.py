@@ -511,6 +511,7 @@ def run_failover(*, synchronous: bool, seconds: float, kills: int = 1, clients: 
         "served_by_one_process": len(served_by) == 1,
         "log_transfers": counts["log_transfers"], "unresolved": counts["unresolved"],
         "faults_from_tail_loss": sum(1 for f in faults if any(m in f for m in TAIL_LOSS)),
+        "tail_loss_by_kind": {m: n for m in TAIL_LOSS if (n := sum(1 for f in faults if m in f))},
         "other_faults": sum(1 for f in faults if not any(m in f for m in TAIL_LOSS)),
         "verify_ok": verify_output.startswith("exit 0"),
         **{k: round(v, 1) for k, v in phases.items()},
