@@ -230,9 +230,9 @@ class Pair:
         raise RuntimeError(f"standby {want} not replicating from {self.primary.name}: {state}\n{self.log_tail()}")
 
     def kill_primary(self) -> None:
-        if self.link is not None:
-            self.link.cut()  # the link dies with the machine: WAL still on the wire is lost
         self.primary.kill()
+        if self.link is not None:  # the link dies with the machine: WAL still on the wire is lost
+            self.link.cut()  # (after the kill: a primary cut off first would go on acknowledging)
 
     def _link_to(self, primary: Node) -> int:
         """The port a standby reaches `primary` at: the primary's own, or a DelayLink's."""
@@ -474,8 +474,9 @@ def run_failover(*, synchronous: bool, seconds: float, kills: int = 1, clients: 
             acked[d] = oks[0].body["seq"]
     lost = sorted(d for d, seq in acked.items() if logged.get(d) != seq)
     # the first acknowledgement of a transfer the new primary wrote (beyond its head when promoted)
-    oks_after = [[a.at - t for rec in hist.transfers.values() for a in rec.attempts
-                  if a.status in (200, 201) and a.at > t and a.body["seq"] > head]
+    # (not an acknowledgement the dead primary sent just before it died: that one is lost or old)
+    oks_after = [[a.at - t for d, rec in hist.transfers.items() for a in rec.attempts
+                  if a.status in (200, 201) and a.at > t and a.body["seq"] > head and logged.get(d) == a.body["seq"]]
                  for t, head in zip(kill_at, head_at_promotion)]
     statuses = counts["attempt_statuses"]
     answers_5xx = [a for rec in hist.transfers.values() for a in rec.attempts
