@@ -186,7 +186,7 @@ class Pair:
             conf.write("\n# tests/pg_ha.py\n"
                        "wal_level = replica\nmax_wal_senders = 5\nmax_replication_slots = 5\n"
                        "wal_log_hints = on\nhot_standby = on\nsynchronous_commit = on\n"
-                       "max_connections = 60\nshared_buffers = 32MB\nwal_keep_size = 128MB\n"
+                       "max_connections = 60\nshared_buffers = 32MB\nmin_wal_size = 32MB\n"
                        "wal_retrieve_retry_interval = 200ms\n"
                        f"fsync = {'on' if fsync else 'off'}\n")
         a.start()
