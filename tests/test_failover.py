@@ -10,7 +10,11 @@ what must hold anyway is asserted (no transfer twice, zero sum, the hash chain a
 One pair of clusters serves both tests (a fresh database each): the second starts by
 rebuilding the first run's dead primary as the standby with pg_rewind, the documented rejoin.
 Both run with the same replication link latency, so the difference is the setting alone."""
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -78,6 +82,21 @@ def test_the_service_posts_through_a_multi_host_url(pg_server_url):
         assert direct.head()[0] == posted.seq
     finally:
         direct.close()
+
+
+@pytest.mark.postgres
+def test_ayni_init_and_verify_take_a_multi_host_url(pg_server_url, tmp_path):
+    _reset_pg(pg_server_url)
+    url = _forms(pg_server_url)["host list"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
+    ayni = [str(Path(sys.executable).parent / "ayni")]
+    r = subprocess.run([*ayni, "init", "--db", url, "--treasurer", address_of_key(signing.new_key())],
+                       check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    v = subprocess.run([*ayni, "verify", "--db", url, "--json"], check=False, capture_output=True, text=True,
+                       env=env,
+                       cwd=tmp_path, timeout=120)
+    assert v.returncode == 0 and json.loads(v.stdout)["entries"] == 1, v.stderr
 
 
 def test_a_url_without_several_hosts_is_left_as_it_is():
