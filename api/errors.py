@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.core.errors import LedgerError, RateLimited
+from ledger.core.errors import LedgerError, RateLimited, StoreConnectionLost
 
 STATUS = {
     # malformed input
@@ -65,6 +65,8 @@ def install(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s %s: %s: %s", request.method, request.url.path, exc.code, exc.message)
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+        if isinstance(exc, StoreConnectionLost):  # a failover: retry the same request shortly
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -72,8 +72,11 @@ class GroupCommitter:
                 for i, (_, fut) in enumerate(batch):
                     fut.set_result(outcomes[i])
             except Exception as exc:  # noqa: BLE001 - the whole batch was rolled back
-                if len(batch) == 1:
-                    batch[0][1].set_exception(exc)
+                if len(batch) == 1 or isinstance(exc, E.StoreConnectionLost):
+                    # a lost database fails every item alike: retrying each alone would make the
+                    # last caller wait len(batch) times Ledger.WRITE_RETRY_S for the same answer
+                    for _, fut in batch:
+                        fut.set_exception(exc)
                     continue
                 # one poisoned item must not sink its neighbours: each alone, in its own transaction
                 for p, fut in batch:

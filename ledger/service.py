@@ -45,6 +45,12 @@ from .unit_of_work import PostingBatch, UnitOfWork
 PROFILE_LIMITS = {"displayName": 120, "contact": 240}
 
 
+# How long a posting waits for a lost database connection to come back (pool_pre_ping and the
+# multi-host URL find the new primary) before answering 503: a failover that promotes within
+# this window is invisible to clients, a slower one is retried by them (docs/high-availability.md).
+WRITE_RETRY_S = 3.0
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -246,6 +252,23 @@ class Ledger:
         return _Prepared(sub, signer, digest)
 
     def _write(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
+        """`_write_once`, tried again while the database connection is lost (a PostgreSQL
+        failover) for up to WRITE_RETRY_S. Safe because posting is idempotent by digest: a
+        first attempt whose COMMIT went through before the connection died is found by the
+        retry in the nonce table and answered with its original seq (`duplicate`). After the
+        deadline the caller gets StoreConnectionLost (HTTP 503, Retry-After) and retries itself."""
+        deadline = time.monotonic() + WRITE_RETRY_S
+        pause = 0.05
+        while True:
+            try:
+                return self._write_once(genesis, prepared)
+            except E.StoreConnectionLost:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    def _write_once(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
         addresses: set[str] = set()
         nonces: set[tuple[str, str]] = set()
         request_ids: set[bytes] = set()

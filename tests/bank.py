@@ -68,6 +68,7 @@ class Attempt:
     body: dict | None = None
     error: str = ""
     at: float = field(default_factory=time.monotonic)  # when the answer (or its absence) came
+    retry_after: str | None = None  # the Retry-After header of a 429 or 503
 
 
 @dataclass
@@ -222,10 +223,12 @@ def _post(http: httpx.Client, body: dict) -> Attempt:
         data = r.json()
     except ValueError:
         data = {"raw": r.text[:200]}
-    return Attempt(r.status_code, data)
+    return Attempt(r.status_code, data, retry_after=r.headers.get("retry-after"))
 
 
-def run(db_url: str, tmp: Path, cfg: BankConfig) -> History:
+def run(db_url: str, tmp: Path, cfg: BankConfig, fault=None) -> History:
+    """`fault(k, server) -> seconds`, when given, replaces the k-th SIGKILL + restart of the
+    server (tests/test_failover.py kills the database instead); its seconds join restarts_s."""
     treasurer, domain, keys = setup(db_url, cfg)
     addrs = [address_of_key(k) for k in keys]
     hist = History(cfg, addrs, address_of_key(treasurer))
@@ -301,6 +304,9 @@ def run(db_url: str, tmp: Path, cfg: BankConfig) -> History:
             t.start()
         for k in range(cfg.kills):
             _sleep_until(t0 + cfg.seconds * (k + 1) / (cfg.kills + 1), stop)
+            if fault is not None:
+                hist.restarts_s.append(fault(k, server))
+                continue
             server.kill()
             hist.restarts_s.append(server.start())
         _sleep_until(t0 + cfg.seconds, stop)

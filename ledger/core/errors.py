@@ -201,6 +201,16 @@ class StoreUnavailable(LedgerError):
     code = "unavailable"  # HTTP 503
 
 
+class StoreConnectionLost(StoreUnavailable):
+    """The database connection died (server killed, failover under way, network cut) during the
+    request. Unlike other refusals the outcome may be unknown: a commit whose reply was lost may
+    have been written. A retry of the same signed message is always safe (postings are idempotent
+    by their digest: it answers the original seq if the first attempt committed), so the answer
+    is HTTP 503 with Retry-After, never a refusal the client would act on (docs/high-availability.md)."""
+
+    retry_after_s = 1
+
+
 class InsecureStorage(LedgerError):
     """A database file others may read: it holds memos, profiles and contacts, so the service
     refuses to start on it until its mode is fixed."""

@@ -7,6 +7,7 @@ on ledger_head (see ledger.store.unit_of_work)."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -25,9 +26,38 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get("AYNI_DB_URL") or DEFAULT_DB_URL
 
 
+# libpq waits forever for a host that does not answer; with several hosts that would stall
+# every new connection on a dead first host. A URL's own connect_timeout wins.
+CONNECT_TIMEOUT_S = 10
+_PG_SCHEME = re.compile(r"^(postgres|postgresql)(\+psycopg)?://", re.IGNORECASE)
+
+
+def multi_host_url(url: str) -> str:
+    """Spell a PostgreSQL URL naming several hosts the way SQLAlchemy's psycopg dialect reads it
+    (`?host=h1:p1&host=h2:p2`). Accepted (docs/high-availability.md):
+      postgresql+psycopg://user@h1:p1,h2:p2/db?target_session_attrs=read-write  (libpq's URI form)
+      postgresql+psycopg://user@/db?host=h1:p1,h2:p2&target_session_attrs=...    (one host= list)
+      postgresql+psycopg://user@/db?host=h1,h2&port=p1,p2&...                    (libpq keywords:
+                                                                                  passed as they are)
+      postgresql+psycopg://user@/db?host=h1:p1&host=h2:p2&...                    (SQLAlchemy's own)
+    Anything else is returned unchanged."""
+    m = _PG_SCHEME.match(url)
+    if not m:
+        return url
+    rest = url[m.end():]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    user, at, hosts = netloc.rpartition("@")
+    if "," in hosts:  # libpq URI form: the hosts move into the query, where the dialect reads them
+        path, _, query = tail.partition("?")
+        params = "&".join(f"host={h}" for h in hosts.split(",") if h)
+        url = f"{m.group(0)}{user}{at}{path or '/'}?{params}{'&' + query if query else ''}"
+    return url
+
+
 def make_engine(url: str | None = None, *, create: bool = True, **kwargs) -> Engine:
     """`create=False`: an SQLite file must already exist (read-only commands never make one)."""
-    url = resolve_url(url)
+    url = multi_host_url(resolve_url(url))
     try:
         parsed = make_url(url)
     except Exception:  # noqa: BLE001 - SQLAlchemy raises ArgumentError and friends
@@ -40,7 +70,16 @@ def make_engine(url: str | None = None, *, create: bool = True, **kwargs) -> Eng
     if parsed.drivername.startswith("sqlite"):
         return _sqlite_engine(url, parsed, create, **kwargs)
     if parsed.drivername in ("postgresql", "postgres"):
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    hosts = parsed.query.get("host")
+    if isinstance(hosts, str) and "," in hosts and "port" not in parsed.query:
+        # host=h1:p1,h2:p2 -> one host= per server (with port=p1,p2 beside it libpq splits them)
+        parsed = parsed.update_query_dict({"host": tuple(h for h in hosts.split(",") if h)})
+    if "connect_timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
+    url = parsed.render_as_string(hide_password=False)
+    # pool_pre_ping: a pooled connection to a server that died (or was demoted) is replaced at
+    # checkout, so the service finds the new primary after a failover without a restart.
     kwargs.setdefault("pool_pre_ping", True)
     # Pinned: the head-lock protocol is designed for READ COMMITTED (a server default of
     # REPEATABLE READ would turn every concurrent posting into a serialization failure).

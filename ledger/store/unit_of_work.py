@@ -68,7 +68,7 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
             else:
                 self._tx.rollback()
         except Exception as failure:  # noqa: BLE001
-            if exc is None:  # the commit failed: nothing was written
+            if exc is None:  # the commit failed: nothing written, or (connection lost) unknown
                 self._close()
                 _raise_translated(failure)
         self._close()
