@@ -38,7 +38,8 @@ def _snapshot(engine):
     return conn
 
 
-def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, parallel_threshold: int | None = None):
+def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, parallel_threshold: int | None = None,
+          page: int = PAGE):
     """`jobs`: cores recovering signatures (ledger/verify/parallel.py): pages are read ahead of
     the fold while their signatures are recovered in worker processes (from `parallel_threshold`
     entries on); the fold still meets every entry in order and makes the same findings."""
@@ -63,7 +64,7 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
             after = 0
             while after < head_seq:
                 rows = conn.execute(select(T.entries).where(T.entries.c.seq > after, T.entries.c.seq <= head_seq)
-                                    .order_by(T.entries.c.seq).limit(PAGE)).all()
+                                    .order_by(T.entries.c.seq).limit(page)).all()
                 if not rows:
                     return
                 lo, hi = rows[0].seq, rows[-1].seq

@@ -345,7 +345,7 @@ def _flag_all(rec: Reconciler, mismatches) -> None:
 def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | None = None, chain=None,
               skip_chain: bool = False, deadline_s: int | None = 86_400, verify_signatures: bool = True,
               jobs: int | None = None, workers: int | None = None, parallel_threshold: int | None = None,
-              progress=None, now_ms: int | None = None,
+              parallel_chunk: int | None = None, page: int = 1000, progress=None, now_ms: int | None = None,
               refetch: bool = False, pins_path: Path | None = None, community_salt: str | None = None,
               chain_id: int | None = None, treasurer: str | None = None, own_role: str = "treasurer",
               contract: str | None = None) -> Report:
@@ -363,8 +363,8 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
     # older `workers` (processes besides this one, 0: none) still means the same
     if jobs is None and workers is not None:
         jobs = max(1, workers)
-    recovery = Recovery(jobs, **({"threshold": parallel_threshold} if parallel_threshold is not None else {})) \
-        if verify_signatures else None
+    tuning = {k: v for k, v in (("threshold", parallel_threshold), ("chunk", parallel_chunk)) if v is not None}
+    recovery = Recovery(jobs, **tuning) if verify_signatures else None
     rec = Reconciler(signature_check=recovery.check if recovery else None, verify_signatures=verify_signatures,
                      now_ms=now_ms)
     # read the chain as it was before the server's head: a batch past that head is then hidden entries
@@ -373,7 +373,8 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
         if export is not None:
             claims = feed_export(export, rec, progress, recovery)
         else:
-            claims = feed_http(client, rec, checkpoint, progress=progress, refetch=refetch, recovery=recovery)
+            claims = feed_http(client, rec, checkpoint, page=page, progress=progress, refetch=refetch,
+                               recovery=recovery)
         rec.finish_log()
     finally:
         if recovery is not None:
