@@ -307,6 +307,20 @@ def run(entries: int = 1_000_000, members: int = 1000, *, repeat: int = 1, expor
     return result
 
 
+def summary_rows(r: dict) -> list[tuple[str, object, float | None, str]]:
+    """The rows `ayni bench` shows for this result: (figure, value, ratio to raw or None, raw named)."""
+    raw = "secp256k1 recover, 1 core"
+    rows = [("reconcile, every signature, all cores, entries/s", r.get("full_entries_per_s"),
+             r.get("full_vs_raw_recover"), raw),
+            ("reconcile, every signature, 1 core, entries/s", r.get("one_core_entries_per_s"),
+             r.get("one_core_vs_raw_recover"), raw),
+            ("reconcile without signatures, entries/s", r.get("no_signatures_entries_per_s"), None, ""),
+            ("ayni verify, all cores, entries/s", r.get("verify_entries_per_s"), r.get("verify_vs_raw_recover"), raw),
+            ("peak RSS MB: reconcile / verify / posting",
+             f"{r.get('full_peak_rss_mb')} / {r.get('verify_peak_rss_mb')} / {r.get('post_peak_rss_mb')}", None, "")]
+    return [row for row in rows if row[1] is not None]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
