@@ -139,3 +139,26 @@ def test_a_torn_export_fails_where_a_sequential_read_fails(log, tmp_path):
             reconcile(export=path, skip_chain=True, jobs=jobs, parallel_threshold=0, parallel_chunk=CHUNK)
         errors.append(str(exc.value))
     assert errors[0] == errors[1]
+
+
+def test_the_commands_take_jobs_and_report_the_bad_signature(log, tmp_path):
+    """`ayni verify --jobs 2` and `ayni-wallet reconcile --log F --jobs 2`: exit 1, the finding at its seq."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    tamper_signature(log, 9)
+    path = tmp_path / "log.jsonl"
+    export_log(log.c.ledger, path)
+
+    def run(code, *args):
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                              cwd=root, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    v = run("from ledger.cli import main; main()", "verify", "--db", str(log.c.ledger.engine.url.render_as_string(
+        hide_password=False)), "--jobs", "2", "--json")
+    assert v.returncode == 1, v.stderr
+    assert [(f["code"], f["seq"]) for f in json.loads(v.stdout)["replay_faults"]] == [("signature", 9)]
+    r = run("from wallet_cli.main import main; main()", "reconcile", "--log", str(path), "--skip-chain",
+            "--jobs", "2", "--json")
+    assert r.returncode == 1, r.stderr
+    assert [(d["check"], d["seq"]) for d in json.loads(r.stdout)["discrepancies"]] == [("signature", 9)]
