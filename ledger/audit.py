@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from .core.entries import Entry, canonical_body, verify_chain
 from .core.findings import Finding
-from .core.fold import LedgerState, check_signature, step, zero_sum_faults
+from .core.fold import LedgerState, step, zero_sum_faults
+from .core.nonces import NonceSet
 from .core.hashing import ZERO32
 from .core.records import FederationRecord, Signed, TransferPosted
 from .core.typed_data import memo_hash
@@ -37,60 +38,85 @@ def _snapshot(engine):
     return conn
 
 
-def audit(ledger, *, verify_signatures: bool = True):
+def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, parallel_threshold: int | None = None,
+          page: int = PAGE):
+    """`jobs`: cores recovering signatures (ledger/verify/parallel.py): pages are read ahead of
+    the fold while their signatures are recovered in worker processes (from `parallel_threshold`
+    entries on); the fold still meets every entry in order and makes the same findings."""
     from .service import VerifyReport
+    from .verify.parallel import Recovery, signature_job
     chain_faults: list[Finding] = []
     replay_faults: list[Finding] = []
     row_faults: list[Finding] = []
-    state = LedgerState()
-    signatures = check_signature if verify_signatures else None
+    # replay protection for the whole log, compactly: the unique index guards posting itself
+    state = LedgerState(used_nonces=NonceSet())
     opened: dict[str, int] = {}
     count, prev_chain, expect_seq, last_entry = 0, ZERO32, 1, None
     replay_ok = True
+    recovery = Recovery(jobs, **({"threshold": parallel_threshold} if parallel_threshold is not None else {})) \
+        if verify_signatures else None
+    signatures = recovery.check if recovery is not None else None
     with _snapshot(ledger.engine) as conn, conn.begin():
         head = conn.execute(select(T.ledger_head.c.seq, T.ledger_head.c.chain_hash)).first()
         head_seq = head.seq if head else 0
-        after = 0
-        while after < head_seq:
-            rows = conn.execute(select(T.entries).where(T.entries.c.seq > after, T.entries.c.seq <= head_seq)
-                                .order_by(T.entries.c.seq).limit(PAGE)).all()
-            if not rows:
-                break
-            lo, hi = rows[0].seq, rows[-1].seq
-            transfers = {r.seq: r for r in conn.execute(select(T.transfers).where(T.transfers.c.seq.between(lo, hi)))}
-            nonces = {r.seq: r for r in conn.execute(select(T.signed_actions).where(T.signed_actions.c.seq.between(lo, hi)))}
-            memos = {r.seq: r for r in conn.execute(select(T.memos).where(T.memos.c.seq.between(lo, hi)))}
-            entries = []
-            for r in rows:
-                try:
-                    entries.append((Entry(r.seq, r.kind, r.at, json.loads(r.body), r.entry_hash, r.chain_hash), r.body))
-                except ValueError as exc:
-                    chain_faults.append(Finding("entry_hash", r.seq, "JSON", r.body[:60], detail=f"body is not JSON ({exc})"))
+
+        def pages():
+            after = 0
+            while after < head_seq:
+                rows = conn.execute(select(T.entries).where(T.entries.c.seq > after, T.entries.c.seq <= head_seq)
+                                    .order_by(T.entries.c.seq).limit(page)).all()
+                if not rows:
+                    return
+                lo, hi = rows[0].seq, rows[-1].seq
+                transfers = {r.seq: r for r in conn.execute(select(T.transfers).where(T.transfers.c.seq.between(lo, hi)))}
+                nonces = {r.seq: r for r in conn.execute(select(T.signed_actions).where(T.signed_actions.c.seq.between(lo, hi)))}
+                memos = {r.seq: r for r in conn.execute(select(T.memos).where(T.memos.c.seq.between(lo, hi)))}
+                entries, bad = [], []
+                for r in rows:
+                    try:
+                        entries.append((Entry(r.seq, r.kind, r.at, json.loads(r.body), r.entry_hash, r.chain_hash), r.body))
+                    except ValueError as exc:
+                        bad.append(Finding("entry_hash", r.seq, "JSON", r.body[:60], detail=f"body is not JSON ({exc})"))
+                yield entries, bad, transfers, nonces, memos
+                after = hi
+
+        def jobs_of(page):
+            return [j for j in (signature_job(e.seq, e.body) for e, _ in page[0]) if j is not None]
+        stream = pages()
+        if recovery is not None:
+            recovery.expect(head_seq)
+            stream = recovery.chunks(stream, jobs_of)
+        try:
+            for entries, bad, transfers, nonces, memos in stream:
+                if bad:
+                    chain_faults += bad
                     replay_ok = False
-            chain_faults += verify_chain([e for e, _ in entries], prev_chain_hash=prev_chain, expect_seq=expect_seq)
-            for e, text in entries:
-                count += 1
-                last_entry = e
-                prev_chain, expect_seq = e.chain_hash, e.seq + 1
-                if not replay_ok:
-                    continue
-                if e.seq != state.seq + 1:
-                    result = Finding("sequence", e.seq, f"seq {state.seq + 1}", f"seq {e.seq}")
-                elif text != canonical_body(e.body, validate=False):
-                    result = Finding("rules", e.seq, "the canonical body text", text[:60],
-                                     detail="stored body is not the canonical body of its action")
-                else:
-                    result = step(state, e.seq, e.kind, e.at, e.body, signatures)
-                if isinstance(result, Finding):
-                    replay_faults.append(result)
-                    replay_ok = False  # later entries depend on this one: replaying further would mislead
-                    continue
-                row_faults.extend(_page_rows(e, result, transfers, nonces, memos, opened))
-            for table, leftover in (("transfers", transfers), ("signed_actions", nonces), ("memos", memos)):
-                for seq in leftover if replay_ok else ():
-                    row_faults.append(Finding("projection", seq, "no row", "a row", table=table,
-                                              detail="row without a matching entry"))
-            after = hi
+                chain_faults += verify_chain([e for e, _ in entries], prev_chain_hash=prev_chain, expect_seq=expect_seq)
+                for e, text in entries:
+                    count += 1
+                    last_entry = e
+                    prev_chain, expect_seq = e.chain_hash, e.seq + 1
+                    if not replay_ok:
+                        continue
+                    if e.seq != state.seq + 1:
+                        result = Finding("sequence", e.seq, f"seq {state.seq + 1}", f"seq {e.seq}")
+                    elif text != canonical_body(e.body, validate=False):
+                        result = Finding("rules", e.seq, "the canonical body text", text[:60],
+                                         detail="stored body is not the canonical body of its action")
+                    else:
+                        result = step(state, e.seq, e.kind, e.at, e.body, signatures)
+                    if isinstance(result, Finding):
+                        replay_faults.append(result)
+                        replay_ok = False  # later entries depend on this one: replaying further would mislead
+                        continue
+                    row_faults.extend(_page_rows(e, result, transfers, nonces, memos, opened))
+                for table, leftover in (("transfers", transfers), ("signed_actions", nonces), ("memos", memos)):
+                    for seq in leftover if replay_ok else ():
+                        row_faults.append(Finding("projection", seq, "no row", "a row", table=table,
+                                                  detail="row without a matching entry"))
+        finally:
+            if recovery is not None:
+                recovery.close()
         beyond = {t.name: conn.execute(select(func.count()).select_from(t).where(t.c.seq > head_seq)).scalar_one()
                   for t in (T.entries, T.transfers, T.signed_actions, T.memos)}
         stored = {(r.address, r.currency): r for r in conn.execute(select(T.balances))}

@@ -122,6 +122,7 @@ def test_the_sys_modules_check_can_fail():
 # Standard-library modules the core may use: none of them does I/O (no files, sockets, processes, clock).
 CORE_STDLIB = {"__future__", "bisect", "collections", "dataclasses", "enum", "functools", "hashlib", "hmac",
                "itertools", "json", "math", "operator", "re", "string", "typing", "unicodedata"}
+CORE_STDLIB |= {"array"}  # typed arrays of numbers (the reconciler's entry times): no I/O
 # Pure libraries: hashing, curve arithmetic, ABI encoding, JSON bytes. No I/O, no framework.
 CORE_LIBRARIES = {"coincurve", "sha3", "Crypto", "eth_abi", "orjson"}
 

@@ -10,7 +10,6 @@ SQLAlchemy, so it never opens the server's database nor runs its code
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass, field
@@ -20,9 +19,14 @@ import typer
 
 from ledger.core import log_format
 from ledger.core.codec import hex0x
-from ledger.core.reconcile import ChainBatch, ClaimedBatch, Reconciler, Report, SignatureJob, bad_signatures
+from ledger.core.reconcile import ChainBatch, ClaimedBatch, Reconciler, Report
 from ledger.core.trust_root import TrustRoot
 from ledger.files import write_atomic
+from ledger.verify.parallel import Recovery, signature_job
+
+
+def _job(entry: dict):
+    return signature_job(entry.get("seq"), entry.get("body")) if isinstance(entry, dict) else None
 
 from .config import API_OPT, JSON_OPT, KEY_OPT, PASSWORD_FILE_OPT
 
@@ -47,31 +51,17 @@ CHECK_TITLES = {
 }
 
 
+def _job(entry: object):
+    """What an entry asks of signature recovery (ledger/verify/parallel.py)."""
+    return signature_job(entry.get("seq"), entry.get("body")) if isinstance(entry, dict) else None
+
+
+def _jobs(entries: list) -> list:
+    return [j for j in map(_job, entries) if j is not None]
+
+
 class ReconcileInputError(Exception):
     """Bad input (unreadable or truncated export, unreachable API or chain): one line, exit 2."""
-
-
-class ProcessSignatures:
-    """Signature recovery in worker processes, overlapped with the replay in this one."""
-
-    def __init__(self, workers: int):
-        self._pool = multiprocessing.get_context("fork").Pool(workers)
-        self._pending = []
-
-    def submit(self, jobs: list[SignatureJob]) -> None:
-        self._pending.append((jobs, self._pool.apply_async(bad_signatures, (jobs,))))
-
-    def collect(self) -> list[SignatureJob]:
-        bad: list[SignatureJob] = []
-        for jobs, result in self._pending:
-            seqs = set(result.get())
-            bad += [j for j in jobs if j[0] in seqs]
-        self._pending.clear()
-        return bad
-
-    def close(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
 
 
 @dataclass
@@ -124,7 +114,7 @@ def _note_export_time(rec: Reconciler, exported_at: object) -> None:
                  detail="without it, anchored batches cut off at the export's head cannot be told from later ones")
 
 
-def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
+def feed_export(path: Path, rec: Reconciler, progress=None, recovery: Recovery | None = None) -> ServerClaims:
     try:
         f = open(path, encoding="ascii", newline="\n")
     except OSError as exc:
@@ -134,7 +124,10 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
             reader = log_format.ExportReader(f, name=str(path))
             total = reader.header.get("headSeq") if type(reader.header.get("headSeq")) is int else 0
             _note_export_time(rec, reader.header.get("exportedAt"))
-            for i, entry in enumerate(reader.entries(), 1):
+            if recovery is not None:
+                recovery.expect(total or None)
+            entries = reader.entries() if recovery is None else recovery.entries(reader.entries(), _job)
+            for i, entry in enumerate(entries, 1):
                 rec.feed(entry)
                 if progress is not None and i % 5000 == 0:
                     progress(i, total)
@@ -148,51 +141,68 @@ def feed_export(path: Path, rec: Reconciler, progress=None) -> ServerClaims:
 
 
 def feed_http(client, rec: Reconciler, checkpoint: Path, *, page: int = 1000, progress=None,
-              refetch: bool = False) -> ServerClaims:
+              refetch: bool = False, recovery: Recovery | None = None) -> ServerClaims:
     """Fetch the balance sheet first (it fixes headSeq), then the log up to that seq: entries
     already in the checkpoint file are re-checked from disk (the server's chain hash at the
     resume point must equal the cached one), the rest fetched and appended to it. A resumed
     run trusts that the server's rows before the checkpoint still hold what was fetched; a
     periodic `--refetch` re-reads everything. Entries cached earlier and gone from the server
-    (a rollback) are reported and kept on disk as evidence."""
+    (a rollback) are reported and kept on disk as evidence. Pages are read ahead of the fold
+    while `recovery` recovers their signatures on the other cores."""
     sheet = client.get("/v1/balances")
     _need(isinstance(sheet, dict), "the server's balance sheet is not an object")
     claims = _claims(sheet.get("headSeq"), sheet.get("balances"), _anchor_records(client))
     head = claims.head_seq
+    if recovery is not None:
+        recovery.expect(head)
     try:
-        after = _resume(client, rec, checkpoint, head, refetch)
+        after = _resume(client, rec, checkpoint, head, refetch, recovery)
         if after == 0:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(checkpoint, log_format.dumps(log_format.header("", head, int(time.time() * 1000))) + "\n")
+        pages = _pages(client, head, after, page)
+        if recovery is not None:
+            pages = recovery.chunks(pages, _jobs)
         with open(checkpoint, "a", encoding="ascii") as out:
-            while after < head:
-                data = client.get("/v1/log", params={"after": after, "limit": page})
-                _need(isinstance(data, dict) and isinstance(data.get("entries"), list),
-                      "the server's log page is not {entries: [...]}")
-                entries = data["entries"]
-                if not entries:
-                    break
+            for entries in pages:
                 for entry in entries:
-                    _need(isinstance(entry, dict) and type(entry.get("seq")) is int,
-                          "the server's log page holds an entry without a seq")
-                    _need(entry["seq"] > after, f"the server's log pages do not advance (seq {entry['seq']} "
-                                                f"after {after})")
-                    if entry["seq"] > head:
-                        break
                     rec.feed(entry)
                     out.write(log_format.dumps(entry) + "\n")
-                    after = entry["seq"]
                 out.flush()
+                after = entries[-1]["seq"] if entries else after
                 if progress is not None:
                     progress(after, head)
-                if entries[-1]["seq"] >= head or data.get("nextAfter") is None:
-                    break
     except OSError as exc:
         raise ReconcileInputError(f"cannot write the checkpoint {checkpoint}: {exc.strerror}") from None
     return claims
 
 
-def _resume(client, rec: Reconciler, checkpoint: Path, head: int, refetch: bool) -> int:
+def _pages(client, head: int, after: int, page: int):
+    """The server's log after `after` up to `head`, page by page (each a list of entries)."""
+    while after < head:
+        data = client.get("/v1/log", params={"after": after, "limit": page})
+        _need(isinstance(data, dict) and isinstance(data.get("entries"), list),
+              "the server's log page is not {entries: [...]}")
+        entries = data["entries"]
+        if not entries:
+            return
+        taken = []
+        for entry in entries:
+            _need(isinstance(entry, dict) and type(entry.get("seq")) is int,
+                  "the server's log page holds an entry without a seq")
+            _need(entry["seq"] > after, f"the server's log pages do not advance (seq {entry['seq']} "
+                                        f"after {after})")
+            if entry["seq"] > head:
+                break
+            taken.append(entry)
+            after = entry["seq"]
+        yield taken
+        if entries[-1]["seq"] >= head or data.get("nextAfter") is None:
+            return
+
+
+def _resume(client, rec: Reconciler, checkpoint: Path, head: int, refetch: bool,
+            recovery: Recovery | None = None) -> int:
     """Feed the cached entries; return the last seq fed (0: start afresh)."""
     if not checkpoint.exists():
         return 0
@@ -206,7 +216,8 @@ def _resume(client, rec: Reconciler, checkpoint: Path, head: int, refetch: bool)
     after, cached_last, torn = 0, 0, False
     with open(checkpoint, encoding="ascii") as f:
         try:
-            for entry in log_format.ExportReader(f, name=str(checkpoint), require_end=False).entries():
+            cached = log_format.ExportReader(f, name=str(checkpoint), require_end=False).entries()
+            for entry in cached if recovery is None else recovery.entries(cached, _job):
                 seq = entry.get("seq")
                 if type(seq) is not int:
                     torn = True
@@ -333,7 +344,8 @@ def _flag_all(rec: Reconciler, mismatches) -> None:
 
 def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | None = None, chain=None,
               skip_chain: bool = False, deadline_s: int | None = 86_400, verify_signatures: bool = True,
-              workers: int | None = None, progress=None, now_ms: int | None = None,
+              jobs: int | None = None, workers: int | None = None, parallel_threshold: int | None = None,
+              parallel_chunk: int | None = None, page: int = 1000, progress=None, now_ms: int | None = None,
               refetch: bool = False, pins_path: Path | None = None, community_salt: str | None = None,
               chain_id: int | None = None, treasurer: str | None = None, own_role: str = "treasurer",
               contract: str | None = None) -> Report:
@@ -347,21 +359,26 @@ def reconcile(*, export: Path | None = None, client=None, checkpoint: Path | Non
     pinned = TrustRoot.from_pins_file(load_pins(pins_path))
     trust = pinned.overridden_by(TrustRoot(contract=contract, chain_id=chain_id, community_salt=community_salt,
                                            own_key=treasurer, own_role=own_role))
-    # the replay keeps this process busy: recovery gets the other cores (one at least)
-    workers = workers if workers is not None else max(1, (os.cpu_count() or 1) - 1)
-    checker = ProcessSignatures(workers) if verify_signatures and (os.cpu_count() or 1) > 1 and workers else None
-    rec = Reconciler(signatures=checker, verify_signatures=verify_signatures, now_ms=now_ms)
+    # signatures recovered on `jobs` cores ahead of the fold (ledger/verify/parallel.py); the
+    # older `workers` (processes besides this one, 0: none) still means the same
+    if jobs is None and workers is not None:
+        jobs = max(1, workers)
+    tuning = {k: v for k, v in (("threshold", parallel_threshold), ("chunk", parallel_chunk)) if v is not None}
+    recovery = Recovery(jobs, **tuning) if verify_signatures else None
+    rec = Reconciler(signature_check=recovery.check if recovery else None, verify_signatures=verify_signatures,
+                     now_ms=now_ms)
     # read the chain as it was before the server's head: a batch past that head is then hidden entries
     snapshot = chain.block_number() if chain is not None and export is None else None
     try:
         if export is not None:
-            claims = feed_export(export, rec, progress)
+            claims = feed_export(export, rec, progress, recovery)
         else:
-            claims = feed_http(client, rec, checkpoint, progress=progress, refetch=refetch)
+            claims = feed_http(client, rec, checkpoint, page=page, progress=progress, refetch=refetch,
+                               recovery=recovery)
         rec.finish_log()
     finally:
-        if checker is not None:
-            checker.close()
+        if recovery is not None:
+            recovery.close()
     if trust.pins_anything():  # the report claims only the checks it made
         rec.report.checks_run.append("trust_root")
         g = rec.state.genesis
@@ -449,8 +466,11 @@ def reconcile_cmd(
                                  help="Seconds after which an entry must be anchored (0: do not check)"),
     no_signatures: bool = typer.Option(False, "--no-signatures",
                                        help="Skip signature recovery (faster; digests and rules still checked)"),
-    workers: int = typer.Option(None, "--workers", min=0,
-                                help="Processes for signature recovery (0: in this one; default: cores - 1)"),
+    jobs: int = typer.Option(None, "--jobs", "-j", min=1,
+                             help="Cores recovering signatures (1: in this process; default: every core). "
+                                  "Logs under 20,000 entries are checked in this process anyway"),
+    workers: int = typer.Option(None, "--workers", min=0, hidden=True,
+                                help="Older spelling: processes recovering signatures (0 or 1: this one)"),
     checkpoint: Path = typer.Option(None, "--checkpoint", help="Local copy of the fetched log, to resume from"),
     refetch: bool = typer.Option(False, "--refetch", help="Ignore the checkpoint and fetch the whole log again"),
     pins: Path = typer.Option(None, "--pins", help="Trust root file: written at the first reconciliation "
@@ -482,7 +502,8 @@ def reconcile_cmd(
         with _progress(console, as_json) as progress:
             report = reconcile(export=log, client=client, checkpoint=checkpoint, chain=node,
                                skip_chain=skip_chain, deadline_s=deadline or None,
-                               verify_signatures=not no_signatures, workers=workers, progress=progress,
+                               verify_signatures=not no_signatures, jobs=jobs, workers=workers,
+                               progress=progress,
                                refetch=refetch, pins_path=pins, community_salt=cfg.community_salt,
                                chain_id=cfg.chain_id, treasurer=own_key, own_role=own_role,
                                contract=cfg.anchor_contract)

@@ -4,8 +4,9 @@ A treasurer (or auditor) hands in the entries, the balances the server reports a
 batches the chain holds; the reconciler recomputes everything from the entries alone and
 reports each disagreement at the place it is found (seq, account, currency), with what it
 expected and what it found, as the one Finding type every verifier reports. The replay is
-the same fold posting runs (ledger.core.fold), so a rule means the same here. Pure: no I/O; signature recovery can be handed to a parallel
-checker by the caller (it is the one expensive step, ~0.1 ms per entry).
+the same fold posting runs (ledger.core.fold), so a rule means the same here. Pure: no I/O;
+signature recovery (the one expensive step, ~30 us an entry) can be answered by a checker
+that recovered the signers ahead on other cores (ledger.verify.parallel, passed by the caller).
 
 Checks, in the order a reader meets them:
   sequence     seq is 1, 2, 3... with no gap, repeat or reordering      (invariant 4)
@@ -22,15 +23,17 @@ Checks, in the order a reader meets them:
 """
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .codec import hex0x, try_b32
 from .entries import _document, canonical_body, chain_next
 from .findings import Finding
-from .fold import LedgerState, check_signature, signature_finding, step, zero_sum_faults
+from .fold import LedgerState, SignatureCheck, check_signature, step, zero_sum_faults
 from .hashing import ZERO32, keccak256
 from .merkle import build_tree, entry_leaves
+from .nonces import NonceSet
 from .vocab import KINDS
 
 MAX_LISTED = 200  # discrepancies listed in full; beyond that only counted
@@ -38,6 +41,9 @@ MAX_LISTED = 200  # discrepancies listed in full; beyond that only counted
 # an honest server's clock may step back a little; a server back-dating an entry (to post a
 # signature after its validUntil) or post-dating one is flagged beyond this.
 CLOCK_SKEW_MS = 300_000
+# entry times are kept 8 bytes each (an array, not a list of ints): a gap is _NO_TIME, and a
+# time beyond 64 bits is clamped (it is far outside every window the checks compare it with)
+_NO_TIME, _MAX_TIME = -2**63, 2**63 - 1
 
 # Reconciliation reports the fold's one finding type; its JSON key for `code` is "check".
 Discrepancy = Finding
@@ -111,48 +117,28 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the reference 
 
 _KIND_JSON = {k: ('"%s"' % k).encode() for k in KINDS}
 
-# (seq, digest, signature, claimed signer)
-SignatureJob = tuple[int, bytes, str, str]
-
-
-class InlineSignatures:
-    """Recover each signature as it comes. A caller with several cores passes its own checker
-    with the same two methods (submit now, collect at the end) to overlap recovery with replay."""
-
-    def __init__(self) -> None:
-        self._bad: list[SignatureJob] = []
-
-    def submit(self, jobs: list[SignatureJob]) -> None:
-        bad = set(bad_signatures(jobs))
-        self._bad += [j for j in jobs if j[0] in bad]
-
-    def collect(self) -> list[SignatureJob]:
-        return self._bad
-
-
-def bad_signatures(jobs: list[SignatureJob]) -> list[int]:
-    """Seqs whose signature does not recover to the signer the entry names."""
-    return [job[0] for job in jobs if check_signature(*job) is not None]
-
-
 class Reconciler:
     """Feed entries in log order, then balances and batches; read `report`.
 
-    `signatures`: an InlineSignatures-like checker, or None to skip recovery (the hash chain,
-    digests and rules are still checked, but a server could then invent signed-looking entries)."""
+    `signature_check`: the fold's signature check (ledger.core.fold.check_signature, or one
+    answered from signers recovered ahead on other cores: ledger.verify.parallel); with
+    `verify_signatures=False` none (the hash chain, digests and rules are still checked, but a
+    server could then invent signed-looking entries). A bad signature is a `signature` finding
+    at its seq, listed after the log's other findings; the entry is still applied, so that one
+    forgery is one finding, not a cascade of balance differences."""
 
-    def __init__(self, *, signatures: InlineSignatures | None = None, verify_signatures: bool = True,
-                 signature_batch: int = 2048, now_ms: int | None = None, clock_skew_ms: int = CLOCK_SKEW_MS):
-        self._check = (signatures or InlineSignatures()) if verify_signatures else None
-        self._batch: list[SignatureJob] = []
-        self._batch_size = signature_batch
-        self.state = LedgerState()
+    def __init__(self, *, signature_check: SignatureCheck | None = None, verify_signatures: bool = True,
+                 now_ms: int | None = None, clock_skew_ms: int = CLOCK_SKEW_MS):
+        self._check = (signature_check or check_signature) if verify_signatures else None
+        self._bad_signatures: list[Finding] = []
+        # replay protection for the whole log in ~60 bytes a signed entry (ledger.core.nonces)
+        self.state = LedgerState(used_nonces=NonceSet())
         self.report = Report(checks_run=["sequence", "entry_hash", "chain_hash", "rules"]
                              + (["signature"] if self._check else []))
         self._expect_seq = 1
         self._prev_chain = ZERO32
         self._hashes = bytearray()  # entry hashes by seq-1, for Merkle roots (32 bytes each)
-        self._ats: list[int | None] = []  # entry times by seq-1 (None: a gap), for the anchoring deadline
+        self._ats = array("q")  # entry times by seq-1 (_NO_TIME: a gap), for the anchoring deadline
         self._now_ms, self._skew = now_ms, clock_skew_ms
         self._latest_at = 0
         self._made_at: int | None = None
@@ -191,7 +177,7 @@ class Reconciler:
             if seq < self._expect_seq:
                 return  # a repeat or a row moved back: do not apply it twice
             self._hashes.extend(ZERO32 * (seq - self._expect_seq))
-            self._ats.extend([None] * (seq - self._expect_seq))
+            self._ats.extend([_NO_TIME] * (seq - self._expect_seq))
         self._expect_seq = seq + 1
         # No canonical-form validation of the body here (it is the hot path): the hash compares
         # the exact bytes the server committed to, and replay validates every field it uses.
@@ -213,7 +199,7 @@ class Reconciler:
         else:
             self._prev_chain = chain_hash
         self._hashes += entry_hash
-        self._ats.append(at)
+        self._ats.append(min(max(at, _NO_TIME + 1), _MAX_TIME))
         if at < self._latest_at - self._skew or (self._now_ms is not None and at > self._now_ms + self._skew):
             self.flag("clock", seq, f"a time after {self._latest_at - self._skew} and before now",
                       at, detail="the entry's time runs backwards or into the future (back-dated?)")
@@ -227,30 +213,22 @@ class Reconciler:
         return hex0x(self._prev_chain)
 
     def _replay(self, seq: int, kind: str, at: int, body: dict) -> None:
-        result = step(self.state, seq, kind, at, body, self._defer_signature if self._check else None)
+        result = step(self.state, seq, kind, at, body, self._signature if self._check else None)
         if isinstance(result, Finding):
             self.add(result)
 
-    def _defer_signature(self, seq: int, digest: bytes, signature: str, signer: str) -> None:
-        """Signatures are recovered in batches (possibly in other processes), reported at finish_log."""
-        self._batch.append((seq, digest, signature, signer))
-        if len(self._batch) >= self._batch_size:
-            self._flush_signatures()
-        return None
-
-    def _flush_signatures(self) -> None:
-        if not self._batch:
-            return
-        jobs, self._batch = self._batch, []
-        self._check.submit(jobs)
-        self.report.signatures_checked += len(jobs)
+    def _signature(self, seq: int, digest: bytes, signature: str, signer: str) -> None:
+        """Check now, report at finish_log (after the log's other findings, in seq order)."""
+        self.report.signatures_checked += 1
+        bad = self._check(seq, digest, signature, signer)
+        if bad is not None:
+            self._bad_signatures.append(bad)
 
     def finish_log(self) -> None:
         self.report.head_chain_hash = self.head_chain_hash
-        if self._check is not None:
-            self._flush_signatures()
-            for seq, _digest, _sig, signer in sorted(self._check.collect()):
-                self.add(signature_finding(seq, signer))
+        for bad in sorted(self._bad_signatures, key=lambda f: f.seq):
+            self.add(bad)
+        self._bad_signatures = []
         st = self.state
         self.report.accounts = len(st.accounts)
         totals: dict[str, int] = {}
@@ -323,7 +301,8 @@ class Reconciler:
 
     def log_made_at_ms(self) -> int | None:
         """The log's time: the claimed export time, never earlier than its head entry."""
-        head = self._ats[self.report.head_seq - 1] if self.report.head_seq else None
+        head = self._ats[self.report.head_seq - 1] if self.report.head_seq else _NO_TIME
+        head = None if head == _NO_TIME else head
         times = [t for t in (self._made_at, head) if t is not None]
         return max(times) if times else None
 
@@ -391,7 +370,7 @@ class Reconciler:
                                  f"the root of the entries (found); tx {b.tx_hash}")
             if b.timestamp_ms is not None:
                 after = [q for q in range(b.first_seq, b.last_seq + 1)
-                         if (self._ats[q - 1] or 0) > b.timestamp_ms + self._skew]
+                         if self._ats[q - 1] > b.timestamp_ms + self._skew]
                 if after:
                     self.flag("clock", after[0], f"entries no later than their anchoring block ({b.timestamp_ms})",
                               f"{len(after)} entries stamped later", detail=f"batch {b.first_seq}..{b.last_seq}")
@@ -410,7 +389,7 @@ class Reconciler:
                           detail=f"server's record of batch {c.first_seq}..{c.last_seq} differs from the chain")
         if deadline_ms is not None and now_ms is not None:
             late = [s for s in range(through + 1, self.report.head_seq + 1)
-                    if self._ats[s - 1] is not None and self._ats[s - 1] + deadline_ms < now_ms]
+                    if self._ats[s - 1] != _NO_TIME and self._ats[s - 1] + deadline_ms < now_ms]
             if late:
                 self.flag("anchor_deadline", late[0], f"entries older than {deadline_ms // 1000} s anchored",
                           f"{len(late)} entries unanchored ({late[0]}..{late[-1]})",

@@ -59,7 +59,7 @@ class RefundTransfer(Transfer):
 @dataclass(frozen=True, slots=True)
 class Paid:
     """What the fold keeps of each posted transfer so a later refund can be checked against it
-    (a few fields per transfer, like used_nonces; the digest is looked up there by (payer, nonce))."""
+    (a few fields per transfer; its digest is kept beside it in LedgerState.paid_digests)."""
 
     payer: str
     payee: str
@@ -99,6 +99,7 @@ def load_refunds(state, refundables: dict) -> None:
     for seq, (paid, digest, refunded, nonces) in refundables.items():
         state.paid[seq] = paid
         state.used_nonces.setdefault((paid.payer, paid.nonce), digest)
+        state.paid_digests[seq] = digest
         if refunded:
             state.refunded[seq] = refunded
         state.refund_keys.update((seq, n) for n in nonces)
