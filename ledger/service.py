@@ -259,11 +259,12 @@ class Ledger:
             nonces.add((p.signer, str(a.nonce)))
         outcomes = []
         with self.unit_of_work() as uow:
-            head_seq, prev_chain = uow.lock_head()
+            # the head lock and every read under it (one round trip on PostgreSQL)
+            head, accounts, positions, used = uow.lock_and_load(addresses, nonces)
+            head_seq, prev_chain = head
             state = LedgerState(genesis=genesis, seq=head_seq)
-            state.accounts.update(uow.accounts(addresses))
-            state.positions.update(uow.positions(addresses))
-            used = uow.nonces(nonces)
+            state.accounts.update(accounts)
+            state.positions.update(positions)
             nonce_seq = {key: seq for key, (_, seq) in used.items()}
             state.used_nonces.update({key: digest for key, (digest, _) in used.items()})
             # the payment requests named, read under the head lock: a decline (which takes the
@@ -319,7 +320,7 @@ class Ledger:
                 batch.positions = [(positions[k].balance, positions[k].credit_limit, positions[k].ceiling, k[0], k[1])
                                    for k in sorted(touched)]
                 batch.head = (state.seq, prev_chain)
-                uow.write(batch)
+                uow.write_last(batch)  # nothing follows: PostgreSQL commits in the same round trip
         return outcomes
 
     @staticmethod
