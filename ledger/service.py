@@ -72,6 +72,10 @@ class _Prepared:
     submission: Submission
     signer: str
     digest: bytes
+    # the entry body and its canonical text depend on nothing the database holds: made here,
+    # outside the head lock (in the caller's thread), so the writer only folds, hashes and writes
+    body: dict | None = None
+    body_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +246,10 @@ class Ledger:
             raise E.WrongSigner(f"transfer signed by {signer}, not by the payer {action.payer}")
         # one stored form per signature (lowercase hex, v = 27/28), never raw bytes
         sub = Submission(action, canonical_signature(sub.signature), sub.memo, sub.memo_salt)
-        return _Prepared(sub, signer, digest)
+        # action_body holds only strings and ints below 2**53 (amounts are bounded by
+        # MAX_AMOUNT), so its canonical text needs no re-validation.
+        body = action_body(action, signer, sub.signature, digest)
+        return _Prepared(sub, signer, digest, body, canonical_body(body, validate=False))
 
     def _write(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
         addresses: set[str] = set()
@@ -289,10 +296,10 @@ class Ledger:
                     outcomes.append((i, exc))
                     continue
                 kind = KIND_OF[type(a)]
-                # action_body holds only strings and ints below 2**53 (amounts are
-                # bounded by MAX_AMOUNT), so its canonical text needs no re-validation.
-                body = action_body(a, p.signer, sub.signature, p.digest)
-                body_text = canonical_body(body, validate=False)
+                body, body_text = p.body, p.body_text
+                if body_text is None:  # prepared elsewhere without it
+                    body = action_body(a, p.signer, sub.signature, p.digest)
+                    body_text = canonical_body(body, validate=False)
                 entry = Entry.from_body_text(seq, kind, at, body, body_text, prev_chain)
                 prev_chain = entry.chain_hash
                 batch.entries.append((seq, kind, at, body_text, entry.entry_hash, entry.chain_hash))
