@@ -157,7 +157,7 @@ def test_batch_size_limits(served):
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert "at most 500" in r.json()["error"]["message"]
     r = http.post("/v1/transfers/batch", json={"transfers": []})
-    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
     big = {"transfers": [{**one, "memo": "x" * 500}] * 2100}  # more bytes than any 500 transfers need
     r = http.post("/v1/transfers/batch", json=big)
     assert r.status_code == 413 and "limited to" in r.json()["error"]["message"]

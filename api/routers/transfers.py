@@ -60,10 +60,11 @@ MAX_BATCH_BODY = 1024 * 1024  # bytes: 500 transfers with long memos fit (~1.2 K
 
 
 class PostTransferBatch(BaseModel):
-    # items are checked one by one (a malformed one is refused in its place, not the batch),
-    # so the schema below only documents them: each is a POST /v1/transfers body
-    transfers: list[Any] = Field(description=f"1 to {MAX_BATCH} signed transfers, each a POST /v1/transfers body",
-                                 json_schema_extra={"items": {"$ref": "#/components/schemas/PostTransfer"}})
+    # each object is checked on its own, as POST /v1/transfers checks its body (a malformed one
+    # is refused in its place, not the batch), so the schema asks only for a list of objects
+    transfers: list[dict[str, Any]] = Field(
+        min_length=1, description=f"1 to {MAX_BATCH} signed transfers, each a POST /v1/transfers body "
+        "(schema PostTransfer); more is 413")
 
     model_config = ConfigDict(extra="forbid")
 
@@ -128,8 +129,6 @@ async def post_transfer_batch(body: PostTransferBatch, ctx: Context = Depends(co
     and re-sending the batch (or any item) returns the original results. The transfers that pay no
     payment request are written together, in one transaction of the ledger's writer."""
     items = body.transfers
-    if not items:
-        raise E.InvalidInput("a batch holds at least one transfer")
     if len(items) > MAX_BATCH:
         raise E.LedgerError(f"a batch holds at most {MAX_BATCH} transfers; this one has {len(items)}: "
                             "split it", code="payload_too_large")
