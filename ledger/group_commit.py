@@ -22,19 +22,8 @@ from .core import errors as E
 from .service import Ledger, Posted, Submission, _Prepared
 
 
-# The writer thread gives up the GIL during each database round trip and must take it back from
-# the threads (the API's event loop) that are busy preparing the next requests. CPython hands it
-# over only every `sys.getswitchinterval()` (5 ms by default): a wait of up to 5 ms after each of
-# the writer's round trips, while the writer holds the log's head lock, which every other writer
-# (the other API workers) waits for. 1 ms bounds that wait at a cost of more frequent switches.
-WRITER_SWITCH_INTERVAL_S = 0.001
-
-
 class GroupCommitter:
     def __init__(self, ledger: Ledger, *, max_batch: int = 512):
-        import sys
-        if sys.getswitchinterval() > WRITER_SWITCH_INTERVAL_S:  # only ever lowered, process-wide
-            sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
         self.ledger = ledger
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
