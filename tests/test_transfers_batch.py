@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from ledger import signing
-from ledger.core.typed_data import address_of_key
 from ledger.service import Ledger
 
 from .conftest import Community
