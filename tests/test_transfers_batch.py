@@ -168,3 +168,23 @@ def test_batch_size_limits(served):
     assert len(transfers_in_log(c.ledger)) == 500 and c.ledger.verify().ok
     spec = http.get("/openapi.json").json()
     assert "/v1/transfers/batch" in spec["paths"]
+
+
+def test_a_transfer_paying_a_request_in_a_batch_settles_it_once(served):
+    from ledger.requests import PaymentRequests
+    c, http = served
+    reqs = PaymentRequests(c.ledger)
+    r = reqs.create(payee=c.addr("bea"), payer=c.addr("ana"), currency="HOUR", amount=45, memo="visit",
+                    expires_in_s=3600)
+    rid = bytes.fromhex(r.id[2:])
+    pays = c.pay("ana", "bea", 45, request_id=rid)
+    twice = c.pay("ana", "bea", 45, request_id=rid)  # a second, different payment of the same request
+    plain = c.pay("cid", "dan", 5)
+    res = http.post("/v1/transfers/batch", json={"transfers": [body_of(pays), body_of(plain), body_of(twice)]})
+    assert res.status_code == 200, res.text
+    out = res.json()["results"]
+    assert [x["status"] for x in out] == [201, 201, 409], out
+    assert out[2]["body"]["error"]["code"] == "request_not_open"
+    got = reqs.get(r.id)
+    assert got.status == "paid" and got.paid_seq == out[0]["body"]["seq"]
+    assert c.balance("ana") == -45 and c.ledger.verify().ok
