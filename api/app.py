@@ -165,7 +165,11 @@ def create_app(ledger: Ledger, settings: Settings | None = None, federation=None
     app.state.shops = Shops(ledger, ctx.requests, ctx.access)
     errors.install(app)
     too_large = json.dumps(errors.error_body("payload_too_large", f"bodies are limited to {MAX_BODY} bytes")).encode()
-    app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large)
+    batch_too_large = json.dumps(errors.error_body(
+        "payload_too_large", f"a transfer batch body is limited to {transfers.MAX_BATCH_BODY} bytes "
+        f"(at most {transfers.MAX_BATCH} transfers)")).encode()
+    app.add_middleware(LimitsAndMetrics, metrics=ctx.metrics, max_body=MAX_BODY, too_large=too_large,
+                       by_path={"/v1/transfers/batch": (transfers.MAX_BATCH_BODY, batch_too_large)})
     for router in ROUTERS:
         app.include_router(router)
     mount_web_app(app)

@@ -89,3 +89,14 @@ def install(app: FastAPI) -> None:
         log.error("%s %s: internal_error", request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "the server failed; nothing was acknowledged"),
                             status_code=500)
+
+
+def validation_message(errs) -> str:
+    """pydantic errors as one sentence, as the RequestValidationError handler words them (used
+    where one item of a batch is validated on its own, e.g. POST /v1/transfers/batch)."""
+    parts = []
+    for e in list(errs)[:5]:
+        where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+        msg = str(e.get("msg")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts) or "invalid request"

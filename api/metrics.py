@@ -234,8 +234,11 @@ class LimitsAndMetrics:
     third of the server's CPU per transfer as BaseHTTPMiddleware): refuses bodies over
     `max_body` with 413 and records each request's route, status and latency."""
 
-    def __init__(self, app, *, metrics: Metrics, max_body: int, too_large: bytes):
+    def __init__(self, app, *, metrics: Metrics, max_body: int, too_large: bytes,
+                 by_path: dict[str, tuple[int, bytes]] | None = None):
         self.app, self.metrics, self.max_body, self.too_large = app, metrics, max_body, too_large
+        # (limit, 413 body) for the few paths whose bodies are larger by design (a transfer batch)
+        self.by_path = by_path or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -243,9 +246,10 @@ class LimitsAndMetrics:
         import time
         started = time.perf_counter()
         status = [500]
+        max_body, too_large = self.by_path.get(scope.get("path", ""), (self.max_body, self.too_large))
         length = dict(scope.get("headers") or ()).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await self._refuse(send)
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            await self._refuse(send, too_large)
             status[0] = 413
         else:
             seen = [0]
@@ -254,7 +258,7 @@ class LimitsAndMetrics:
                 message = await receive()
                 if message["type"] == "http.request":
                     seen[0] += len(message.get("body", b""))
-                    if seen[0] > self.max_body:  # a chunked body without Content-Length
+                    if seen[0] > max_body:  # a chunked body without Content-Length
                         raise _TooLarge()
                 return message
 
@@ -266,17 +270,18 @@ class LimitsAndMetrics:
             try:
                 await self.app(scope, counted_receive, recording_send)
             except _TooLarge:
-                await self._refuse(send)
+                await self._refuse(send, too_large)
                 status[0] = 413
         route = scope.get("route")
         self.metrics.observe(scope.get("method", ""), getattr(route, "path", "unmatched"), status[0],
                              time.perf_counter() - started)
 
-    async def _refuse(self, send):
+    async def _refuse(self, send, too_large: bytes | None = None):
+        too_large = self.too_large if too_large is None else too_large
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(self.too_large)).encode())]})
-        await send({"type": "http.response.body", "body": self.too_large})
+                                (b"content-length", str(len(too_large)).encode())]})
+        await send({"type": "http.response.body", "body": too_large})
 
 
 class _TooLarge(Exception):

@@ -7,7 +7,10 @@ Transfers are signed BEFORE the clock starts: signing is the client's (the walle
 not the server's, so the measured loop only sends pre-encoded bodies and reads replies.
 
     python benchmarks/api.py [--clients 32] [--transfers 5000] [--workers 2] [--client raw|httpx]
-                             [--sqlite] [--out FILE]
+                             [--batch N] [--sqlite] [--out FILE]
+
+--batch N: each request is POST /v1/transfers/batch with N transfers (a shop or relay sending
+many at once); statuses are counted per transfer, latency per request.
 """
 from __future__ import annotations
 
@@ -172,11 +175,21 @@ class RawConnection:
             self.reader = self.writer = None
 
 
-async def drive(port: int, bodies: list[bytes], clients: int, max_seconds: float, kind: str) -> dict:
+def batch_bodies(bodies: list[bytes], batch: int) -> list[bytes]:
+    """Pre-encoded POST /v1/transfers/batch bodies of `batch` transfers each."""
+    return [b'{"transfers":[' + b",".join(bodies[k:k + batch]) + b"]}" for k in range(0, len(bodies), batch)]
+
+
+async def drive(port: int, bodies: list[bytes], clients: int, max_seconds: float, kind: str,
+                batch: int = 0) -> dict:
     """`clients` concurrent keep-alive connections, each posting the next body until all are sent
-    or max_seconds passed. Returns latencies (s), statuses and refusal codes."""
+    or max_seconds passed. Returns latencies (s), statuses and refusal codes. With `batch`, each
+    request carries that many transfers and statuses count each transfer's own result."""
     import httpx
     base = f"http://127.0.0.1:{port}"
+    path = "/v1/transfers/batch" if batch else "/v1/transfers"
+    if batch:
+        bodies = batch_bodies(bodies, batch)
     it = iter(range(len(bodies)))
     latencies: list[float] = []
     statuses: Counter = Counter()
@@ -190,9 +203,9 @@ async def drive(port: int, bodies: list[bytes], clients: int, max_seconds: float
             t0 = time.perf_counter()
             try:
                 if kind == "raw":
-                    status, data = await conn.post("/v1/transfers", bodies[i])
+                    status, data = await conn.post(path, bodies[i])
                 else:
-                    r = await conn.post("/v1/transfers", content=bodies[i],
+                    r = await conn.post(path, content=bodies[i],
                                         headers={"content-type": "application/json"})
                     status, data = r.status_code, r.content
             except Exception as exc:  # noqa: BLE001 - counted, never fatal to the run
@@ -202,6 +215,12 @@ async def drive(port: int, bodies: list[bytes], clients: int, max_seconds: float
                     await conn.aclose()
                 continue
             latencies.append(time.perf_counter() - t0)
+            if batch and status == 200:
+                for item in json.loads(data)["results"]:
+                    statuses[str(item["status"])] += 1
+                    if item["status"] >= 400:
+                        codes[item["body"]["error"]["code"]] += 1
+                continue
             statuses[str(status)] += 1
             if status >= 400:
                 try:
@@ -239,7 +258,7 @@ def pct(sorted_ms: list[float], q: float) -> float:
 
 # -- one run ----------------------------------------------------------------------------
 def run(url: str, *, workers: int, clients: int, n: int, warmup: int, accounts: int, max_seconds: float,
-        kind: str, tmp: Path) -> dict:
+        kind: str, tmp: Path, batch: int = 0) -> dict:
     ledger, domain, keys = setup(url, accounts)
     base_transfers = _transfer_count(ledger)
     ledger.engine.dispose()
@@ -249,9 +268,9 @@ def run(url: str, *, workers: int, clients: int, n: int, warmup: int, accounts: 
         server.wait_ready()
         # warm-up, not timed: connections opened, worker imports and pools hot, the group-commit
         # writers started in every worker
-        warm = asyncio.run(drive(server.port, bodies[:warmup], clients, max_seconds, kind)) if warmup else None
+        warm = asyncio.run(drive(server.port, bodies[:warmup], clients, max_seconds, kind, batch)) if warmup else None
         cpu0, ru0, t0 = cpu_by_group(server.proc.pid), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        res = asyncio.run(drive(server.port, bodies[warmup:], clients, max_seconds, kind))
+        res = asyncio.run(drive(server.port, bodies[warmup:], clients, max_seconds, kind, batch))
         wall = time.perf_counter() - t0
         cpu1, ru1 = cpu_by_group(server.proc.pid), resource.getrusage(resource.RUSAGE_SELF)
     except BaseException:
@@ -282,7 +301,7 @@ def run(url: str, *, workers: int, clients: int, n: int, warmup: int, accounts: 
     cpu["other_processes_s"] = max(0.0, cpu["machine_busy_s"] - cpu["client_s"] - cpu["server_workers_s"]
                                    - cpu["server_master_s"] - cpu["postgres_s"])
     cpu["server_s"] = cpu["server_workers_s"] + cpu["server_master_s"]  # one worker runs in the master
-    done = len(lat)
+    done = sum(res["statuses"].values())  # transfers answered (one per request without --batch)
     cpu["per_transfer_ms"] = {k: 1000 * cpu[k] / done for k in ("client_s", "server_s", "postgres_s")} \
         if done else {}
     return {
@@ -290,13 +309,15 @@ def run(url: str, *, workers: int, clients: int, n: int, warmup: int, accounts: 
         "workers": workers,
         "clients": clients,
         "client": kind,
-        "requests": done,
+        "batch": batch or None,
+        "requests": len(lat),
+        "transfers_answered": done,
         "requested": n,
         "warmup_requests_untimed": warmup,
         "stopped_by_time_limit": res["timed_out"],
         "elapsed_s": res["elapsed"],
         "transfers_per_s": created / res["elapsed"],
-        "requests_per_s": done / res["elapsed"],
+        "requests_per_s": len(lat) / res["elapsed"],
         "latency_ms": {"p50": pct(lat, .50), "p90": pct(lat, .90), "p99": pct(lat, .99),
                        "max": lat[-1] if lat else float("nan"),
                        "mean": sum(lat) / len(lat) if lat else float("nan")},
@@ -331,7 +352,8 @@ def run_postgres(args, tmp: Path) -> dict:
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     try:
         return run(url, workers=args.workers, clients=args.clients, n=args.transfers, warmup=args.warmup,
-                   accounts=args.accounts, max_seconds=args.max_seconds, kind=args.client, tmp=tmp)
+                   accounts=args.accounts, max_seconds=args.max_seconds, kind=args.client, tmp=tmp,
+                   batch=args.batch)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -350,6 +372,10 @@ def main() -> None:
                     help="raw: a minimal asyncio HTTP/1.1 client (~0.1 ms CPU a request); httpx: one httpx.AsyncClient "
                          "per client (~3 ms CPU a request, more than the server spends)")
     ap.add_argument("--sqlite", action="store_true", help="also run SQLite with one worker")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="N > 0: POST /v1/transfers/batch with N transfers per request (at most 500)")
+    ap.add_argument("--also-batch", type=int, default=0, metavar="N",
+                    help="after the run above, run PostgreSQL again with --batch N (`postgres_batch` in the JSON)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -357,11 +383,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ayni-bench-api-") as d:
         tmp = Path(d)
         pg = run_postgres(args, tmp)
+        pg_batch = None
+        if args.also_batch:
+            pg_batch = run_postgres(argparse.Namespace(**{**vars(args), "batch": args.also_batch}), tmp)
         sqlite = None
         if args.sqlite:
             sqlite = run(f"sqlite:///{tmp}/bench.db", workers=1, clients=args.clients, n=args.transfers,
                          warmup=args.warmup, accounts=args.accounts, max_seconds=args.max_seconds,
-                         kind=args.client, tmp=tmp)
+                         kind=args.client, tmp=tmp, batch=args.batch)
     raw_after = raw_recover_rate(2000)  # bracket the run: machines are shared
     raw_rate = (raw + raw_after) / 2
     ok = "transfers_per_s" in pg
@@ -375,9 +404,12 @@ def main() -> None:
         "raw_recover_per_s": raw_rate,
         "raw_recover_per_s_before_after": [raw, raw_after],
         "postgres": pg,
+        **({"postgres_batch": pg_batch} if pg_batch else {}),
         **({"sqlite": sqlite} if sqlite else {}),
         "ratios_to_raw_recover": {
             **({"postgres": pg["transfers_per_s"] / raw_rate} if ok else {}),
+            **({"postgres_batch": pg_batch["transfers_per_s"] / raw_rate}
+               if pg_batch and "transfers_per_s" in pg_batch else {}),
             **({"sqlite": sqlite["transfers_per_s"] / raw_rate} if sqlite else {}),
         },
         "target": ">= 1000 signed transfers/s with p99 <= 50 ms (PostgreSQL, 2 workers, client load included)",
@@ -388,8 +420,8 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text_out + "\n")
-    ok_all = ok and pg["verify"]["ok"] and pg["verify"]["posted_equals_201"] and (
-        sqlite is None or (sqlite["verify"]["ok"] and sqlite["verify"]["posted_equals_201"]))
+    ok_all = ok and all(r["verify"]["ok"] and r["verify"]["posted_equals_201"]
+                        for r in (pg, pg_batch, sqlite) if r is not None and "verify" in r)
     if not ok_all:
         sys.exit(1)
 

@@ -79,6 +79,10 @@ class _Prepared:
     submission: Submission
     signer: str
     digest: bytes
+    # the entry body and its canonical text depend on nothing the database holds: made here,
+    # outside the head lock (in the caller's thread), so the writer only folds, hashes and writes
+    body: dict | None = None
+    body_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +253,10 @@ class Ledger:
             raise E.WrongSigner(f"transfer signed by {signer}, not by the payer {action.payer}")
         # one stored form per signature (lowercase hex, v = 27/28), never raw bytes
         sub = Submission(action, canonical_signature(sub.signature), sub.memo, sub.memo_salt)
-        return _Prepared(sub, signer, digest)
+        # action_body holds only strings and ints below 2**53 (amounts are bounded by
+        # MAX_AMOUNT), so its canonical text needs no re-validation.
+        body = action_body(action, signer, sub.signature, digest)
+        return _Prepared(sub, signer, digest, body, canonical_body(body, validate=False))
 
     def _write(self, genesis: Genesis, prepared: list[tuple[int, _Prepared]]):
         """`_write_once`, tried again while the database connection is lost (a PostgreSQL
@@ -283,11 +290,12 @@ class Ledger:
             nonces.add((p.signer, str(a.nonce)))
         outcomes = []
         with self.unit_of_work() as uow:
-            head_seq, prev_chain = uow.lock_head()
+            # the head lock and every read under it (one round trip on PostgreSQL)
+            head, accounts, positions, used = uow.lock_and_load(addresses, nonces)
+            head_seq, prev_chain = head
             state = LedgerState(genesis=genesis, seq=head_seq)
-            state.accounts.update(uow.accounts(addresses))
-            state.positions.update(uow.positions(addresses))
-            used = uow.nonces(nonces)
+            state.accounts.update(accounts)
+            state.positions.update(positions)
             nonce_seq = {key: seq for key, (_, seq) in used.items()}
             state.used_nonces.update({key: digest for key, (digest, _) in used.items()})
             # the payment requests named, read under the head lock: a decline (which takes the
@@ -317,10 +325,10 @@ class Ledger:
                     outcomes.append((i, exc))
                     continue
                 kind = KIND_OF[type(a)]
-                # action_body holds only strings and ints below 2**53 (amounts are
-                # bounded by MAX_AMOUNT), so its canonical text needs no re-validation.
-                body = action_body(a, p.signer, sub.signature, p.digest)
-                body_text = canonical_body(body, validate=False)
+                body, body_text = p.body, p.body_text
+                if body_text is None:  # prepared elsewhere without it
+                    body = action_body(a, p.signer, sub.signature, p.digest)
+                    body_text = canonical_body(body, validate=False)
                 entry = Entry.from_body_text(seq, kind, at, body, body_text, prev_chain)
                 prev_chain = entry.chain_hash
                 batch.entries.append((seq, kind, at, body_text, entry.entry_hash, entry.chain_hash))
@@ -350,7 +358,7 @@ class Ledger:
                 batch.positions = [(positions[k].balance, positions[k].credit_limit, positions[k].ceiling, k[0], k[1])
                                    for k in sorted(touched)]
                 batch.head = (state.seq, prev_chain)
-                uow.write(batch)
+                uow.write_last(batch)  # nothing follows: PostgreSQL commits in the same round trip
         return outcomes
 
     @staticmethod

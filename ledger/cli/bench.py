@@ -27,10 +27,10 @@ ARGS = {
         "posting": ["--transfers", "1000"],
         "anchoring": ["--leaves", "100000", "--transfers", "500", "--repeat", "1"],
         "merkle": ["--leaves", "100000", "--proofs", "5000", "--repeat", "1"],
-        "api": ["--transfers", "1500", "--warmup", "100"],
+        "api": ["--transfers", "1500", "--warmup", "100", "--also-batch", "100"],
         "reconcile": ["--entries", "20000", "--members", "100"],
     },
-    "full": {"api": ["--sqlite"]},
+    "full": {"api": ["--sqlite", "--also-batch", "500"]},
 }
 TIMEOUT_S = {"small": 900, "full": 3 * 3600}
 
@@ -90,14 +90,24 @@ def figures(name: str, r: dict) -> list[tuple[str, object, float | None, str]]:
                              ("group_commit_per_s", "group commit")):
                 v = _g(r, db, k)
                 add(f"{db}: {label}, transfers/s", v, v / raw if v and raw else None, "secp256k1 recover")
+            for t, v in sorted((_g(r, db, "group_commit_per_s_by_threads") or {}).items(), key=lambda x: int(x[0])):
+                if int(t) != _g(r, db, "group_commit_threads") and int(t) != _g(r, db, "threads"):
+                    add(f"{db}: group commit, {t} callers, transfers/s", v, v / raw if v and raw else None,
+                        "secp256k1 recover")
+            raw_cpu, v = r.get("raw_recover_cpu_per_s"), _g(r, db, "batched_cpu_per_s")
+            add(f"{db}: batched, transfers per CPU second", v, v / raw_cpu if v and raw_cpu else None,
+                "secp256k1 recover per CPU second")
     elif name in ("api", "bank"):
         raw = r.get("raw_recover_per_s")
         key = "transfers_per_s" if name == "api" else "acknowledged_per_s"
-        for db in ("postgres", "sqlite"):
+        for db in ("postgres", "postgres_batch", "sqlite"):
             v = _g(r, db, key)
-            add(f"{db}: signed transfers/s over HTTP" + (" (under SIGKILLs)" if name == "bank" else ""), v,
+            label = f"{db}: signed transfers/s over HTTP" if db != "postgres_batch" else \
+                f"postgres: POST /v1/transfers/batch ({_g(r, db, 'batch')} a request), transfers/s"
+            add(label + (" (under SIGKILLs)" if name == "bank" else ""), v,
                 v / raw if v and raw else None, "secp256k1 recover")
-            add(f"{db}: p99 latency, ms", _g(r, db, "latency_ms", "p99"))
+            add("postgres: p99 latency of a batch request, ms" if db == "postgres_batch" else f"{db}: p99 latency, ms",
+                _g(r, db, "latency_ms", "p99"))
             if name == "bank" and _g(r, db, "ok") is not None:
                 add(f"{db}: checker faults / kills / acknowledged", f"{_g(r, db, 'faults')} / {_g(r, db, 'kills')} / "
                     f"{_g(r, db, 'acknowledged')}")

@@ -19,7 +19,7 @@ from ..unit_of_work import PostingBatch, UnitOfWork
 from . import tables as T
 from .errors import as_domain_error
 from .federation_repo import FederationRepository
-from .posting_sql import PostingSQL, driver_cursor
+from .posting_sql import PostingSQL, columns, driver_cursor
 from .stored import account_state, entry_body
 from .request_tables import payment_requests as R
 
@@ -101,16 +101,36 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
         seq, chain_hash = row[0], bytes(row[1])
         if seq:
             self.cur.execute(self.sql.entries_from, (seq,))
-            rows = self.cur.fetchall()
-            problem = ("there is no such entry" if not rows or rows[0][0] != seq else
-                       "that entry's chain hash differs" if bytes(rows[0][1]) != chain_hash else
-                       f"entry {rows[1][0]} lies beyond it" if len(rows) > 1 else None)
-            if problem:
-                # a head moved back would otherwise make every posting collide with an existing
-                # entry and be told to retry for ever; moved forward, it would open a gap
-                raise IntegrityViolation(f"the log's head names entry {seq}, but {problem}: the database "
-                                         "was altered; nothing was written (run `ayni verify`)")
+            _check_head(seq, chain_hash, self.cur.fetchall())
         return seq, chain_hash
+
+    def lock_and_load(self, addresses, pairs):
+        """PostgreSQL: the head lock and every read a posting needs in one round trip (a pipeline:
+        the server runs them in order, so the reads run after the lock is granted and, at READ
+        COMMITTED, see everything the previous holder committed)."""
+        if not self.sql.pg:
+            return super().lock_and_load(addresses, pairs)
+        sql, pg = self.sql, self.conn.connection.driver_connection
+        addrs = sorted(set(addresses))
+        pairs = sorted(set(pairs))
+        head, entries, accounts, positions, nonces = (pg.cursor() for _ in range(5))
+        with pg.pipeline():
+            head.execute(sql.head)
+            entries.execute(sql.head_entries)
+            accounts.execute(sql.accounts_any, (addrs,))
+            positions.execute(sql.positions_any, (addrs,))
+            nonces.execute(sql.nonces_any, ([a for a, _ in pairs], [n for _, n in pairs]))
+        row = head.fetchone()
+        if row is None:
+            return None, {}, {}, {}
+        seq, chain_hash = row[0], bytes(row[1])
+        if seq:
+            _check_head(seq, chain_hash, entries.fetchall())
+        return ((seq, chain_hash),
+                {a: account_state(a, role, status) for a, role, status in accounts.fetchall()},
+                {(a, c): Position(balance, limit, ceiling, out, in_)
+                 for a, c, balance, limit, ceiling, out, in_ in positions.fetchall()},
+                {(signer, int(nonce)): (bytes(digest), seq) for signer, nonce, digest, seq in nonces.fetchall()})
 
     def head(self):
         r = self.conn.execute(select(T.ledger_head.c.seq, T.ledger_head.c.chain_hash)).first()
@@ -185,6 +205,8 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
         self.conn.execute(insert(T.ledger_head), [{"id": 1, "seq": 0, "chain_hash": bytes(32)}])
 
     def write(self, b: PostingBatch) -> None:
+        if self.sql.pg:
+            return self._write_pg(b, commit=False)
         sql, cur = self.sql, self.cur
         if b.entries:
             cur.executemany(sql.insert_entry, b.entries)
@@ -210,6 +232,52 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
                                                      for r in b.refunds])
         if b.head is not None:
             cur.execute(sql.move_head, b.head)
+
+    def write_last(self, b: PostingBatch) -> None:
+        if self.sql.pg:
+            return self._write_pg(b, commit=True)
+        return self.write(b)
+
+    def _write_pg(self, b: PostingBatch, *, commit: bool) -> None:
+        """One round trip for the whole batch (a pipeline), one statement per table (unnest), and
+        with `commit` the COMMIT in the same round trip. A failing statement aborts the rest of
+        the pipeline, COMMIT included, and the transaction rolls back: nothing half-written."""
+        sql, cur, pg = self.sql, self.cur, self.conn.connection.driver_connection
+        with pg.pipeline():
+            if b.entries:
+                cur.execute(sql.insert_entries, columns(b.entries))
+            if b.new_accounts:
+                cur.executemany(sql.insert_account, b.new_accounts)
+            if b.new_positions:
+                cur.executemany(sql.insert_balance, b.new_positions)
+            if b.statuses:
+                cur.executemany(sql.update_status, b.statuses)
+            if b.positions:
+                cur.execute(sql.update_balances, columns(b.positions))
+            if b.nonces:
+                cur.execute(sql.insert_nonces, columns(b.nonces))
+            if b.transfers:
+                cur.execute(sql.insert_transfers, columns(b.transfers))
+            if b.memos:
+                cur.execute(sql.insert_memos, columns(b.memos))
+            if b.paid_requests:
+                cur.executemany(sql.mark_request_paid, b.paid_requests)
+            if b.head is not None:
+                cur.execute(sql.move_head, b.head)
+            if commit:  # psycopg's own commit() then finds no transaction open and sends nothing
+                cur.execute("COMMIT")
+
+
+def _check_head(seq: int, chain_hash: bytes, rows) -> None:
+    """The locked head against the entry it names (and nothing beyond it)."""
+    problem = ("there is no such entry" if not rows or rows[0][0] != seq else
+               "that entry's chain hash differs" if bytes(rows[0][1]) != chain_hash else
+               f"entry {rows[1][0]} lies beyond it" if len(rows) > 1 else None)
+    if problem:
+        # a head moved back would otherwise make every posting collide with an existing
+        # entry and be told to retry for ever; moved forward, it would open a gap
+        raise IntegrityViolation(f"the log's head names entry {seq}, but {problem}: the database "
+                                 "was altered; nothing was written (run `ayni verify`)")
 
 
 def _raise_translated(exc: Exception):
