@@ -262,6 +262,9 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
                 cur.execute(sql.insert_memos, columns(b.memos))
             if b.paid_requests:
                 cur.executemany(sql.mark_request_paid, b.paid_requests)
+            if b.refunds:  # the refund links, a projection of each refund's refundOf
+                cur.executemany("INSERT INTO refund_links (seq, original_seq, refund_nonce, amount) "
+                                "VALUES (%s, %s, %s, %s)", b.refunds)
             if b.head is not None:
                 cur.execute(sql.move_head, b.head)
             if commit:  # psycopg's own commit() then finds no transaction open and sends nothing
