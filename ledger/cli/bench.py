@@ -119,9 +119,14 @@ def figures(name: str, r: dict) -> list[tuple[str, object, float | None, str]]:
         if gas:
             add("gas per anchor call (min-max over batch sizes)", f"{min(gas):,}-{max(gas):,}")
     elif name == "reconcile":
-        add("reconcile with signatures, entries/s", r.get("full_entries_per_s"), r.get("full_vs_raw_keccak"), "keccak")
-        add("reconcile without signatures, entries/s", r.get("no_signatures_entries_per_s"),
-            r.get("no_signatures_vs_raw_keccak"), "keccak")
+        raw = "secp256k1 recover, 1 core"
+        add("reconcile, every signature, all cores, entries/s", r.get("full_entries_per_s"), r.get("full_vs_raw_recover"), raw)
+        add("reconcile, every signature, 1 core, entries/s", r.get("one_core_entries_per_s"),
+            r.get("one_core_vs_raw_recover"), raw)
+        add("reconcile without signatures, entries/s", r.get("no_signatures_entries_per_s"))
+        add("ayni verify, all cores, entries/s", r.get("verify_entries_per_s"), r.get("verify_vs_raw_recover"), raw)
+        add("peak RSS MB: reconcile / verify / posting",
+            f"{r.get('full_peak_rss_mb')} / {r.get('verify_peak_rss_mb')} / {r.get('post_peak_rss_mb')}")
     elif name == "federation":  # its ratio is to local payments on the same node, same run
         add("local payments/s over HTTP (same node)", _g(r, "local", "per_second"))
         add("remote payments/s over HTTP (two nodes)", _g(r, "remote", "per_second"),
