@@ -2,8 +2,8 @@
 consents, refund intents, the refund links projected from the log, and open payment requests
 (payment_requests.payer NULL: any active member may pay it once).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 import sqlalchemy as sa
 from alembic import op
