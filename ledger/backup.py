@@ -397,7 +397,7 @@ def check_backup(path: Path) -> CheckedBackup:
             raise damaged("the manifest is cut short")
         try:
             manifest = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a crafted, deeply nested document
             raise damaged("the manifest is not JSON (damaged)") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise damaged("the manifest is not an Ayni backup manifest")
@@ -405,7 +405,9 @@ def check_backup(path: Path) -> CheckedBackup:
             raise damaged("the manifest does not match its own sha256 (a changed byte)")
         if manifest.get("formatVersion") != FORMAT_VERSION:
             raise damaged(f"format version {manifest.get('formatVersion')!r}; this Ayni reads {FORMAT_VERSION}")
-        dump = manifest.get("dump") or {}
+        if (why := _manifest_type_error(manifest)):
+            raise damaged(f"the manifest's {why}")
+        dump = manifest["dump"]
         if manifest.get("database") not in DUMP_NAMES or d_info.name != dump.get("name") \
                 or d_info.name != DUMP_NAMES[manifest["database"]]:
             raise damaged(f"the dump member {d_info.name!r} is not the one the manifest names")
@@ -442,6 +444,25 @@ def check_backup(path: Path) -> CheckedBackup:
     if h.hexdigest() != dump.get("sha256"):
         raise damaged("the dump's sha256 differs from the manifest's (the dump is corrupted)")
     return CheckedBackup(path, manifest, d_info.offset_data, d_info.size)
+
+
+MANIFEST_TYPES = {"format": str, "formatVersion": int, "database": str, "headSeq": int, "headChainHash": str,
+                  "communityId": str, "community": str, "chainId": int, "genesisHash": str, "schemaRevision": str,
+                  "createdAt": str, "dump": dict}
+DUMP_TYPES = {"name": str, "bytes": int, "sha256": str}
+
+
+def _manifest_type_error(manifest: dict) -> str | None:
+    """What is wrong with the manifest's field types, or None: everything after this reads the
+    fields as these types (a crafted "dump": "x" must be one line, not a traceback)."""
+    for fields, obj, prefix in ((MANIFEST_TYPES, manifest, ""), (DUMP_TYPES, manifest.get("dump"), "dump.")):
+        if not isinstance(obj, dict):
+            return f"{prefix.rstrip('.')} is not an object"
+        for key, kind in fields.items():
+            value = obj.get(key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                return f"field {prefix}{key} is {type(value).__name__} {str(value)[:40]!r}, not {kind.__name__}"
+    return None
 
 
 def _round_up(n: int) -> int:
@@ -536,6 +557,9 @@ def _sqlite_load(dump: Path, tmp: Path, revision: str) -> None:
                                  f"{' ...' if len(extra) > 5 else ''} (a crafted or foreign file)")
         if "ledger_head" not in tables or "entries" not in tables:
             raise RestoreRefused("the dump holds no Ayni ledger (no ledger_head or entries table)")
+        missing = sorted(n for n in ours - tables if not is_search_object(n))
+        if missing:  # `ayni backup` copies every table: a dump without one was cut down by hand
+            raise RestoreRefused(f"the dump lacks the table(s) {', '.join(missing[:5])} of its schema revision")
         rev = conn.execute("SELECT version_num FROM dump.alembic_version").fetchall() \
             if "alembic_version" in tables else []
         if rev != [(revision,)]:
@@ -605,6 +629,9 @@ def _pg_load(pg_restore: str, dump: Path, conn, revision: str, work: Path) -> No
     data = {name: line for line, kind, _s, name in toc if kind == "TABLE DATA"}
     if "ledger_head" not in data or "entries" not in data:
         raise RestoreRefused("the dump holds no Ayni ledger (no ledger_head or entries data)")
+    missing = sorted(set(columns) - set(data))
+    if missing:  # pg_dump writes every table's data, even an empty one's: this dump was cut down by hand
+        raise RestoreRefused(f"the dump lacks the data of table(s) {', '.join(missing[:5])}")
     listing = work / "data.list"
     listing.write_text("".join(data[n] + "\n" for n in order if n in data))
     proc = subprocess.Popen([pg_restore, "--data-only", f"--use-list={listing}", "--file=-", str(dump)],
@@ -760,8 +787,9 @@ def _check_restored_inner(url: str, manifest: dict, where: str) -> tuple[int, di
     facts = _db_facts(url)
     for key in IDENTITY:
         if facts[key] != manifest[key]:
+            held = "" if key == "community" else f" (its community is {facts['community']!r})"
             raise RestoreRefused(f"the restored database says {key} {facts[key]!r} but the manifest says "
-                                 f"{manifest[key]!r} (community {facts['community']!r}); {where}")
+                                 f"{manifest[key]!r}{held}; {where}")
     seq, chain_hash = facts["headSeq"], facts["headChainHash"]
     if (seq, chain_hash) != (manifest["headSeq"], manifest["headChainHash"]):
         raise RestoreRefused(f"the restored head is seq {seq} ({chain_hash}) but the manifest says seq "
@@ -825,6 +853,9 @@ def _restore_sqlite(checked: CheckedBackup, url: str) -> RestoreResult:
             _sqlite_load(dump, tmp, checked.manifest["schemaRevision"])
         except RestoreRefused as exc:
             raise RestoreRefused(f"{exc.message}; {where}") from None
+        except Exception as exc:  # noqa: BLE001 - one line, and where the target stands
+            raise RestoreRefused(f"loading the dump failed ({type(exc).__name__}: {_first_line(str(exc))}); "
+                                 f"{where}") from None
         dump.unlink()
         entries, facts = _check_restored(f"sqlite:///{tmp.resolve()}", checked.manifest, where)
         conn = sqlite3.connect(tmp)
@@ -867,18 +898,17 @@ def _restore_pg(checked: CheckedBackup, url: str) -> RestoreResult:
         _extract(checked, dump)
         engine = make_engine(url, create=False)
         try:
-            with domain_errors(), engine.connect() as conn:
-                with conn.begin():
-                    try:
-                        _pg_load(pg_restore, dump, conn, checked.manifest["schemaRevision"], work)
-                    except RestoreRefused as exc:
-                        raise RestoreRefused(f"{exc.message}; {as_was}") from None
-                    except E.LedgerError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - a bad row, a broken constraint: one line
-                        first = _first_line(str(exc))
-                        raise RestoreRefused(f"loading the dump failed ({type(exc).__name__}: {first}); "
-                                             f"{as_was}") from None
+            with domain_errors(), engine.connect() as conn, conn.begin():
+                try:
+                    _pg_load(pg_restore, dump, conn, checked.manifest["schemaRevision"], work)
+                except RestoreRefused as exc:
+                    raise RestoreRefused(f"{exc.message}; {as_was}") from None
+                except E.LedgerError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bad row, a broken constraint: one line
+                    first = _first_line(str(exc))
+                    raise RestoreRefused(f"loading the dump failed ({type(exc).__name__}: {first}); "
+                                         f"{as_was}") from None
         finally:
             engine.dispose()
     finally:
