@@ -302,6 +302,7 @@ def backup(url: str, out: Path, *, overwrite: bool = False, clock=time.time) -> 
         raise BackupError(f"{out} exists; backups are never overwritten by accident (give --overwrite or a new name)")
     if not out.parent.is_dir():
         raise BackupError(f"no folder {out.parent} for {out}")
+    _clean_stale_work(out)
     work = out.with_name(f".{out.name}.{os.getpid()}.work")
     work.mkdir(mode=0o700)
     try:
@@ -326,11 +327,36 @@ def backup(url: str, out: Path, *, overwrite: bool = False, clock=time.time) -> 
                     tar.addfile(_info(dump.name, manifest["dump"]["bytes"], now), d)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, out)
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            try:  # a link fails if the name exists: a concurrent backup to the same name is never overwritten
+                os.link(tmp, out)
+            except FileExistsError:
+                raise BackupError(f"{out} appeared while the backup ran; it was not overwritten "
+                                  "(give --overwrite or a new name)") from None
         _fsync_dir(out.parent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BackupResult(out, manifest)
+
+
+def _clean_stale_work(out: Path) -> None:
+    """Remove `.NAME.PID.work/` folders beside `out` whose process is gone: a killed backup
+    leaves one behind, holding a partial dump (personal data) that nothing else would delete."""
+    for folder in out.parent.glob(f".{glob.escape(out.name)}.*.work"):
+        m = re.fullmatch(re.escape(f".{out.name}.") + r"(\d+)\.work", folder.name)
+        if not m or not folder.is_dir() or folder.is_symlink():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # that backup is still running (or the pid is reused: leave it, it is only a folder)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _BytesReader:
