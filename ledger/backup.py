@@ -14,12 +14,16 @@ moment later (SQLite: read from the copy; PostgreSQL: read in the REPEATABLE REA
 snapshot pg_dump imports).
 
 Restore checks every byte of the file before it touches the target (tar header checksums, the
-manifest's self-hash, the dump's sha256, zero padding and the end-of-archive marker), refuses a
-target that holds anything, restores, checks the restored head against the manifest and runs the
-full verify (`ayni verify`). SQLite is restored into a temporary file beside the target and renamed
-into place only when every check passed, so a refused restore leaves the target as it was;
-PostgreSQL restores with `pg_restore --single-transaction` (a failed load leaves nothing), but a
-head or verify failure after the load leaves the restored rows in the target: the error says so.
+manifest's self-hash and field types, the dump's sha256, zero padding and the end-of-archive
+marker) and refuses a target that holds anything. The checksums prove the file undamaged, not who
+made it, so the dump's schema and code are never restored: the target's tables come from our own
+migrations (at the manifest's revision) and only the known tables' rows are copied in (SQLite:
+ATTACH read-only + INSERT ... SELECT; PostgreSQL: pg_restore only decodes the data, which goes in
+through our own COPY statements, in one transaction). Then every identity field and the head are
+checked against the manifest and the full verify (`ayni verify`) runs. SQLite is restored into a
+temporary file beside the target and linked into place only when every check passed, so a refused
+restore leaves the target as it was; for PostgreSQL a head or verify failure after the load leaves
+the restored rows in the target: the error says so.
 
 Cross-kind restore (an SQLite backup into PostgreSQL or back) is not supported: the dump formats
 differ. This module is an adapter (files, subprocesses, SQL): the pure core stays out of it.
