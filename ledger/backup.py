@@ -866,7 +866,8 @@ def restore(path: Path, url: str, *, chain=None) -> RestoreResult:
 
 def _restore_sqlite(checked: CheckedBackup, url: str) -> RestoreResult:
     target = _sqlite_file(url)
-    for p in (target, target.with_name(target.name + "-wal")):
+    # a non-empty -journal beside it is a hot journal SQLite would roll into the restored file
+    for p in (target, target.with_name(target.name + "-wal"), target.with_name(target.name + "-journal")):
         if p.exists() and (p.stat().st_size > 0 or not p.is_file()):
             raise TargetNotEmpty(f"{p} exists and is not empty: restore only into a new file; nothing was changed")
     if not target.parent.exists():
