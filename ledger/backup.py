@@ -664,8 +664,10 @@ def _pg_load(pg_restore: str, dump: Path, conn, revision: str, work: Path) -> No
         raise RestoreRefused(f"the dump lacks the data of table(s) {', '.join(missing[:5])}")
     listing = work / "data.list"
     listing.write_text("".join(data[n] + "\n" for n in order if n in data))
+    # stderr to a file, not a pipe: a full stderr pipe would stall the decode; closed in the finally
+    errors = open(work / "pg_restore.err", "w+b")  # noqa: SIM115
     proc = subprocess.Popen([pg_restore, "--data-only", f"--use-list={listing}", "--file=-", str(dump)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=errors)
     raw = conn.connection.dbapi_connection
     seen_rev: list[str] = []
     try:
@@ -696,8 +698,9 @@ def _pg_load(pg_restore: str, dump: Path, conn, revision: str, work: Path) -> No
                     writer.write(line)
             if copy not in (None, "alembic"):
                 raise RestoreRefused("the dump's data ends inside a table (truncated)")
-            err = proc.stderr.read().decode("utf-8", "replace")
             if proc.wait() != 0:
+                errors.seek(0)
+                err = errors.read().decode("utf-8", "replace")
                 raise RestoreRefused(f"pg_restore could not decode the dump: {_first_line(err)}")
             if seen_rev != [revision]:
                 raise RestoreRefused(f"the dump's schema revision {seen_rev!r} is not the manifest's {revision!r}")
@@ -712,6 +715,8 @@ def _pg_load(pg_restore: str, dump: Path, conn, revision: str, work: Path) -> No
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        proc.stdout.close()
+        errors.close()
 
 
 @dataclass

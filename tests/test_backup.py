@@ -595,3 +595,27 @@ def test_never_overwrite_holds_against_a_name_that_appears_as_a_dangling_link(sq
     assert r.returncode == 1 and "target_not_empty" in r.stderr, r.stderr
     assert target.is_symlink() and not (tmp_path / "nowhere.db").exists()
     c.dispose()
+
+
+def test_the_restored_ledger_goes_on_anchoring_its_ids_follow_the_restored_rows(db_url, target, tmp_path):
+    """Rows are loaded into tables our migrations made, so the id sequences must be set past the
+    restored ids (PostgreSQL: setval): the next anchored batch gets a new id, not a duplicate key."""
+    chain = AnchorChain.embedded()
+    chain.deploy()
+    c = busy(db_url, transfers=3)
+    Anchoring(c.ledger, chain).run()
+    out = tmp_path / "coop.ayni"
+    backup(db_url, out)
+    restore(out, target)
+    c.dispose()
+    restored = Ledger.open(target, migrate=False)
+    try:
+        before = len(Anchoring(restored, chain).batches())
+        assert before >= 1
+        keys = c.keys_list
+        restored.submit_many(round_robin_transfers(c.domain, keys, 2, offset=30))
+        Anchoring(restored, chain).run()
+        assert len(Anchoring(restored, chain).batches()) == before + 1
+        assert chain.last_anchored_seq() == restored.head()[0]
+    finally:
+        restored.close()
