@@ -14,12 +14,16 @@ moment later (SQLite: read from the copy; PostgreSQL: read in the REPEATABLE REA
 snapshot pg_dump imports).
 
 Restore checks every byte of the file before it touches the target (tar header checksums, the
-manifest's self-hash, the dump's sha256, zero padding and the end-of-archive marker), refuses a
-target that holds anything, restores, checks the restored head against the manifest and runs the
-full verify (`ayni verify`). SQLite is restored into a temporary file beside the target and renamed
-into place only when every check passed, so a refused restore leaves the target as it was;
-PostgreSQL restores with `pg_restore --single-transaction` (a failed load leaves nothing), but a
-head or verify failure after the load leaves the restored rows in the target: the error says so.
+manifest's self-hash and field types, the dump's sha256, zero padding and the end-of-archive
+marker) and refuses a target that holds anything. The checksums prove the file undamaged, not who
+made it, so the dump's schema and code are never restored: the target's tables come from our own
+migrations (at the manifest's revision) and only the known tables' rows are copied in (SQLite:
+ATTACH read-only + INSERT ... SELECT; PostgreSQL: pg_restore only decodes the data, which goes in
+through our own COPY statements, in one transaction). Then every identity field and the head are
+checked against the manifest and the full verify (`ayni verify`) runs. SQLite is restored into a
+temporary file beside the target and linked into place only when every check passed, so a refused
+restore leaves the target as it was; for PostgreSQL a head or verify failure after the load leaves
+the restored rows in the target: the error says so.
 
 Cross-kind restore (an SQLite backup into PostgreSQL or back) is not supported: the dump formats
 differ. This module is an adapter (files, subprocesses, SQL): the pure core stays out of it.
@@ -230,8 +234,13 @@ def _libpq(url: str) -> tuple[str, dict]:
 
 
 def _first_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "no message"
+    """The line that says what went wrong: pg_restore/pg_dump end their stderr with an echo of
+    the failed command ("Command was: ..."), so the last line is often a bare ");"."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if "error:" in ln or "ERROR:" in ln:
+            return ln
+    return lines[0] if lines else "no message"
 
 
 # ------------------------------------------------------------------------------------- backup
@@ -297,6 +306,7 @@ def backup(url: str, out: Path, *, overwrite: bool = False, clock=time.time) -> 
         raise BackupError(f"{out} exists; backups are never overwritten by accident (give --overwrite or a new name)")
     if not out.parent.is_dir():
         raise BackupError(f"no folder {out.parent} for {out}")
+    _clean_stale_work(out)
     work = out.with_name(f".{out.name}.{os.getpid()}.work")
     work.mkdir(mode=0o700)
     try:
@@ -321,11 +331,36 @@ def backup(url: str, out: Path, *, overwrite: bool = False, clock=time.time) -> 
                     tar.addfile(_info(dump.name, manifest["dump"]["bytes"], now), d)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, out)
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            try:  # a link fails if the name exists: a concurrent backup to the same name is never overwritten
+                os.link(tmp, out)
+            except FileExistsError:
+                raise BackupError(f"{out} appeared while the backup ran; it was not overwritten "
+                                  "(give --overwrite or a new name)") from None
         _fsync_dir(out.parent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BackupResult(out, manifest)
+
+
+def _clean_stale_work(out: Path) -> None:
+    """Remove `.NAME.PID.work/` folders beside `out` whose process is gone: a killed backup
+    leaves one behind, holding a partial dump (personal data) that nothing else would delete."""
+    for folder in out.parent.glob(f".{glob.escape(out.name)}.*.work"):
+        m = re.fullmatch(re.escape(f".{out.name}.") + r"(\d+)\.work", folder.name)
+        if not m or not folder.is_dir() or folder.is_symlink():
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # that backup is still running (or the pid is reused: leave it, it is only a folder)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _BytesReader:
@@ -392,7 +427,7 @@ def check_backup(path: Path) -> CheckedBackup:
             raise damaged("the manifest is cut short")
         try:
             manifest = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a crafted, deeply nested document
             raise damaged("the manifest is not JSON (damaged)") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise damaged("the manifest is not an Ayni backup manifest")
@@ -400,7 +435,9 @@ def check_backup(path: Path) -> CheckedBackup:
             raise damaged("the manifest does not match its own sha256 (a changed byte)")
         if manifest.get("formatVersion") != FORMAT_VERSION:
             raise damaged(f"format version {manifest.get('formatVersion')!r}; this Ayni reads {FORMAT_VERSION}")
-        dump = manifest.get("dump") or {}
+        if (why := _manifest_type_error(manifest)):
+            raise damaged(f"the manifest's {why}")
+        dump = manifest["dump"]
         if manifest.get("database") not in DUMP_NAMES or d_info.name != dump.get("name") \
                 or d_info.name != DUMP_NAMES[manifest["database"]]:
             raise damaged(f"the dump member {d_info.name!r} is not the one the manifest names")
@@ -439,6 +476,25 @@ def check_backup(path: Path) -> CheckedBackup:
     return CheckedBackup(path, manifest, d_info.offset_data, d_info.size)
 
 
+MANIFEST_TYPES = {"format": str, "formatVersion": int, "database": str, "headSeq": int, "headChainHash": str,
+                  "communityId": str, "community": str, "chainId": int, "genesisHash": str, "schemaRevision": str,
+                  "createdAt": str, "dump": dict}
+DUMP_TYPES = {"name": str, "bytes": int, "sha256": str}
+
+
+def _manifest_type_error(manifest: dict) -> str | None:
+    """What is wrong with the manifest's field types, or None: everything after this reads the
+    fields as these types (a crafted "dump": "x" must be one line, not a traceback)."""
+    for fields, obj, prefix in ((MANIFEST_TYPES, manifest, ""), (DUMP_TYPES, manifest.get("dump"), "dump.")):
+        if not isinstance(obj, dict):
+            return f"{prefix.rstrip('.')} is not an object"
+        for key, kind in fields.items():
+            value = obj.get(key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                return f"field {prefix}{key} is {type(value).__name__} {str(value)[:40]!r}, not {kind.__name__}"
+    return None
+
+
 def _round_up(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
 
@@ -465,6 +521,204 @@ def _extract(checked: CheckedBackup, dest: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ restore
+# A backup file is input from outside: a re-sealed file (manifestSha256 is a checksum anyone can
+# recompute, not a seal) may carry functions, triggers, views or extra tables. So restore never
+# takes schema or code from the dump: the target's schema comes from our own migrations (to the
+# manifest's revision), and only the rows of the tables those migrations made are copied in.
+PG_TOC_ALLOWED = ("SEQUENCE OWNED BY", "SEQUENCE SET", "TABLE DATA", "FK CONSTRAINT", "CONSTRAINT",
+                  "SEQUENCE", "DEFAULT", "INDEX", "TABLE")
+PG_TOC_TABLE_BOUND = {"TABLE", "TABLE DATA", "CONSTRAINT", "FK CONSTRAINT", "DEFAULT"}
+COPY_RE = re.compile(r'^COPY public\.("?)([a-z_][a-z0-9_]*)\1 \(([^)]*)\) FROM stdin;$')
+
+
+def known_revision(revision) -> None:
+    """RestoreRefused unless `revision` is one of this Ayni's migrations (checked before the
+    target is touched: a backup made by a newer Ayni cannot be laid out by this one)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    from .store.migrate import _config
+    try:
+        ok = isinstance(revision, str) and ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except (CommandError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise RestoreRefused(f"the backup's schema revision {revision!r} is unknown to this Ayni (made by a newer "
+                             "Ayni?): upgrade Ayni first; nothing was restored")
+
+
+def _migrate_to(conn, revision: str) -> None:
+    """Our migrations, up to `revision`, on `conn` (inside the caller's transaction)."""
+    from alembic import command
+
+    from .store.migrate import _config
+    cfg = _config()
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)
+
+
+def _sqlite_load(dump: Path, tmp: Path, revision: str) -> None:
+    """A fresh database at `tmp` built by our migrations, then the dump's rows of the known
+    tables copied in by explicit column lists. The dump is opened read-only and only SELECTed
+    from; a dump holding a trigger, a view or a table our schema does not have is refused."""
+    from .core.exchange import search_text
+    from .store.exchange_tables import FTS_TABLE, is_search_object
+    eng = make_engine(f"sqlite:///{tmp}", create=True)
+    try:
+        with eng.begin() as conn:
+            _migrate_to(conn, revision)
+    finally:
+        eng.dispose()
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        conn.execute("PRAGMA trusted_schema=OFF")
+        conn.execute("PRAGMA foreign_keys=OFF")  # checked whole with foreign_key_check below
+        try:
+            conn.execute("ATTACH DATABASE ? AS dump", (f"file:{dump}?mode=ro",))
+            objects = conn.execute("SELECT type, name FROM dump.sqlite_master").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise RestoreRefused(f"the dump is not a readable SQLite database ({exc})") from None
+        ours = {n for (n,) in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+        tables = {n for t, n in objects if t == "table"}
+        extra = sorted(f"{t} {n}" for t, n in objects
+                       if t in ("trigger", "view") or (t == "table" and n not in ours and not n.startswith("sqlite_stat")))
+        if extra:
+            raise RestoreRefused(f"the dump holds objects Ayni's schema does not: {', '.join(extra[:5])}"
+                                 f"{' ...' if len(extra) > 5 else ''} (a crafted or foreign file)")
+        if "ledger_head" not in tables or "entries" not in tables:
+            raise RestoreRefused("the dump holds no Ayni ledger (no ledger_head or entries table)")
+        missing = sorted(n for n in ours - tables if not is_search_object(n))
+        if missing:  # `ayni backup` copies every table: a dump without one was cut down by hand
+            raise RestoreRefused(f"the dump lacks the table(s) {', '.join(missing[:5])} of its schema revision")
+        rev = conn.execute("SELECT version_num FROM dump.alembic_version").fetchall() \
+            if "alembic_version" in tables else []
+        if rev != [(revision,)]:
+            raise RestoreRefused(f"the dump's schema revision {rev!r} is not the manifest's {revision!r}")
+        conn.execute("BEGIN")
+        for name in sorted(ours & tables):
+            if name in ("alembic_version", "sqlite_sequence") or is_search_object(name):
+                continue
+            cols = [r[1] for r in conn.execute(f'PRAGMA main.table_info("{name}")')]
+            theirs = [r[1] for r in conn.execute(f'PRAGMA dump.table_info("{name}")')]
+            if sorted(cols) != sorted(theirs):
+                raise RestoreRefused(f"the dump's table {name} has columns {theirs}, Ayni's has {cols}")
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            conn.execute(f'INSERT INTO main."{name}" ({quoted}) SELECT {quoted} FROM dump."{name}"')
+        if FTS_TABLE in ours:  # the search index is rebuilt from the listings, never copied
+            rows = conn.execute("SELECT text_rowid, id, title, description FROM main.listings").fetchall()
+            conn.executemany(f"INSERT INTO {FTS_TABLE} (rowid, listing_id, title, description) VALUES (?, ?, ?, ?)",
+                             [(r, i, search_text(t), search_text(d)) for r, i, t, d in rows])
+        bad = conn.execute("PRAGMA main.foreign_key_check").fetchall()
+        if bad:
+            raise RestoreRefused(f"the dump's rows break {len(bad)} foreign key(s), first in table {bad[0][0]}")
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE dump")
+    except sqlite3.DatabaseError as exc:
+        raise RestoreRefused(f"the dump's rows could not be copied ({str(exc).splitlines()[0]})") from None
+    finally:
+        conn.close()
+
+
+def _pg_toc(pg_restore: str, dump: Path) -> list[tuple[str, str, str, str]]:
+    """(line, type, schema, name) of each entry in the dump's table of contents (pg_restore
+    --list only decodes the file: nothing runs)."""
+    r = subprocess.run([pg_restore, "--list", str(dump)], check=False, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RestoreRefused(f"pg_restore cannot read the dump: {_first_line(r.stderr)}")
+    out = []
+    for line in r.stdout.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        m = re.match(r"^\d+; \d+ \d+ (.*)$", line)
+        rest = m.group(1) if m else line
+        if re.match(r"^(SCHEMA - |COMMENT - SCHEMA |ACL - SCHEMA )public ", rest):
+            continue  # the public schema itself (dumped when its owner or grants differ from the default)
+        kind = next((k for k in PG_TOC_ALLOWED if rest.startswith(k + " ")), None)
+        if kind is None:
+            raise RestoreRefused(f"the dump holds {' '.join(rest.split()[:3])!r}, which Ayni's schema does not "
+                                 "(a crafted or foreign file)")
+        words = rest[len(kind) + 1:].split()
+        out.append((line, kind, words[0] if words else "", words[1] if len(words) > 1 else ""))
+    return out
+
+
+def _pg_load(pg_restore: str, dump: Path, conn, revision: str, work: Path) -> None:
+    """Schema from our migrations, then only the COPY data of the known tables, in foreign-key
+    order, through our own COPY statements: pg_restore only decodes the file to text here."""
+    from sqlalchemy import MetaData
+    _migrate_to(conn, revision)
+    meta = MetaData()
+    meta.reflect(bind=conn, schema="public")
+    order = [t.name for t in meta.sorted_tables]
+    columns = {t.name: {c.name for c in t.columns} for t in meta.sorted_tables}
+    toc = _pg_toc(pg_restore, dump)
+    for _line, kind, schema, name in toc:
+        if schema != "public" or (kind in PG_TOC_TABLE_BOUND and name not in columns):
+            raise RestoreRefused(f"the dump holds {kind} {schema}.{name}, which Ayni's schema does not "
+                                 "(a crafted or foreign file)")
+    data = {name: line for line, kind, _s, name in toc if kind == "TABLE DATA"}
+    if "ledger_head" not in data or "entries" not in data:
+        raise RestoreRefused("the dump holds no Ayni ledger (no ledger_head or entries data)")
+    missing = sorted(set(columns) - set(data))
+    if missing:  # pg_dump writes every table's data, even an empty one's: this dump was cut down by hand
+        raise RestoreRefused(f"the dump lacks the data of table(s) {', '.join(missing[:5])}")
+    listing = work / "data.list"
+    listing.write_text("".join(data[n] + "\n" for n in order if n in data))
+    # stderr to a file, not a pipe: a full stderr pipe would stall the decode; closed in the finally
+    errors = open(work / "pg_restore.err", "w+b")  # noqa: SIM115
+    proc = subprocess.Popen([pg_restore, "--data-only", f"--use-list={listing}", "--file=-", str(dump)],
+                            stdout=subprocess.PIPE, stderr=errors)
+    raw = conn.connection.dbapi_connection
+    seen_rev: list[str] = []
+    try:
+        with raw.cursor() as cur:
+            copy = None
+            for line in proc.stdout:
+                if copy is None:
+                    m = COPY_RE.match(line.decode("utf-8", "replace").rstrip("\n"))
+                    if not m:
+                        continue  # SET lines, comments: decoded, never executed
+                    table = m.group(2)
+                    cols = [c.strip().strip('"') for c in m.group(3).split(",")]
+                    if table not in columns or not set(cols) <= columns[table]:
+                        raise RestoreRefused(f"the dump's data for {table} names columns Ayni's schema does not have")
+                    if table == "alembic_version":
+                        copy = "alembic"
+                        continue
+                    quoted = ", ".join(f'"{c}"' for c in cols)
+                    copy = cur.copy(f'COPY public."{table}" ({quoted}) FROM STDIN')
+                    writer = copy.__enter__()
+                elif line == b"\\.\n":
+                    if copy != "alembic":
+                        copy.__exit__(None, None, None)
+                    copy = None
+                elif copy == "alembic":
+                    seen_rev.append(line.decode().strip())
+                else:
+                    writer.write(line)
+            if copy not in (None, "alembic"):
+                raise RestoreRefused("the dump's data ends inside a table (truncated)")
+            if proc.wait() != 0:
+                errors.seek(0)
+                err = errors.read().decode("utf-8", "replace")
+                raise RestoreRefused(f"pg_restore could not decode the dump: {_first_line(err)}")
+            if seen_rev != [revision]:
+                raise RestoreRefused(f"the dump's schema revision {seen_rev!r} is not the manifest's {revision!r}")
+            # sequences: the next id follows the restored rows
+            for table, col, seq in conn.execute(text(
+                    "SELECT table_name, column_name, pg_get_serial_sequence(format('public.%I', table_name), column_name) "
+                    "FROM information_schema.columns WHERE table_schema = 'public'")).all():
+                if seq:
+                    conn.execute(text(f'SELECT setval(:s, coalesce((SELECT max("{col}") FROM public."{table}"), 1), '
+                                      f'(SELECT count(*) > 0 FROM public."{table}"))'), {"s": seq})
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        errors.close()
+
+
 @dataclass
 class LostTail:
     """Entries the chain holds anchored past the restored head."""
@@ -472,11 +726,18 @@ class LostTail:
     last_seq: int
     anchored_through: int
     mismatch: str | None = None  # the restored log differs from an anchored batch it still holds
+    no_batch_here: bool = False  # the database records no confirmed batch on this contract
 
     def message(self) -> str:
-        return (f"entries {self.first_seq}..{self.last_seq} were anchored but are missing: the database lost its "
-                "tail (see docs/backup.md, 'A restore that lost its tail': keep the service stopped, collect the "
-                "missing entries, never re-use those seqs)")
+        msg = (f"entries {self.first_seq}..{self.last_seq} were anchored but are missing: the database lost its "
+               "tail (see docs/backup.md, 'A restore that lost its tail': keep the service stopped, collect the "
+               "missing entries, never re-use those seqs)")
+        if self.no_batch_here:
+            # the first batch is longer than the log, so its root cannot be recomputed: a foreign
+            # contract looks exactly like a lost tail; say so rather than send the operator hunting
+            msg += ("; or this is not this community's contract: the database records no batch on it "
+                    "(check --contract)")
+        return msg
 
 
 @dataclass
@@ -484,42 +745,87 @@ class RestoreResult:
     manifest: dict
     target: str
     entries: int
+    facts: dict = field(default_factory=dict)  # what the restored database says (community, head, ...)
     chain_checked: bool = False
     lost_tail: LostTail | None = None
     chain_problem: str | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def _pg_is_empty(url: str) -> None:
+PG_NOT_EMPTY_SQL = """
+SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') AS relations,
+       (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) AS functions,
+       (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND t.typelem = 0 AND t.typrelid = 0) AS types,
+       (SELECT count(*) FROM pg_namespace n WHERE n.nspname NOT IN ('public', 'pg_catalog', 'information_schema')
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') AS schemas,
+       (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') AS extensions,
+       (SELECT count(*) FROM pg_event_trigger) AS event_triggers
+"""
+
+
+def _pg_holds(url: str) -> dict:
+    """What the target holds beyond a fresh `createdb` (non-zero counts only). Functions, types,
+    schemas, extensions and above all event triggers count: an event trigger would fire on the
+    migrations' DDL."""
     engine = make_engine(url, create=False)
     try:
         with domain_errors(), engine.connect() as conn:
-            n = conn.execute(text(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'")).scalar_one()
+            row = conn.execute(text(PG_NOT_EMPTY_SQL)).mappings().one()
     finally:
         engine.dispose()
-    if n:
-        raise TargetNotEmpty(f"the target database holds {n} relation(s): restore only into a new, empty database "
+    return {k: int(v) for k, v in row.items() if v}
+
+
+def _pg_is_empty(url: str) -> None:
+    held = _pg_holds(url)
+    if held:
+        what = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in held.items())
+        raise TargetNotEmpty(f"the target database holds {what}: restore only into a new, empty database "
                              "(createdb NAME); nothing was changed")
 
 
-def _read_head(url: str) -> tuple[int, str]:
+IDENTITY = ("community", "communityId", "chainId", "genesisHash", "schemaRevision")
+
+
+def _db_facts(url: str) -> dict:
     engine = make_engine(url, create=False)
     try:
         with domain_errors(), engine.connect() as conn:
-            row = conn.execute(text(HEAD_SQL)).first()
+            rows = (conn.execute(text(HEAD_SQL)).first(), conn.execute(text(GENESIS_SQL)).first(),
+                    conn.execute(text(REVISION_SQL)).first())
     finally:
         engine.dispose()
-    return (int(row[0]), _hex(row[1])) if row else (0, _hex(bytes(32)))
+    return _facts((rows[0], rows[1], rows[2][0] if rows[2] else None))
 
 
-def _check_restored(url: str, manifest: dict, where: str) -> int:
-    """Head against the manifest, then the full verify; RestoreRefused naming `where` (what the
-    target is left holding) on any difference. The number of entries verified."""
+def _check_restored(url: str, manifest: dict, where: str) -> tuple[int, dict]:
+    """Every identity field and the head against the manifest, then the full verify;
+    RestoreRefused naming `where` (what the target is left holding) on any difference or any
+    failure on the way. (The number of entries verified, what the database says.)"""
+    try:
+        return _check_restored_inner(url, manifest, where)
+    except RestoreRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the operator needs one line and where things stand
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise RestoreRefused(f"the restored database could not be checked ({type(exc).__name__}: {first}); "
+                             f"{where}") from None
+
+
+def _check_restored_inner(url: str, manifest: dict, where: str) -> tuple[int, dict]:
     from .service import Ledger
-    seq, chain_hash = _read_head(url)
+    facts = _db_facts(url)
+    for key in IDENTITY:
+        if facts[key] != manifest[key]:
+            held = "" if key == "community" else f" (its community is {facts['community']!r})"
+            raise RestoreRefused(f"the restored database says {key} {facts[key]!r} but the manifest says "
+                                 f"{manifest[key]!r}{held}; {where}")
+    seq, chain_hash = facts["headSeq"], facts["headChainHash"]
     if (seq, chain_hash) != (manifest["headSeq"], manifest["headChainHash"]):
         raise RestoreRefused(f"the restored head is seq {seq} ({chain_hash}) but the manifest says seq "
                              f"{manifest['headSeq']} ({manifest['headChainHash']}); {where}")
@@ -535,7 +841,7 @@ def _check_restored(url: str, manifest: dict, where: str) -> int:
         if (last[0], _hex(last[1])) != (manifest["headSeq"], manifest["headChainHash"]):
             raise RestoreRefused(f"after verification the head is seq {last[0]}, not the manifest's "
                                  f"{manifest['headSeq']}; {where}")
-        return report.entries
+        return report.entries, facts
     finally:
         ledger.close()
 
@@ -549,6 +855,7 @@ def restore(path: Path, url: str, *, chain=None) -> RestoreResult:
     if manifest["database"] != kind:
         raise BackupError(f"this is a {manifest['database']} backup and the target is {kind}: restoring across "
                           "database kinds is not supported (restore into the same kind, then migrate the data)")
+    known_revision(manifest["schemaRevision"])
     if kind == "sqlite":
         result = _restore_sqlite(checked, url)
     else:
@@ -564,33 +871,52 @@ def restore(path: Path, url: str, *, chain=None) -> RestoreResult:
 
 def _restore_sqlite(checked: CheckedBackup, url: str) -> RestoreResult:
     target = _sqlite_file(url)
-    for p in (target, target.with_name(target.name + "-wal")):
-        if p.exists() and p.stat().st_size > 0:
+    # a non-empty -journal beside it is a hot journal SQLite would roll into the restored file
+    for p in (target, target.with_name(target.name + "-wal"), target.with_name(target.name + "-journal")):
+        if p.exists() and (p.stat().st_size > 0 or not p.is_file()):
             raise TargetNotEmpty(f"{p} exists and is not empty: restore only into a new file; nothing was changed")
     if not target.parent.exists():
         target.parent.mkdir(parents=True, mode=0o700)
     tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
-    for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+    dump = target.with_name(f".{target.name}.dump-{os.getpid()}")
+    scratch = [tmp, dump] + [Path(f"{p}{s}") for p in (tmp, dump) for s in ("-wal", "-shm", "-journal")]
+    for p in scratch:
         p.unlink(missing_ok=True)
+    where = f"the target {target} was left untouched"
     try:
-        _extract(checked, tmp)
-        entries = _check_restored(f"sqlite:///{tmp.resolve()}", checked.manifest,
-                                  f"the target {target} was left untouched")
+        _extract(checked, dump)
+        try:
+            _sqlite_load(dump, tmp, checked.manifest["schemaRevision"])
+        except RestoreRefused as exc:
+            raise RestoreRefused(f"{exc.message}; {where}") from None
+        except Exception as exc:  # noqa: BLE001 - one line, and where the target stands
+            raise RestoreRefused(f"loading the dump failed ({type(exc).__name__}: {_first_line(str(exc))}); "
+                                 f"{where}") from None
+        dump.unlink()
+        entries, facts = _check_restored(f"sqlite:///{tmp.resolve()}", checked.manifest, where)
         conn = sqlite3.connect(tmp)
         try:
-            conn.execute("PRAGMA journal_mode=DELETE")  # fold the WAL in: one file to move
+            conn.execute("PRAGMA journal_mode=DELETE")  # fold the WAL in: one file to install
         finally:
             conn.close()
-        for p in (target, target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
-            if p.exists() and p.stat().st_size > 0 and p == target:
+        os.chmod(tmp, 0o600)
+        if target.exists():
+            if target.stat().st_size > 0 or any(target.with_name(target.name + s).exists()
+                                                and target.with_name(target.name + s).stat().st_size > 0
+                                                for s in ("-wal", "-journal")):
                 raise TargetNotEmpty(f"{target} was written to during the restore; the restore was not installed")
-            p.unlink(missing_ok=True)
-        os.replace(tmp, target)
+            target.unlink()  # the empty file the operator made
+        for s in ("-wal", "-shm"):
+            target.with_name(target.name + s).unlink(missing_ok=True)  # empty (checked above): stale
+        try:
+            os.link(tmp, target)  # fails if a file appeared under the name meanwhile: never overwrite
+        except FileExistsError:
+            raise TargetNotEmpty(f"{target} appeared during the restore; the restore was not installed") from None
         _fsync_dir(target.parent)
     finally:
-        for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+        for p in scratch:
             p.unlink(missing_ok=True)
-    return RestoreResult(checked.manifest, str(target), entries)
+    return RestoreResult(checked.manifest, str(target), entries, facts)
 
 
 def _restore_pg(checked: CheckedBackup, url: str) -> RestoreResult:
@@ -602,21 +928,31 @@ def _restore_pg(checked: CheckedBackup, url: str) -> RestoreResult:
     except OSError:
         import tempfile
         work = Path(tempfile.mkdtemp(prefix="ayni-restore-"))
+    as_was = "the target was left as it was (the load ran in one transaction)"
     try:
         dump = work / DUMP_NAMES["postgresql"]
         _extract(checked, dump)
-        uri, env = _libpq(url)
-        # one transaction: a load that fails half-way leaves the target empty, as it was
-        r = subprocess.run([pg_restore, "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges",
-                            "--no-password", f"--dbname={uri}", str(dump)], check=False, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            raise BackupError(f"pg_restore failed: {_first_line(r.stderr)}; the target was left empty")
+        engine = make_engine(url, create=False)
+        try:
+            with domain_errors(), engine.connect() as conn, conn.begin():
+                try:
+                    _pg_load(pg_restore, dump, conn, checked.manifest["schemaRevision"], work)
+                except RestoreRefused as exc:
+                    raise RestoreRefused(f"{exc.message}; {as_was}") from None
+                except E.LedgerError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bad row, a broken constraint: one line
+                    first = _first_line(str(exc))
+                    raise RestoreRefused(f"loading the dump failed ({type(exc).__name__}: {first}); "
+                                         f"{as_was}") from None
+        finally:
+            engine.dispose()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     where = ("the target database now holds the unverified restore: do not serve it; drop it "
              "(dropdb) and restore another backup")
-    entries = _check_restored(url, checked.manifest, where)
-    return RestoreResult(checked.manifest, make_url(url).render_as_string(hide_password=True), entries)
+    entries, facts = _check_restored(url, checked.manifest, where)
+    return RestoreResult(checked.manifest, make_url(url).render_as_string(hide_password=True), entries, facts)
 
 
 # --------------------------------------------------------------------------------- lost tail
@@ -641,7 +977,8 @@ def lost_tail(url: str, chain) -> LostTail | None:
         mismatch = None
         # the first batch (it always starts at seq 1: the wrong contract, another community) and the
         # last one this database records (a history rewritten later on)
-        known = [b for b in job.batches(include_failed=False) if b["status"] == "confirmed" and b["last_seq"] <= head_seq]
+        confirmed = [b for b in job.batches(include_failed=False) if b["status"] == "confirmed"]
+        known = [b for b in confirmed if b["last_seq"] <= head_seq]
         for first in sorted({1} | ({known[-1]["first_seq"]} if known else set())):
             ev = chain.find_batch(first) if through else None
             if ev is None:
@@ -655,6 +992,6 @@ def lost_tail(url: str, chain) -> LostTail | None:
                 break
         if through <= head_seq and mismatch is None:
             return None
-        return LostTail(head_seq + 1, through, through, mismatch)
+        return LostTail(head_seq + 1, through, through, mismatch, no_batch_here=not confirmed)
     finally:
         ledger.close()

@@ -308,6 +308,16 @@ def test_a_restore_that_lost_its_anchored_tail_names_the_missing_range(sqlite_ur
     wrong = restore(tmp_path / "other.ayni", f"sqlite:///{tmp_path}/other-restored.db", chain=chain).lost_tail
     assert wrong is not None and "is not the anchored history" in wrong.mismatch
     other.dispose()
+    # a community shorter than this contract's first batch: no root can be checked, so the message
+    # must not send the operator hunting for a tail that never belonged to this ledger
+    short = busy(f"sqlite:///{tmp_path}/short.db", transfers=1)
+    assert short.ledger.head()[0] < old_head
+    backup(f"sqlite:///{tmp_path}/short.db", tmp_path / "short.ayni")
+    foreign = restore(tmp_path / "short.ayni", f"sqlite:///{tmp_path}/short-restored.db", chain=chain).lost_tail
+    assert foreign is not None and foreign.mismatch is None
+    assert "or this is not this community's contract: the database records no batch on it" in foreign.message()
+    assert "this community's contract" not in result.lost_tail.message()  # the real lost tail: batches recorded
+    short.dispose()
     c.dispose()
 
 
@@ -369,3 +379,243 @@ def test_a_pg_dump_older_than_the_server_is_refused_by_name():
         find_pg_tool("pg_dump", 99)
     path, major = find_pg_tool("pg_dump", 0)
     assert Path(path).is_file() and major >= 10
+
+
+# ---- a backup file is untrusted content: rows come back, schema and code never do ------------
+
+def pack(dst: Path, manifest: bytes, name: str, dump: bytes) -> None:
+    """A backup file with this raw manifest and dump (what anyone can write: the checksums are
+    recomputable, so they prove nothing about who made the file)."""
+    import io
+    with tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as t:
+        for member, data in (("manifest.json", manifest), (name, dump)):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+def reseal(src: Path, dst: Path, dump: bytes | None = None, edit=lambda m: m) -> None:
+    """`src` with its dump replaced by `dump` and the manifest edited, all checksums made to match."""
+    import hashlib
+    with tarfile.open(src) as t:
+        manifest = json.loads(t.extractfile("manifest.json").read())
+        member = t.getmembers()[1]
+        old = t.extractfile(member).read()
+    dump = old if dump is None else dump
+    manifest = edit({**manifest, "dump": {"name": member.name, "bytes": len(dump),
+                                          "sha256": hashlib.sha256(dump).hexdigest()}})
+    pack(dst, json.dumps(seal(manifest)).encode(), member.name, dump)
+
+
+def dump_of(path: Path) -> bytes:
+    with tarfile.open(path) as t:
+        return t.extractfile(t.getmembers()[1]).read()
+
+
+def test_a_dump_carrying_code_or_extra_objects_is_refused_and_leaves_nothing(db_url, target, tmp_path):
+    """H1/M1 of the review: a re-sealed backup whose dump holds a trigger, a function, a view or an
+    extra table. pg_restore of such a dump runs its code as the restoring role; SQLite would keep a
+    trigger copying every future entry. The restore must refuse it and the target stay empty."""
+    c = busy(db_url, transfers=3)
+    src = tmp_path / "src.ayni"
+    if db_url.startswith("sqlite"):
+        backup(db_url, src)
+        work = tmp_path / "evil.sqlite3"
+        work.write_bytes(dump_of(src))
+        conn = sqlite3.connect(work)
+        conn.executescript("CREATE TABLE zz_exfil(body BLOB);"
+                           "CREATE TRIGGER zz_t AFTER INSERT ON entries BEGIN INSERT INTO zz_exfil VALUES (NEW.body); END;"
+                           "CREATE VIEW zz_v AS SELECT * FROM entries;")
+        conn.close()
+        evil = tmp_path / "evil.ayni"
+        reseal(src, evil, work.read_bytes())
+    else:  # the hostile objects made in the source: `ayni backup` itself writes the file
+        eng = create_engine(db_url, isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            conn.execute(text("CREATE FUNCTION public.zz_f() RETURNS trigger LANGUAGE plpgsql AS "
+                              "$$ BEGIN RAISE NOTICE 'saw'; RETURN NEW; END $$"))
+            conn.execute(text("CREATE TRIGGER zz_t AFTER INSERT ON public.entries FOR EACH ROW "
+                              "EXECUTE FUNCTION public.zz_f()"))
+        eng.dispose()
+        evil = src
+        backup(db_url, evil)
+    r = ayni("restore", str(evil), "--db", target)
+    assert r.returncode == 1 and "restore_refused" in r.stderr and "Ayni's schema does not" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    if db_url.startswith("sqlite"):
+        assert "left untouched" in r.stderr and target_is_empty(target)
+    else:
+        assert "left as it was" in r.stderr and relations(target) == 0
+        eng = create_engine(target)
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM pg_proc WHERE proname = 'zz_f'")).scalar_one() == 0
+        eng.dispose()
+    c.dispose()
+
+
+def test_sqlite_restore_copies_rows_into_our_schema_and_refuses_a_view_in_place_of_a_table(sqlite_url, tmp_path):
+    """A dump whose `balances` is a view over another table (writes would go elsewhere) is refused;
+    a good dump comes back with the schema our migrations make, not the dump's."""
+    c = busy(sqlite_url, transfers=3)
+    src = tmp_path / "src.ayni"
+    backup(sqlite_url, src)
+    work = tmp_path / "view.sqlite3"
+    work.write_bytes(dump_of(src))
+    conn = sqlite3.connect(work)
+    conn.executescript("ALTER TABLE balances RENAME TO zz_b; CREATE VIEW balances AS SELECT * FROM zz_b;")
+    conn.close()
+    bad = tmp_path / "view.ayni"
+    reseal(src, bad, work.read_bytes())
+    r = ayni("restore", str(bad), "--db", f"sqlite:///{tmp_path}/v.db")
+    assert r.returncode == 1 and "view balances" in r.stderr, r.stderr
+    assert not (tmp_path / "v.db").exists()
+    # a dump cut down by hand (a table dropped) is refused too
+    work.write_bytes(dump_of(src))
+    conn = sqlite3.connect(work)
+    conn.executescript("DROP TABLE memos;")
+    conn.close()
+    reseal(src, bad, work.read_bytes())
+    r = ayni("restore", str(bad), "--db", f"sqlite:///{tmp_path}/m.db")
+    assert r.returncode == 1 and "lacks the table(s) memos" in r.stderr, r.stderr
+    c.dispose()
+
+
+def test_a_manifest_naming_another_community_is_refused(sqlite_url, tmp_path):
+    """M2: every identity field is compared with what the restored database says, not only the head."""
+    c = busy(sqlite_url, transfers=2)
+    src = tmp_path / "src.ayni"
+    backup(sqlite_url, src)
+    for field_, value in (("community", "Coop Elsewhere"), ("communityId", "0x" + "11" * 32),
+                          ("chainId", 999), ("genesisHash", "0x" + "22" * 32)):
+        bad = tmp_path / f"{field_}.ayni"
+        reseal(src, bad, edit=lambda m, f=field_, v=value: {**m, f: v})
+        r = ayni("restore", str(bad), "--db", f"sqlite:///{tmp_path}/{field_}.db")
+        assert r.returncode == 1 and f"the restored database says {field_}" in r.stderr, r.stderr
+        assert not (tmp_path / f"{field_}.db").exists()
+    r = ayni("restore", str(src), "--db", f"sqlite:///{tmp_path}/ok.db")
+    assert r.returncode == 0, r.stderr
+    with tarfile.open(src) as t:
+        assert f"backup of {json.loads(t.extractfile('manifest.json').read())['community']!r}" in r.stdout
+    c.dispose()
+
+
+def test_crafted_manifests_and_a_newer_schema_are_one_line_refusals(db_url, target, tmp_path):
+    """M3: wrong field types, a deeply nested manifest, an unknown schema revision (a backup made by
+    a newer Ayni): one line, exit 1, no traceback, and the target stays empty."""
+    c = busy(db_url, transfers=2)
+    src = tmp_path / "src.ayni"
+    backup(db_url, src)
+    name = "ledger.sqlite3" if db_url.startswith("sqlite") else "ledger.pgdump"
+    deep = tmp_path / "deep.ayni"
+    pack(deep, b"[" * 100000 + b"]" * 100000, name, dump_of(src))
+    cases = {deep: "the manifest is not JSON"}
+    for field_, value, says in (("dump", "x", "field dump is str"), ("database", ["sqlite"], "field database is list"),
+                                ("headSeq", "3", "field headSeq is str"),
+                                ("schemaRevision", "ffffffffffff", "upgrade Ayni first; nothing was restored")):
+        bad = tmp_path / f"{field_}.ayni"
+        with tarfile.open(src) as t:
+            manifest = json.loads(t.extractfile("manifest.json").read())
+        pack(bad, json.dumps(seal({**manifest, field_: value})).encode(), name, dump_of(src))
+        cases[bad] = says
+    for path, says in cases.items():
+        r = ayni("restore", str(path), "--db", target)
+        assert r.returncode == 1 and says in r.stderr, (path.name, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert target_is_empty(target)
+    c.dispose()
+
+
+def test_pg_restore_errors_are_reported_by_their_error_line():
+    """M4: pg_restore ends its stderr with the failed command's echo; the last line (");") says nothing."""
+    from ledger.backup import _first_line
+    stderr = ("pg_restore: while PROCESSING TOC:\npg_restore: from TOC entry 215; 1259 16390 TABLE entries postgres\n"
+              "pg_restore: error: could not execute query: ERROR:  type \"entries\" already exists\n"
+              "Command was: CREATE TABLE public.entries (\n    seq bigint NOT NULL\n);\n")
+    assert _first_line(stderr) == 'pg_restore: error: could not execute query: ERROR:  type "entries" already exists'
+
+
+def test_a_postgres_target_holding_functions_schemas_or_types_is_not_empty(db_url, target, tmp_path):
+    """L1: a function, a domain or a bare schema is not a relation, but the target is not empty (an
+    event trigger there would even fire on the restore's DDL)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL catalogue check")
+    c = busy(db_url, transfers=1)
+    src = tmp_path / "src.ayni"
+    backup(db_url, src)
+    eng = create_engine(target, isolation_level="AUTOCOMMIT")
+    for ddl, undo, says in (
+            ("CREATE FUNCTION public.ledger_hook() RETURNS int LANGUAGE sql AS 'select 1'",
+             "DROP FUNCTION public.ledger_hook()", "1 functions"),
+            ("CREATE SCHEMA ayni", "DROP SCHEMA ayni", "1 schemas"),
+            ("CREATE DOMAIN public.entries AS int", "DROP DOMAIN public.entries", "1 types")):
+        with eng.connect() as conn:
+            conn.execute(text(ddl))
+        r = ayni("restore", str(src), "--db", target)
+        assert r.returncode == 1 and "target_not_empty" in r.stderr and says in r.stderr, r.stderr
+        with eng.connect() as conn:
+            assert relations(target) == 0
+            conn.execute(text(undo))
+    eng.dispose()
+    r = ayni("restore", str(src), "--db", target)  # and once it is empty, it restores
+    assert r.returncode == 0, r.stderr
+    c.dispose()
+
+
+def test_a_killed_backups_work_folder_is_removed_by_the_next_backup(sqlite_url, tmp_path):
+    """L4: a killed backup leaves `.NAME.PID.work/` holding a partial dump (personal data); the next
+    backup to that name removes it when its process is gone, and leaves a running one's alone."""
+    c = busy(sqlite_url, transfers=1)
+    out = tmp_path / "coop.ayni"
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    stale = tmp_path / f".coop.ayni.{dead_pid.pid}.work"
+    live = tmp_path / f".coop.ayni.{os.getppid()}.work"
+    for folder in (stale, live):
+        folder.mkdir(mode=0o700)
+        (folder / "ledger.sqlite3").write_bytes(b"partial personal data")
+    backup(sqlite_url, out)
+    assert not stale.exists() and live.exists() and out.exists()
+    c.dispose()
+
+
+def test_never_overwrite_holds_against_a_name_that_appears_as_a_dangling_link(sqlite_url, tmp_path):
+    """L6: "never overwrites" is kept by linking the finished file into place (fails if the name
+    exists in any form), not by a look followed by a rename."""
+    c = busy(sqlite_url, transfers=1)
+    out = tmp_path / "coop.ayni"
+    out.symlink_to(tmp_path / "elsewhere")  # exists() is False for it: a look-then-rename overwrites it
+    r = ayni("backup", "--db", sqlite_url, "--out", str(out))
+    assert r.returncode == 1 and "not overwritten" in r.stderr, r.stderr
+    assert out.is_symlink() and not (tmp_path / "elsewhere").exists()
+    good = tmp_path / "good.ayni"
+    backup(sqlite_url, good)
+    target = tmp_path / "restored.db"
+    target.symlink_to(tmp_path / "nowhere.db")
+    r = ayni("restore", str(good), "--db", f"sqlite:///{target}")
+    assert r.returncode == 1 and "target_not_empty" in r.stderr, r.stderr
+    assert target.is_symlink() and not (tmp_path / "nowhere.db").exists()
+    c.dispose()
+
+
+def test_the_restored_ledger_goes_on_anchoring_its_ids_follow_the_restored_rows(db_url, target, tmp_path):
+    """Rows are loaded into tables our migrations made, so the id sequences must be set past the
+    restored ids (PostgreSQL: setval): the next anchored batch gets a new id, not a duplicate key."""
+    chain = AnchorChain.embedded()
+    chain.deploy()
+    c = busy(db_url, transfers=3)
+    Anchoring(c.ledger, chain).run()
+    out = tmp_path / "coop.ayni"
+    backup(db_url, out)
+    restore(out, target)
+    c.dispose()
+    restored = Ledger.open(target, migrate=False)
+    try:
+        before = len(Anchoring(restored, chain).batches())
+        assert before >= 1
+        keys = c.keys_list
+        restored.submit_many(round_robin_transfers(c.domain, keys, 2, offset=30))
+        Anchoring(restored, chain).run()
+        assert len(Anchoring(restored, chain).batches()) == before + 1
+        assert chain.last_anchored_seq() == restored.head()[0]
+    finally:
+        restored.close()

@@ -95,7 +95,9 @@ def restore(file: Path = typer.Argument(..., help="A file written by `ayni backu
                                {"firstSeq": lost.first_seq, "lastSeq": lost.last_seq, "mismatch": lost.mismatch}},
                               indent=2))
     else:
-        say(f"restored {m['database']} backup of {m['community']!r} (made {m['createdAt']}) into {result.target}: "
+        # the community as the restored database says it (checked equal to the manifest's)
+        say(f"restored {m['database']} backup of {result.facts['community']!r} (made {m['createdAt']}) into "
+            f"{result.target}: "
             f"head seq {m['headSeq']} ({m['headChainHash']}) matches the manifest; verify passed over "
             f"{result.entries} entries")
         if not result.chain_checked:
