@@ -202,3 +202,36 @@ def test_refund_link_is_bound_by_the_signature(shop):
     # and a plain copy of the refund without its link is just a transfer: the link cannot be dropped silently
     # without the projection disagreeing (refund_links is written from the entry)
     assert c.shops.refund_state(s1)["refunds"] == [{"seq": r.seq, "amount": 200}]
+
+
+def _link_faults(c):
+    rep = c.ledger.verify()
+    return [(f.seq, f.detail) for f in rep.replay_faults if f.table == "refund_links"]
+
+
+def test_verify_audits_refund_links_and_posting_counts_refunds_from_the_log(shop):
+    """refund_links caps refunds at posting, so `ayni verify` compares it with every refund
+    entry (missing, altered, extra rows are findings), and posting counts the earlier refunds'
+    amounts from their entries: an altered row cannot let a refund beyond the payment through."""
+    from sqlalchemy import delete, insert, update
+
+    from ledger.store.shop_tables import refund_links as RL
+    c = shop
+    seq = paid(c, 1000)
+    r1 = refund(c, seq, 600)
+    assert c.ledger.verify().ok and _link_faults(c) == []
+    with c.ledger.engine.begin() as conn:  # the row now says 100 was refunded
+        conn.execute(update(RL).where(RL.c.seq == r1.seq).values(amount=100))
+    assert [s for s, _ in _link_faults(c)] == [r1.seq]
+    intent = c.shops.prepare_refund(seq, c.addr("shop"), 500)  # the projection's answer, but posting reads the log
+    before = c.snapshot()
+    with pytest.raises(E.RefundExceedsRemaining):
+        c.requests.pay(intent["refundId"], refund_sub(c, intent))
+    assert c.snapshot() == before
+    with c.ledger.engine.begin() as conn:  # a missing row
+        conn.execute(delete(RL).where(RL.c.seq == r1.seq))
+    assert [s for s, _ in _link_faults(c)] == [r1.seq]
+    with c.ledger.engine.begin() as conn:  # restored, plus an extra row on a plain payment
+        conn.execute(insert(RL).values(seq=r1.seq, original_seq=seq, refund_nonce=intent["refundNonce"], amount=600))
+        conn.execute(insert(RL).values(seq=seq, original_seq=seq, refund_nonce="1", amount=1))
+    assert sorted(s for s, _ in _link_faults(c)) == [seq, r1.seq]  # wrong nonce on r1; seq is no refund
