@@ -282,13 +282,33 @@ class Shops:
         if not isinstance(share_name, bool):
             raise E.InvalidInput("shareName must be true or false")
         shop = normalize_address(shop, what="shop")
-        self.public_profile(shop)
+        profile = self.public_profile(shop)
+        # the customer writes this request, but the shop's till and takings show it as the shop's:
+        # the share is the one the shop declared, never one the customer picks
+        if total_minor is not None or credit_share_bp is not None:
+            if profile.credit_share_bp is None:
+                raise E.RequestMismatch("this shop has declared no share in credit: pay the amount in credit, "
+                                        "without totalMinor")
+            if credit_share_bp is not None and credit_share_bp != profile.credit_share_bp:
+                raise E.RequestMismatch(f"this shop takes {profile.credit_share_bp} basis points of a price in credit "
+                                        f"(its profile's creditShareBp), not {credit_share_bp!r}")
+            credit_share_bp = profile.credit_share_bp
+        till = check_till(till)
+        if till is not None and not self._uses_till(shop, till):
+            # a free label from a customer would be filed in the shop's report as one of its tills
+            raise E.RequestMismatch(f"till {till!r} is not a till label this shop uses: scan the shop's code again")
         r, info = self.create_request(shop, payer=customer, currency=currency, amount=amount, memo=None,
                                       expires_in_s=CHECKOUT_EXPIRY_S, till=till, total_minor=total_minor,
                                       credit_share_bp=credit_share_bp, checkout=True)
         if share_name:
             self.share_name(r.id, customer)
         return r, info, share_name
+
+    def _uses_till(self, shop: str, till: str) -> bool:
+        """Whether the shop itself has used this till label (on a request its till made)."""
+        with domain_errors(), self.ledger._reader() as conn:
+            return conn.execute(select(SR.c.request_id).where(SR.c.shop == shop, SR.c.till == till,
+                                                              SR.c.checkout.is_(False)).limit(1)).first() is not None
 
     def till_info(self, request_ids: Iterable[bytes]) -> dict[bytes, TillInfo]:
         ids = sorted(set(request_ids))

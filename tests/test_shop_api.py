@@ -148,6 +148,8 @@ def test_checkout_with_name_consent_and_the_access_log(api):
     publish(api)
     api.c.ledger.set_profile(api.c.addr("ana"), display_name="Ana Q.")
     api.c.ledger.set_profile(api.c.addr("bea"), display_name="Bea R.")
+    err(api.client.post(f"/v1/shops/{shop}/checkouts", json=body, headers=api.h("ana")), 422, "request_mismatch")
+    sale(api, 5, till="Front")  # the shop's till uses "Front": its standing code may carry it
     r = ok(api.client.post(f"/v1/shops/{shop}/checkouts", json=body, headers=api.h("ana")), 201)
     assert r["payer"] == api.c.addr("ana") and r["payee"] == shop and r["shareName"] and r["till"] == "Front"
     assert r["checkout"] is True
@@ -168,6 +170,27 @@ def test_checkout_with_name_consent_and_the_access_log(api):
     err(api.client.get(f"/v1/shops/{shop}/takings/feed", headers=api.h("ana")), 403, "forbidden")
     # consent comes before paying
     err(api.client.post(f"/v1/requests/{r['id']}/share-name", headers=api.h("ana")), 409, "request_not_open")
+
+
+def test_checkout_uses_the_shops_declared_share_and_till_labels(api):
+    """A checkout is written by the customer but filed as the shop's: the mixed share is the
+    profile's (another is refused, none declared refuses a mixed checkout), and its till label
+    must be one the shop's till has used."""
+    shop = api.c.addr("shop")
+    publish(api, creditShareBp=None)
+    mixed = {"currency": "CRED", "totalMinor": 100000}
+    err(api.client.post(f"/v1/shops/{shop}/checkouts", json=mixed, headers=api.h("ana")), 422, "request_mismatch")
+    publish(api)  # 3000 bp
+    r = api.client.post(f"/v1/shops/{shop}/checkouts", json={**mixed, "creditShareBp": 1}, headers=api.h("ana"))
+    err(r, 422, "request_mismatch")
+    assert "3000" in r.json()["error"]["message"]
+    r = ok(api.client.post(f"/v1/shops/{shop}/checkouts", json=mixed, headers=api.h("ana")), 201)
+    assert r["amount"] == 30000 and r["mixed"] == {"totalMinor": 100000, "creditShareBp": 3000, "creditMinor": 30000}
+    ok(api.client.post(f"/v1/shops/{shop}/checkouts", json={**mixed, "creditShareBp": 3000}, headers=api.h("ana")), 201)
+    free = {"currency": "CRED", "amount": 100, "till": "Anything"}
+    err(api.client.post(f"/v1/shops/{shop}/checkouts", json=free, headers=api.h("ana")), 422, "request_mismatch")
+    sale(api, 5, till="Anything")
+    assert ok(api.client.post(f"/v1/shops/{shop}/checkouts", json=free, headers=api.h("ana")), 201)["till"] == "Anything"
 
 
 def test_refunds_over_http_link_both_ways(api):
