@@ -53,6 +53,7 @@ CHECKOUT_EXPIRY_S = 15 * 60  # a checkout is paid at the counter, now
 FEED_MAX = 200
 REPORT_MAX_DAYS = 400
 PERIODS = ("day", "week", "month")
+SEQ_MAX = 2 ** 63 - 1  # entries.seq is a BIGINT: a larger cursor or seq is the client's mistake (400)
 NAME_PURPOSE = "shop_customer_name"  # ledger/privacy/policy.json
 ROLES_WITH_SHOP = (Role.SHOP.value,)
 
@@ -149,9 +150,9 @@ def parse_day(value: object, what: str) -> date:
 def parse_cursor(after: object) -> int:
     if after is None or after == "":
         return 0
-    if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
+    if isinstance(after, int) and not isinstance(after, bool) and 0 <= after <= SEQ_MAX:
         return after
-    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) <= 19:
+    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) <= 19 and int(after) <= SEQ_MAX:
         return int(after)
     raise E.InvalidInput("after must be the cursor of a previous page (a seq, decimal)")
 
@@ -377,8 +378,8 @@ class Shops:
         of transfer `seq` back to its payer. Only the payee of a payment may; a refund cannot be
         refunded. What remains refundable is checked here for a clear answer, and again by the
         fold at posting (under the head lock), which is what makes it safe under concurrency."""
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-            raise E.InvalidInput("seq must be a positive entry number")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= SEQ_MAX:
+            raise E.InvalidInput("seq must be a positive entry number (at most 2^63-1)")
         by = normalize_address(by, what="shop")
         amount = check_amount(amount)
         with domain_errors(), self.ledger._reader() as conn:

@@ -228,6 +228,26 @@ def test_refunds_over_http_link_both_ways(api):
     assert api.c.ledger.verify().ok
 
 
+def test_refund_in_another_currency_is_a_refund_mismatch_and_huge_numbers_are_client_errors(api):
+    shop = api.c.addr("shop")
+    r = sale(api, 1000)
+    seq = pay(api, "ana", r).json()["seq"]
+    intent = ok(api.client.post(f"/v1/transfers/{seq}/refunds", json={"amount": 400}, headers=api.h("shop")), 201)
+    # the shop has no HOUR to give: the refund rule answers first, naming what is wrong
+    sub = signing.transfer(api.c.keys["shop"], api.c.domain, payee=intent["payee"], currency="HOUR", amount=400,
+                           request_id=bytes.fromhex(intent["refundId"][2:]))
+    r = api.client.post("/v1/transfers", json=transfer_body(sub))
+    err(r, 422, "refund_mismatch")
+    assert "CRED" in r.json()["error"]["message"]
+    huge = "9" * 19  # > 2^63-1: a client mistake (400), never a database error
+    for path in (f"/v1/shops/{shop}/takings/feed?after={huge}", f"/v1/shops/{shop}/takings/stream?after={huge}",
+                 f"/v1/transfers/{huge}"):
+        err(api.client.get(path, headers=api.h("shop")), 400, "invalid_input")
+    err(api.client.post(f"/v1/transfers/{huge}/refunds", json={"amount": 1}, headers=api.h("shop")), 400,
+        "invalid_input")
+    assert ok(api.client.get(f"/v1/shops/{shop}/takings/feed?after={2**63 - 1}", headers=api.h("shop")))["items"] == []
+
+
 def test_feed_cursor_neither_repeats_nor_misses_under_concurrent_payments(api):
     shop = api.c.addr("shop")
     n_per, payers = 8, ["ana", "bea", "cai"]
