@@ -39,6 +39,7 @@ from .privacy.access import Reader
 from .requests import PaymentRequest, PaymentRequests, parse_request_id
 from .store import tables as T
 from .store.errors import domain_errors
+from .store.federation_tables import remote_legs as RLEG
 from .store.shop_tables import refund_intents as RI
 from .store.shop_tables import refund_links as RL
 from .store.shop_tables import shop_name_consents as NC
@@ -94,6 +95,23 @@ class TillInfo:
             return None
         return {"totalMinor": self.total_minor, "creditShareBp": self.credit_share_bp,
                 "creditMinor": self.credit_minor}
+
+
+@dataclass(frozen=True)
+class _RemoteRow:
+    """A committed payment from an allied community, shaped like a takings row of `transfers`."""
+
+    seq: int
+    at: int
+    payer: str
+    payee: str
+    currency: str
+    amount: int
+    payment_id: bytes
+    request_id: None = None
+    original_seq: None = None
+    orig_request_id: None = None
+    body: None = None
 
 
 # -- pure rules ---------------------------------------------------------------------------------
@@ -385,6 +403,14 @@ class Shops:
         with domain_errors(), self.ledger._reader() as conn:
             row = self._original(conn, seq)
         if row is None:
+            with domain_errors(), self.ledger._reader() as conn:
+                leg = conn.execute(select(RLEG.c.payee).where(
+                    RLEG.c.side == "in", or_(RLEG.c.prepared_seq == seq, RLEG.c.decided_seq == seq))).first()
+            if leg is not None and leg.payee == by:
+                # the leg moved credit through the alliance's peer account: returning it is a new
+                # remote payment the shop signs to the payer in their community
+                raise E.NotRefundable(f"entry {seq} is a payment from an allied community: it cannot be refunded "
+                                      "at the till; send the amount back as a remote payment to the payer")
             raise E.LedgerError(f"there is no transfer {seq}", code="not_found")
         if row.payee != by:
             # someone else's payment: do not tell them more than that they cannot refund it
@@ -424,7 +450,29 @@ class Shops:
             q = q.where(t.c.at < until_ms)
         if limit is not None:
             q = q.limit(limit)
-        return conn.execute(q).all()
+        rows = list(conn.execute(q).all())
+        # payments from an allied community (docs/federation.md): the destination leg, counted at
+        # its commit entry (decided_seq: the seq at which the money is the shop's, so the feed's
+        # cursor neither skips nor repeats it), in the currency and amount delivered here
+        e = T.entries
+        lq = (select(RLEG.c.decided_seq.label("seq"), e.c.at, RLEG.c.payer, RLEG.c.payee,
+                     RLEG.c.payee_currency.label("currency"), RLEG.c.delivered.label("amount"), RLEG.c.payment_id)
+              .select_from(RLEG.join(e, e.c.seq == RLEG.c.decided_seq))
+              .where(RLEG.c.side == "in", RLEG.c.payee == shop, RLEG.c.state == "committed",
+                     RLEG.c.decided_seq > after)
+              .order_by(RLEG.c.decided_seq))
+        if since_ms is not None:
+            lq = lq.where(e.c.at >= since_ms)
+        if until_ms is not None:
+            lq = lq.where(e.c.at < until_ms)
+        if limit is not None:
+            lq = lq.limit(limit)
+        legs = [_RemoteRow(r.seq, r.at, r.payer, r.payee, r.currency, r.amount, bytes(r.payment_id))
+                for r in conn.execute(lq)]
+        if not legs:
+            return rows
+        merged = sorted(rows + legs, key=lambda r: r.seq)
+        return merged[:limit] if limit is not None else merged
 
     def feed(self, shop: str, *, after: object = None, limit: object = 50, reader_role: str = "shop") -> tuple[list[dict], str]:
         """Takings after the cursor, in seq order; nextCursor is the last seq returned (or the
@@ -455,11 +503,14 @@ class Shops:
             refund = r.original_seq is not None
             named_id = r.orig_request_id if refund else r.request_id  # a refund is under its payment's till
             till = tills.get(bytes(named_id)) if named_id is not None else None
-            digest = entry_body(r.seq, r.body)["digest"]
+            remote = getattr(r, "payment_id", None)
+            digest = "0x" + remote.hex() if remote is not None else entry_body(r.seq, r.body)["digest"]
             item = {"seq": r.seq, "at": r.at, "currency": r.currency, "amount": r.amount,
                     "kind": "refund" if refund else "payment", "till": till.till if till else None,
                     "requestId": None if r.request_id is None else "0x" + bytes(r.request_id).hex(),
                     "reference": digest[2:10]}
+            if remote is not None:  # from an allied community: its payment id, not a transfer seq
+                item["remote"] = {"paymentId": digest}
             if refund:
                 item["refundOf"] = r.original_seq
             if till is not None and till.total_minor is not None:

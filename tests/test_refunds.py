@@ -235,3 +235,48 @@ def test_verify_audits_refund_links_and_posting_counts_refunds_from_the_log(shop
         conn.execute(insert(RL).values(seq=r1.seq, original_seq=seq, refund_nonce=intent["refundNonce"], amount=600))
         conn.execute(insert(RL).values(seq=seq, original_seq=seq, refund_nonce="1", amount=1))
     assert sorted(s for s, _ in _link_faults(c)) == [seq, r1.seq]  # wrong nonce on r1; seq is no refund
+
+
+def test_payments_from_an_allied_community_are_in_the_takings_and_refused_a_till_refund(db_url, tmp_path):
+    """A shop paid from an allied community (a committed destination leg): the feed lists it at its
+    commit entry, the report counts it (totals equal the ledger's balance), and a till refund of it
+    is refused as not_refundable (it is returned by a remote payment), not as an unknown entry."""
+    import random
+
+    from tests.test_federation_ledger import Clock, Net, Side, _pay_and_settle, ally, remote
+    clock = Clock()
+    a, b = Side(f"sqlite:///{tmp_path}/a.db", "Coop A", clock), Side(db_url, "Coop B", clock)
+    try:
+        a.c.member("ana")
+        b.c.member("bea"), b.c.member("shop", role="shop")
+        ally(a, b)
+        reqs = PaymentRequests(b.ledger)
+        shops = Shops(b.ledger, reqs)
+        local = b.ledger.submit(b.c.pay("bea", "shop", 25, currency="CRED")).seq
+        r = a.node.submit(*remote(a, "ana", b, "shop", 30, "CRED"))  # 30 CRED at A is 20 CRED at B
+        _pay_and_settle(a, b, Net(a, b, random.Random(1)), [(a, r["outbox"])])
+        assert b.c.balance("shop", "CRED") == 45
+        items, nxt = shops.feed(b.c.addr("shop"))
+        assert [(i["kind"], i["amount"], i.get("remote", {}).get("paymentId")) for i in items] == [
+            ("payment", 25, None), ("payment", 20, r["paymentId"])]
+        assert items[1]["seq"] > local and shops.feed(b.c.addr("shop"), after=nxt)[0] == []
+        assert shops.feed(b.c.addr("shop"), after=items[0]["seq"])[0] == items[1:]
+        from datetime import UTC, datetime
+        day = datetime.fromtimestamp(clock() / 1000, tz=UTC).date().isoformat()
+        _, totals = shops.report(b.c.addr("shop"), from_day=day, to_day=day)
+        assert totals == [{"currency": "CRED", "count": 2, "sum": 45, "refunds": 0, "net": 45}]
+        from sqlalchemy import select
+
+        from ledger.store.federation_tables import remote_legs
+        with b.ledger.engine.connect() as conn:
+            prepared = conn.execute(select(remote_legs.c.prepared_seq)).scalar_one()
+        assert prepared < items[1]["seq"]
+        for seq in (items[1]["seq"], prepared):  # its commit entry (as the feed shows it) or its prepare
+            with pytest.raises(E.NotRefundable, match="allied community"):
+                shops.prepare_refund(seq, b.c.addr("shop"), 1)
+        with pytest.raises(E.LedgerError) as other:
+            shops.prepare_refund(items[1]["seq"], b.c.addr("bea"), 1)
+        assert other.value.code == "not_found"
+        assert b.ledger.verify().ok
+    finally:
+        a.ledger.close(), b.ledger.close()
