@@ -474,7 +474,8 @@ class Shops:
         merged = sorted(rows + legs, key=lambda r: r.seq)
         return merged[:limit] if limit is not None else merged
 
-    def feed(self, shop: str, *, after: object = None, limit: object = 50, reader_role: str = "shop") -> tuple[list[dict], str]:
+    def feed(self, shop: str, *, after: object = None, limit: object = 50, reader_role: str = "shop",
+             route: str = "GET /v1/shops/{shop}/takings/feed") -> tuple[list[dict], str]:
         """Takings after the cursor, in seq order; nextCursor is the last seq returned (or the
         cursor given when nothing new). Entries commit in seq order under the head lock, so
         asking again with nextCursor neither repeats nor misses a payment."""
@@ -523,7 +524,7 @@ class Shops:
             items.append(item)
         if shown and self.access is not None:  # each time the shop is shown a consenting customer's name
             self.access.record(Reader(shop, reader_role), sorted(set(shown)), ["profile"], NAME_PURPOSE,
-                               "consent", "GET /v1/shops/{shop}/takings/feed", self.ledger.clock())
+                               "consent", route, self.ledger.clock())
         nxt = str(rows[-1].seq) if rows else str(after)
         return items, nxt
 

@@ -285,6 +285,38 @@ def test_feed_cursor_neither_repeats_nor_misses_under_concurrent_payments(api):
     assert seen == sorted(paid)  # every payment once, in order
 
 
+def test_at_most_four_live_streams_per_shop(api, monkeypatch):
+    """Each stream polls the database every second: a fifth one for the same shop is 429, and a
+    slot comes back when a stream ends."""
+    import time
+    monkeypatch.setattr(shops_router, "STREAM_MAX_S", 2.0)
+    monkeypatch.setattr(shops_router, "STREAM_POLL_S", 0.1)
+    shop = api.c.addr("shop")
+    url = f"/v1/shops/{shop}/takings/stream"
+    headers = api.h("shop")
+    codes: list[int] = []
+
+    def hold():
+        with api.client.stream("GET", url, headers=headers) as r:
+            codes.append(r.status_code)
+            for _ in r.iter_lines():
+                pass
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while shops_router._streams[shop] < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r = api.client.get(url, headers=headers)
+    err(r, 429, "rate_limited")
+    assert "at most 4" in r.json()["error"]["message"]
+    for t in threads:
+        t.join(timeout=20)
+    assert codes == [200] * 4 and shops_router._streams[shop] == 0
+    with api.client.stream("GET", url, headers=headers) as r:
+        assert r.status_code == 200
+
+
 def test_sse_stream_resumes_from_last_event_id(api, monkeypatch):
     monkeypatch.setattr(shops_router, "STREAM_MAX_S", 0.5)
     monkeypatch.setattr(shops_router, "STREAM_POLL_S", 0.1)
