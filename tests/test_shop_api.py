@@ -98,6 +98,11 @@ def test_open_request_is_paid_once_by_whoever_pays_first(api):
     assert api.c.balance("ana", "CRED") == -450 and api.c.balance("bea", "CRED") == 0
     # an open request has nobody to decline it
     err(api.client.post(f"/v1/requests/{sale(api, 5)['id']}/decline", headers=api.h("ana")), 409, "invalid_transition")
+    # only a shop makes open requests: a member names the payer
+    err(api.client.post("/v1/requests", json={"currency": "CRED", "amount": 5, "till": "x"}, headers=api.h("ana")),
+        403, "not_authorised")
+    named = {"currency": "CRED", "amount": 5, "payer": api.c.addr("bea")}
+    assert ok(api.client.post("/v1/requests", json=named, headers=api.h("ana")), 201)["open"] is False
 
 
 def test_open_request_raced_by_many_payers_is_paid_once(api):
