@@ -231,6 +231,10 @@ def test_verify_audits_refund_links_and_posting_counts_refunds_from_the_log(shop
     with c.ledger.engine.begin() as conn:  # a missing row
         conn.execute(delete(RL).where(RL.c.seq == r1.seq))
     assert [s for s, _ in _link_faults(c)] == [r1.seq]
+    before = c.snapshot()
+    with pytest.raises(E.RefundExceedsRemaining):  # the refund is still found, from the transfers back
+        c.requests.pay(intent["refundId"], refund_sub(c, intent))
+    assert c.snapshot() == before
     with c.ledger.engine.begin() as conn:  # restored, plus an extra row on a plain payment
         conn.execute(insert(RL).values(seq=r1.seq, original_seq=seq, refund_nonce=intent["refundNonce"], amount=600))
         conn.execute(insert(RL).values(seq=seq, original_seq=seq, refund_nonce="1", amount=1))
