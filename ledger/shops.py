@@ -366,7 +366,8 @@ class Shops:
     def refund_state(self, seq: int) -> dict:
         """{refunds: [{seq, amount}], refunded, refundableRemaining, refundOf} of transfer `seq`."""
         with domain_errors(), self.ledger._reader() as conn:
-            links = conn.execute(select(RL.c.seq, RL.c.amount, RL.c.original_seq).where(
+            links = conn.execute(select(RL.c.seq, T.transfers.c.amount, RL.c.original_seq).select_from(
+                RL.join(T.transfers, T.transfers.c.seq == RL.c.seq)).where(  # amounts: the transfer's own
                 or_(RL.c.original_seq == seq, RL.c.seq == seq)).order_by(RL.c.seq)).all()
             amount = conn.execute(select(T.transfers.c.amount).where(T.transfers.c.seq == seq)).scalar()
         refunds = [{"seq": x.seq, "amount": x.amount} for x in links if x.original_seq == seq]
@@ -382,7 +383,8 @@ class Shops:
         if not seqs:
             return out
         with domain_errors(), self.ledger._reader() as conn:
-            links = conn.execute(select(RL.c.seq, RL.c.amount, RL.c.original_seq).where(
+            links = conn.execute(select(RL.c.seq, T.transfers.c.amount, RL.c.original_seq).select_from(
+                RL.join(T.transfers, T.transfers.c.seq == RL.c.seq)).where(
                 or_(RL.c.original_seq.in_(seqs), RL.c.seq.in_(seqs))).order_by(RL.c.seq)).all()
         for x in links:
             if x.seq in seqs:

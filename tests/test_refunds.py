@@ -218,12 +218,16 @@ def test_verify_audits_refund_links_and_posting_counts_refunds_from_the_log(shop
     from ledger.store.shop_tables import refund_links as RL
     c = shop
     seq = paid(c, 1000)
+    intent = c.shops.prepare_refund(seq, c.addr("shop"), 500)  # prepared early: fits until r1 posts
     r1 = refund(c, seq, 600)
     assert c.ledger.verify().ok and _link_faults(c) == []
     with c.ledger.engine.begin() as conn:  # the row now says 100 was refunded
         conn.execute(update(RL).where(RL.c.seq == r1.seq).values(amount=100))
     assert [s for s, _ in _link_faults(c)] == [r1.seq]
-    intent = c.shops.prepare_refund(seq, c.addr("shop"), 500)  # the projection's answer, but posting reads the log
+    # what both parties are shown comes from the refund's transfer, not from the altered row
+    assert c.shops.refund_state(seq)["refunds"] == [{"seq": r1.seq, "amount": 600}]
+    with pytest.raises(E.RefundExceedsRemaining):
+        c.shops.prepare_refund(seq, c.addr("shop"), 500)
     before = c.snapshot()
     with pytest.raises(E.RefundExceedsRemaining):
         c.requests.pay(intent["refundId"], refund_sub(c, intent))
