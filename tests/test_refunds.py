@@ -251,7 +251,14 @@ def test_payments_from_an_allied_community_are_in_the_takings_and_refused_a_till
     is refused as not_refundable (it is returned by a remote payment), not as an unknown entry."""
     import random
 
-    from tests.test_federation_ledger import Clock, Net, Side, _pay_and_settle, ally, remote
+    from tests.test_federation_ledger import (
+        Clock,
+        Net,
+        Side,
+        _pay_and_settle,
+        ally,
+        remote,
+    )
     clock = Clock()
     a, b = Side(f"sqlite:///{tmp_path}/a.db", "Coop A", clock), Side(db_url, "Coop B", clock)
     try:

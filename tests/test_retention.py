@@ -248,7 +248,11 @@ def test_shop_erasure_nulls_till_labels_and_every_shop_table_is_tracked_until_re
     erased by `erase_member` and by `retention.run` are tracked (mark_erased) like memos, so
     "bytes on disk" is "gone" only once they are reclaimed."""
     from ledger.shops import Shops
-    from ledger.store.shop_tables import shop_name_consents, shop_profiles, shop_requests
+    from ledger.store.shop_tables import (
+        shop_name_consents,
+        shop_profiles,
+        shop_requests,
+    )
     now = [time.time_ns() // 1_000_000 - 400 * DAY_MS]
     c = Community(db_url, clock=lambda: now[0])
     c.member("ana"), c.member("shop", role="shop")
@@ -268,7 +272,7 @@ def test_shop_erasure_nulls_till_labels_and_every_shop_table_is_tracked_until_re
     assert issued.get("shop_name_consents", 0) > before.get("shop_name_consents", 0)
     retention.erase_member(c.ledger, c.addr("shop"))
     with c.ledger.engine.begin() as conn:
-        after, done = reclaim.read_state(conn)
+        after, _ = reclaim.read_state(conn)
         rows = conn.execute(select(shop_requests.c.till, shop_requests.c.total_minor)).all()
         assert conn.execute(select(func.count()).select_from(shop_profiles)).scalar_one() == 0
     assert [tuple(r) for r in rows] == [(None, 1000)]  # the label is gone, the mixed reference stays
