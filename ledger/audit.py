@@ -4,7 +4,7 @@ It streams the log page by page (constant memory in the log's length), and for e
 page re-hashes the chain, runs every entry through the one fold (ledger.core.fold: the
 record, its canonical body, digest, signature, nonce and the kind's rule, exactly as
 posting ran them), requires each stored body text to be the canonical text, and compares
-the projections of that page (transfers, signed actions, memos) with what each entry's
+the projections of that page (transfers, signed actions, memos, refund links) with what each entry's
 record implies. At the end it compares accounts, balances and limits, the log head, and
 the zero sum. Every fault is a Finding (ledger.core.findings) naming where it is.
 """
@@ -20,9 +20,11 @@ from .core.fold import LedgerState, step, zero_sum_faults
 from .core.nonces import NonceSet
 from .core.hashing import ZERO32
 from .core.records import FederationRecord, Signed, TransferPosted
+from .core.refunds import RefundTransfer
 from .core.typed_data import memo_hash
 from .store import tables as T
 from .store.federation_tables import alliances as AL, remote_legs as RL, remote_memos as RM
+from .store.shop_tables import refund_links as RFL
 
 PAGE = 2000
 
@@ -71,13 +73,15 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
                 transfers = {r.seq: r for r in conn.execute(select(T.transfers).where(T.transfers.c.seq.between(lo, hi)))}
                 nonces = {r.seq: r for r in conn.execute(select(T.signed_actions).where(T.signed_actions.c.seq.between(lo, hi)))}
                 memos = {r.seq: r for r in conn.execute(select(T.memos).where(T.memos.c.seq.between(lo, hi)))}
+                # refund links: posting reads them to cap refunds, so they are audited like transfers
+                links = {r.seq: r for r in conn.execute(select(RFL).where(RFL.c.seq.between(lo, hi)))}
                 entries, bad = [], []
                 for r in rows:
                     try:
                         entries.append((Entry(r.seq, r.kind, r.at, json.loads(r.body), r.entry_hash, r.chain_hash), r.body))
                     except ValueError as exc:
                         bad.append(Finding("entry_hash", r.seq, "JSON", r.body[:60], detail=f"body is not JSON ({exc})"))
-                yield entries, bad, transfers, nonces, memos
+                yield entries, bad, transfers, nonces, memos, links
                 after = hi
 
         def jobs_of(page):
@@ -87,7 +91,7 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
             recovery.expect(head_seq)
             stream = recovery.chunks(stream, jobs_of)
         try:
-            for entries, bad, transfers, nonces, memos in stream:
+            for entries, bad, transfers, nonces, memos, links in stream:
                 if bad:
                     chain_faults += bad
                     replay_ok = False
@@ -109,8 +113,9 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
                         replay_faults.append(result)
                         replay_ok = False  # later entries depend on this one: replaying further would mislead
                         continue
-                    row_faults.extend(_page_rows(e, result, transfers, nonces, memos, opened))
-                for table, leftover in (("transfers", transfers), ("signed_actions", nonces), ("memos", memos)):
+                    row_faults.extend(_page_rows(e, result, transfers, nonces, memos, opened, links))
+                for table, leftover in (("transfers", transfers), ("signed_actions", nonces), ("memos", memos),
+                                        ("refund_links", links)):
                     for seq in leftover if replay_ok else ():
                         row_faults.append(Finding("projection", seq, "no row", "a row", table=table,
                                                   detail="row without a matching entry"))
@@ -118,7 +123,7 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
             if recovery is not None:
                 recovery.close()
         beyond = {t.name: conn.execute(select(func.count()).select_from(t).where(t.c.seq > head_seq)).scalar_one()
-                  for t in (T.entries, T.transfers, T.signed_actions, T.memos)}
+                  for t in (T.entries, T.transfers, T.signed_actions, T.memos, RFL)}
         stored = {(r.address, r.currency): r for r in conn.execute(select(T.balances))}
         accounts = {r.address: r for r in conn.execute(select(T.accounts))}
         alliance_rows = {bytes(r.alliance_id): r for r in conn.execute(select(AL))}
@@ -160,7 +165,8 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
     return VerifyReport(count, chain_faults, replay_faults + row_faults, balance_faults, zs)
 
 
-def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, opened: dict) -> list[Finding]:
+def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, opened: dict,
+               links: dict | None = None) -> list[Finding]:
     """Faults in the projection rows one replayed entry's record implies (pops the rows it explains)."""
     faults = []
     if record.opens is not None:
@@ -195,6 +201,12 @@ def _page_rows(e: Entry, record, transfers: dict, nonces: dict, memos: dict, ope
     m = memos.pop(e.seq, None)
     if m is not None and memo_hash(m.memo, bytes(m.salt)) != a.memo_hash:
         fault("memos", "memo text does not match the signed memoHash")
+    if links is not None:
+        link = links.pop(e.seq, None)
+        want = (a.refund_of, str(a.refund_nonce), a.amount) if isinstance(a, RefundTransfer) else None
+        found = link and (link.original_seq, link.refund_nonce, link.amount)
+        if want != found:
+            fault("refund_links", "refund link missing, altered, or on an entry that is not a refund")
     return faults
 
 

@@ -39,6 +39,7 @@ from .privacy.access import Reader
 from .requests import PaymentRequest, PaymentRequests, parse_request_id
 from .store import tables as T
 from .store.errors import domain_errors
+from .store.federation_tables import remote_legs as RLEG
 from .store.shop_tables import refund_intents as RI
 from .store.shop_tables import refund_links as RL
 from .store.shop_tables import shop_name_consents as NC
@@ -53,6 +54,7 @@ CHECKOUT_EXPIRY_S = 15 * 60  # a checkout is paid at the counter, now
 FEED_MAX = 200
 REPORT_MAX_DAYS = 400
 PERIODS = ("day", "week", "month")
+SEQ_MAX = 2 ** 63 - 1  # entries.seq is a BIGINT: a larger cursor or seq is the client's mistake (400)
 NAME_PURPOSE = "shop_customer_name"  # ledger/privacy/policy.json
 ROLES_WITH_SHOP = (Role.SHOP.value,)
 
@@ -93,6 +95,23 @@ class TillInfo:
             return None
         return {"totalMinor": self.total_minor, "creditShareBp": self.credit_share_bp,
                 "creditMinor": self.credit_minor}
+
+
+@dataclass(frozen=True)
+class _RemoteRow:
+    """A committed payment from an allied community, shaped like a takings row of `transfers`."""
+
+    seq: int
+    at: int
+    payer: str
+    payee: str
+    currency: str
+    amount: int
+    payment_id: bytes
+    request_id: None = None
+    original_seq: None = None
+    orig_request_id: None = None
+    body: None = None
 
 
 # -- pure rules ---------------------------------------------------------------------------------
@@ -149,9 +168,9 @@ def parse_day(value: object, what: str) -> date:
 def parse_cursor(after: object) -> int:
     if after is None or after == "":
         return 0
-    if isinstance(after, int) and not isinstance(after, bool) and after >= 0:
+    if isinstance(after, int) and not isinstance(after, bool) and 0 <= after <= SEQ_MAX:
         return after
-    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) <= 19:
+    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) <= 19 and int(after) <= SEQ_MAX:
         return int(after)
     raise E.InvalidInput("after must be the cursor of a previous page (a seq, decimal)")
 
@@ -282,13 +301,33 @@ class Shops:
         if not isinstance(share_name, bool):
             raise E.InvalidInput("shareName must be true or false")
         shop = normalize_address(shop, what="shop")
-        self.public_profile(shop)
+        profile = self.public_profile(shop)
+        # the customer writes this request, but the shop's till and takings show it as the shop's:
+        # the share is the one the shop declared, never one the customer picks
+        if total_minor is not None or credit_share_bp is not None:
+            if profile.credit_share_bp is None:
+                raise E.RequestMismatch("this shop has declared no share in credit: pay the amount in credit, "
+                                        "without totalMinor")
+            if credit_share_bp is not None and credit_share_bp != profile.credit_share_bp:
+                raise E.RequestMismatch(f"this shop takes {profile.credit_share_bp} basis points of a price in credit "
+                                        f"(its profile's creditShareBp), not {credit_share_bp!r}")
+            credit_share_bp = profile.credit_share_bp
+        till = check_till(till)
+        if till is not None and not self._uses_till(shop, till):
+            # a free label from a customer would be filed in the shop's report as one of its tills
+            raise E.RequestMismatch(f"till {till!r} is not a till label this shop uses: scan the shop's code again")
         r, info = self.create_request(shop, payer=customer, currency=currency, amount=amount, memo=None,
                                       expires_in_s=CHECKOUT_EXPIRY_S, till=till, total_minor=total_minor,
                                       credit_share_bp=credit_share_bp, checkout=True)
         if share_name:
             self.share_name(r.id, customer)
         return r, info, share_name
+
+    def _uses_till(self, shop: str, till: str) -> bool:
+        """Whether the shop itself has used this till label (on a request its till made)."""
+        with domain_errors(), self.ledger._reader() as conn:
+            return conn.execute(select(SR.c.request_id).where(SR.c.shop == shop, SR.c.till == till,
+                                                              SR.c.checkout.is_(False)).limit(1)).first() is not None
 
     def till_info(self, request_ids: Iterable[bytes]) -> dict[bytes, TillInfo]:
         ids = sorted(set(request_ids))
@@ -327,7 +366,8 @@ class Shops:
     def refund_state(self, seq: int) -> dict:
         """{refunds: [{seq, amount}], refunded, refundableRemaining, refundOf} of transfer `seq`."""
         with domain_errors(), self.ledger._reader() as conn:
-            links = conn.execute(select(RL.c.seq, RL.c.amount, RL.c.original_seq).where(
+            links = conn.execute(select(RL.c.seq, T.transfers.c.amount, RL.c.original_seq).select_from(
+                RL.join(T.transfers, T.transfers.c.seq == RL.c.seq)).where(  # amounts: the transfer's own
                 or_(RL.c.original_seq == seq, RL.c.seq == seq)).order_by(RL.c.seq)).all()
             amount = conn.execute(select(T.transfers.c.amount).where(T.transfers.c.seq == seq)).scalar()
         refunds = [{"seq": x.seq, "amount": x.amount} for x in links if x.original_seq == seq]
@@ -343,7 +383,8 @@ class Shops:
         if not seqs:
             return out
         with domain_errors(), self.ledger._reader() as conn:
-            links = conn.execute(select(RL.c.seq, RL.c.amount, RL.c.original_seq).where(
+            links = conn.execute(select(RL.c.seq, T.transfers.c.amount, RL.c.original_seq).select_from(
+                RL.join(T.transfers, T.transfers.c.seq == RL.c.seq)).where(
                 or_(RL.c.original_seq.in_(seqs), RL.c.seq.in_(seqs))).order_by(RL.c.seq)).all()
         for x in links:
             if x.seq in seqs:
@@ -357,13 +398,21 @@ class Shops:
         of transfer `seq` back to its payer. Only the payee of a payment may; a refund cannot be
         refunded. What remains refundable is checked here for a clear answer, and again by the
         fold at posting (under the head lock), which is what makes it safe under concurrency."""
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-            raise E.InvalidInput("seq must be a positive entry number")
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= SEQ_MAX:
+            raise E.InvalidInput("seq must be a positive entry number (at most 2^63-1)")
         by = normalize_address(by, what="shop")
         amount = check_amount(amount)
         with domain_errors(), self.ledger._reader() as conn:
             row = self._original(conn, seq)
         if row is None:
+            with domain_errors(), self.ledger._reader() as conn:
+                leg = conn.execute(select(RLEG.c.payee).where(
+                    RLEG.c.side == "in", or_(RLEG.c.prepared_seq == seq, RLEG.c.decided_seq == seq))).first()
+            if leg is not None and leg.payee == by:
+                # the leg moved credit through the alliance's peer account: returning it is a new
+                # remote payment the shop signs to the payer in their community
+                raise E.NotRefundable(f"entry {seq} is a payment from an allied community: it cannot be refunded "
+                                      "at the till; send the amount back as a remote payment to the payer")
             raise E.LedgerError(f"there is no transfer {seq}", code="not_found")
         if row.payee != by:
             # someone else's payment: do not tell them more than that they cannot refund it
@@ -403,9 +452,32 @@ class Shops:
             q = q.where(t.c.at < until_ms)
         if limit is not None:
             q = q.limit(limit)
-        return conn.execute(q).all()
+        rows = list(conn.execute(q).all())
+        # payments from an allied community (docs/federation.md): the destination leg, counted at
+        # its commit entry (decided_seq: the seq at which the money is the shop's, so the feed's
+        # cursor neither skips nor repeats it), in the currency and amount delivered here
+        e = T.entries
+        lq = (select(RLEG.c.decided_seq.label("seq"), e.c.at, RLEG.c.payer, RLEG.c.payee,
+                     RLEG.c.payee_currency.label("currency"), RLEG.c.delivered.label("amount"), RLEG.c.payment_id)
+              .select_from(RLEG.join(e, e.c.seq == RLEG.c.decided_seq))
+              .where(RLEG.c.side == "in", RLEG.c.payee == shop, RLEG.c.state == "committed",
+                     RLEG.c.decided_seq > after)
+              .order_by(RLEG.c.decided_seq))
+        if since_ms is not None:
+            lq = lq.where(e.c.at >= since_ms)
+        if until_ms is not None:
+            lq = lq.where(e.c.at < until_ms)
+        if limit is not None:
+            lq = lq.limit(limit)
+        legs = [_RemoteRow(r.seq, r.at, r.payer, r.payee, r.currency, r.amount, bytes(r.payment_id))
+                for r in conn.execute(lq)]
+        if not legs:
+            return rows
+        merged = sorted(rows + legs, key=lambda r: r.seq)
+        return merged[:limit] if limit is not None else merged
 
-    def feed(self, shop: str, *, after: object = None, limit: object = 50, reader_role: str = "shop") -> tuple[list[dict], str]:
+    def feed(self, shop: str, *, after: object = None, limit: object = 50, reader_role: str = "shop",
+             route: str = "GET /v1/shops/{shop}/takings/feed") -> tuple[list[dict], str]:
         """Takings after the cursor, in seq order; nextCursor is the last seq returned (or the
         cursor given when nothing new). Entries commit in seq order under the head lock, so
         asking again with nextCursor neither repeats nor misses a payment."""
@@ -434,11 +506,14 @@ class Shops:
             refund = r.original_seq is not None
             named_id = r.orig_request_id if refund else r.request_id  # a refund is under its payment's till
             till = tills.get(bytes(named_id)) if named_id is not None else None
-            digest = entry_body(r.seq, r.body)["digest"]
+            remote = getattr(r, "payment_id", None)
+            digest = "0x" + remote.hex() if remote is not None else entry_body(r.seq, r.body)["digest"]
             item = {"seq": r.seq, "at": r.at, "currency": r.currency, "amount": r.amount,
                     "kind": "refund" if refund else "payment", "till": till.till if till else None,
                     "requestId": None if r.request_id is None else "0x" + bytes(r.request_id).hex(),
                     "reference": digest[2:10]}
+            if remote is not None:  # from an allied community: its payment id, not a transfer seq
+                item["remote"] = {"paymentId": digest}
             if refund:
                 item["refundOf"] = r.original_seq
             if till is not None and till.total_minor is not None:
@@ -451,7 +526,7 @@ class Shops:
             items.append(item)
         if shown and self.access is not None:  # each time the shop is shown a consenting customer's name
             self.access.record(Reader(shop, reader_role), sorted(set(shown)), ["profile"], NAME_PURPOSE,
-                               "consent", "GET /v1/shops/{shop}/takings/feed", self.ledger.clock())
+                               "consent", route, self.ledger.clock())
         nxt = str(rows[-1].seq) if rows else str(after)
         return items, nxt
 

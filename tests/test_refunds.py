@@ -202,3 +202,96 @@ def test_refund_link_is_bound_by_the_signature(shop):
     # and a plain copy of the refund without its link is just a transfer: the link cannot be dropped silently
     # without the projection disagreeing (refund_links is written from the entry)
     assert c.shops.refund_state(s1)["refunds"] == [{"seq": r.seq, "amount": 200}]
+
+
+def _link_faults(c):
+    rep = c.ledger.verify()
+    return [(f.seq, f.detail) for f in rep.replay_faults if f.table == "refund_links"]
+
+
+def test_verify_audits_refund_links_and_posting_counts_refunds_from_the_log(shop):
+    """refund_links caps refunds at posting, so `ayni verify` compares it with every refund
+    entry (missing, altered, extra rows are findings), and posting counts the earlier refunds'
+    amounts from their entries: an altered row cannot let a refund beyond the payment through."""
+    from sqlalchemy import delete, insert, update
+
+    from ledger.store.shop_tables import refund_links as RL
+    c = shop
+    seq = paid(c, 1000)
+    intent = c.shops.prepare_refund(seq, c.addr("shop"), 500)  # prepared early: fits until r1 posts
+    r1 = refund(c, seq, 600)
+    assert c.ledger.verify().ok and _link_faults(c) == []
+    with c.ledger.engine.begin() as conn:  # the row now says 100 was refunded
+        conn.execute(update(RL).where(RL.c.seq == r1.seq).values(amount=100))
+    assert [s for s, _ in _link_faults(c)] == [r1.seq]
+    # what both parties are shown comes from the refund's transfer, not from the altered row
+    assert c.shops.refund_state(seq)["refunds"] == [{"seq": r1.seq, "amount": 600}]
+    with pytest.raises(E.RefundExceedsRemaining):
+        c.shops.prepare_refund(seq, c.addr("shop"), 500)
+    before = c.snapshot()
+    with pytest.raises(E.RefundExceedsRemaining):
+        c.requests.pay(intent["refundId"], refund_sub(c, intent))
+    assert c.snapshot() == before
+    with c.ledger.engine.begin() as conn:  # a missing row
+        conn.execute(delete(RL).where(RL.c.seq == r1.seq))
+    assert [s for s, _ in _link_faults(c)] == [r1.seq]
+    before = c.snapshot()
+    with pytest.raises(E.RefundExceedsRemaining):  # the refund is still found, from the transfers back
+        c.requests.pay(intent["refundId"], refund_sub(c, intent))
+    assert c.snapshot() == before
+    with c.ledger.engine.begin() as conn:  # restored, plus an extra row on a plain payment
+        conn.execute(insert(RL).values(seq=r1.seq, original_seq=seq, refund_nonce=intent["refundNonce"], amount=600))
+        conn.execute(insert(RL).values(seq=seq, original_seq=seq, refund_nonce="1", amount=1))
+    assert sorted(s for s, _ in _link_faults(c)) == [seq, r1.seq]  # wrong nonce on r1; seq is no refund
+
+
+def test_payments_from_an_allied_community_are_in_the_takings_and_refused_a_till_refund(db_url, tmp_path):
+    """A shop paid from an allied community (a committed destination leg): the feed lists it at its
+    commit entry, the report counts it (totals equal the ledger's balance), and a till refund of it
+    is refused as not_refundable (it is returned by a remote payment), not as an unknown entry."""
+    import random
+
+    from tests.test_federation_ledger import (
+        Clock,
+        Net,
+        Side,
+        _pay_and_settle,
+        ally,
+        remote,
+    )
+    clock = Clock()
+    a, b = Side(f"sqlite:///{tmp_path}/a.db", "Coop A", clock), Side(db_url, "Coop B", clock)
+    try:
+        a.c.member("ana")
+        b.c.member("bea"), b.c.member("shop", role="shop")
+        ally(a, b)
+        reqs = PaymentRequests(b.ledger)
+        shops = Shops(b.ledger, reqs)
+        local = b.ledger.submit(b.c.pay("bea", "shop", 25, currency="CRED")).seq
+        r = a.node.submit(*remote(a, "ana", b, "shop", 30, "CRED"))  # 30 CRED at A is 20 CRED at B
+        _pay_and_settle(a, b, Net(a, b, random.Random(1)), [(a, r["outbox"])])
+        assert b.c.balance("shop", "CRED") == 45
+        items, nxt = shops.feed(b.c.addr("shop"))
+        assert [(i["kind"], i["amount"], i.get("remote", {}).get("paymentId")) for i in items] == [
+            ("payment", 25, None), ("payment", 20, r["paymentId"])]
+        assert items[1]["seq"] > local and shops.feed(b.c.addr("shop"), after=nxt)[0] == []
+        assert shops.feed(b.c.addr("shop"), after=items[0]["seq"])[0] == items[1:]
+        from datetime import UTC, datetime
+        day = datetime.fromtimestamp(clock() / 1000, tz=UTC).date().isoformat()
+        _, totals = shops.report(b.c.addr("shop"), from_day=day, to_day=day)
+        assert totals == [{"currency": "CRED", "count": 2, "sum": 45, "refunds": 0, "net": 45}]
+        from sqlalchemy import select
+
+        from ledger.store.federation_tables import remote_legs
+        with b.ledger.engine.connect() as conn:
+            prepared = conn.execute(select(remote_legs.c.prepared_seq)).scalar_one()
+        assert prepared < items[1]["seq"]
+        for seq in (items[1]["seq"], prepared):  # its commit entry (as the feed shows it) or its prepare
+            with pytest.raises(E.NotRefundable, match="allied community"):
+                shops.prepare_refund(seq, b.c.addr("shop"), 1)
+        with pytest.raises(E.LedgerError) as other:
+            shops.prepare_refund(items[1]["seq"], b.c.addr("bea"), 1)
+        assert other.value.code == "not_found"
+        assert b.ledger.verify().ok
+    finally:
+        a.ledger.close(), b.ledger.close()

@@ -240,3 +240,41 @@ def test_erasure_on_postgresql_vacuums_the_dead_rows(postgres_url):
         assert retention.run(c.ledger).warnings == ()
     finally:
         c.dispose()
+
+
+def test_shop_erasure_nulls_till_labels_and_every_shop_table_is_tracked_until_reclaimed(db_url):
+    """A till label is free text the shop wrote (it may name a person): the shop's erasure request
+    nulls them (the mixed reference stays), and the shop profile, name consents and till labels
+    erased by `erase_member` and by `retention.run` are tracked (mark_erased) like memos, so
+    "bytes on disk" is "gone" only once they are reclaimed."""
+    from ledger.shops import Shops
+    from ledger.store.shop_tables import (
+        shop_name_consents,
+        shop_profiles,
+        shop_requests,
+    )
+    now = [time.time_ns() // 1_000_000 - 400 * DAY_MS]
+    c = Community(db_url, clock=lambda: now[0])
+    c.member("ana"), c.member("shop", role="shop")
+    reqs = PaymentRequests(c.ledger)
+    shops = Shops(c.ledger, reqs)
+    shops.set_profile(c.addr("shop"), name="La Espiga", credit_share_bp=3000)
+    old, _ = shops.create_request(c.addr("shop"), payer=None, currency="CRED", amount=None, memo=None,
+                                  expires_in_s=3600, till="Maria", total_minor=1000)
+    shops.share_name(old.id, c.addr("ana"))  # 400 days ago: past the consents' 365
+    now[0] += 400 * DAY_MS
+    with c.ledger.engine.begin() as conn:
+        before, _ = reclaim.read_state(conn)
+    retention.run(c.ledger)
+    with c.ledger.engine.begin() as conn:
+        issued, _ = reclaim.read_state(conn)
+        assert conn.execute(select(func.count()).select_from(shop_name_consents)).scalar_one() == 0
+    assert issued.get("shop_name_consents", 0) > before.get("shop_name_consents", 0)
+    retention.erase_member(c.ledger, c.addr("shop"))
+    with c.ledger.engine.begin() as conn:
+        after, _ = reclaim.read_state(conn)
+        rows = conn.execute(select(shop_requests.c.till, shop_requests.c.total_minor)).all()
+        assert conn.execute(select(func.count()).select_from(shop_profiles)).scalar_one() == 0
+    assert [tuple(r) for r in rows] == [(None, 1000)]  # the label is gone, the mixed reference stays
+    assert after["shop_requests"] > issued.get("shop_requests", 0) and after["shop_profiles"] > 0
+    c.dispose()

@@ -98,6 +98,11 @@ def test_open_request_is_paid_once_by_whoever_pays_first(api):
     assert api.c.balance("ana", "CRED") == -450 and api.c.balance("bea", "CRED") == 0
     # an open request has nobody to decline it
     err(api.client.post(f"/v1/requests/{sale(api, 5)['id']}/decline", headers=api.h("ana")), 409, "invalid_transition")
+    # only a shop makes open requests: a member names the payer
+    err(api.client.post("/v1/requests", json={"currency": "CRED", "amount": 5, "till": "x"}, headers=api.h("ana")),
+        403, "not_authorised")
+    named = {"currency": "CRED", "amount": 5, "payer": api.c.addr("bea")}
+    assert ok(api.client.post("/v1/requests", json=named, headers=api.h("ana")), 201)["open"] is False
 
 
 def test_open_request_raced_by_many_payers_is_paid_once(api):
@@ -148,6 +153,8 @@ def test_checkout_with_name_consent_and_the_access_log(api):
     publish(api)
     api.c.ledger.set_profile(api.c.addr("ana"), display_name="Ana Q.")
     api.c.ledger.set_profile(api.c.addr("bea"), display_name="Bea R.")
+    err(api.client.post(f"/v1/shops/{shop}/checkouts", json=body, headers=api.h("ana")), 422, "request_mismatch")
+    sale(api, 5, till="Front")  # the shop's till uses "Front": its standing code may carry it
     r = ok(api.client.post(f"/v1/shops/{shop}/checkouts", json=body, headers=api.h("ana")), 201)
     assert r["payer"] == api.c.addr("ana") and r["payee"] == shop and r["shareName"] and r["till"] == "Front"
     assert r["checkout"] is True
@@ -168,6 +175,27 @@ def test_checkout_with_name_consent_and_the_access_log(api):
     err(api.client.get(f"/v1/shops/{shop}/takings/feed", headers=api.h("ana")), 403, "forbidden")
     # consent comes before paying
     err(api.client.post(f"/v1/requests/{r['id']}/share-name", headers=api.h("ana")), 409, "request_not_open")
+
+
+def test_checkout_uses_the_shops_declared_share_and_till_labels(api):
+    """A checkout is written by the customer but filed as the shop's: the mixed share is the
+    profile's (another is refused, none declared refuses a mixed checkout), and its till label
+    must be one the shop's till has used."""
+    shop = api.c.addr("shop")
+    publish(api, creditShareBp=None)
+    mixed = {"currency": "CRED", "totalMinor": 100000}
+    err(api.client.post(f"/v1/shops/{shop}/checkouts", json=mixed, headers=api.h("ana")), 422, "request_mismatch")
+    publish(api)  # 3000 bp
+    r = api.client.post(f"/v1/shops/{shop}/checkouts", json={**mixed, "creditShareBp": 1}, headers=api.h("ana"))
+    err(r, 422, "request_mismatch")
+    assert "3000" in r.json()["error"]["message"]
+    r = ok(api.client.post(f"/v1/shops/{shop}/checkouts", json=mixed, headers=api.h("ana")), 201)
+    assert r["amount"] == 30000 and r["mixed"] == {"totalMinor": 100000, "creditShareBp": 3000, "creditMinor": 30000}
+    ok(api.client.post(f"/v1/shops/{shop}/checkouts", json={**mixed, "creditShareBp": 3000}, headers=api.h("ana")), 201)
+    free = {"currency": "CRED", "amount": 100, "till": "Anything"}
+    err(api.client.post(f"/v1/shops/{shop}/checkouts", json=free, headers=api.h("ana")), 422, "request_mismatch")
+    sale(api, 5, till="Anything")
+    assert ok(api.client.post(f"/v1/shops/{shop}/checkouts", json=free, headers=api.h("ana")), 201)["till"] == "Anything"
 
 
 def test_refunds_over_http_link_both_ways(api):
@@ -205,6 +233,26 @@ def test_refunds_over_http_link_both_ways(api):
     assert api.c.ledger.verify().ok
 
 
+def test_refund_in_another_currency_is_a_refund_mismatch_and_huge_numbers_are_client_errors(api):
+    shop = api.c.addr("shop")
+    r = sale(api, 1000)
+    seq = pay(api, "ana", r).json()["seq"]
+    intent = ok(api.client.post(f"/v1/transfers/{seq}/refunds", json={"amount": 400}, headers=api.h("shop")), 201)
+    # the shop has no HOUR to give: the refund rule answers first, naming what is wrong
+    sub = signing.transfer(api.c.keys["shop"], api.c.domain, payee=intent["payee"], currency="HOUR", amount=400,
+                           request_id=bytes.fromhex(intent["refundId"][2:]))
+    r = api.client.post("/v1/transfers", json=transfer_body(sub))
+    err(r, 422, "refund_mismatch")
+    assert "CRED" in r.json()["error"]["message"]
+    huge = "9" * 19  # > 2^63-1: a client mistake (400), never a database error
+    for path in (f"/v1/shops/{shop}/takings/feed?after={huge}", f"/v1/shops/{shop}/takings/stream?after={huge}",
+                 f"/v1/transfers/{huge}"):
+        err(api.client.get(path, headers=api.h("shop")), 400, "invalid_input")
+    err(api.client.post(f"/v1/transfers/{huge}/refunds", json={"amount": 1}, headers=api.h("shop")), 400,
+        "invalid_input")
+    assert ok(api.client.get(f"/v1/shops/{shop}/takings/feed?after={2**63 - 1}", headers=api.h("shop")))["items"] == []
+
+
 def test_feed_cursor_neither_repeats_nor_misses_under_concurrent_payments(api):
     shop = api.c.addr("shop")
     n_per, payers = 8, ["ana", "bea", "cai"]
@@ -240,6 +288,38 @@ def test_feed_cursor_neither_repeats_nor_misses_under_concurrent_payments(api):
     paid = [i.seq for i in api.c.ledger.iter_entries() if i.kind == "transfer.posted" and i.body["payee"] == shop]
     assert len(paid) == n_per * len(payers)
     assert seen == sorted(paid)  # every payment once, in order
+
+
+def test_at_most_four_live_streams_per_shop(api, monkeypatch):
+    """Each stream polls the database every second: a fifth one for the same shop is 429, and a
+    slot comes back when a stream ends."""
+    import time
+    monkeypatch.setattr(shops_router, "STREAM_MAX_S", 2.0)
+    monkeypatch.setattr(shops_router, "STREAM_POLL_S", 0.1)
+    shop = api.c.addr("shop")
+    url = f"/v1/shops/{shop}/takings/stream"
+    headers = api.h("shop")
+    codes: list[int] = []
+
+    def hold():
+        with api.client.stream("GET", url, headers=headers) as r:
+            codes.append(r.status_code)
+            for _ in r.iter_lines():
+                pass
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while shops_router._streams[shop] < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r = api.client.get(url, headers=headers)
+    err(r, 429, "rate_limited")
+    assert "at most 4" in r.json()["error"]["message"]
+    for t in threads:
+        t.join(timeout=20)
+    assert codes == [200] * 4 and shops_router._streams[shop] == 0
+    with api.client.stream("GET", url, headers=headers) as r:
+        assert r.status_code == 200
 
 
 def test_sse_stream_resumes_from_last_event_id(api, monkeypatch):

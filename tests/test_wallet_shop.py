@@ -90,3 +90,69 @@ def test_open_request_refund_and_takings(coop, tmp_path):
     assert "Till 1" in table and "net" in table
     assert "invalid_input" in w.refused("shop", "takings", "--from", "2026-02-30", "--to", day)
     assert "--period must be" in w.refused("shop", "takings", "--from", day, "--to", day, "--period", "year")
+
+
+class LyingServer:
+    """A real loopback HTTP proxy in front of `ayni serve` that rewrites the refund the server
+    describes (POST /v1/transfers/{seq}/refunds) with `tamper`: what a compromised server sends."""
+
+    def __init__(self, upstream: str, tamper):
+        import json as _json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n) if n else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                r = httpx.request(self.command, upstream + self.path, content=body, headers=headers, timeout=30)
+                data = r.content
+                if self.command == "POST" and self.path.endswith("/refunds") and r.status_code == 201:
+                    data = _json.dumps(tamper(r.json())).encode()
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        outer.server = self.server
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_refund_described_wrongly_by_the_server_is_not_signed(coop):
+    """The wallet recomputes the refund id from the payment's digest and checks payee, currency and
+    amount before signing: a lying server gets no signature, and nothing is posted."""
+    w = coop
+    r = w.json("shop", "request", "--amount", "3.00", "--currency", "CRED")
+    w.ok("ana", "approve", r["id"], "--yes")
+    seq = w.json("shop", "requests", "--outgoing")["items"][0]["paidSeq"]
+    before = cred(w, "shop")
+    tampers = {"payee": lambda i: {**i, "payee": w.addr["bea"]},
+               "refundId": lambda i: {**i, "refundId": "0x" + "11" * 32},
+               "currency": lambda i: {**i, "currency": "HOUR"}}
+    for what, tamper in tampers.items():
+        proxy = LyingServer(w.api, tamper)
+        try:
+            out = w.refused("shop", "refund", str(seq), "--amount", "1.00", "--yes", "--api", proxy.url)
+        finally:
+            proxy.close()
+        assert "does not match the payment" in out and what in out and "nothing signed" in out, out
+    assert cred(w, "shop") == before
+    w.json("shop", "refund", str(seq), "--amount", "1.00", "--yes")  # the honest server: signed and posted
+    assert cred(w, "shop") == before - 100

@@ -177,3 +177,29 @@ def test_till_credit_part_is_the_servers_floor():
               f"console.log(JSON.stringify({json.dumps(cases)}.map(([t, b]) => creditPart(t, b))));")
     r = subprocess.run([node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30)
     assert json.loads(r.stdout) == [t * b // 10000 for t, b in cases]
+
+
+def test_refund_is_checked_before_the_browser_signs_it():
+    """The till's refund form (web/src/shop_api.js refundChecks) recomputes the refund id from the
+    payment's digest and nonce exactly as the ledger does (ledger.core.refunds.refund_id) and
+    refuses a server's description with another payee, currency, amount or id."""
+    node = shutil.which("node")
+    if not node:
+        if IN_CI:
+            pytest.fail("CI=true but node is not on PATH")
+        pytest.skip("!!! node is not on PATH: the till's refund check NOT TESTED")
+    import secrets
+
+    from ledger.core.refunds import refund_id
+    digest, nonce = secrets.token_bytes(32), secrets.randbits(128)
+    tx = {"seq": 7, "payer": "0x" + "AB" * 20, "currency": "CRED", "digest": "0x" + digest.hex()}
+    good = {"payee": tx["payer"], "currency": "CRED", "amount": 250, "refundOf": 7, "refundNonce": str(nonce),
+            "refundId": "0x" + refund_id(digest, nonce).hex()}
+    cases = [good, {**good, "payee": "0x" + "CD" * 20}, {**good, "currency": "HOUR"}, {**good, "amount": 251},
+             {**good, "refundOf": 8}, {**good, "refundId": "0x" + refund_id(digest, nonce + 1).hex()},
+             {**good, "refundNonce": str(nonce + 1)}]
+    script = ("import { refundChecks } from './web/src/shop_api.js';"
+              f"console.log(JSON.stringify({json.dumps(cases)}.map((r) => refundChecks({json.dumps(tx)}, r, 250))));")
+    r = subprocess.run([node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True, check=True,
+                       timeout=30)
+    assert json.loads(r.stdout) == [True] + [False] * (len(cases) - 1)

@@ -70,6 +70,26 @@ def takings(from_: str = typer.Option(..., "--from", help="First UTC day, YYYY-M
                    f"{money(t['currency'], t['refunds'])}, net {money(t['currency'], t['net'])}")
 
 
+def check_refund_intent(intent: dict, original: dict, seq: int, amount: int, me: str) -> None:
+    """Refuse to sign a refund the server described wrongly: it goes from me back to the original's
+    payer, in its currency, for the amount asked, and its refundId is recomputed here from the
+    original's digest and the refund nonce (ledger.core.refunds.refund_id). A server that lied
+    would otherwise get the shop's signature on a plain transfer to someone else."""
+    from ledger.core.refunds import refund_id
+    try:
+        rid = "0x" + refund_id(bytes.fromhex(original["digest"][2:]), int(intent["refundNonce"])).hex()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        rid = None
+    wrong = [name for name, got, want in (
+        ("payer", intent.get("payer"), me), ("payee", intent.get("payee"), original.get("payer")),
+        ("currency", intent.get("currency"), original.get("currency")), ("amount", intent.get("amount"), amount),
+        ("refundOf", intent.get("refundOf"), seq),
+        ("refundId", str(intent.get("refundId", "")).lower(), rid)) if want is None or got != want]
+    if wrong:
+        raise WalletError(f"the server's refund of entry {seq} does not match the payment ({', '.join(wrong)}); "
+                          "nothing signed", "refund_mismatch")
+
+
 @handled
 def refund(seq: int = typer.Argument(..., min=1, help="The entry number of the payment to refund"),
            amount: str = typer.Option(None, "--amount", help="How much ('12.50', '1h30m'); default: all that remains"),
@@ -93,6 +113,7 @@ def refund(seq: int = typer.Argument(..., min=1, help="The entry number of the p
         if not minor:
             raise WalletError(f"nothing of entry {seq} remains refundable", "refund_exceeds_remaining")
         intent = c.post(f"/v1/transfers/{seq}/refunds", {"amount": minor})
+        check_refund_intent(intent, t, seq, minor, c.address)
         _confirm(f"refund {cur.format(minor)} {cur.code} of entry {seq} to {visible(intent['payee'])} "
                  f"(refundable before this: {cur.format(intent['refundableRemaining'])})", yes, as_json)
         body = sign_transfer(c, c.key, community, payee=intent["payee"], currency=cur.code, amount=minor, memo=None,

@@ -11,6 +11,7 @@ from ledger.core import errors as E
 from ledger.core.addresses import normalize_address
 from ledger.core.typed_data import _int_amount
 from ledger.privacy.visibility import may_read_request
+from ledger.shops import ROLES_WITH_SHOP
 
 from ..context import Context
 from ..deps import client_of, context, signed_in
@@ -43,6 +44,10 @@ def create_request(body: RequestIn, request: Request, p=Depends(signed_in), ctx:
     ctx.limits.hit("request_per_client", client)
     ctx.limits.hit("request_per_payee", p.address)
     payer = None if body.payer is None else normalize_address(body.payer, what="payer")
+    if payer is None and p.role not in ROLES_WITH_SHOP:
+        # an open request is a till's: anyone holding its link may pay it, and the web shows it as
+        # a shop's; a member asks a named member instead (docs/shops.md)
+        raise E.NotAuthorised("only a shop account makes an open request (no payer); name the payer")
     r, info = request.app.state.shops.create_request(
         p.address, payer=payer, currency=body.currency, amount=None if body.amount is None else _int_amount(body.amount),
         memo=body.memo, expires_in_s=body.expiresInSeconds, till=body.till,

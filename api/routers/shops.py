@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -23,6 +24,9 @@ from .requests import request_view
 
 router = APIRouter(tags=["shops"])
 STREAM_POLL_S = 1.0
+STREAM_ROUTE = "GET /v1/shops/{shop}/takings/stream"  # the access log names what showed a name
+STREAMS_PER_SHOP = 4  # live streams per shop, per API worker process (docs/shops.md)
+_streams: Counter = Counter()  # shop -> streams open in this process (one event loop: no lock)
 STREAM_MAX_S = 300.0  # a stream ends after 5 minutes; the client reconnects with Last-Event-ID
 
 
@@ -158,21 +162,30 @@ async def takings_stream(address: str, request: Request, p=Depends(signed_in),
     only_self(p, address, "read its takings")
     cursor = last_event_id or after or "0"
     parse_cursor(cursor)  # a malformed cursor is refused (400) before streaming starts
+    if _streams[address] >= STREAMS_PER_SHOP:
+        # each stream polls the database every second: a till needs one or two, not hundreds
+        raise E.RateLimited(f"at most {STREAMS_PER_SHOP} live takings streams per shop are open at once; "
+                            "close one, or poll GET .../takings/feed", retry_after_s=STREAM_MAX_S)
 
     async def events():
         nonlocal cursor
         started = time.monotonic()
-        yield "retry: 2000\n\n"
-        while time.monotonic() - started < STREAM_MAX_S:
-            if await request.is_disconnected():
-                return
-            items, nxt = await run_in_threadpool(s.feed, address, after=cursor, limit=FEED_MAX, reader_role=p.role)
-            for item in items:
-                yield f"id: {item['seq']}\nevent: taking\ndata: {json.dumps(item, separators=(',', ':'))}\n\n"
-            cursor = nxt
-            if not items:
-                yield ": keep-alive\n\n"
-                await asyncio.sleep(STREAM_POLL_S)
+        _streams[address] += 1  # counted while the generator runs: its finally always gives it back
+        try:
+            yield "retry: 2000\n\n"
+            while time.monotonic() - started < STREAM_MAX_S:
+                if await request.is_disconnected():
+                    return
+                items, nxt = await run_in_threadpool(s.feed, address, after=cursor, limit=FEED_MAX,
+                                                     reader_role=p.role, route=STREAM_ROUTE)
+                for item in items:
+                    yield f"id: {item['seq']}\nevent: taking\ndata: {json.dumps(item, separators=(',', ':'))}\n\n"
+                cursor = nxt
+                if not items:
+                    yield ": keep-alive\n\n"
+                    await asyncio.sleep(STREAM_POLL_S)
+        finally:
+            _streams[address] -= 1
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -16,6 +16,7 @@ from ledger.core.typed_data import Transfer
 from ledger.privacy.access import Reader
 from ledger.privacy.visibility import is_party, memo_visible
 from ledger.service import Posted, Submission
+from ledger.shops import SEQ_MAX
 
 from ..auth import Principal
 from ..context import Context
@@ -195,6 +196,8 @@ def remote_view(v, p: Principal, seen: set[str] | None) -> dict:
 @router.get("/v1/transfers/{seq}")
 def get_transfer(seq: IntParam, request: Request, p=Depends(signed_in), purpose=Depends(asked_purpose),
                  ctx: Context = Depends(context)):
+    if seq > SEQ_MAX:  # entries.seq is a BIGINT: the client's mistake, not a database error
+        raise E.InvalidInput("seq must be an entry number (at most 2^63-1)")
     v = ctx.queries.transfer(seq)
     # a reader who could not read it anyway is refused alike whether or not seq is a transfer
     seen = guard(ctx, p, [v.payer, v.payee] if v else [], ("entries",), purpose, "GET /v1/transfers/{seq}",

@@ -110,15 +110,16 @@ def _community_created(st: LedgerState, at_ms: int, genesis: Genesis, signer: st
 def _transfer_posted(st: LedgerState, at_ms: int, t: Transfer, signer: str) -> None:
     key_p, key_q = (t.payer, t.currency), (t.payee, t.currency)
     positions = st.positions
+    refund = t.__class__ is RefundTransfer
+    if refund:  # the refund rule (ledger.core.refunds), checked before anything changes, and before
+        # the transfer rule, so a refund in the wrong currency is told refund_mismatch, not a limit
+        original = st.paid.get(t.refund_of)
+        total = check_refund(t, original, st.paid_digests.get(t.refund_of), st.refunded.get(t.refund_of, 0),
+                             (t.refund_of, t.refund_nonce) in st.refund_keys)
     new_p, new_q = rules.check_transfer(
         t, now_ms=at_ms, currencies=st.currencies,
         payer=st.accounts.get(t.payer), payee=st.accounts.get(t.payee),
         payer_pos=positions.get(key_p), payee_pos=positions.get(key_q))
-    refund = t.__class__ is RefundTransfer
-    if refund:  # the refund rule (ledger.core.refunds), checked before anything changes
-        original = st.paid.get(t.refund_of)
-        total = check_refund(t, original, st.paid_digests.get(t.refund_of), st.refunded.get(t.refund_of, 0),
-                             (t.refund_of, t.refund_nonce) in st.refund_keys)
     # holds stay as they are; the constructor, not dataclasses.replace (~5x its cost, and this
     # runs twice for every transfer a fold meets)
     p, q = positions[key_p], positions[key_q]

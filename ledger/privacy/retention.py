@@ -35,7 +35,7 @@ from ..store.exchange_tables import EXCHANGE_TABLES
 from ..store.federation_tables import remote_legs, remote_memos
 from ..store.privacy_tables import privacy_access_log, privacy_grants
 from ..store.request_tables import payment_requests as R
-from ..store.shop_tables import shop_name_consents, shop_profiles
+from ..store.shop_tables import shop_name_consents, shop_profiles, shop_requests
 from .access import Access
 from .grants import Preferences
 from .policy import Policy, load_policy
@@ -62,7 +62,8 @@ class Erased:
         return {k: v for k, v in asdict(self).items() if k not in ("warnings", "bytes_on_disk")}
 
 
-ERASED_FROM = (T.memos, R, T.profiles, remote_memos, privacy_grants, privacy_access_log) + EXCHANGE_TABLES
+ERASED_FROM = (T.memos, R, T.profiles, remote_memos, privacy_grants, privacy_access_log,
+               shop_profiles, shop_name_consents, shop_requests) + EXCHANGE_TABLES
 
 
 def reclaim(ledger) -> tuple[str, tuple[str, ...]]:
@@ -104,12 +105,13 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
         challenges = conn.execute(delete(auth_challenges)
                                   .where(auth_challenges.c.expires_at <= now // 1000)).rowcount
         # shops (docs/shops.md): name consents after their period, shop profiles of closed accounts
-        conn.execute(delete(shop_name_consents).where(
-            shop_name_consents.c.at < now - policy.retention_days("shop_name_consents") * DAY_MS))
-        conn.execute(delete(shop_profiles).where(shop_profiles.c.address.in_(
-            select(T.accounts.c.address).where(T.accounts.c.status == "closed"))))
+        consents = conn.execute(delete(shop_name_consents).where(
+            shop_name_consents.c.at < now - policy.retention_days("shop_name_consents") * DAY_MS)).rowcount
+        shop_profs = conn.execute(delete(shop_profiles).where(shop_profiles.c.address.in_(
+            select(T.accounts.c.address).where(T.accounts.c.status == "closed")))).rowcount
+        # tracked like every other erasure, so "bytes on disk" waits for these rows too
         mark_erased(conn, _touched({T.memos: memos, remote_memos: memos, R: request_memos,
-                                              T.profiles: profiles}))
+                                    T.profiles: profiles, shop_name_consents: consents, shop_profiles: shop_profs}))
     prefs = Preferences(ledger, policy)
     grants = prefs.delete_expired(now)
     log_rows = Access(ledger, policy, prefs).delete_older_than(log_cut)
@@ -127,7 +129,7 @@ def run(ledger, policy: Policy | None = None, *, now_ms: int | None = None) -> E
 def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = True, board: bool = False) -> Erased:
     """A member's own erasure request: the memos of every transfer and payment request they
     are party to (the memo is both parties' data; either may have it erased) and their profile."""
-    n_memos = n_requests = n_profiles = 0
+    n_memos = n_requests = n_profiles = n_shop = n_consents = n_tills = 0
     with ledger.transaction() as conn:
         if memos:
             t = T.transfers
@@ -141,11 +143,17 @@ def erase_member(ledger, address: str, *, memos: bool = True, profile: bool = Tr
         if profile:
             n_profiles = conn.execute(delete(T.profiles).where(T.profiles.c.address == address)).rowcount
             # a shop's published profile and a customer's name consents go with it (docs/shops.md)
-            n_profiles += conn.execute(delete(shop_profiles).where(shop_profiles.c.address == address)).rowcount
-            conn.execute(delete(shop_name_consents).where(shop_name_consents.c.member == address))
+            n_shop = conn.execute(delete(shop_profiles).where(shop_profiles.c.address == address)).rowcount
+            n_profiles += n_shop
+            n_consents = conn.execute(delete(shop_name_consents).where(shop_name_consents.c.member == address)).rowcount
+            # a till label is free text the shop wrote (it may name a person despite the advice)
+            n_tills = conn.execute(update(shop_requests).where(shop_requests.c.shop == address,
+                                                               shop_requests.c.till.isnot(None))
+                                   .values(till=None)).rowcount
         # in the same transaction: no worker can call this erasure gone before it is reclaimed
         mark_erased(conn, _touched({T.memos: n_memos, remote_memos: n_memos, R: n_requests,
-                                              T.profiles: n_profiles}))
+                                    T.profiles: n_profiles, shop_profiles: n_shop, shop_name_consents: n_consents,
+                                    shop_requests: n_tills}))
     n_listings, n_conversations = erase_board_member(ledger, address) if board else (0, 0)
     if n_listings or n_conversations:  # its own transaction, just committed: marked right after
         with ledger.transaction() as conn:

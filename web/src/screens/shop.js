@@ -12,6 +12,7 @@ import { load } from "./money.js";
 import * as S from "../shop_api.js";
 import { signBox } from "./shop_pay.js";
 
+
 export const currencyOf = (com, code) => com.currencies.find((c) => c.code === code) || { code, style: "decimal", decimals: 0 };
 export const when = (at) => new Date(at).toLocaleString(language());
 /** The cash part of a mixed payment, in euros (not the ledger's business: shown to collect). */
@@ -189,6 +190,7 @@ async function refundForm(com, it, slot, button) {
     if (minor > left) return fieldError(amount, out, "refund_exceeds_remaining");
     const prepared = await busy(go, out, async () => {
       const r = await S.refund(it.seq, minor);
+      if (!S.refundChecks(tx, r, minor)) throw Object.assign(new Error("refund_mismatch"), { code: "refund_mismatch" });
       return W.transferDocument({ payee: r.payee, currency: r.currency, amount: r.amount, requestId: r.refundId });
     });
     if (prepared === FAILED) return;
