@@ -39,6 +39,7 @@ from ledger.chain.errors import (
     AdminIsAnchorer,
     AnchorReverted,
     ChainError,
+    ChainUnavailable,
     InsufficientFunds,
 )
 from ledger.chain.types import FeeQuote, SentTx, TxStatus
@@ -394,6 +395,17 @@ class AnchorChain(AnchorReader):
         account = self._need_key("nonce")
         with self._rpc("eth_getTransactionCount"):
             return int(self.w3.eth.get_transaction_count(account.address, "pending" if pending else "latest"))
+
+    def tx_nonce(self, tx_hash: str) -> int | None:
+        """The nonce a transaction was sent at (None if the node no longer has it): an adopted
+        batch keeps it, so that a re-send after another drop reuses it."""
+        try:
+            with self._rpc("eth_getTransactionByHash", revert_as=ChainError):
+                return int(self.w3.eth.get_transaction(tx_hash)["nonce"])
+        except ChainUnavailable:
+            raise
+        except (ChainError, KeyError, TypeError, ValueError):
+            return None
 
     def key_balance_wei(self, address: str | None = None) -> int:
         """Balance in wei of the anchoring key (or of `address`) at the latest block: what pays
