@@ -295,13 +295,17 @@ class AnchorChain(AnchorReader):
     def _fees(self) -> dict:
         return self.fee_quote().tx_fields()
 
+    # the tip when the node has no eth_maxPriorityFeePerGas: 1 gwei, or less on a chain preset whose
+    # typical fee is lower (OP Stack, Arbitrum: 0.001-0.01 gwei), set by `anchor_settings`
+    fallback_tip = DEFAULT_PRIORITY_FEE
+
     def _tip(self, priority_fee: int | None) -> int:
         if priority_fee is not None:
             return priority_fee
         try:
             return int(self.w3.eth.max_priority_fee)
         except (Web3RPCError, Web3Exception, ValueError):
-            return DEFAULT_PRIORITY_FEE
+            return self.fallback_tip
 
     def fee_quote(self, *, max_fee_per_gas: int | None = None, priority_fee: int | None = None) -> FeeQuote:
         """What a transaction sent now pays per gas (ledger/chain/fees.py): type-2 fees on a chain
