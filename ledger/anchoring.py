@@ -165,6 +165,9 @@ class Anchoring:
         confirmed batches for reorgs, record whichever transaction of a batch was mined, replace
         a stuck one."""
         self._check_reorgs(report)
+        confirmed = [b for b in self._live() if b["status"] == "confirmed"]
+        if confirmed and (on_chain := self.chain.last_anchored_seq()) < confirmed[-1]["last_seq"]:
+            self._deep_reorg(on_chain, confirmed[-1]["last_seq"], report)  # one eth_call a pass
         for b in self._live():
             if b["status"] == "confirmed":
                 continue
@@ -346,7 +349,8 @@ class Anchoring:
             report.adopted += 1
             return True
         if on_chain < first - 1:  # batches we recorded confirmed are gone from the chain
-            return self._deep_reorg(on_chain, first - 1, report)
+            self._deep_reorg(on_chain, first - 1, report)
+            return self.anchor_next(report)
         if on_chain != first - 1:
             raise E.IntegrityViolation(f"chain anchored through seq {on_chain}, our records through {first - 1}")
         prev = self._previous_attempt(first)
@@ -406,7 +410,7 @@ class Anchoring:
         rows = [b for b in self.batches() if b["first_seq"] == first and b["status"] == "dropped"]
         return min(rows, key=lambda b: b["id"]) if rows else None
 
-    def _deep_reorg(self, on_chain: int, recorded: int, report: AnchorReport) -> bool:
+    def _deep_reorg(self, on_chain: int, recorded: int, report: AnchorReport) -> None:
         """The chain holds batches only through `on_chain`, but batches through `recorded` are
         confirmed here: a reorg deeper than `recheck_blocks` removed them. Re-check every
         confirmed batch's block, whatever its depth; those gone are marked `dropped` (no more
@@ -423,7 +427,6 @@ class Anchoring:
             f"anchorer had recorded confirmed (the chain holds seq 1..{on_chain} only): they are dropped, "
             "receipts for their entries are refused until they are anchored again with the same ranges. "
             "Raise --recheck-blocks above the chain's finality depth")
-        return self.anchor_next(report)
 
     def _previous_attempt(self, first: int) -> dict | None:
         """The latest dead (failed or dropped) row for a batch starting at `first`, if any."""
