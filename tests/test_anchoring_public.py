@@ -466,8 +466,8 @@ def test_watch_follows_a_batch_still_pending_when_a_round_ends(node, chain, coop
     assert job.anchor_next(AnchorReport())
     stop = threading.Event()
     reports = []
-    t = threading.Thread(target=watch, kwargs=dict(job=job, interval=0.1, min_entries=1, stop=stop,
-                                                   on_report=reports.append, on_error=reports.append), daemon=True)
+    t = threading.Thread(target=watch, kwargs={"job": job, "interval": 0.1, "min_entries": 1, "stop": stop,
+                                               "on_report": reports.append, "on_error": reports.append}, daemon=True)
     t.start()
     try:
         mine(node, 4)
