@@ -456,10 +456,11 @@ class Anchoring:
         if age_ms >= deadline_ms * DEADLINE_WARN_FRACTION:
             left = deadline_ms - age_ms
             when = (f"passes in {_duration(left)}" if left > 0 else f"passed {_duration(-left)} ago")
-            report.warnings.append(
-                f"anchoring deadline: entry {seq} has waited {_duration(age_ms)} to be anchored; the deadline "
-                f"({_duration(deadline_ms)}) {when} and anchoring is {reason}. Raise --max-fee-gwei or wait for "
-                "lower fees: auditors flag entries left unanchored past the deadline")
+            warning = (f"anchoring deadline: entry {seq} has waited {_duration(age_ms)} to be anchored; the deadline "
+                       f"({_duration(deadline_ms)}) {when} and anchoring is {reason}. Raise --max-fee-gwei or wait "
+                       "for lower fees: auditors flag entries left unanchored past the deadline")
+            if warning not in report.warnings:  # run() reconciles many times while a batch waits
+                report.warnings.append(warning)
 
     def check_balance(self, report: AnchorReport) -> None:
         """Warn when the anchoring key pays for fewer than `warn_batches` anchors at the current

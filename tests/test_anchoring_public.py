@@ -508,8 +508,7 @@ def test_deadline_warning_while_a_batch_is_stuck_above_the_max(node, chain, coop
     assert job.anchor_next(AnchorReport())
     mine(node, base_fee_gwei=30)
     clock["ms"] = start + 20 * 3600 * 1000
-    report = AnchorReport()
-    job.reconcile(report)
+    report = job.run(wait_s=0.5)  # many passes while it waits: one warning
     assert "stuck" in report.postponed
     (warning,) = [w for w in report.warnings if w.startswith("anchoring deadline")]
     assert "entry 1 has waited 20 h" in warning and "passes in 4 h" in warning
@@ -574,3 +573,20 @@ def test_anchor_settings_refusals_and_serve_env(deployed, monkeypatch):
     with pytest.raises(ChainError, match="reports chain id 31337, not 100"):
         anchor_key_balance_wei(deployed["chain"].w3.provider.endpoint_uri, address=deployed["chain"].sender,
                                expected_chain_id=100)
+
+
+def test_sending_a_transaction_the_pool_already_holds_is_a_send(node, chain, coop):
+    """A crash after a replacement was sent but before it was recorded: the restarted anchorer
+    may sign the very same transaction; the node's "known transaction" means it is in the pool."""
+    from ledger.chain.types import FeeQuote
+    coop.post(2)
+    job = Anchoring(coop.ledger, chain)
+    head = coop.ledger.head()[0]
+    root, nonce = job.tree(1, head).root, tx_count(chain)
+    fees = FeeQuote(True, GWEI, GWEI, 3 * GWEI)
+    rpc(node, "evm_setAutomine", [False])
+    first = chain.send_anchor_tx(root, 1, head, fees=fees, nonce=nonce)
+    again = chain.send_anchor_tx(root, 1, head, fees=fees, nonce=nonce)
+    assert again == first
+    mine(node)
+    assert chain.tx_status(first.tx_hash).status == "confirmed"

@@ -358,7 +358,14 @@ class AnchorChain(AnchorReader):
             tx.update(fees.tx_fields())
             tx["nonce"] = nonce if nonce is not None else self.w3.eth.get_transaction_count(account.address, "pending")
             signed = account.sign_transaction(tx)
-            sent = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            try:
+                sent = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except (Web3RPCError, ValueError) as exc:
+                # this very transaction is already in the node's pool (sent before a crash, before it
+                # could be recorded): it is sent, under the hash it was signed to
+                if not any(k in str(exc).lower() for k in ("already known", "known transaction")):
+                    raise
+                sent = bytes(signed.hash)
         return SentTx(norm_hash(bytes(sent)), int(tx["nonce"]), fees.max_fee, fees.tip)
 
     def _anchor_tx(self, root: bytes, first_seq: int, last_seq: int, sender: str) -> tuple[dict, str]:
