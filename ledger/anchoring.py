@@ -59,6 +59,7 @@ DEADLINE_WARN_FRACTION = 0.5  # warn once the oldest waiting entry has used half
 DEFAULT_REPLACE_AFTER_S = 180.0
 DEFAULT_MAX_REPLACEMENTS = 5
 DEFAULT_RECHECK_BLOCKS = 64
+SCAN_SKEW_S = 3600  # a batch's event is searched from an hour before its first row was written
 DEFAULT_WARN_BATCHES = 100  # warn when the key pays for fewer anchors than this at the current fee
 
 
@@ -107,6 +108,7 @@ class Anchoring:
         self.replace_after_s, self.max_replacements = replace_after_s, max_replacements
         self.recheck_blocks, self.deadline_s, self.warn_batches = recheck_blocks, deadline_s, warn_batches
         self._recorded_here: set[int] = set()  # batch rows this instance wrote (no other sender)
+        self._scan_cache: dict[int, int] = {}  # first seq -> lowest block its event can be in
 
     @contextlib.contextmanager
     def _db(self, *, write: bool):
@@ -273,10 +275,24 @@ class Anchoring:
         eth_getLogs calls, which public RPCs rate-limit into a failed pass."""
         blocks = [b["block"] for b in self._live()
                   if b["status"] == "confirmed" and b["block"] is not None and b["last_seq"] < first_seq]
-        return max(blocks, default=self.chain.start_block or 0)
+        if blocks:
+            return max(blocks)
+        # none confirmed before it: its first row was written before anything was sent, so no
+        # transaction for it can be in a block older than that row (less an hour for clock skew)
+        rows = [b["created_at"] for b in self.batches() if b["first_seq"] == first_seq]
+        bound = self.chain.start_block or 0
+        if rows and first_seq not in self._scan_cache:
+            found = self.chain.block_at_or_before(min(rows) // 1000 - SCAN_SKEW_S)
+            self._scan_cache[first_seq] = found or 0  # None: the clock is ahead of the chain's
+        return max(bound, self._scan_cache.get(first_seq, 0)) if rows else bound
 
     def _find_batch(self, first_seq: int):
-        return self.chain.find_batch(first_seq, from_block=self._scan_from(first_seq))
+        start = self._scan_from(first_seq)
+        event = self.chain.find_batch(first_seq, from_block=start)
+        if event is None and start > (self.chain.start_block or 0) and self.chain.last_anchored_seq() >= first_seq:
+            # the chain has it, but before the bound (a clock more than SCAN_SKEW_S off): search it all
+            event = self.chain.find_batch(first_seq)
+        return event
 
     def _adoptable(self, event, head_seq: int) -> bool:
         """Is `event` a batch built from our own log (its root is our tree for its range)?"""

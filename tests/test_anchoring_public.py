@@ -590,3 +590,23 @@ def test_sending_a_transaction_the_pool_already_holds_is_a_send(node, chain, coo
     assert again == first
     mine(node)
     assert chain.tx_status(first.tx_hash).status == "confirmed"
+
+
+def test_recovery_searches_for_a_batch_from_its_row_not_from_block_0(node, chain, coop):
+    """M4: an unknown transaction's batch is searched for from about when its row was written
+    (a binary search by block time), not from block 0: on a public chain with tens of millions
+    of blocks that is thousands of eth_getLogs calls a public RPC rate-limits into a failed pass."""
+    coop.post(2)
+    rpc(node, "hardhat_mine", [hex(20_000)])  # a longer chain (blocks 1 s apart)
+    head = chain.block_number()
+    head_ts = chain.w3.eth.get_block("latest")["timestamp"]
+    cli_style = AnchorChain.connect(node, private_key=HARDHAT_KEYS[0], contract_address=chain.contract_address)
+    assert cli_style.start_block == 0
+    job = Anchoring(coop.ledger, cli_style, clock=lambda: head_ts * 1000)  # the operator's clock, the chain's
+    last = coop.ledger.head()[0]
+    job._record(1, last, job.tree(1, last).root, "sending")  # written, sent, then a crash before recording
+    sent = cli_style.send_anchor_tx(job.tree(1, last).root, 1, last)
+    assert head - 3700 <= job._scan_from(1) <= head  # from an hour before the row, not block 0
+    report = AnchorReport()
+    job.reconcile(report)
+    assert report.adopted == 1 and row(job, 1)["tx_hash"] == sent.tx_hash

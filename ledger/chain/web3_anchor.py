@@ -427,6 +427,23 @@ class AnchorChain(AnchorReader):
         with self._rpc("eth_getBalance"):
             return int(self.w3.eth.get_balance(to_checksum_address(who)))
 
+    def block_at_or_before(self, timestamp_s: int) -> int | None:
+        """The highest block whose timestamp is at most `timestamp_s` (a binary search: about
+        log2(head) eth_getBlockByNumber calls, e.g. 26 on a 40M-block chain), None when even the
+        head is older (a clock ahead of the chain's: nothing can be bounded from it)."""
+        with self._rpc("eth_getBlockByNumber (search by time)"):
+            head = self.w3.eth.get_block("latest")
+            if int(head["timestamp"]) <= timestamp_s:
+                return None
+            lo, hi = 0, int(head["number"])  # timestamp(lo) <= ts < timestamp(hi), or lo = 0
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if int(self.w3.eth.get_block(mid)["timestamp"]) <= timestamp_s:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+
     def block_hash(self, number: int) -> str | None:
         """The canonical block hash at `number` (0x-hex), None if the chain is not that long."""
         with self._rpc(f"eth_getBlockByNumber {number}"):
