@@ -172,11 +172,12 @@ class DeploymentState:
         now = self.clock()
         if now - self._balance_at >= BALANCE_TTL_S:
             self._balance_at = now
-            try:
-                import httpx
-                r = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance",
-                                          "params": [address, "latest"]}, timeout=2.0)
-                self._balance, self._balance_ok = int(r.json()["result"], 16), True
+            try:  # the one balance rule (ledger/chain/balance.py), as `ayni doctor` and `ayni anchor`
+                from ledger.chain.balance import anchor_key_balance_wei
+                chain_id = os.environ.get("AYNI_CHAIN_ID")
+                self._balance = anchor_key_balance_wei(url, address=address, timeout=2.0, expected_chain_id=(
+                    int(chain_id) if chain_id and chain_id.strip().isdigit() else None))
+                self._balance_ok = True
             except Exception:  # noqa: BLE001 - any fault: the chain is unreachable from here
                 self._balance_ok = False  # the last balance read stays (it is still the best guess)
         return self._balance, self._balance_ok

@@ -59,6 +59,7 @@ DEADLINE_WARN_FRACTION = 0.5  # warn once the oldest waiting entry has used half
 DEFAULT_REPLACE_AFTER_S = 180.0
 DEFAULT_MAX_REPLACEMENTS = 5
 DEFAULT_RECHECK_BLOCKS = 64
+SCAN_SKEW_S = 3600  # a batch's event is searched from an hour before its first row was written
 DEFAULT_WARN_BATCHES = 100  # warn when the key pays for fewer anchors than this at the current fee
 
 
@@ -107,6 +108,7 @@ class Anchoring:
         self.replace_after_s, self.max_replacements = replace_after_s, max_replacements
         self.recheck_blocks, self.deadline_s, self.warn_batches = recheck_blocks, deadline_s, warn_batches
         self._recorded_here: set[int] = set()  # batch rows this instance wrote (no other sender)
+        self._scan_cache: dict[int, int] = {}  # first seq -> lowest block its event can be in
 
     @contextlib.contextmanager
     def _db(self, *, write: bool):
@@ -165,6 +167,9 @@ class Anchoring:
         confirmed batches for reorgs, record whichever transaction of a batch was mined, replace
         a stuck one."""
         self._check_reorgs(report)
+        confirmed = [b for b in self._live() if b["status"] == "confirmed"]
+        if confirmed and (on_chain := self.chain.last_anchored_seq()) < confirmed[-1]["last_seq"]:
+            self._deep_reorg(on_chain, confirmed[-1]["last_seq"], report)  # one eth_call a pass
         for b in self._live():
             if b["status"] == "confirmed":
                 continue
@@ -207,11 +212,13 @@ class Anchoring:
         if replacements >= self.max_replacements:
             report.warnings.append(f"{where}: transaction {b['tx_hash']} not mined after {replacements} "
                                    f"replacements (the most allowed); still waiting at nonce {b['nonce']}")
+            self._deadline_warning(b["first_seq"], f"{where} stuck after {replacements} replacements", report)
             return
         now = self.chain.fee_quote(max_fee_per_gas=self.max_fee_per_gas, priority_fee=self.priority_fee)
         fees = F.replacement(b["max_fee_per_gas"], b["priority_fee_per_gas"] or 0, now)
         if isinstance(fees, str):
             report.postponed = f"{where} stuck: {fees}"
+            self._deadline_warning(b["first_seq"], report.postponed, report)
             return
         try:
             sent = self.chain.send_anchor_tx(b["root"], b["first_seq"], b["last_seq"], fees=fees, nonce=b["nonce"])
@@ -225,17 +232,18 @@ class Anchoring:
                   attempts=replacements + 2, error=None)
         report.replaced += 1
 
-    def _check_reorgs(self, report: AnchorReport) -> None:
-        """Re-check confirmed batches whose block is among the last `recheck_blocks`: a block
-        hash commits to all its ancestors, so if the newest one is still canonical all are; else
-        walk back to the first one still canonical and mark every later batch `dropped`."""
-        if not self.recheck_blocks:
+    def _check_reorgs(self, report: AnchorReport, *, deep: bool = False) -> None:
+        """Re-check confirmed batches whose block is among the last `recheck_blocks` (every one
+        when `deep`): a block hash commits to all its ancestors, so if the newest one is still
+        canonical all are; else walk back to the first one still canonical and mark every later
+        batch `dropped`."""
+        if not self.recheck_blocks and not deep:
             return
         confirmed = [b for b in self._live() if b["status"] == "confirmed" and b["block"] is not None]
         if not confirmed:
             return
         head = self.chain.block_number()
-        recent = [b for b in confirmed if b["block"] > head - self.recheck_blocks]
+        recent = confirmed if deep else [b for b in confirmed if b["block"] > head - self.recheck_blocks]
         gone: list[dict] = []
         for b in reversed(recent):
             canonical = self.chain.block_hash(b["block"])
@@ -259,8 +267,41 @@ class Anchoring:
         report.errors.append(f"reorg: batches from seq {first['first_seq']} dropped (were confirmed in block "
                              f"{first['block']}); anchoring them again")
 
+    def _scan_from(self, first_seq: int) -> int:
+        """The lowest block that can hold the Anchored event of a batch starting at `first_seq`:
+        the block of the newest confirmed batch before it (events come in seq order), else the
+        contract's deployment block if known (`ayni chain deploy` records it: start_block). Never
+        block 0 on a public chain when a batch was ever confirmed: that scan is thousands of
+        eth_getLogs calls, which public RPCs rate-limit into a failed pass."""
+        blocks = [b["block"] for b in self._live()
+                  if b["status"] == "confirmed" and b["block"] is not None and b["last_seq"] < first_seq]
+        if blocks:
+            return max(blocks)
+        # none confirmed before it: its first row was written before anything was sent, so no
+        # transaction for it can be in a block older than that row (less an hour for clock skew)
+        rows = [b["created_at"] for b in self.batches() if b["first_seq"] == first_seq]
+        bound = self.chain.start_block or 0
+        if rows and first_seq not in self._scan_cache:
+            found = self.chain.block_at_or_before(min(rows) // 1000 - SCAN_SKEW_S)
+            self._scan_cache[first_seq] = found or 0  # None: the clock is ahead of the chain's
+        return max(bound, self._scan_cache.get(first_seq, 0)) if rows else bound
+
+    def _find_batch(self, first_seq: int):
+        start = self._scan_from(first_seq)
+        event = self.chain.find_batch(first_seq, from_block=start)
+        if event is None and start > (self.chain.start_block or 0) and self.chain.last_anchored_seq() >= first_seq:
+            # the chain has it, but before the bound (a clock more than SCAN_SKEW_S off): search it all
+            event = self.chain.find_batch(first_seq)
+        return event
+
+    def _adoptable(self, event, head_seq: int) -> bool:
+        """Is `event` a batch built from our own log (its root is our tree for its range)?"""
+        if event.last_seq > head_seq or event.last_seq < event.first_seq:
+            return False
+        return self.tree(event.first_seq, event.last_seq).root == event.root
+
     def _recover_unsent(self, b: dict, report: AnchorReport) -> None:
-        event = self.chain.find_batch(b["first_seq"])
+        event = self._find_batch(b["first_seq"])
         if event is None:
             if (b["status"] == "sending" and b["id"] not in self._recorded_here
                     and self.clock() - b["updated_at"] < self.sending_grace_ms):
@@ -269,11 +310,19 @@ class Anchoring:
             self._set(b["id"], status="failed", error="never reached the chain; will be sent again")
             report.failed += 1
             return
+        nonce = self.chain.tx_nonce(event.tx_hash)
         if (event.root, event.last_seq) != (b["root"], b["last_seq"]):
-            raise E.IntegrityViolation(
-                f"the chain holds a different batch at seq {b['first_seq']} "
-                f"({event.first_seq}..{event.last_seq}, root 0x{event.root.hex()}) than recorded here")
-        self._set(b["id"], status="pending", tx_hash=event.tx_hash, error=None)
+            # another attempt at this nonce (an earlier send still in some node's pool, or a
+            # replacement sent before a crash) landed with another range: if it is built from our
+            # own log, it is as good a batch as the one recorded here; adopt it with its range
+            if not self._adoptable(event, self.ledger.head()[0]):
+                raise E.IntegrityViolation(
+                    f"the chain holds a different batch at seq {b['first_seq']} "
+                    f"({event.first_seq}..{event.last_seq}, root 0x{event.root.hex()}) than recorded here, "
+                    "and its root is not this log's for that range")
+            self._set(b["id"], last_seq=event.last_seq, root=event.root)
+        self._set(b["id"], status="pending", tx_hash=event.tx_hash, error=None,
+                  **({"nonce": nonce} if nonce is not None else {}))
         report.adopted += 1
         report.pending = True  # confirmations are checked on the next pass
 
@@ -292,7 +341,7 @@ class Anchoring:
         if on_chain == UINT64_MAX or on_chain >= IMPLAUSIBLE_SEQ:  # retired or frozen: say by whom
             self._stop_retired()
         if on_chain >= first:  # the chain is ahead of our records (restored backup, lost row)
-            event = self.chain.find_batch(first)
+            event = self._find_batch(first)
             if event is None:
                 raise E.IntegrityViolation(f"chain says seq {on_chain} is anchored but has no batch at {first}")
             if implausible(event.first_seq, event.last_seq):
@@ -308,23 +357,40 @@ class Anchoring:
             tree = self.tree(first, event.last_seq)
             if tree.root != event.root:
                 raise E.IntegrityViolation(f"the chain's root for {first}..{event.last_seq} differs from our log")
-            if self._record(first, event.last_seq, event.root, "pending", tx_hash=event.tx_hash) is None:
+            nonce = self.chain.tx_nonce(event.tx_hash)  # kept: a later re-send after a drop reuses it
+            if self._record(first, event.last_seq, event.root, "pending", tx_hash=event.tx_hash,
+                            **({"nonce": nonce} if nonce is not None else {})) is None:
                 report.pending = True  # the anchorer that sent it recorded it meanwhile
                 return False
             report.adopted += 1
             return True
+        if on_chain < first - 1:  # batches we recorded confirmed are gone from the chain
+            self._deep_reorg(on_chain, first - 1, report)
+            return self.anchor_next(report)
         if on_chain != first - 1:
             raise E.IntegrityViolation(f"chain anchored through seq {on_chain}, our records through {first - 1}")
         prev = self._previous_attempt(first)
-        # a range a reorg dropped is anchored again exactly: same root, so its receipts stay valid
-        last = prev["last_seq"] if prev is not None and prev["status"] == "dropped" else min(head_seq, first + self.max_batch - 1)
+        dropped = self._first_dropped(first)
+        last = min(head_seq, first + self.max_batch - 1)
+        if dropped is not None:
+            # a range a reorg dropped was confirmed, and receipts were issued for it: it is anchored
+            # again exactly (same root, so they stay valid), however many re-anchor attempts fail
+            last = dropped["last_seq"]
         fees = self.chain.fee_quote(max_fee_per_gas=self.max_fee_per_gas, priority_fee=self.priority_fee)
         nonce = None
         if prev is not None and prev["nonce"] is not None and self.chain.nonce_of() <= prev["nonce"]:
             # that nonce is still unused on chain and its transaction may still wait in some pool:
-            # send this one at the same nonce, outbidding it, so at most one of the two can land
+            # send this one at the same nonce, so at most one of the two can land, and with the same
+            # range, so whichever lands is the batch recorded here (the same root)
             nonce = prev["nonce"]
-            if prev["max_fee_per_gas"] is not None and not fees.postponed:
+            if dropped is None:
+                last = prev["last_seq"]
+            # outbid it only if the node knows a transaction at that nonce: when its pending count
+            # is still that nonce, the earlier one never got in (crash before the send) or was
+            # evicted, and a fresh quote is what a node takes (a +10% bump over a fee at the
+            # maximum would postpone the batch for ever)
+            known = self.chain.nonce_of(pending=True) > nonce
+            if known and prev["max_fee_per_gas"] is not None and not fees.postponed:
                 bumped = F.replacement(prev["max_fee_per_gas"], prev["priority_fee_per_gas"] or 0, fees)
                 fees = bumped if not isinstance(bumped, str) else replace(fees, postponed=bumped)
         if fees.postponed:
@@ -355,14 +421,42 @@ class Anchoring:
         report.sent += 1
         return True
 
+    def _first_dropped(self, first: int) -> dict | None:
+        """The first row for `first` a reorg dropped: its range was confirmed once."""
+        rows = [b for b in self.batches() if b["first_seq"] == first and b["status"] == "dropped"]
+        return min(rows, key=lambda b: b["id"]) if rows else None
+
+    def _deep_reorg(self, on_chain: int, recorded: int, report: AnchorReport) -> None:
+        """The chain holds batches only through `on_chain`, but batches through `recorded` are
+        confirmed here: a reorg deeper than `recheck_blocks` removed them. Re-check every
+        confirmed batch's block, whatever its depth; those gone are marked `dropped` (no more
+        receipts for them) and anchored again with the same ranges."""
+        before = report.dropped
+        self._check_reorgs(report, deep=True)
+        if report.dropped == before:
+            raise E.IntegrityViolation(
+                f"the chain anchored through seq {on_chain}, but batches through seq {recorded} are recorded "
+                f"confirmed here and their blocks are still canonical: is --chain the node of the chain "
+                f"(chain id {self.chain.chain_id}) and contract {self.contract} these batches were sent to?")
+        report.warnings.append(
+            f"a reorg deeper than the re-check window ({self.recheck_blocks} blocks) removed batches this "
+            f"anchorer had recorded confirmed (the chain holds seq 1..{on_chain} only): they are dropped, "
+            "receipts for their entries are refused until they are anchored again with the same ranges. "
+            "Raise --recheck-blocks above the chain's finality depth")
+
     def _previous_attempt(self, first: int) -> dict | None:
         """The latest dead (failed or dropped) row for a batch starting at `first`, if any."""
         rows = [b for b in self.batches() if b["first_seq"] == first and b["status"] in DEAD]
         return max(rows, key=lambda b: b["id"]) if rows else None
 
     def _oldest_waiting(self) -> tuple[int, int] | None:
-        """(seq, age in ms) of the oldest entry not in a live batch, or None if all are."""
-        through = max([b["last_seq"] for b in self._live()], default=0)
+        """(seq, age in ms) of the oldest entry not in a confirmed batch, or None if all are: an
+        entry in a batch stuck in the pool is not on chain, and auditors flag it as unanchored."""
+        through = 0
+        for b in self._live():  # in seq order: confirmed through the first one that is not
+            if b["status"] != "confirmed":
+                break
+            through = b["last_seq"]
         entry = next(iter(self.ledger.iter_entries(after_seq=through, page=1)), None)
         return None if entry is None else (entry.seq, max(0, self.clock() - entry.at))
 
@@ -378,10 +472,11 @@ class Anchoring:
         if age_ms >= deadline_ms * DEADLINE_WARN_FRACTION:
             left = deadline_ms - age_ms
             when = (f"passes in {_duration(left)}" if left > 0 else f"passed {_duration(-left)} ago")
-            report.warnings.append(
-                f"anchoring deadline: entry {seq} has waited {_duration(age_ms)} to be anchored; the deadline "
-                f"({_duration(deadline_ms)}) {when} and anchoring is {reason}. Raise --max-fee-gwei or wait for "
-                "lower fees: auditors flag entries left unanchored past the deadline")
+            warning = (f"anchoring deadline: entry {seq} has waited {_duration(age_ms)} to be anchored; the deadline "
+                       f"({_duration(deadline_ms)}) {when} and anchoring is {reason}. Raise --max-fee-gwei or wait "
+                       "for lower fees: auditors flag entries left unanchored past the deadline")
+            if warning not in report.warnings:  # run() reconciles many times while a batch waits
+                report.warnings.append(warning)
 
     def check_balance(self, report: AnchorReport) -> None:
         """Warn when the anchoring key pays for fewer than `warn_batches` anchors at the current
@@ -452,6 +547,25 @@ class Anchoring:
             report.warnings.append(f"could not read the anchoring key's balance: {exc.message}")
         return report
 
+    def needs_follow_up(self) -> bool:
+        """Is a batch still to be followed on chain: one not confirmed yet (to confirm, replace
+        or re-send), or a confirmed one still inside the reorg re-check window?"""
+        live = self._live()
+        if any(b["status"] != "confirmed" for b in live):
+            return True
+        blocks = [b["block"] for b in live if b["block"] is not None]
+        return bool(self.recheck_blocks and blocks and self.chain is not None
+                    and max(blocks) > self.chain.block_number() - self.recheck_blocks)
+
+    def follow(self) -> AnchorReport:
+        """One reconcile pass (confirm, replace, re-check for reorgs), sending nothing new."""
+        report = AnchorReport()
+        self.reconcile(report)
+        confirmed = [b for b in self._live() if b["status"] == "confirmed"]
+        report.anchored_through = confirmed[-1]["last_seq"] if confirmed else 0
+        report.head_seq = self.ledger.head()[0]
+        return report
+
     def _stop_retired(self) -> None:
         retirement = self.chain.retirement()
         raise E.IntegrityViolation(f"the anchor contract {self.contract} takes no more batches: "
@@ -494,8 +608,10 @@ def _duration(ms: int) -> str:
 def watch(job: Anchoring, *, interval: float, min_entries: int, stop: threading.Event,
           on_report: Callable[[AnchorReport], None], on_error: Callable[[str], None]) -> None:
     """Anchor whenever `min_entries` entries wait, checking every `interval` seconds, until
-    `stop` is set. Chain faults only delay it (exponential backoff, 1 s to 60 s): posting
-    never waits on this loop."""
+    `stop` is set; in between, follow every batch still in flight or inside the reorg re-check
+    window each interval (a batch still pending when run() returned would otherwise never be
+    confirmed, replaced or re-checked until the next entries come). Chain faults only delay it
+    (exponential backoff, 1 s to 60 s): posting never waits on this loop."""
     from .chain import ChainError
     backoff = 1.0
     while not stop.is_set():
@@ -503,6 +619,11 @@ def watch(job: Anchoring, *, interval: float, min_entries: int, stop: threading.
             through = max([b["last_seq"] for b in job.batches(include_failed=False)], default=0)
             if job.ledger.head()[0] - through >= min_entries:
                 on_report(job.run())
+            elif job.needs_follow_up():
+                r = job.follow()
+                if (r.confirmed or r.failed or r.adopted or r.replaced or r.dropped or r.errors or r.warnings
+                        or r.postponed):
+                    on_report(r)
             backoff = 1.0
             stop.wait(interval)
         except (ChainError, E.LedgerError) as exc:

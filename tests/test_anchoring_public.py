@@ -382,3 +382,231 @@ def test_key_balance_for_doctor_and_metrics_and_the_low_balance_warning(node, de
     r = cli("ayni", "anchor", *deployed["args"], "--warn-batches", str(10**12))
     assert r.returncode == 0, r.stderr
     assert "WARN: the anchoring key " in r.stderr and "fewer than 1000000000000; top it up" in r.stderr
+
+
+# -- review fixes: ranges, nonces, following, deadlines, deep reorgs, settings -------------------
+
+def test_a_dropped_range_survives_a_failed_re_anchor(node, chain, coop):
+    """H1: the re-anchor of a dropped batch is itself lost (evicted); the next attempt still sends
+    the dropped range, never a wider one: receipts were issued for it."""
+    coop.post(3)
+    job = Anchoring(coop.ledger, chain, confirmations=1, recheck_blocks=64)
+    rpc(node, "evm_setAutomine", [False])
+    snapshot = rpc(node, "evm_snapshot")
+    assert job.anchor_next(AnchorReport())
+    mine(node, 2)
+    assert job.run(wait_s=0.1).confirmed == 1
+    confirmed = row(job, 1)
+    rpc(node, "evm_revert", [snapshot])
+    mine(node, 4)
+    coop.post(2)  # entries keep coming: a fresh range would now be wider
+    report = AnchorReport()
+    job.reconcile(report)
+    assert report.dropped == 1 and job.anchor_next(AnchorReport())
+    resend = row(job, 1, "pending")
+    rpc(node, "hardhat_dropTransaction", [resend["tx_hash"]])  # the re-anchor vanishes from the pool
+    report = AnchorReport()
+    job.reconcile(report)
+    assert report.failed == 1
+    assert job.anchor_next(AnchorReport())
+    again = row(job, 1, "pending")
+    assert (again["last_seq"], again["root"], again["nonce"]) == (confirmed["last_seq"], confirmed["root"],
+                                                                  confirmed["nonce"])
+    mine(node)
+    assert job.run(wait_s=0.5).anchored_through == confirmed["last_seq"]
+    assert [(e.first_seq, e.last_seq, e.root) for e in chain.anchored_events()] == [
+        (1, confirmed["last_seq"], confirmed["root"])]
+
+
+def test_a_resend_at_a_reused_nonce_keeps_the_range_and_adopts_our_own_batch(node, chain, coop):
+    """H2 + L3: a failed batch is sent again with its own range at the same nonce (no bump when
+    the node knows no transaction there); and a batch of our own log landed with another range
+    at that seq (a replacement sent before a crash) is adopted with its range and nonce."""
+    coop.post(3)
+    job = Anchoring(coop.ledger, chain)
+    rpc(node, "evm_setAutomine", [False])
+    assert job.anchor_next(AnchorReport())
+    first = row(job, 1)
+    rpc(node, "hardhat_dropTransaction", [first["tx_hash"]])
+    job.reconcile(AnchorReport())
+    coop.post(2)
+    assert job.anchor_next(AnchorReport())
+    second = row(job, 1, "pending")
+    assert (second["last_seq"], second["root"], second["nonce"]) == (first["last_seq"], first["root"], first["nonce"])
+    rpc(node, "hardhat_dropTransaction", [second["tx_hash"]])
+    job.reconcile(AnchorReport())  # failed again: now the crash case below
+    # a replacement for 1..head-1 was sent, then the process died before recording it; the row
+    # written before that crash names 1..head and no nonce
+    head = coop.ledger.head()[0]
+    narrow = job.tree(1, head - 1).root
+    sent = chain.send_anchor_tx(narrow, 1, head - 1, nonce=first["nonce"])
+    mine(node)
+    job._record(1, head, job.tree(1, head).root, "sending")
+    report = AnchorReport()
+    job.reconcile(report)  # the old code stopped here: "the chain holds a different batch"
+    adopted = row(job, 1, "pending")
+    assert report.adopted == 1 and (adopted["last_seq"], adopted["root"]) == (head - 1, narrow)
+    assert adopted["tx_hash"] == sent.tx_hash and adopted["nonce"] == first["nonce"]
+    mine(node)
+    rpc(node, "evm_setAutomine", [True])
+    report = job.run(wait_s=5)
+    assert report.anchored_through == head
+    assert [(e.first_seq, e.last_seq) for e in chain.anchored_events()] == [(1, head - 1), (head, head)]
+    assert job._scan_from(head) == row(job, 1, "confirmed")["block"]  # M4: no scan from block 0
+
+
+def test_watch_follows_a_batch_still_pending_when_a_round_ends(node, chain, coop):
+    """H3: no new entries, yet the watch loop confirms the batch once its confirmations come."""
+    import threading
+
+    from ledger.anchoring import watch
+    coop.post(2)
+    job = Anchoring(coop.ledger, chain, confirmations=3)
+    rpc(node, "evm_setAutomine", [False])
+    assert job.anchor_next(AnchorReport())
+    stop = threading.Event()
+    reports = []
+    t = threading.Thread(target=watch, kwargs={"job": job, "interval": 0.1, "min_entries": 1, "stop": stop,
+                                               "on_report": reports.append, "on_error": reports.append}, daemon=True)
+    t.start()
+    try:
+        mine(node, 4)
+        for _ in range(50):
+            if row(job, 1)["status"] == "confirmed":
+                break
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        t.join(10)
+    assert row(job, 1)["status"] == "confirmed" and any(r.confirmed for r in reports if hasattr(r, "confirmed"))
+
+
+def test_a_crash_at_the_fee_cap_is_sent_fresh_when_the_node_knows_no_transaction(node, chain, coop):
+    """M1: the row was written at the cap, the process died before sending; fees then fell. The
+    node's pending count shows nothing at that nonce: a fresh quote is sent, not a bump over the cap."""
+    coop.post(3)
+    nonce = tx_count(chain)
+    crashed = Anchoring(coop.ledger, chain, max_fee_per_gas=20 * GWEI)
+    head = coop.ledger.head()[0]
+    crashed._record(1, head, crashed.tree(1, head).root, "sending", nonce=nonce, max_fee_per_gas=20 * GWEI,
+                    priority_fee_per_gas=GWEI, attempts=1)
+    mine(node, base_fee_gwei=1)
+    job = Anchoring(coop.ledger, chain, max_fee_per_gas=20 * GWEI, priority_fee=GWEI, sending_grace_ms=0)
+    report = job.run(wait_s=10)
+    assert report.postponed is None and report.anchored_through == head
+    assert row(job, 1, "confirmed")["nonce"] == nonce and tx_count(chain) == nonce + 1
+
+
+def test_deadline_warning_while_a_batch_is_stuck_above_the_max(node, chain, coop):
+    """M2: the batch is in the pool, not on chain: its entries count as waiting."""
+    coop.post(3)
+    start = min(e.at for e in coop.ledger.iter_entries())
+    clock = {"ms": start}
+    job = Anchoring(coop.ledger, chain, max_fee_per_gas=20 * GWEI, priority_fee=GWEI, replace_after_s=0,
+                    clock=lambda: clock["ms"])
+    rpc(node, "evm_setAutomine", [False])
+    assert job.anchor_next(AnchorReport())
+    mine(node, base_fee_gwei=30)
+    clock["ms"] = start + 20 * 3600 * 1000
+    report = job.run(wait_s=0.5)  # many passes while it waits: one warning
+    assert "stuck" in report.postponed
+    (warning,) = [w for w in report.warnings if w.startswith("anchoring deadline")]
+    assert "entry 1 has waited 20 h" in warning and "passes in 4 h" in warning
+
+
+def test_a_reorg_deeper_than_the_recheck_window_drops_and_re_anchors(node, chain, coop):
+    """L1: the chain lost a batch recorded confirmed, beyond the window: it is dropped (no more
+    receipts), the operator is told, and the same range is anchored again."""
+    from ledger.core import errors as E
+    coop.post(3)
+    job = Anchoring(coop.ledger, chain, confirmations=1, recheck_blocks=2)
+    snapshot = rpc(node, "evm_snapshot")
+    assert job.run(wait_s=5).confirmed == 1
+    head = coop.ledger.head()[0]
+    before = row(job, 1)
+    rpc(node, "evm_revert", [snapshot])
+    rpc(node, "evm_setAutomine", [False])
+    mine(node, 6)  # past the 2-block window: the per-pass re-check no longer looks at it
+    report = AnchorReport()
+    job.reconcile(report)  # no new entry: the pass alone finds it
+    assert report.dropped == 1 and any("deeper than the re-check window (2 blocks)" in w for w in report.warnings)
+    assert job.anchor_next(AnchorReport())
+    with pytest.raises(E.LedgerError, match="still pending"):
+        job.receipt(head)  # the chain no longer holds the batch: no receipt until it is anchored again
+    again = row(job, 1, "pending")
+    assert (again["last_seq"], again["root"]) == (before["last_seq"], before["root"])
+    mine(node)
+    assert job.run(wait_s=5).anchored_through == head and job.receipt(head)["root"] == "0x" + before["root"].hex()
+
+
+def test_anchor_settings_refusals_and_serve_env(deployed, monkeypatch):
+    """L2, L4, L5, L7, L9 through the CLI; L6, L8, L10 on the helpers."""
+    args = deployed["args"]
+    r = cli("ayni", "anchor", *args, "--confirmations", "5", "--recheck-blocks", "2")
+    assert r.returncode == 1 and "above --recheck-blocks 2" in r.stderr and "Traceback" not in r.stderr
+    r = cli("ayni", "anchor", *args, "--priority-fee-gwei", "10000000000")
+    assert r.returncode == 1 and "invalid fee" in r.stderr and "Traceback" not in r.stderr
+    r = cli("ayni", "anchor", *args, "--json", env_extra={"AYNI_MAX_FEE_GWEI": ""})
+    assert r.returncode == 1 and "AYNI_MAX_FEE_GWEI is set but empty" in r.stderr
+    r = cli("ayni", "anchor", *args, "--priority-fee-gwei", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    (b,) = Anchoring(deployed["coop"].ledger, deployed["chain"]).batches()
+    assert b["priority_fee_per_gas"] == 0 and deployed["chain"].w3.eth.get_transaction(b["tx_hash"])[
+        "maxPriorityFeePerGas"] == 0
+
+    from ledger.cli.anchoring import anchor_settings, anchor_settings_from_env
+    for k, v in {"AYNI_REPLACE_AFTER_S": "60", "AYNI_MAX_REPLACEMENTS": "2", "AYNI_RECHECK_BLOCKS": "32",
+                 "AYNI_ANCHOR_DEADLINE": "3600", "AYNI_WARN_BATCHES": "7"}.items():
+        monkeypatch.setenv(k, v)
+    got = anchor_settings_from_env(deployed["chain"])
+    assert (got["replace_after_s"], got["max_replacements"], got["recheck_blocks"], got["deadline_s"],
+            got["warn_batches"]) == (60.0, 2, 32, 3600, 7)
+
+    class Base:  # a chain adapter's two attributes anchor_settings reads, on Base's chain id
+        chain_id, fallback_tip = 8453, 10**9
+    base = Base()
+    anchor_settings(base, chain_preset="base", max_fee_gwei=None, priority_fee_gwei=None, confirmations=None,
+                    recheck_blocks=None)
+    assert base.fallback_tip == F.to_wei_per_gas("0.001")  # never 1 gwei against a 0.1 gwei max
+    assert F.gwei(10**39) == "1" + "0" * 30 and F.gwei(1_500_000_001) == "1.500000001"
+    from ledger.chain import ChainError
+    with pytest.raises(ChainError, match="reports chain id 31337, not 100"):
+        anchor_key_balance_wei(deployed["chain"].w3.provider.endpoint_uri, address=deployed["chain"].sender,
+                               expected_chain_id=100)
+
+
+def test_sending_a_transaction_the_pool_already_holds_is_a_send(node, chain, coop):
+    """A crash after a replacement was sent but before it was recorded: the restarted anchorer
+    may sign the very same transaction; the node's "known transaction" means it is in the pool."""
+    from ledger.chain.types import FeeQuote
+    coop.post(2)
+    job = Anchoring(coop.ledger, chain)
+    head = coop.ledger.head()[0]
+    root, nonce = job.tree(1, head).root, tx_count(chain)
+    fees = FeeQuote(True, GWEI, GWEI, 3 * GWEI)
+    rpc(node, "evm_setAutomine", [False])
+    first = chain.send_anchor_tx(root, 1, head, fees=fees, nonce=nonce)
+    again = chain.send_anchor_tx(root, 1, head, fees=fees, nonce=nonce)
+    assert again == first
+    mine(node)
+    assert chain.tx_status(first.tx_hash).status == "confirmed"
+
+
+def test_recovery_searches_for_a_batch_from_its_row_not_from_block_0(node, chain, coop):
+    """M4: an unknown transaction's batch is searched for from about when its row was written
+    (a binary search by block time), not from block 0: on a public chain with tens of millions
+    of blocks that is thousands of eth_getLogs calls a public RPC rate-limits into a failed pass."""
+    coop.post(2)
+    rpc(node, "hardhat_mine", [hex(20_000)])  # a longer chain (blocks 1 s apart)
+    head = chain.block_number()
+    head_ts = chain.w3.eth.get_block("latest")["timestamp"]
+    cli_style = AnchorChain.connect(node, private_key=HARDHAT_KEYS[0], contract_address=chain.contract_address)
+    assert cli_style.start_block == 0
+    job = Anchoring(coop.ledger, cli_style, clock=lambda: head_ts * 1000)  # the operator's clock, the chain's
+    last = coop.ledger.head()[0]
+    job._record(1, last, job.tree(1, last).root, "sending")  # written, sent, then a crash before recording
+    sent = cli_style.send_anchor_tx(job.tree(1, last).root, 1, last)
+    assert head - 3700 <= job._scan_from(1) <= head  # from an hour before the row, not block 0
+    report = AnchorReport()
+    job.reconcile(report)
+    assert report.adopted == 1 and row(job, 1)["tx_hash"] == sent.tx_hash

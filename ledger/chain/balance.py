@@ -31,9 +31,10 @@ def keystore_address(path: str | Path) -> str:
 
 
 def anchor_key_balance_wei(chain_url: str, *, address: str | None = None, keystore: str | Path | None = None,
-                           timeout: float = 5.0) -> int:
+                           timeout: float = 5.0, expected_chain_id: int | None = None) -> int:
     """Balance in wei of the anchoring key at `chain_url` (JSON-RPC): give its `address`, or the
-    `keystore` file it lives in."""
+    `keystore` file it lives in. With `expected_chain_id` (a preset's, $AYNI_CHAIN_ID) a node on
+    another chain is refused: its balance says nothing about what pays for anchoring."""
     from eth_utils import to_checksum_address
     from web3 import HTTPProvider, Web3
 
@@ -51,11 +52,18 @@ def anchor_key_balance_wei(chain_url: str, *, address: str | None = None, keysto
         raise ChainError(f"unsupported chain URL {chain_url!r}: only http:// and https:// JSON-RPC")
     w3 = Web3(HTTPProvider(chain_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None))
     try:
-        return int(w3.eth.get_balance(who))
+        if expected_chain_id is not None and (got := int(w3.eth.chain_id)) != expected_chain_id:
+            raise ChainError(f"key balance: {chain_url} reports chain id {got}, not {expected_chain_id}")
+        wei = int(w3.eth.get_balance(who))
+    except ChainError:
+        raise
     except CONNECTION_ERRORS as exc:
         raise ChainUnavailable(f"eth_getBalance: chain node {chain_url} unavailable ({short(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - a node's error reply: one message, never a traceback
         raise ChainError(f"eth_getBalance at {chain_url}: {short(exc)}") from None
+    if wei < 0:
+        raise ChainError(f"eth_getBalance at {chain_url}: a negative balance ({wei}) is no balance")
+    return wei
 
 
 def batches_affordable(balance_wei: int, fee_per_gas_wei: int, gas_per_batch: int = ANCHOR_GAS) -> int:

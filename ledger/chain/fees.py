@@ -17,25 +17,32 @@ from ledger.chain.types import FeeQuote
 
 GWEI = 10**9
 REPLACEMENT_BUMP_PERCENT = 10  # nodes' minimum raise for a same-nonce replacement
+# The largest fee per gas a flag may name: a million gwei is far above any chain's price, and keeps
+# every fee (and the 2 x base + tip cap) well inside the batch table's 64-bit columns.
+MAX_FEE_GWEI = 1_000_000
 
 
 def gwei(wei: int | None) -> str:
     """A fee per gas in gwei for people: '2', '0.001', '1.5'."""
     if wei is None:
         return "?"
-    text = f"{wei / GWEI:.9f}".rstrip("0").rstrip(".")
+    from decimal import Decimal
+    text = f"{Decimal(int(wei)) / GWEI:.9f}".rstrip("0").rstrip(".")  # exact: no float rounding
     return text or "0"
 
 
-def to_wei_per_gas(gwei_value: float | str) -> int:
-    """'1.5' gwei -> 1_500_000_000 wei, exactly (no float rounding of the decimal text)."""
+def to_wei_per_gas(gwei_value: float | str, *, allow_zero: bool = False) -> int:
+    """'1.5' gwei -> 1_500_000_000 wei, exactly (no float rounding of the decimal text). Zero only
+    when `allow_zero` (a tip: OP Stack and Arbitrum blocks take a zero tip)."""
     from decimal import Decimal, InvalidOperation
     try:
         d = Decimal(str(gwei_value))
     except InvalidOperation:
         raise ValueError(f"not a fee in gwei: {gwei_value!r}") from None
-    if not d.is_finite() or d <= 0:
-        raise ValueError(f"a fee in gwei must be positive, got {gwei_value!r}")
+    if not d.is_finite() or d < 0 or (d == 0 and not allow_zero):
+        raise ValueError(f"a fee in gwei must be {'0 or more' if allow_zero else 'positive'}, got {gwei_value!r}")
+    if d > MAX_FEE_GWEI:
+        raise ValueError(f"{gwei_value} gwei is above {MAX_FEE_GWEI:,} gwei, more than any chain charges")
     wei = d * GWEI
     if wei != wei.to_integral_value():
         raise ValueError(f"{gwei_value} gwei is not a whole number of wei")
@@ -59,7 +66,7 @@ def quote(*, base_fee: int | None, tip: int, gas_price: int | None = None, cap: 
     postponed = None
     if cap is not None:
         if base_fee + tip > cap:
-            postponed = (f"postponed: fee {gwei(base_fee + tip)} gwei (base {gwei(base_fee)} + tip {gwei(tip)}) "
+            postponed = (f"postponed: fee {gwei(base_fee + tip)} gwei (base {gwei(base_fee)} + tip {gwei(tip)} gwei) "
                          f"> max {gwei(cap)} gwei")
         max_fee = min(max_fee, cap)
     return FeeQuote(True, base_fee, tip, max_fee, cap, postponed)

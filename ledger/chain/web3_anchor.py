@@ -39,6 +39,7 @@ from ledger.chain.errors import (
     AdminIsAnchorer,
     AnchorReverted,
     ChainError,
+    ChainUnavailable,
     InsufficientFunds,
 )
 from ledger.chain.types import FeeQuote, SentTx, TxStatus
@@ -294,13 +295,17 @@ class AnchorChain(AnchorReader):
     def _fees(self) -> dict:
         return self.fee_quote().tx_fields()
 
+    # the tip when the node has no eth_maxPriorityFeePerGas: 1 gwei, or less on a chain preset whose
+    # typical fee is lower (OP Stack, Arbitrum: 0.001-0.01 gwei), set by `anchor_settings`
+    fallback_tip = DEFAULT_PRIORITY_FEE
+
     def _tip(self, priority_fee: int | None) -> int:
         if priority_fee is not None:
             return priority_fee
         try:
             return int(self.w3.eth.max_priority_fee)
         except (Web3RPCError, Web3Exception, ValueError):
-            return DEFAULT_PRIORITY_FEE
+            return self.fallback_tip
 
     def fee_quote(self, *, max_fee_per_gas: int | None = None, priority_fee: int | None = None) -> FeeQuote:
         """What a transaction sent now pays per gas (ledger/chain/fees.py): type-2 fees on a chain
@@ -353,7 +358,14 @@ class AnchorChain(AnchorReader):
             tx.update(fees.tx_fields())
             tx["nonce"] = nonce if nonce is not None else self.w3.eth.get_transaction_count(account.address, "pending")
             signed = account.sign_transaction(tx)
-            sent = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            try:
+                sent = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except (Web3RPCError, ValueError) as exc:
+                # this very transaction is already in the node's pool (sent before a crash, before it
+                # could be recorded): it is sent, under the hash it was signed to
+                if not any(k in str(exc).lower() for k in ("already known", "known transaction")):
+                    raise
+                sent = bytes(signed.hash)
         return SentTx(norm_hash(bytes(sent)), int(tx["nonce"]), fees.max_fee, fees.tip)
 
     def _anchor_tx(self, root: bytes, first_seq: int, last_seq: int, sender: str) -> tuple[dict, str]:
@@ -395,6 +407,17 @@ class AnchorChain(AnchorReader):
         with self._rpc("eth_getTransactionCount"):
             return int(self.w3.eth.get_transaction_count(account.address, "pending" if pending else "latest"))
 
+    def tx_nonce(self, tx_hash: str) -> int | None:
+        """The nonce a transaction was sent at (None if the node no longer has it): an adopted
+        batch keeps it, so that a re-send after another drop reuses it."""
+        try:
+            with self._rpc("eth_getTransactionByHash", revert_as=ChainError):
+                return int(self.w3.eth.get_transaction(tx_hash)["nonce"])
+        except ChainUnavailable:
+            raise
+        except (ChainError, KeyError, TypeError, ValueError):
+            return None
+
     def key_balance_wei(self, address: str | None = None) -> int:
         """Balance in wei of the anchoring key (or of `address`) at the latest block: what pays
         for anchoring. ChainUnavailable if the node does not answer."""
@@ -403,6 +426,23 @@ class AnchorChain(AnchorReader):
             raise ChainError("key balance: no anchoring key and no address given")
         with self._rpc("eth_getBalance"):
             return int(self.w3.eth.get_balance(to_checksum_address(who)))
+
+    def block_at_or_before(self, timestamp_s: int) -> int | None:
+        """The highest block whose timestamp is at most `timestamp_s` (a binary search: about
+        log2(head) eth_getBlockByNumber calls, e.g. 26 on a 40M-block chain), None when even the
+        head is older (a clock ahead of the chain's: nothing can be bounded from it)."""
+        with self._rpc("eth_getBlockByNumber (search by time)"):
+            head = self.w3.eth.get_block("latest")
+            if int(head["timestamp"]) <= timestamp_s:
+                return None
+            lo, hi = 0, int(head["number"])  # timestamp(lo) <= ts < timestamp(hi), or lo = 0
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if int(self.w3.eth.get_block(mid)["timestamp"]) <= timestamp_s:
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
 
     def block_hash(self, number: int) -> str | None:
         """The canonical block hash at `number` (0x-hex), None if the chain is not that long."""

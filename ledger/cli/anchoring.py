@@ -129,6 +129,20 @@ MAX_FEE_HELP = ("Maximum fee per gas in gwei (e.g. 20): while base fee + tip is 
                 "replacements never pay more. Default: no maximum")
 
 
+# The anchoring settings' environment variables (`ayni anchor` and `ayni serve --anchor-every`).
+ANCHOR_ENV = ("AYNI_CHAIN_PRESET", "AYNI_MAX_FEE_GWEI", "AYNI_PRIORITY_FEE_GWEI", "AYNI_REPLACE_AFTER_S",
+              "AYNI_MAX_REPLACEMENTS", "AYNI_RECHECK_BLOCKS", "AYNI_ANCHOR_DEADLINE", "AYNI_WARN_BATCHES")
+
+
+def refuse_empty_env() -> None:
+    """An anchoring variable set to an empty value is refused, not read as unset: an empty
+    systemd `Environment=AYNI_MAX_FEE_GWEI=` would otherwise remove the fee cap without a word."""
+    empty = [name for name in ANCHOR_ENV if name in os.environ and not os.environ[name].strip()]
+    if empty:
+        fail(f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} set but empty: give a value or unset "
+             "it (an empty value would silently mean no maximum fee / no preset)")
+
+
 def anchor_settings(chain, *, chain_preset: str | None, max_fee_gwei: str | None, priority_fee_gwei: str | None,
                     confirmations: int | None, recheck_blocks: int | None, replace_after: float | None = None,
                     max_replacements: int | None = None, deadline: int | None = None,
@@ -144,6 +158,7 @@ def anchor_settings(chain, *, chain_preset: str | None, max_fee_gwei: str | None
     from ..chain import ChainError
     from ..chain import presets as P
     from ..chain.fees import to_wei_per_gas
+    refuse_empty_env()
     preset = None
     try:
         if chain_preset:
@@ -153,11 +168,14 @@ def anchor_settings(chain, *, chain_preset: str | None, max_fee_gwei: str | None
         fail(f"{exc.code}: {exc}")
     try:
         max_fee = to_wei_per_gas(max_fee_gwei) if max_fee_gwei else None
-        tip = to_wei_per_gas(priority_fee_gwei) if priority_fee_gwei else None
+        tip = to_wei_per_gas(priority_fee_gwei, allow_zero=True) if priority_fee_gwei else None
     except ValueError as exc:
         fail(f"invalid fee: {exc}")
     if max_fee is not None and tip is not None and tip > max_fee:
         fail(f"--priority-fee-gwei {priority_fee_gwei} is above --max-fee-gwei {max_fee_gwei}: nothing could be sent")
+    if preset is not None and tip is None and hasattr(chain, "fallback_tip"):
+        # the node may lack eth_maxPriorityFeePerGas: never fall back to more than the preset's typical fee
+        chain.fallback_tip = min(chain.fallback_tip, to_wei_per_gas(f"{preset.typical_fee_gwei:f}"))
     kwargs = {
         "confirmations": confirmations or (preset.confirmations if preset else 1),
         "recheck_blocks": recheck_blocks if recheck_blocks is not None else
@@ -165,6 +183,10 @@ def anchor_settings(chain, *, chain_preset: str | None, max_fee_gwei: str | None
         "max_fee_per_gas": max_fee, "priority_fee": tip,
         "replace_after_s": (replace_after if replace_after is not None else DEFAULT_REPLACE_AFTER_S) or None,
         "max_replacements": max_replacements if max_replacements is not None else DEFAULT_MAX_REPLACEMENTS}
+    if kwargs["recheck_blocks"] and kwargs["confirmations"] > kwargs["recheck_blocks"]:
+        fail(f"--confirmations {kwargs['confirmations']} is above --recheck-blocks {kwargs['recheck_blocks']}: a "
+             "batch would be confirmed already outside the reorg re-check window and never re-checked; raise "
+             "--recheck-blocks (or give 0 to never re-check)")
     if deadline is not None:
         kwargs["deadline_s"] = deadline
     if warn_batches is not None:
@@ -172,13 +194,32 @@ def anchor_settings(chain, *, chain_preset: str | None, max_fee_gwei: str | None
     return kwargs, preset
 
 
+def _env_number(name: str, kind: type):
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None  # empty values are refused by refuse_empty_env first
+    try:
+        value = kind(raw)
+    except ValueError:
+        fail(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number")
+    if not 0 <= value < float("inf"):
+        fail(f"{name}={raw!r} must be 0 or more")
+    return value
+
+
 def anchor_settings_from_env(chain) -> dict:
-    """Anchoring keyword arguments from $AYNI_CHAIN_PRESET, $AYNI_MAX_FEE_GWEI and
-    $AYNI_PRIORITY_FEE_GWEI (for `ayni serve --anchor-every`, which has no such options)."""
+    """Anchoring keyword arguments from $AYNI_CHAIN_PRESET, $AYNI_MAX_FEE_GWEI, $AYNI_PRIORITY_FEE_GWEI,
+    $AYNI_REPLACE_AFTER_S, $AYNI_MAX_REPLACEMENTS, $AYNI_RECHECK_BLOCKS, $AYNI_ANCHOR_DEADLINE and
+    $AYNI_WARN_BATCHES (for `ayni serve --anchor-every`, which has no such options)."""
+    refuse_empty_env()
     return anchor_settings(chain, chain_preset=os.environ.get("AYNI_CHAIN_PRESET"),
                            max_fee_gwei=os.environ.get("AYNI_MAX_FEE_GWEI"),
                            priority_fee_gwei=os.environ.get("AYNI_PRIORITY_FEE_GWEI"),
-                           confirmations=None, recheck_blocks=None)[0]
+                           confirmations=None, recheck_blocks=_env_number("AYNI_RECHECK_BLOCKS", int),
+                           replace_after=_env_number("AYNI_REPLACE_AFTER_S", float),
+                           max_replacements=_env_number("AYNI_MAX_REPLACEMENTS", int),
+                           deadline=_env_number("AYNI_ANCHOR_DEADLINE", int),
+                           warn_batches=_env_number("AYNI_WARN_BATCHES", int))[0]
 
 
 def _native(wei: int) -> str:
@@ -254,15 +295,15 @@ def anchor(db: Db = None,
            max_fee_gwei: str = typer.Option(None, envvar="AYNI_MAX_FEE_GWEI", help=MAX_FEE_HELP),
            priority_fee_gwei: str = typer.Option(None, envvar="AYNI_PRIORITY_FEE_GWEI",
                                                  help="Tip per gas in gwei (default: the node's suggestion)"),
-           replace_after: float = typer.Option(None, min=0, help="Seconds before a transaction still not mined is "
+           replace_after: float = typer.Option(None, min=0, envvar="AYNI_REPLACE_AFTER_S", help="Seconds before a transaction still not mined is "
                                                "replaced (same nonce, fees +10% or more; default 180; 0: never)"),
-           max_replacements: int = typer.Option(None, min=0, help="Replacements per batch at most (default 5)"),
-           recheck_blocks: int = typer.Option(None, min=0, help="Re-check confirmed batches this many blocks deep "
+           max_replacements: int = typer.Option(None, min=0, envvar="AYNI_MAX_REPLACEMENTS", help="Replacements per batch at most (default 5)"),
+           recheck_blocks: int = typer.Option(None, min=0, envvar="AYNI_RECHECK_BLOCKS", help="Re-check confirmed batches this many blocks deep "
                                               "for reorgs (default: the preset's, else 64; 0: never)"),
-           anchor_deadline: int = typer.Option(None, "--anchor-deadline", min=0, help="Seconds within which entries "
+           anchor_deadline: int = typer.Option(None, "--anchor-deadline", min=0, envvar="AYNI_ANCHOR_DEADLINE", help="Seconds within which entries "
                                                "must be anchored (auditors' `--anchor-deadline`, default 86400): "
                                                "a warning once half of it has passed while anchoring is postponed"),
-           warn_batches: int = typer.Option(None, min=0, help="Warn when the anchoring key pays for fewer anchors "
+           warn_batches: int = typer.Option(None, min=0, envvar="AYNI_WARN_BATCHES", help="Warn when the anchoring key pays for fewer anchors "
                                             "than this at the current fee (default 100; 0: never)"),
            estimate: bool = typer.Option(False, "--estimate", help="Print what the next batch would cost now "
                                          "and exit; sends nothing and needs no key"),

@@ -167,7 +167,10 @@ def check_chain(chain: str | None, contract: str | None, chain_id: int | None, k
                                                         "(or --keystore) to have its balance checked"))
     else:
         try:
-            wei = int(reader.w3.eth.get_balance(reader.w3.to_checksum_address(address)))
+            from ..chain.balance import (
+                anchor_key_balance_wei,  # the one balance rule, as the metric's
+            )
+            wei = anchor_key_balance_wei(chain, address=address, timeout=10.0, expected_chain_id=reader.chain_id)
         except Exception as exc:  # noqa: BLE001 - node fault or a malformed address: one line
             checks.append(Check("anchor key balance", FAIL, f"cannot read the balance of {address}: "
                                                             f"{type(exc).__name__}: {exc}"))
