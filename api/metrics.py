@@ -108,7 +108,7 @@ class Metrics:
             time.sleep(FLUSH_S)
             self.flush()
 
-    def _merged(self) -> "Metrics":
+    def _merged(self) -> Metrics:
         """This worker's counters plus every other worker's last snapshot."""
         if self.directory is None:
             return self
@@ -174,8 +174,8 @@ class Metrics:
                       "# TYPE ayni_transfers_total counter"]
             for (outcome, reason), n in sorted(m.transfers.items()):
                 lines.append(f'ayni_transfers_total{{outcome="{outcome}",reason="{reason}"}} {n}')
-            lines += ["# HELP ayni_posting_seconds Time to answer a posted transfer (any status), request in "
-                      "to response out.",
+            lines += [("# HELP ayni_posting_seconds Time to answer a posted transfer (any status), request in "
+                      "to response out."),
                       "# TYPE ayni_posting_seconds histogram"]
             for b in POSTING_BUCKETS:
                 lines.append(f'ayni_posting_seconds_bucket{{le="{b}"}} {m.posting[b]}')

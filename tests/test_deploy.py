@@ -254,6 +254,55 @@ def test_every_metric_the_alert_rules_use_is_exported_by_a_real_server(server, c
     assert 0 <= values["ayni_db_pool_checked_out"] <= values["ayni_db_pool_capacity"]
 
 
+def test_two_workers_export_the_servers_counters_monotonic_whichever_answers(tmp_path):
+    """With `--workers 2` (the guide's AYNI_WORKERS=2) one scrape target is served by two
+    processes and each scrape lands on either. The counters must be the server's, not one
+    worker's: monotonic across scrapes and equal to the postings made, or rate() reads every
+    switch of worker as a counter reset and the latency and 5xx alerts go blind."""
+    url = f"sqlite:///{tmp_path / 'ayni.db'}"
+    treasurer, ana, bea = signing.new_key(), signing.new_key(), signing.new_key()
+    ledger = Ledger.create(url)
+    try:
+        from ledger.community import new_genesis
+        ledger.initialise(new_genesis("Two workers", address_of_key(treasurer)))
+        for k in (ana, bea):
+            ledger.submit(signing.open_account(treasurer, ledger.genesis.domain, account=address_of_key(k)))
+        domain = ledger.genesis.domain
+    finally:
+        ledger.close()
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    env = servers.clean_env(AYNI_SESSION_KEY_FILE=str(tmp_path / "session.key"), AYNI_METRICS_DIR=str(metrics_dir))
+    proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", url, "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def posting_count() -> int:  # a fresh connection per scrape, as Prometheus's every 15 s
+        text = httpx.get(f"{base}/metrics", timeout=10, headers={"connection": "close"}).text
+        return int(re.search(r"^ayni_posting_seconds_count (\d+)$", text, re.M).group(1))
+
+    try:
+        servers.wait_ready(base, proc)
+        deadline = time.monotonic() + 60  # both workers up: each has written its snapshot
+        while len(list(metrics_dir.glob("worker-*.json"))) < 2 and time.monotonic() < deadline:
+            httpx.get(f"{base}/healthz", timeout=10, headers={"connection": "close"})
+            time.sleep(0.2)
+        assert len(list(metrics_dir.glob("worker-*.json"))) == 2
+        seen, n = [], 12
+        for i in range(n):
+            pay = signing.transfer(ana, domain, payee=address_of_key(bea), currency="HOUR", amount=1 + i)
+            r = httpx.post(f"{base}/v1/transfers", json=transfer_body(pay), timeout=10, headers={"connection": "close"})
+            assert r.status_code == 201, r.text
+            seen.append(posting_count())
+        time.sleep(1.5)  # the other worker's snapshot is at most FLUSH_S (1 s) old
+        seen += [posting_count() for _ in range(8)]
+        assert seen == sorted(seen), f"a counter went down between scrapes: {seen}"
+        assert seen[-8:] == [n] * 8, seen
+    finally:
+        servers.stop_group(proc)
+
+
 # -- systemd ---------------------------------------------------------------------------------
 def systemd_analyze() -> str:
     tool = need("systemd-analyze")
