@@ -34,3 +34,14 @@ def data_dir(ledger: Ledger | None, fallback: str | os.PathLike) -> Path:
         if pg is not None:
             return pg
     return Path(fallback).resolve().parent
+
+
+def schema_position(url: str) -> tuple[str, str | None, str]:
+    """Where the database at `url` stands against this release's migrations (see
+    ledger.store.monitoring_sql.schema_position); never creates or migrates anything."""
+    from .store.db import make_engine
+    engine = make_engine(url, create=False)
+    try:
+        return monitoring_sql.schema_position(engine)
+    finally:
+        engine.dispose()

@@ -74,6 +74,8 @@ def server(node, tmp_path_factory):
         domain = ledger.genesis.domain
     finally:
         ledger.close()
+    # what ayni-retention.service's ExecStartPost writes after a successful run
+    (tmp / "data" / "retention-last-success").write_text("1700000000\n")
     port = free_port()
     https_port = free_port()
     env = servers.clean_env(AYNI_SESSION_KEY_FILE=str(tmp / "data" / "session.key"), AYNI_CHAIN_URL=node,
@@ -252,6 +254,7 @@ def test_every_metric_the_alert_rules_use_is_exported_by_a_real_server(server, c
     assert values["ayni_anchor_lag_entries"] >= 4  # genesis, two accounts, a transfer: nothing anchored
     assert values["ayni_federation_legs_pending"] == 0
     assert 0 <= values["ayni_db_pool_checked_out"] <= values["ayni_db_pool_capacity"]
+    assert values["ayni_retention_last_success_timestamp_seconds"] == 1700000000
 
 
 def test_two_workers_export_the_servers_counters_monotonic_whichever_answers(tmp_path):

@@ -62,3 +62,24 @@ def postgres_data_directory(engine: Engine) -> Path | None:
         return None
     path = Path(found) if found else None
     return path if path is not None and path.exists() else None
+
+
+def schema_position(engine: Engine) -> tuple[str, str | None, str]:
+    """(position, this database's revision, this release's head): position is "empty" (no Ayni
+    schema), "current", "behind" (a revision this release knows, older than head: `ayni serve` or
+    `ayni init` migrate it) or "ahead" (a revision this release does not know: the database was
+    migrated by a newer release, which an older one must not touch)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    from .migrate import _config, current_revision, head_revision
+    current, head = current_revision(engine), head_revision()
+    if current is None:
+        return "empty", None, head
+    if current == head:
+        return "current", current, head
+    try:
+        known = ScriptDirectory.from_config(_config()).get_revision(current) is not None
+    except CommandError:
+        known = False
+    return ("behind" if known else "ahead"), current, head
