@@ -185,6 +185,20 @@ def test_https_through_caddy_to_a_real_ayni_serve(server, caddy):
     # the service's internals stay on the host: Prometheus scrapes 127.0.0.1:8000 directly
     for internal in ("/metrics", "/healthz", "/readyz"):
         assert httpx.get(f"{caddy['base']}{internal}", verify=caddy["verify"], timeout=5).status_code == 404
+    # variants answered by Caddy itself (an empty body; the app's 404 is JSON): they never reach
+    # the app, so a later change of its slash or path handling cannot expose them
+    for variant in ("/metrics/", "/metrics;x", "/metrics%2f", "/metricsx", "/readyz/", "/healthz/x"):
+        r = httpx.get(f"{caddy['base']}{variant}", verify=caddy["verify"], timeout=5)
+        assert r.status_code == 404 and r.content == b"", (variant, r.text)
+    # the access log keeps neither a member's address nor a query string, and masks the client
+    member = address_of_key(server["ana"])
+    httpx.get(f"{caddy['base']}/v1/accounts/{member}/profile?token=QUERYSECRET", verify=caddy["verify"], timeout=5)
+    deadline = time.monotonic() + 10
+    while "/v1/accounts/*/profile" not in (log := (server["tmp"] / "caddy.log").read_text()):
+        assert time.monotonic() < deadline, log[-2000:]
+        time.sleep(0.1)
+    assert member.lower()[2:] not in log.lower() and "QUERYSECRET" not in log
+    assert '"remote_ip":"127.0.0.0"' in log, log[-2000:]
     # a member's signed payment goes through the proxy and is acknowledged
     pay = signing.transfer(server["ana"], server["domain"], payee=address_of_key(server["bea"]), currency="HOUR",
                            amount=3)
