@@ -400,7 +400,13 @@ def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(
     cleanly, and a fresh embedded-SQLite deployment made that way must pass the doctor. Only
     the paths differ from the guide (a temp folder instead of /var/lib/ayni)."""
     guide = (ROOT / "docs" / "deploy.md").read_text()
-    assert "set -a; . /etc/ayni/ayni.env; cd /var/lib/ayni; exec /opt/ayni/venv/bin/ayni doctor" in guide
+    assert "set -a; . /etc/ayni/ayni.env; cd /var/lib/ayni && exec /opt/ayni/venv/bin/ayni doctor" in guide
+    assert "cd /var/lib/ayni;" not in guide  # sh goes on after a failed `cd`: run ayni elsewhere
+    # the guide makes the state folder itself (the units' StateDirectory= comes later, and the
+    # service user may not create it under /var/lib): nothing here exists before that line
+    make_dir = re.search(r"^sudo (install -d -o ayni -g ayni -m 0700 /var/lib/ayni)\b", guide, re.M)
+    assert make_dir, "docs/deploy.md must create /var/lib/ayni before `ayni init`"
+    assert guide.index(make_dir.group(0)) < guide.index("ayni init --community")
     data = tmp_path / "var-lib-ayni"
     env_file = tmp_path / "ayni.env"
     text = (DEPLOY / "systemd" / "ayni.env").read_text()
@@ -409,14 +415,20 @@ def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(
         "\n#AYNI_DB_URL=sqlite:////var/lib/ayni/ayni.db", f"\nAYNI_DB_URL=sqlite:///{data}/ayni.db")
     text = text.replace("/var/lib/ayni", str(data))
     env_file.write_text(text)
-    data.mkdir(mode=0o700)
     base = servers.clean_env()
 
     def as_service(command: str):
-        return subprocess.run(["sh", "-c", f"set -a; . {env_file}; cd {data}; exec {BIN / 'ayni'} {command}"],
-                              capture_output=True, text=True, timeout=120, env=base)
+        return subprocess.run(["sh", "-c", f"set -a; . {env_file}; cd {data} && exec {BIN / 'ayni'} {command}"],
+                              capture_output=True, text=True, timeout=120, env=base, cwd=tmp_path)
 
     treasurer = address_of_key(signing.new_key())
+    # without the folder the documented line stops at `cd`, and nothing is created elsewhere
+    r = as_service(f'init --community "Our care cooperative" --treasurer {treasurer}')
+    assert r.returncode != 0 and not data.exists() and not (tmp_path / "ayni-data").exists(), r.stderr
+    # the guide's line (the owner is the test's user here: no `ayni` account on a test machine)
+    subprocess.run(make_dir.group(1).replace(" -o ayni -g ayni", "").replace("/var/lib/ayni", str(data)).split(),
+                   check=True, timeout=30)
+    assert data.stat().st_mode & 0o777 == 0o700
     r = as_service(f'init --community "Our care cooperative" --treasurer {treasurer}')
     assert r.returncode == 0, r.stderr
     r = as_service("doctor")
@@ -457,3 +469,32 @@ def test_pending_and_overdue_federation_legs_are_counted(pair, tmp_path):  # noq
         net.deliver(0)
     assert a.node.payment(r["paymentId"])["state"] == "committed"
     assert gauges(clock.now) == {"ayni_federation_legs_pending": 0, "ayni_federation_legs_overdue": 0}
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_units_stop_retrying_config_errors_wait_for_serve_and_record_retention():
+    """A configuration error must end as `failed`, not a restart loop forever; the anchorer must
+    not open a database serve is still migrating; the retention job must not hang forever, and
+    its success must land where /metrics reads it (AyniRetentionNotRun watches that)."""
+    from api.metrics import retention_stamp_path
+    for name in ("ayni-serve.service", "ayni-anchor.service"):
+        u = unit_settings(name)
+        assert u["StartLimitBurst"] == ["5"] and u["StartLimitIntervalSec"] == ["10min"], name
+        assert u["RestartPreventExitStatus"] == ["2"], name
+    anchor = unit_settings("ayni-anchor.service")
+    assert any("127.0.0.1:8000/readyz" in pre for pre in anchor["ExecStartPre"])
+    assert "127.0.0.1 --port 8000" in unit_settings("ayni-serve.service")["ExecStart"][0]
+    retention = unit_settings("ayni-retention.service")
+    assert retention["TimeoutStartSec"] == ["1h"]
+    env = dict(line.split("=", 1) for line in (DEPLOY / "systemd" / "ayni.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    stamp = retention_stamp_path(env["AYNI_SESSION_KEY_FILE"])
+    assert any(f"> {stamp}" in post and "date +%%s" in post for post in retention["ExecStartPost"]), stamp
