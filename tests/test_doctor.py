@@ -285,3 +285,30 @@ def test_a_schema_behind_and_one_from_a_newer_release_get_different_advice(deplo
     assert "revision 0010" in behind[1] and "migrates it" in behind[1], behind
     assert "9999_future" in ahead[1] and "newer release" in ahead[1] and "backup" in ahead[1], ahead
     assert "ayni init" not in ahead[1] and "ayni serve" not in ahead[1]
+
+
+@pytest.mark.postgres
+def test_the_disk_check_watches_postgresqls_data_directory_or_the_configured_path(pg_server_url, tmp_path):
+    """With PostgreSQL the data is not in the state folder: a local server's data_directory (or
+    $AYNI_DATA_DISK_PATH, for a server whose setting the role may not read) is what fills up."""
+    from sqlalchemy import create_engine
+
+    from .conftest import _reset_pg
+    _reset_pg(pg_server_url)  # the process's throwaway database: empty before `init`
+    r = ayni("init", "--db", pg_server_url, "--treasurer", address_of_key(signing.new_key()))
+    assert r.returncode == 0, r.stderr
+    engine = create_engine(pg_server_url)
+    try:
+        with engine.connect() as conn:
+            data_dir = conn.exec_driver_sql("SHOW data_directory").scalar()
+    finally:
+        engine.dispose()
+    env = {"AYNI_DB_URL": pg_server_url, "AYNI_SESSION_KEY_FILE": str(tmp_path / "state" / "session.key")}
+    r = ayni("doctor", "--only", "disk", env=env)
+    reason = lines(r)["disk"][1]
+    if Path(data_dir).exists():  # a server on this machine
+        assert reason.startswith(f"{data_dir}:"), reason
+    volume = tmp_path / "pg-volume"
+    volume.mkdir()
+    r = ayni("doctor", "--only", "disk", env={**env, "AYNI_DATA_DISK_PATH": str(volume)})
+    assert lines(r)["disk"][1].startswith(f"{volume}:"), r.stdout

@@ -371,13 +371,15 @@ def doctor(db: Db = None,
                               node_password_file=node_password_file, secrets_dir=secrets_dir,
                               data="files" in groups)
     ledger = None
-    if groups & {"database", "chain", "lag"}:
+    # the disk check asks a PostgreSQL server for its data_directory: it needs the database too
+    needs_db = {"database", "chain", "lag"} | ({"disk"} if sqlite_path(db) is None else set())
+    if groups & needs_db:
         exposed = [c for c in check_files(db, keystore=None, password_file=None, node_keystore=None,
                                           node_password_file=None, secrets_dir=None)
                    if c.status == FAIL and c.name == "data file" and "accessible" in c.reason]
         if exposed:  # the store refuses an exposed file anyway: say why once, not a driver's words
             checks.append(Check("database", FAIL, f"not opened: {exposed[0].reason}"))
-        elif "database" in groups or "lag" in groups or "chain" in groups:
+        elif groups & needs_db:
             db_checks, ledger = check_database(db)
             checks += db_checks if "database" in groups or ledger is None else []
     try:
