@@ -1,15 +1,24 @@
-"""Prometheus text metrics, in process: requests, latency, transfers posted/refused by reason,
-posting latency, and the deployment's state for the alert rules in deploy/prometheus/
-(anchoring lag, pending federation legs, database pool, disk space, anchoring key balance).
+"""Prometheus text metrics: requests, latency, transfers posted/refused by reason, posting
+latency, and the deployment's state for the alert rules in deploy/prometheus/ (anchoring lag,
+pending federation legs, database pool, disk space, anchoring key balance, last retention run).
 No per-member labels, ever: metrics describe the service, not the people using it.
 
-Counters and histograms are per worker process (a scrape reaches one worker; Prometheus sums
-or takes the max across scrapes). The state gauges are read from the database and the chain
-at most every STATE_TTL_S / BALANCE_TTL_S seconds per process, with primary-key or indexed
-queries only, so a scrape every 15 s costs a few milliseconds and never touches the chain
-more than once a minute."""
+Several workers (`ayni serve --workers N`) share one scrape target, and a scrape lands on
+whichever worker accepts the connection. Per-process counters would then jump between two
+processes' totals, which Prometheus reads as counter resets: rate() and the alerts would follow
+the totals since start, not the last minutes. So with $AYNI_METRICS_DIR set (`ayni serve` sets
+it to a fresh folder whenever it starts more than one worker) every worker writes a snapshot of
+its counters there (at most every FLUSH_S seconds, and before it answers a scrape) and a scrape
+sums every snapshot: the counters are the server's, monotonic whichever worker answers. A
+worker that exits leaves its last snapshot, so the sums never go down.
+
+The state gauges are read from the database (through ledger.monitoring; this face holds no SQL)
+and the chain at most every STATE_TTL_S / BALANCE_TTL_S seconds per process, with primary-key
+or indexed queries only, so a scrape every 15 s costs a few milliseconds and never touches the
+chain more than once a minute."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -26,10 +35,12 @@ POSTING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 POSTING_ROUTES = {("POST", "/v1/transfers"), ("POST", "/v1/remote-transfers")}
 STATE_TTL_S = 10.0     # database-derived gauges: re-read at most this often per process
 BALANCE_TTL_S = 60.0   # the anchoring key's balance: one eth_getBalance a minute at most
+FLUSH_S = 1.0          # a worker's snapshot is at most this old when another worker answers a scrape
+LIVE_S = 10.0          # a snapshot older than this is a worker that has gone: its pool is not counted
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self, directory: str | os.PathLike | None = None):
         self._lock = threading.Lock()
         self.requests: Counter = Counter()  # (method, route, status)
         self.latency: Counter = Counter()   # (route, bucket)
@@ -40,11 +51,21 @@ class Metrics:
         self.posting_sum = 0.0
         self.posting_count = 0
         self.state = DeploymentState()
+        self.pool: tuple[int, int] | None = None  # this worker's (checked out, capacity), set by render
+        directory = directory if directory is not None else os.environ.get("AYNI_METRICS_DIR")
+        self.directory = Path(directory) if directory else None
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._file = self.directory / f"worker-{os.getpid()}.json"
+            threading.Thread(target=self._flush_loop, daemon=True, name="ayni-metrics-flush").start()
+            atexit.register(self.flush)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
             self.requests[(method, route, status)] += 1
-            if (method, route) in POSTING_ROUTES and 200 <= status < 300:  # acknowledged postings only
+            # Every posting, refused or failed too: a member waits as long for a 503 as for a 201,
+            # and a posting that times out must show in the latency alert, not vanish from it.
+            if (method, route) in POSTING_ROUTES:
                 for b in POSTING_BUCKETS:
                     if seconds <= b:
                         self.posting[b] += 1
@@ -60,41 +81,124 @@ class Metrics:
         with self._lock:
             self.transfers[(outcome, reason)] += 1
 
+    # -- several workers: snapshots in a shared folder ---------------------------------
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"requests": [[*k, n] for k, n in self.requests.items()],
+                    "latency": [[*k, n] for k, n in self.latency.items()],
+                    "latency_sum": [[k, v] for k, v in self.latency_sum.items()],
+                    "latency_count": [[k, n] for k, n in self.latency_count.items()],
+                    "transfers": [[*k, n] for k, n in self.transfers.items()],
+                    "posting": [[k, n] for k, n in self.posting.items()],
+                    "posting_sum": self.posting_sum, "posting_count": self.posting_count,
+                    "pool": list(self.pool) if self.pool else None}
+
+    def flush(self) -> None:
+        if self.directory is None:
+            return
+        tmp = self._file.with_name(self._file.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.snapshot()))
+            os.replace(tmp, self._file)  # atomic: a reader sees the old snapshot or the new one
+        except OSError:
+            pass  # a full disk: the next flush tries again; metrics never fail a request
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_S)
+            self.flush()
+
+    def _merged(self) -> Metrics:
+        """This worker's counters plus every other worker's last snapshot."""
+        if self.directory is None:
+            return self
+        self.flush()
+        total = Metrics.__new__(Metrics)
+        total._lock = threading.Lock()
+        for name in ("requests", "latency", "latency_sum", "latency_count", "transfers", "posting"):
+            setattr(total, name, Counter())
+        total.posting_sum, total.posting_count = 0.0, 0
+        checked_out = capacity = 0
+        now = time.time()
+        for path in sorted(self.directory.glob("worker-*.json")):
+            try:
+                snap = json.loads(path.read_text())
+                live = path == self._file or now - path.stat().st_mtime < LIVE_S
+            except (OSError, ValueError):
+                continue
+            for m, r, s, n in snap["requests"]:
+                total.requests[(m, r, s)] += n
+            for r, b, n in snap["latency"]:
+                total.latency[(r, b)] += n
+            for r, v in snap["latency_sum"]:
+                total.latency_sum[r] += v
+            for r, n in snap["latency_count"]:
+                total.latency_count[r] += n
+            for o, r, n in snap["transfers"]:
+                total.transfers[(o, r)] += n
+            for b, n in snap["posting"]:
+                total.posting[b] += n
+            total.posting_sum += snap["posting_sum"]
+            total.posting_count += snap["posting_count"]
+            if live and snap.get("pool"):
+                checked_out += snap["pool"][0]
+                capacity += snap["pool"][1]
+        total.pool = (checked_out, capacity) if capacity else self.pool
+        return total
+
     def render(self, ctx=None) -> str:
         """The text exposition; with the app's context also the deployment's state gauges."""
+        if ctx is not None:
+            from ledger import monitoring
+            try:
+                self.pool = monitoring.pool_use(ctx.ledger)
+            except Exception:  # noqa: BLE001 - a pool without sizes: no pool gauges
+                self.pool = None
+        m = self._merged()
         lines = ["# HELP ayni_http_requests_total HTTP requests by method, route and status.",
                  "# TYPE ayni_http_requests_total counter"]
-        with self._lock:
-            for (m, r, s), n in sorted(self.requests.items()):
-                lines.append(f'ayni_http_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}')
-            lines += ["# HELP ayni_http_request_seconds Request latency.",
+        with m._lock:
+            for (meth, r, s), n in sorted(m.requests.items()):
+                lines.append(f'ayni_http_requests_total{{method="{meth}",route="{r}",status="{s}"}} {n}')
+            lines += ["# HELP ayni_http_request_seconds Request latency (every status).",
                       "# TYPE ayni_http_request_seconds histogram"]
-            for route in sorted(self.latency_count):
+            for route in sorted(m.latency_count):
                 for b in BUCKETS:
                     lines.append(f'ayni_http_request_seconds_bucket{{route="{route}",le="{b}"}} '
-                                 f'{self.latency[(route, b)]}')
+                                 f'{m.latency[(route, b)]}')
                 lines.append(f'ayni_http_request_seconds_bucket{{route="{route}",le="+Inf"}} '
-                             f'{self.latency_count[route]}')
-                lines.append(f'ayni_http_request_seconds_sum{{route="{route}"}} {self.latency_sum[route]:.6f}')
-                lines.append(f'ayni_http_request_seconds_count{{route="{route}"}} {self.latency_count[route]}')
+                             f'{m.latency_count[route]}')
+                lines.append(f'ayni_http_request_seconds_sum{{route="{route}"}} {m.latency_sum[route]:.6f}')
+                lines.append(f'ayni_http_request_seconds_count{{route="{route}"}} {m.latency_count[route]}')
             lines += ["# HELP ayni_transfers_total Signed transfers by outcome and refusal reason.",
                       "# TYPE ayni_transfers_total counter"]
-            for (outcome, reason), n in sorted(self.transfers.items()):
+            for (outcome, reason), n in sorted(m.transfers.items()):
                 lines.append(f'ayni_transfers_total{{outcome="{outcome}",reason="{reason}"}} {n}')
-            lines += ["# HELP ayni_posting_seconds Time to acknowledge a posted transfer (2xx), request in to response out.",
+            lines += [("# HELP ayni_posting_seconds Time to answer a posted transfer (any status), request in "
+                      "to response out."),
                       "# TYPE ayni_posting_seconds histogram"]
             for b in POSTING_BUCKETS:
-                lines.append(f'ayni_posting_seconds_bucket{{le="{b}"}} {self.posting[b]}')
-            lines.append(f'ayni_posting_seconds_bucket{{le="+Inf"}} {self.posting_count}')
-            lines.append(f"ayni_posting_seconds_sum {self.posting_sum:.6f}")
-            lines.append(f"ayni_posting_seconds_count {self.posting_count}")
+                lines.append(f'ayni_posting_seconds_bucket{{le="{b}"}} {m.posting[b]}')
+            lines.append(f'ayni_posting_seconds_bucket{{le="+Inf"}} {m.posting_count}')
+            lines.append(f"ayni_posting_seconds_sum {m.posting_sum:.6f}")
+            lines.append(f"ayni_posting_seconds_count {m.posting_count}")
         if ctx is not None:
+            if m.pool is not None:
+                lines += _gauge("ayni_db_pool_checked_out", "Database connections in use (all workers).", m.pool[0])
+                lines += _gauge("ayni_db_pool_capacity", "Connections the workers' pools can hand out "
+                                "(pool size + overflow); checked_out/capacity near 1 means requests queue.", m.pool[1])
             lines += self.state.render(ctx)
         return "\n".join(lines) + "\n"
 
 
 def _gauge(name: str, help_: str, value) -> list[str]:
     return [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name} {value}"]
+
+
+def retention_stamp_path(session_key_file: str | os.PathLike) -> Path:
+    """Where `ayni retention run` (and serve's retention thread) records its last success: next
+    to the session key, in the service's state folder."""
+    return Path(session_key_file).resolve().parent / "retention-last-success"
 
 
 class DeploymentState:
@@ -108,35 +212,13 @@ class DeploymentState:
         self._balance: int | None = None
         self._balance_at = -1e18
         self._balance_ok = False
+        self._data_dir: Path | None = None
 
     # -- database --------------------------------------------------------------------
     def _read_state(self, ctx) -> dict:
-        from sqlalchemy import func, select
-
-        from ledger.store import federation_tables as F
-        from ledger.store import tables as T
-        now_ms = int(self.clock() * 1000)
-        out: dict = {}
-        with ctx.ledger.engine.connect() as conn:
-            head = conn.execute(select(T.ledger_head.c.seq).where(T.ledger_head.c.id == 1)).scalar() or 0
-            out["head"] = head
-            contract = getattr(ctx.settings, "anchor_contract", None)
-            if contract:
-                AB = T.anchor_batches
-                through = conn.execute(select(func.max(AB.c.last_seq)).where(
-                    AB.c.contract == contract, AB.c.status == "confirmed")).scalar() or 0
-                out["anchor_lag_entries"] = max(0, head - through)
-                if head > through:  # the oldest entry still waiting: a primary-key lookup
-                    at = conn.execute(select(T.entries.c.at).where(T.entries.c.seq == through + 1)).scalar()
-                    out["anchor_lag_seconds"] = max(0.0, (now_ms - (at or now_ms)) / 1000)
-                else:
-                    out["anchor_lag_seconds"] = 0.0
-            L = F.remote_legs
-            prepared = L.c.state == "prepared"
-            out["legs_pending"] = conn.execute(select(func.count()).select_from(L).where(prepared)).scalar() or 0
-            out["legs_overdue"] = conn.execute(select(func.count()).select_from(L).where(
-                prepared, L.c.deadline < now_ms)).scalar() or 0
-        return out
+        from ledger import monitoring
+        return monitoring.state(ctx.ledger, getattr(ctx.settings, "anchor_contract", None),
+                                int(self.clock() * 1000))
 
     def _cached_state(self, ctx) -> dict | None:
         now = self.clock()
@@ -183,12 +265,12 @@ class DeploymentState:
         return self._balance, self._balance_ok
 
     # -- rendering -------------------------------------------------------------------
-    @staticmethod
-    def _data_dir(ctx) -> Path:
-        engine = ctx.ledger.engine
-        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            return Path(engine.url.database).resolve().parent
-        return Path(getattr(ctx.settings, "secret_file", "ayni-data/session.key")).resolve().parent
+    def data_dir(self, ctx) -> Path:
+        if self._data_dir is None:  # PostgreSQL's data_directory is asked once per process
+            from ledger import monitoring
+            self._data_dir = monitoring.data_dir(ctx.ledger, getattr(ctx.settings, "secret_file",
+                                                                     "ayni-data/session.key"))
+        return self._data_dir
 
     def render(self, ctx) -> list[str]:
         with self._lock:
@@ -196,13 +278,6 @@ class DeploymentState:
             balance, chain_ok = self._cached_balance()
         lines = _gauge("ayni_database_up", "1 when the last state read reached the database.",
                        int(state is not None))
-        pool = ctx.ledger.engine.pool
-        if hasattr(pool, "checkedout") and hasattr(pool, "size"):
-            capacity = pool.size() + max(0, getattr(pool, "_max_overflow", 0))
-            lines += _gauge("ayni_db_pool_checked_out", "Database connections in use by this worker.",
-                            pool.checkedout())
-            lines += _gauge("ayni_db_pool_capacity", "Connections this worker's pool can hand out "
-                            "(pool size + overflow); checked_out/capacity near 1 means requests queue.", capacity)
         if state is not None:
             lines += _gauge("ayni_ledger_head_seq", "Last entry seq of the log.", state["head"])
             if "anchor_lag_entries" in state:
@@ -215,12 +290,19 @@ class DeploymentState:
             lines += _gauge("ayni_federation_legs_overdue", "Prepared legs past their deadline (the driver "
                             "should have aborted them).", state["legs_overdue"])
         try:
-            usage = shutil.disk_usage(self._data_dir(ctx))
+            usage = shutil.disk_usage(self.data_dir(ctx))
             lines += _gauge("ayni_data_disk_free_bytes", "Free bytes on the data directory's filesystem.",
                             usage.free)
             lines += _gauge("ayni_data_disk_size_bytes", "Size of the data directory's filesystem.", usage.total)
         except OSError:
             pass
+        try:
+            stamp = retention_stamp_path(getattr(ctx.settings, "secret_file", "ayni-data/session.key"))
+            lines += _gauge("ayni_retention_last_success_timestamp_seconds", "When `ayni retention run` "
+                            "(or serve's retention thread) last finished without error (Unix time).",
+                            f"{float(stamp.read_text().strip()):.0f}")
+        except (OSError, ValueError):
+            pass  # never ran here: the alert's absent() case
         if os.environ.get("AYNI_CHAIN_URL") and self.anchor_key_address():
             lines += _gauge("ayni_anchor_chain_up", "1 when the last balance read reached the chain node.",
                             int(chain_ok))

@@ -545,6 +545,7 @@ def test_small_vm_lines_follow_the_prices_file():
     data = _mutate(lambda d: None)
     data["hosting"]["small_vm"]["eur_per_month"]["value"] = 5
     data["eur_usd"]["value"] = 1.2
+    data["eur_per_usd"]["value"] = 1 / 1.2  # the same rate, as `ayni anchor --estimate` reads it
     prices = parse(data)
     assert prices.hosting.small_vm_usd == pytest.approx(6)
     w = model.PRESETS["care-coop"]
@@ -596,3 +597,50 @@ def test_on_chain_modes_state_the_hosting_they_still_need():
     assert all("web front end" in r["needs"] for r in rows_csv if r["mode"] == "erc20")
     assert data["prices"]["hosting"]["small_vm"]["usd_per_month"] == pytest.approx(prices.hosting.small_vm_usd)
     assert data["derived"]["small_vms"] == 1
+
+
+def test_small_vm_lines_do_not_fit_when_a_year_of_data_and_a_backup_outgrow_the_disk():
+    """2,000 members making 20,000 transfers each a month grow the database by hundreds of GiB a
+    year: a 40 GB small VM cannot hold it, whatever its CPU says. The care cooperative fits."""
+    prices = load()
+    big = model.Workload("big", members=2000, transfers_per_member=20000, anchor_every_hours=1, growth=0)
+    hosted, rows = model.costs(big, prices, _gas(), cpu_s_per_transfer=0.0005, db_bytes_per_transfer=1300)
+    assert hosted.small_disk_gib_needed == pytest.approx(2 * hosted.storage_gib_per_year)
+    assert hosted.small_disk_gib_needed > hosted.small_disk_gib_usable == prices.hosting.small_vm.disk_gib / 2
+    c = {r.mode: r for r in rows if r.scenario == prices.scenarios[0].name}
+    for mode in model.SMALL_MODES:
+        assert "DOES NOT FIT" in c[mode].gives_up and "local backup" in c[mode].gives_up, c[mode].gives_up
+    hosted, rows = model.costs(model.PRESETS["care-coop"], prices, _gas(), 0.0005, 1300)
+    assert all("DOES NOT FIT" not in r.gives_up for r in rows if r.mode in model.SMALL_MODES)
+
+
+def test_small_vm_cpu_uses_the_http_figure_and_one_worker_for_sqlite():
+    """The in-process ledger CPU (0.5 ms) leaves out HTTP and the signature check the server
+    pays per transfer (benchmarks/footprint.py); SQLite runs one worker, so one vCPU."""
+    prices = load()
+    hosted, _ = model.costs(model.PRESETS["care-coop"], prices, _gas(), cpu_s_per_transfer=0.0005,
+                            db_bytes_per_transfer=1300)
+    util = prices.hosting.cpu_utilisation.value
+    assert hosted.transfers_per_small_sqlite_month == pytest.approx(
+        model.SECONDS_PER_MONTH * util / model.HTTP_CPU_S_PER_TRANSFER["small-sqlite"])
+    assert hosted.transfers_per_small_vm_month == pytest.approx(
+        prices.hosting.small_vm.vcpus * model.SECONDS_PER_MONTH * util / model.HTTP_CPU_S_PER_TRANSFER["small-postgres"])
+    # a load one SQLite worker cannot carry, though two vCPUs at the ledger-only figure could
+    t = hosted.transfers_per_small_sqlite_month * 1.5
+    w = model.Workload("busy", members=10_000, transfers_per_member=t / 10_000, anchor_every_hours=1, growth=0)
+    _, rows = model.costs(w, prices, _gas(), cpu_s_per_transfer=0.0005, db_bytes_per_transfer=0.01)
+    c = {r.mode: r for r in rows if r.scenario == prices.scenarios[0].name}
+    assert c["small-sqlite"].gives_up.startswith("DOES NOT FIT") and "SQLite worker" in c["small-sqlite"].gives_up
+    assert "DOES NOT FIT" not in c["small-postgres"].gives_up
+
+
+def test_the_eur_rate_has_one_meaning_in_both_spellings():
+    """eur_usd (USD per EUR, the small-VM lines) and eur_per_usd (EUR per USD, what
+    `ayni anchor --estimate` reads) are one rate: the shipped file carries both, reciprocal, and
+    a file with one inverted by analogy is refused instead of converting the wrong way."""
+    prices = load()
+    raw = json.loads(Path(prices.path).read_text(encoding="utf-8"))
+    assert raw["eur_per_usd"]["value"] * raw["eur_usd"]["value"] == pytest.approx(1, rel=0.01)
+    inverted = _mutate(lambda d: d["eur_per_usd"].__setitem__("value", d["eur_usd"]["value"]))
+    with pytest.raises(PricesError, match="inverted"):
+        parse(inverted)

@@ -74,6 +74,8 @@ def server(node, tmp_path_factory):
         domain = ledger.genesis.domain
     finally:
         ledger.close()
+    # what ayni-retention.service's ExecStartPost writes after a successful run
+    (tmp / "data" / "retention-last-success").write_text("1700000000\n")
     port = free_port()
     https_port = free_port()
     env = servers.clean_env(AYNI_SESSION_KEY_FILE=str(tmp / "data" / "session.key"), AYNI_CHAIN_URL=node,
@@ -183,6 +185,20 @@ def test_https_through_caddy_to_a_real_ayni_serve(server, caddy):
     # the service's internals stay on the host: Prometheus scrapes 127.0.0.1:8000 directly
     for internal in ("/metrics", "/healthz", "/readyz"):
         assert httpx.get(f"{caddy['base']}{internal}", verify=caddy["verify"], timeout=5).status_code == 404
+    # variants answered by Caddy itself (an empty body; the app's 404 is JSON): they never reach
+    # the app, so a later change of its slash or path handling cannot expose them
+    for variant in ("/metrics/", "/metrics;x", "/metrics%2f", "/metricsx", "/readyz/", "/healthz/x"):
+        r = httpx.get(f"{caddy['base']}{variant}", verify=caddy["verify"], timeout=5)
+        assert r.status_code == 404 and r.content == b"", (variant, r.text)
+    # the access log keeps neither a member's address nor a query string, and masks the client
+    member = address_of_key(server["ana"])
+    httpx.get(f"{caddy['base']}/v1/accounts/{member}/profile?token=QUERYSECRET", verify=caddy["verify"], timeout=5)
+    deadline = time.monotonic() + 10
+    while "/v1/accounts/*/profile" not in (log := (server["tmp"] / "caddy.log").read_text()):
+        assert time.monotonic() < deadline, log[-2000:]
+        time.sleep(0.1)
+    assert member.lower()[2:] not in log.lower() and "QUERYSECRET" not in log
+    assert '"remote_ip":"127.0.0.0"' in log, log[-2000:]
     # a member's signed payment goes through the proxy and is acknowledged
     pay = signing.transfer(server["ana"], server["domain"], payee=address_of_key(server["bea"]), currency="HOUR",
                            amount=3)
@@ -252,6 +268,56 @@ def test_every_metric_the_alert_rules_use_is_exported_by_a_real_server(server, c
     assert values["ayni_anchor_lag_entries"] >= 4  # genesis, two accounts, a transfer: nothing anchored
     assert values["ayni_federation_legs_pending"] == 0
     assert 0 <= values["ayni_db_pool_checked_out"] <= values["ayni_db_pool_capacity"]
+    assert values["ayni_retention_last_success_timestamp_seconds"] == 1700000000
+
+
+def test_two_workers_export_the_servers_counters_monotonic_whichever_answers(tmp_path):
+    """With `--workers 2` (the guide's AYNI_WORKERS=2) one scrape target is served by two
+    processes and each scrape lands on either. The counters must be the server's, not one
+    worker's: monotonic across scrapes and equal to the postings made, or rate() reads every
+    switch of worker as a counter reset and the latency and 5xx alerts go blind."""
+    url = f"sqlite:///{tmp_path / 'ayni.db'}"
+    treasurer, ana, bea = signing.new_key(), signing.new_key(), signing.new_key()
+    ledger = Ledger.create(url)
+    try:
+        from ledger.community import new_genesis
+        ledger.initialise(new_genesis("Two workers", address_of_key(treasurer)))
+        for k in (ana, bea):
+            ledger.submit(signing.open_account(treasurer, ledger.genesis.domain, account=address_of_key(k)))
+        domain = ledger.genesis.domain
+    finally:
+        ledger.close()
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    env = servers.clean_env(AYNI_SESSION_KEY_FILE=str(tmp_path / "session.key"), AYNI_METRICS_DIR=str(metrics_dir))
+    proc = subprocess.Popen([str(BIN / "ayni"), "serve", "--db", url, "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def posting_count() -> int:  # a fresh connection per scrape, as Prometheus's every 15 s
+        text = httpx.get(f"{base}/metrics", timeout=10, headers={"connection": "close"}).text
+        return int(re.search(r"^ayni_posting_seconds_count (\d+)$", text, re.M).group(1))
+
+    try:
+        servers.wait_ready(base, proc)
+        deadline = time.monotonic() + 60  # both workers up: each has written its snapshot
+        while len(list(metrics_dir.glob("worker-*.json"))) < 2 and time.monotonic() < deadline:
+            httpx.get(f"{base}/healthz", timeout=10, headers={"connection": "close"})
+            time.sleep(0.2)
+        assert len(list(metrics_dir.glob("worker-*.json"))) == 2
+        seen, n = [], 12
+        for i in range(n):
+            pay = signing.transfer(ana, domain, payee=address_of_key(bea), currency="HOUR", amount=1 + i)
+            r = httpx.post(f"{base}/v1/transfers", json=transfer_body(pay), timeout=10, headers={"connection": "close"})
+            assert r.status_code == 201, r.text
+            seen.append(posting_count())
+        time.sleep(1.5)  # the other worker's snapshot is at most FLUSH_S (1 s) old
+        seen += [posting_count() for _ in range(8)]
+        assert seen == sorted(seen), f"a counter went down between scrapes: {seen}"
+        assert seen[-8:] == [n] * 8, seen
+    finally:
+        servers.stop_group(proc)
 
 
 # -- systemd ---------------------------------------------------------------------------------
@@ -334,7 +400,13 @@ def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(
     cleanly, and a fresh embedded-SQLite deployment made that way must pass the doctor. Only
     the paths differ from the guide (a temp folder instead of /var/lib/ayni)."""
     guide = (ROOT / "docs" / "deploy.md").read_text()
-    assert "set -a; . /etc/ayni/ayni.env; cd /var/lib/ayni; exec /opt/ayni/venv/bin/ayni doctor" in guide
+    assert "set -a; . /etc/ayni/ayni.env; cd /var/lib/ayni && exec /opt/ayni/venv/bin/ayni doctor" in guide
+    assert "cd /var/lib/ayni;" not in guide  # sh goes on after a failed `cd`: run ayni elsewhere
+    # the guide makes the state folder itself (the units' StateDirectory= comes later, and the
+    # service user may not create it under /var/lib): nothing here exists before that line
+    make_dir = re.search(r"^sudo (install -d -o ayni -g ayni -m 0700 /var/lib/ayni)\b", guide, re.M)
+    assert make_dir, "docs/deploy.md must create /var/lib/ayni before `ayni init`"
+    assert guide.index(make_dir.group(0)) < guide.index("ayni init --community")
     data = tmp_path / "var-lib-ayni"
     env_file = tmp_path / "ayni.env"
     text = (DEPLOY / "systemd" / "ayni.env").read_text()
@@ -343,14 +415,20 @@ def test_the_documented_init_and_doctor_lines_with_the_shipped_environment_file(
         "\n#AYNI_DB_URL=sqlite:////var/lib/ayni/ayni.db", f"\nAYNI_DB_URL=sqlite:///{data}/ayni.db")
     text = text.replace("/var/lib/ayni", str(data))
     env_file.write_text(text)
-    data.mkdir(mode=0o700)
     base = servers.clean_env()
 
     def as_service(command: str):
-        return subprocess.run(["sh", "-c", f"set -a; . {env_file}; cd {data}; exec {BIN / 'ayni'} {command}"],
-                              capture_output=True, text=True, timeout=120, env=base)
+        return subprocess.run(["sh", "-c", f"set -a; . {env_file}; cd {data} && exec {BIN / 'ayni'} {command}"],
+                              capture_output=True, text=True, timeout=120, env=base, cwd=tmp_path)
 
     treasurer = address_of_key(signing.new_key())
+    # without the folder the documented line stops at `cd`, and nothing is created elsewhere
+    r = as_service(f'init --community "Our care cooperative" --treasurer {treasurer}')
+    assert r.returncode != 0 and not data.exists() and not (tmp_path / "ayni-data").exists(), r.stderr
+    # the guide's line (the owner is the test's user here: no `ayni` account on a test machine)
+    subprocess.run(make_dir.group(1).replace(" -o ayni -g ayni", "").replace("/var/lib/ayni", str(data)).split(),
+                   check=True, timeout=30)
+    assert data.stat().st_mode & 0o777 == 0o700
     r = as_service(f'init --community "Our care cooperative" --treasurer {treasurer}')
     assert r.returncode == 0, r.stderr
     r = as_service("doctor")
@@ -391,3 +469,32 @@ def test_pending_and_overdue_federation_legs_are_counted(pair, tmp_path):  # noq
         net.deliver(0)
     assert a.node.payment(r["paymentId"])["state"] == "committed"
     assert gauges(clock.now) == {"ayni_federation_legs_pending": 0, "ayni_federation_legs_overdue": 0}
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in (DEPLOY / "systemd" / name).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_units_stop_retrying_config_errors_wait_for_serve_and_record_retention():
+    """A configuration error must end as `failed`, not a restart loop forever; the anchorer must
+    not open a database serve is still migrating; the retention job must not hang forever, and
+    its success must land where /metrics reads it (AyniRetentionNotRun watches that)."""
+    from api.metrics import retention_stamp_path
+    for name in ("ayni-serve.service", "ayni-anchor.service"):
+        u = unit_settings(name)
+        assert u["StartLimitBurst"] == ["5"] and u["StartLimitIntervalSec"] == ["10min"], name
+        assert u["RestartPreventExitStatus"] == ["2"], name
+    anchor = unit_settings("ayni-anchor.service")
+    assert any("127.0.0.1:8000/readyz" in pre for pre in anchor["ExecStartPre"])
+    assert "127.0.0.1 --port 8000" in unit_settings("ayni-serve.service")["ExecStart"][0]
+    retention = unit_settings("ayni-retention.service")
+    assert retention["TimeoutStartSec"] == ["1h"]
+    env = dict(line.split("=", 1) for line in (DEPLOY / "systemd" / "ayni.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    stamp = retention_stamp_path(env["AYNI_SESSION_KEY_FILE"])
+    assert any(f"> {stamp}" in post and "date +%%s" in post for post in retention["ExecStartPost"]), stamp

@@ -102,7 +102,7 @@ def test_an_unmigrated_database_fails_the_database_check(deployment):
     r = ayni("doctor", env=deployment["env"])
     assert r.returncode == 1
     status, reason = lines(r)["database"]
-    assert status == "FAIL" and "not_initialised" in reason, reason
+    assert status == "FAIL" and "revision 0010" in reason and "migrates it" in reason, reason
 
 
 def test_an_exposed_database_file_and_a_missing_one(deployment):
@@ -150,6 +150,14 @@ def test_chain_contract_lag_and_balance_on_a_real_node(node, deployment):
     assert "code that of contracts/build/Anchor.json" in checks["contract"][1]
     assert checks["anchor key balance"][0] == "OK"
     assert checks["anchoring lag"][0] == "OK" and "1 entries wait" in checks["anchoring lag"][1]
+    assert checks["anchoring role"][0] == "OK", checks
+
+    # another key than the contract's anchorer (or another community's contract): every anchor
+    # would revert, so doctor must FAIL before the admin finds out from a reverted anchor
+    other = address_of_key(HARDHAT_KEYS[1])
+    r = ayni("doctor", env={**chain_env, "AYNI_ANCHOR_ADDRESS": other})
+    status, reason = lines(r)["anchoring role"]
+    assert r.returncode == 1 and status == "FAIL" and "is not an anchorer" in reason and other in reason, r.stdout
 
     # anchored: no lag (the contract written in lower case as well: the same contract)
     r = ayni("anchor", "--keystore", keystore, "--password-file", password, env=chain_env)
@@ -186,6 +194,16 @@ def test_chain_contract_lag_and_balance_on_a_real_node(node, deployment):
     assert r.returncode == 1 and lines(r)["anchor key balance"][0] == "FAIL", r.stdout
     assert "holds 0 wei" in lines(r)["anchor key balance"][1]
 
+    # the contract retired (the admin's answer to a leaked key): it takes no more anchors: FAIL
+    from web3 import Web3
+    w3 = Web3(Web3.HTTPProvider(node))
+    from ledger.chain.web3_anchor import load_artifact
+    anchor = w3.eth.contract(address=Web3.to_checksum_address(contract), abi=load_artifact()["abi"])
+    w3.eth.wait_for_transaction_receipt(anchor.functions.retire().transact({"from": address_of_key(HARDHAT_KEYS[0])}))
+    r = ayni("doctor", "--keystore", keystore, env=chain_env)
+    status, reason = lines(r)["anchoring role"]
+    assert r.returncode == 1 and status == "FAIL" and "is retired" in reason, r.stdout
+
 
 def test_only_runs_the_named_groups(deployment):
     """Root checks the root-only secrets folder with `--only files` (docs/deploy.md) and never
@@ -215,3 +233,82 @@ def test_same_code_allows_only_the_immutable_words_to_differ():
     other[hole - 1] ^= 0xFF  # one opcode byte outside the immutable word
     assert not same_code(bytes(other), built)
     assert not same_code(deployed[:-1], built) and not same_code(b"", b"")
+
+
+def test_roots_secrets_line_passes_on_a_correct_deployment_without_the_environment(deployment):
+    """docs/deploy.md's root line: no environment file, so no database URL; run from a folder
+    with no ayni-data in it. It must check the secrets only, and pass when they are private."""
+    secrets = deployment["tmp"] / "secrets"
+    secrets.mkdir(mode=0o700)
+    write_keystore(str(secrets / "anchor-keystore.json"), HARDHAT_KEYS[0], "pw")
+    (secrets / "anchor-keystore.json").chmod(0o600)
+    (secrets / "anchor-password").write_text("pw\n")
+    (secrets / "anchor-password").chmod(0o600)
+    elsewhere = deployment["tmp"] / "cwd"
+    elsewhere.mkdir()
+    r = ayni("doctor", "--only", "secrets", "--secrets-dir", secrets, cwd=elsewhere)
+    checks = lines(r)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert set(checks) == {"secrets dir", "secret file", "secret keystore"}, r.stdout
+    assert address_of_key(HARDHAT_KEYS[0]).lower()[2:] in checks["secret keystore"][1].lower()
+
+
+def test_a_garbage_keystore_fails_and_a_secret_owned_by_another_user_warns(deployment):
+    keystore = deployment["tmp"] / "anchor-keystore.json"
+    keystore.write_text("{not json")
+    keystore.chmod(0o600)
+    r = ayni("doctor", "--only", "secrets", "--keystore", keystore)
+    assert r.returncode == 1 and "FAIL anchoring keystore" in r.stdout and "not a JSON keystore" in r.stdout, r.stdout
+    keystore.write_text('{"version": 3, "address": "ab"}')
+    r = ayni("doctor", "--only", "secrets", "--keystore", keystore)
+    assert r.returncode == 1 and "not a V3 keystore" in r.stdout, r.stdout
+    if os.geteuid() != 0:
+        pytest.skip("SKIPPED LOUDLY: giving a file to another user needs root")
+    write_keystore(str(keystore), HARDHAT_KEYS[0], "pw")
+    keystore.chmod(0o600)
+    os.chown(keystore, 65534, 65534)  # nobody: mode 0600, yet nobody reads it
+    r = ayni("doctor", "--only", "secrets", "--keystore", keystore)
+    status, reason = [(s, why) for s, n, why in re.findall(r"^(\w+) +([^:]+): (.*)$", r.stdout, re.M)
+                      if n == "anchoring keystore"][0]
+    assert r.returncode == 0 and status == "WARN" and "owned by" in reason and "chown" in reason, r.stdout
+
+
+def test_a_schema_behind_and_one_from_a_newer_release_get_different_advice(deployment):
+    db = deployment["data"] / "ayni.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0010'")
+    behind = lines(ayni("doctor", "--only", "database", env=deployment["env"]))["database"]
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    ahead = lines(ayni("doctor", "--only", "database", env=deployment["env"]))["database"]
+    assert behind[0] == ahead[0] == "FAIL"
+    assert "revision 0010" in behind[1] and "migrates it" in behind[1], behind
+    assert "9999_future" in ahead[1] and "newer release" in ahead[1] and "backup" in ahead[1], ahead
+    assert "ayni init" not in ahead[1] and "ayni serve" not in ahead[1]
+
+
+@pytest.mark.postgres
+def test_the_disk_check_watches_postgresqls_data_directory_or_the_configured_path(pg_server_url, tmp_path):
+    """With PostgreSQL the data is not in the state folder: a local server's data_directory (or
+    $AYNI_DATA_DISK_PATH, for a server whose setting the role may not read) is what fills up."""
+    from sqlalchemy import create_engine
+
+    from .conftest import _reset_pg
+    _reset_pg(pg_server_url)  # the process's throwaway database: empty before `init`
+    r = ayni("init", "--db", pg_server_url, "--treasurer", address_of_key(signing.new_key()))
+    assert r.returncode == 0, r.stderr
+    engine = create_engine(pg_server_url)
+    try:
+        with engine.connect() as conn:
+            data_dir = conn.exec_driver_sql("SHOW data_directory").scalar()
+    finally:
+        engine.dispose()
+    env = {"AYNI_DB_URL": pg_server_url, "AYNI_SESSION_KEY_FILE": str(tmp_path / "state" / "session.key")}
+    r = ayni("doctor", "--only", "disk", env=env)
+    reason = lines(r)["disk"][1]
+    if Path(data_dir).exists():  # a server on this machine
+        assert reason.startswith(f"{data_dir}:"), reason
+    volume = tmp_path / "pg-volume"
+    volume.mkdir()
+    r = ayni("doctor", "--only", "disk", env={**env, "AYNI_DATA_DISK_PATH": str(volume)})
+    assert lines(r)["disk"][1].startswith(f"{volume}:"), r.stdout

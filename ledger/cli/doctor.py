@@ -38,7 +38,9 @@ LAG_FAIL_S = 86400
 DISK_WARN = 0.10
 DISK_FAIL = 0.03
 MIN_BALANCE_WEI = 10**16
-GROUPS = ("files", "database", "chain", "lag", "disk")
+# "secrets": only the explicitly named key files and the secrets folder, never the data file or
+# the session key: what root checks (docs/deploy.md) without the service's environment file.
+GROUPS = ("files", "secrets", "database", "chain", "lag", "disk")
 
 
 @dataclass
@@ -62,31 +64,67 @@ def _mode_check(name: str, path: Path, *, required: bool, missing_note: str = ""
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         return Check(name, FAIL, f"{path} is accessible to group or others (mode {mode:04o}): chmod "
                                  f"{'700' if path.is_dir() else '600'} {path}")
-    return Check(name, OK, f"{path} mode {mode:04o}")
+    # 0600 protects nothing if another user owns the file: that user reads it. Root (the
+    # secrets folder) or whoever runs doctor (the service user, for its data) may own it.
+    if st.st_uid not in (0, os.geteuid()):
+        return Check(name, WARN, f"{path} mode {mode:04o} but owned by {_user(st.st_uid)}, who can read it: "
+                                 f"chown it to root or the service user")
+    return Check(name, OK, f"{path} mode {mode:04o}, owner {_user(st.st_uid)}")
+
+
+def _user(uid: int) -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _keystore_check(name: str, path: Path) -> Check | None:
+    """A keystore that is not a V3 JSON keystore stops the unit at every start: say so here.
+    Reads only the public fields (never decrypts)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return Check(name, FAIL, f"{path} is not a JSON keystore ({type(exc).__name__})")
+    crypto = data.get("crypto", data.get("Crypto")) if isinstance(data, dict) else None
+    if not isinstance(crypto, dict) or data.get("version") != 3 or "ciphertext" not in crypto:
+        return Check(name, FAIL, f"{path} is JSON but not a V3 keystore (version 3 with crypto.ciphertext)")
+    address = data.get("address")
+    return Check(name, OK, f"{path} is a V3 keystore" + (f" for 0x{str(address).removeprefix('0x')}"
+                                                         if address else ""))
 
 
 def check_files(url: str, *, keystore: Path | None, password_file: Path | None, node_keystore: Path | None,
-                node_password_file: Path | None, secrets_dir: Path | None) -> list[Check]:
+                node_password_file: Path | None, secrets_dir: Path | None, data: bool = True) -> list[Check]:
     checks: list[Check] = []
-    db_file = sqlite_path(url)
+    db_file = sqlite_path(url) if data else None
     if db_file is not None:
         checks.append(_mode_check("data file", db_file, required=True))
         for suffix in ("-wal", "-shm"):
             c = _mode_check("data file", db_file.with_name(db_file.name + suffix), required=False)
             if c is not None and c.status != OK:
                 checks.append(c)
-    session = Path(os.environ.get("AYNI_SESSION_KEY_FILE", DEFAULT_SESSION_KEY_FILE))
-    checks.append(_mode_check("session key", session, required=False,
-                              missing_note=" yet (`ayni serve` creates it, 0600, on first start)"))
+    if data:
+        session = Path(os.environ.get("AYNI_SESSION_KEY_FILE", DEFAULT_SESSION_KEY_FILE))
+        checks.append(_mode_check("session key", session, required=False,
+                                  missing_note=" yet (`ayni serve` creates it, 0600, on first start)"))
     for name, path in (("anchoring keystore", keystore), ("anchoring passphrase", password_file),
                        ("node keystore", node_keystore), ("node passphrase", node_password_file)):
         if path is not None:
-            checks.append(_mode_check(name, path, required=True))
+            c = _mode_check(name, path, required=True)
+            checks.append(c)
+            if name.endswith("keystore") and c is not None and c.status != FAIL:
+                checks.append(_keystore_check(name, path))
     if secrets_dir is not None:
         checks.append(_mode_check("secrets dir", secrets_dir, required=True))
         if secrets_dir.is_dir():
-            checks += [_mode_check("secret file", p, required=True) for p in sorted(secrets_dir.iterdir())
-                       if p.is_file()]
+            for p in sorted(secrets_dir.iterdir()):
+                if p.is_file():
+                    c = _mode_check("secret file", p, required=True)
+                    checks.append(c)
+                    if p.suffix == ".json" and c is not None and c.status != FAIL:
+                        checks.append(_keystore_check("secret keystore", p))
     return [c for c in checks if c is not None]
 
 
@@ -97,8 +135,9 @@ def check_database(url: str):
     try:
         ledger = Ledger.open(url, migrate=False)
     except LedgerError as exc:
-        hint = " (run `ayni serve` or `ayni init`, which migrate to head)" if exc.code == "not_initialised" else ""
-        return [Check("database", FAIL, f"{exc.code}: {exc.message}{hint}")], None
+        if exc.code == "not_initialised":
+            return [Check("database", FAIL, _schema_advice(url, exc))], None
+        return [Check("database", FAIL, f"{exc.code}: {exc.message}")], None
     try:
         seq, _ = ledger.head()
     except LedgerError as exc:
@@ -107,6 +146,26 @@ def check_database(url: str):
     if seq == 0:
         return [Check("database", FAIL, "schema at head but no community: run `ayni init`")], ledger
     return [Check("database", OK, f"reachable, schema at head, log at seq {seq}")], ledger
+
+
+def _schema_advice(url: str, exc) -> str:
+    """Empty, behind and ahead call for different actions: only the first two are fixed by
+    migrating, and a database from a newer release must not be run by this one at all."""
+    from .. import monitoring
+    try:
+        position, current, head = monitoring.schema_position(url)
+    except Exception:  # noqa: BLE001 - cannot even read the revision: the store's own words
+        return f"{exc.code}: {exc.message}"
+    if position == "empty":
+        return "no Ayni schema in this database: run `ayni init` (a new community) or restore a backup"
+    if position == "behind":
+        return (f"schema at revision {current}, this release's head is {head}: `ayni serve` (or `ayni init`) "
+                "migrates it on start")
+    if position == "ahead":
+        return (f"schema at revision {current}, which this release does not know (its head is {head}): the "
+                "database was migrated by a newer release. Run that release, or restore the backup taken "
+                "before the upgrade (docs/deploy.md, \"Upgrades and rollback\"); never migrate it down by hand")
+    return f"{exc.code}: {exc.message}"
 
 
 def _anchor_address(keystore: Path | None) -> str | None:
@@ -159,6 +218,8 @@ def check_chain(chain: str | None, contract: str | None, chain_id: int | None, k
             checks.append(Check("contract", FAIL, f"{exc.code}: {exc}"))
         except Exception as exc:  # noqa: BLE001 - a node fault on get_code: unreachable, said in one line
             checks.append(Check("contract", FAIL, f"reading the code at {contract}: {type(exc).__name__}: {exc}"))
+        else:
+            checks += check_anchor_role(reader, contract, _anchor_address(keystore))
     else:
         checks.append(Check("contract", WARN, "no AYNI_ANCHOR_CONTRACT: deploy one with `ayni chain deploy`"))
     address = _anchor_address(keystore)
@@ -179,6 +240,33 @@ def check_chain(chain: str | None, contract: str | None, chain_id: int | None, k
             checks.append(Check("anchor key balance", status, f"{address} holds {wei} wei"
                                 + ("" if status == OK else f" (below {min_balance}): top it up before anchoring stops")))
     return checks
+
+
+def check_anchor_role(reader, contract: str, address: str | None) -> list[Check]:
+    """An Ayni Anchor at the address is not enough: GENESIS names the chain and the address, not
+    the community, so another community's contract (or ours with another key) passes that test
+    and every anchor then reverts. Ask the contract whether our key may anchor (isAnchorer) and
+    whether it still takes anchors (retired)."""
+    from ..chain.web3_anchor import load_artifact
+    try:
+        w3 = reader.w3
+        anchor = w3.eth.contract(address=w3.to_checksum_address(contract), abi=load_artifact()["abi"])
+        retired = bool(anchor.functions.retired().call())
+        allowed = None if address is None else bool(
+            anchor.functions.isAnchorer(w3.to_checksum_address(address)).call())
+    except Exception as exc:  # noqa: BLE001 - a node fault or a malformed address: one line
+        return [Check("anchoring role", FAIL, f"asking {contract} for retired()/isAnchorer(): "
+                                              f"{type(exc).__name__}: {exc}")]
+    if retired:
+        return [Check("anchoring role", FAIL, f"{contract} is retired: it takes no more anchors (deploy a new "
+                                              "one with `ayni chain deploy`, docs/anchoring.md)")]
+    if allowed is None:
+        return [Check("anchoring role", WARN, "anchoring key address unknown: set AYNI_ANCHOR_ADDRESS to have "
+                                              "its role on the contract checked")]
+    if not allowed:
+        return [Check("anchoring role", FAIL, f"the anchoring key {address} is not an anchorer of {contract}: "
+                                              "every anchor would revert (wrong contract or wrong key?)")]
+    return [Check("anchoring role", OK, f"{address} may anchor on {contract}, which is not retired")]
 
 
 def same_code(onchain: bytes, built: bytes) -> bool:
@@ -225,10 +313,16 @@ def check_lag(ledger, contract: str | None, *, warn_s: float, fail_s: float) -> 
                                            f"for {age:.0f} s (warn above {warn_s:.0f} s)")]
 
 
-def check_disk(url: str) -> list[Check]:
+def check_disk(url: str, ledger=None) -> list[Check]:
+    """The filesystem the data lives on: $AYNI_DATA_DISK_PATH, the SQLite file's folder, or a
+    local PostgreSQL's data_directory (when the database user may read it), else the state folder."""
+    from .. import monitoring
     db_file = sqlite_path(url)
-    folder = (db_file.resolve().parent if db_file is not None else
-              Path(os.environ.get("AYNI_SESSION_KEY_FILE", DEFAULT_SESSION_KEY_FILE)).resolve().parent)
+    session = Path(os.environ.get("AYNI_SESSION_KEY_FILE", DEFAULT_SESSION_KEY_FILE))
+    if db_file is not None and not os.environ.get("AYNI_DATA_DISK_PATH"):
+        folder = db_file.resolve().parent
+    else:
+        folder = monitoring.data_dir(ledger, session)
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -256,7 +350,7 @@ def doctor(db: Db = None,
                                                  "is older (a day: fail)"),
            only: list[str] = typer.Option(None, "--only", help="Run only these groups of checks (repeatable): "
                                           + ", ".join(GROUPS) + ". E.g. root checks the secrets folder with "
-                                          "--only files, the service user everything else"),
+                                          "--only secrets, the service user everything else"),
            as_json: AsJson = False) -> None:
     """Check a deployment: database, file modes, chain and contract, anchoring lag and key balance,
     disk space. One line per check; exit status 1 when any check FAILs."""
@@ -275,17 +369,20 @@ def doctor(db: Db = None,
         fail(f"--only {', '.join(unknown)}: not a group of checks (known: {', '.join(GROUPS)})", 2)
     groups = set(only or GROUPS)
     checks: list[Check] = [bad_contract] if bad_contract is not None else []
-    if "files" in groups:
+    if "files" in groups or "secrets" in groups:
         checks += check_files(db, keystore=keystore, password_file=password_file, node_keystore=node_keystore,
-                              node_password_file=node_password_file, secrets_dir=secrets_dir)
+                              node_password_file=node_password_file, secrets_dir=secrets_dir,
+                              data="files" in groups)
     ledger = None
-    if groups & {"database", "chain", "lag"}:
+    # the disk check asks a PostgreSQL server for its data_directory: it needs the database too
+    needs_db = {"database", "chain", "lag"} | ({"disk"} if sqlite_path(db) is None else set())
+    if groups & needs_db:
         exposed = [c for c in check_files(db, keystore=None, password_file=None, node_keystore=None,
                                           node_password_file=None, secrets_dir=None)
                    if c.status == FAIL and c.name == "data file" and "accessible" in c.reason]
         if exposed:  # the store refuses an exposed file anyway: say why once, not a driver's words
             checks.append(Check("database", FAIL, f"not opened: {exposed[0].reason}"))
-        elif "database" in groups or "lag" in groups or "chain" in groups:
+        elif groups & needs_db:
             db_checks, ledger = check_database(db)
             checks += db_checks if "database" in groups or ledger is None else []
     try:
@@ -293,11 +390,11 @@ def doctor(db: Db = None,
             checks += check_chain(chain, contract, chain_id, keystore, ledger, min_balance=min_balance_wei)
         if "lag" in groups:
             checks += check_lag(ledger, contract, warn_s=max_lag_seconds, fail_s=max(LAG_FAIL_S, max_lag_seconds))
+        if "disk" in groups:
+            checks += check_disk(db, ledger)
     finally:
         if ledger is not None:
             ledger.close()
-    if "disk" in groups:
-        checks += check_disk(db)
     if bad_contract is not None:  # "no contract configured" would contradict the line that says why
         checks = [c for c in checks if c.name != "contract" or c is bad_contract]
     failed = any(c.status == FAIL for c in checks)

@@ -103,7 +103,29 @@ def serve(db: Db = None,
                        "AYNI_PUBLIC_HOST": uri.split("://", 1)[-1].rstrip("/")})
     if contract:
         os.environ["AYNI_ANCHOR_CONTRACT"] = normalize_address(contract, what="contract")
+    if workers > 1:
+        _metrics_dir()
     # uvicorn would trust forwarded headers from 127.0.0.1 by default: only when asked to here
     uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=False, proxy_headers=bool(forwarded_allow_ips),
                 forwarded_allow_ips=forwarded_allow_ips or None)
+
+
+def _metrics_dir() -> None:
+    """Several workers answer one scrape target: each writes its counters' snapshot into one folder
+    and whichever worker answers /metrics sums them (api/metrics.py says why). $AYNI_METRICS_DIR
+    when set (its old snapshots are removed: a restart restarts the counters, which Prometheus
+    reads as one reset), else a fresh private folder removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+    given = os.environ.get("AYNI_METRICS_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for old in folder.glob("worker-*.json*"):
+            old.unlink(missing_ok=True)
+        return
+    folder = tempfile.mkdtemp(prefix="ayni-metrics-")
+    os.environ["AYNI_METRICS_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)

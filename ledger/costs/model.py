@@ -160,6 +160,21 @@ class Hosted:
     storage_usd_per_month: float = 0.0  # first-year average of storage beyond the plan's included disk
     small_vms: int = 1                  # small VMs the CPU needs (self-hosted PostgreSQL can add more)
     transfers_per_small_vm_month: float = 0.0
+    transfers_per_small_sqlite_month: float = 0.0  # one worker: one vCPU, however many the VM has
+    small_disk_gib_needed: float = 0.0  # RETENTION_YEARS of data plus a local backup copy
+    small_disk_gib_usable: float = 0.0  # SMALL_DISK_SHARE of the small VM's disk
+
+
+# What the small-VM lines must fit. The cost model's own CPU figure is the ledger in-process;
+# a member's transfer also costs HTTP, JSON and the signature check in the server, measured by
+# benchmarks/footprint.py (docs/costs.md: 1.2-1.3 ms SQLite, 1.7-2.0 ms PostgreSQL per transfer
+# with one worker): the small lines use the larger of the two, the upper end of those ranges.
+HTTP_CPU_S_PER_TRANSFER = {"small-sqlite": 0.0013, "small-postgres": 0.0020}
+# The disk holds the system, logs and the database, and a backup copy before it is shipped off
+# the VM (docs/backup.md): a year of data plus that copy must fit in half of the disk.
+RETENTION_YEARS = 1
+LOCAL_BACKUP_COPIES = 1
+SMALL_DISK_SHARE = 0.5
 
 
 def storage_usd_per_month(gib_per_month: float, included_gib: float, usd_per_gib_month: float) -> float:
@@ -174,9 +189,22 @@ def hosting_needs(w: Workload, prices: Prices, cpu_s_per_transfer: float, db_byt
     vms = max(1, math.ceil(w.transfers_per_month / capacity))
     gib_per_month = w.transfers_per_month * db_bytes_per_transfer / 2**30
     storage = storage_usd_per_month(gib_per_month, h.pg_storage_gib, h.pg_extra_storage_usd_per_gib_month.value)
-    small_capacity = h.small_vm.vcpus * SECONDS_PER_MONTH * h.cpu_utilisation.value / cpu_s_per_transfer
+    small_cpu = max(cpu_s_per_transfer, HTTP_CPU_S_PER_TRANSFER["small-postgres"])
+    small_capacity = h.small_vm.vcpus * SECONDS_PER_MONTH * h.cpu_utilisation.value / small_cpu
     small_vms = max(1, math.ceil(w.transfers_per_month / small_capacity))
-    return Hosted(vms, capacity, gib_per_month * 12, storage, small_vms, small_capacity)
+    sqlite_cpu = max(cpu_s_per_transfer, HTTP_CPU_S_PER_TRANSFER["small-sqlite"])
+    sqlite_capacity = 1 * SECONDS_PER_MONTH * h.cpu_utilisation.value / sqlite_cpu  # `--workers 1`
+    disk_needed = gib_per_month * 12 * RETENTION_YEARS * (1 + LOCAL_BACKUP_COPIES)
+    return Hosted(vms, capacity, gib_per_month * 12, storage, small_vms, small_capacity, sqlite_capacity,
+                  disk_needed, h.small_vm.disk_gib * SMALL_DISK_SHARE)
+
+
+def small_disk_misfit(hosted: Hosted) -> str:
+    if hosted.small_disk_gib_needed <= hosted.small_disk_gib_usable:
+        return ""
+    return (f"DOES NOT FIT: {RETENTION_YEARS} year of data plus a local backup copy is "
+            f"{hosted.small_disk_gib_needed:,.1f} GiB, over the {hosted.small_disk_gib_usable:,.0f} GiB "
+            f"({SMALL_DISK_SHARE:.0%}) of the small VM's disk it may use (a bigger disk or the hosting line); ")
 
 
 @dataclass(frozen=True)
@@ -227,12 +255,15 @@ def mode_cost(mode: str, w: Workload, s: Scenario, gas, hosted: Hosted, prices: 
         # one VM whatever the load: an SQLite file has one writer on one machine
         parts = (0.0, 0.0, 0.0, h.small_vm_usd)
         once = 0.0
-        if hosted.small_vms > 1:
-            gives_up = (f"DOES NOT FIT: the workload needs the CPU of {hosted.small_vms} small VMs and SQLite cannot "
-                        f"spread over them (use small-postgres or hosting); " + gives_up)
+        gives_up = small_disk_misfit(hosted) + gives_up
+        if hosted.transfers_per_small_sqlite_month and t > hosted.transfers_per_small_sqlite_month:
+            gives_up = (f"DOES NOT FIT: the workload needs {t / hosted.transfers_per_small_sqlite_month:,.1f} "
+                        f"times the CPU of one SQLite worker (one writer, one process; use small-postgres or "
+                        f"hosting); " + gives_up)
     elif mode == "small-postgres":
         parts = (0.0, 0.0, 0.0, hosted.small_vms * h.small_vm_usd)
         once = 0.0
+        gives_up = small_disk_misfit(hosted) + gives_up
     elif mode == "anchored":
         parts = (w.anchors_per_month * tx("anchor", gas.anchor), 0.0, 0.0, hosting)
         once = tx("anchor_deploy", gas.anchor_deploy)

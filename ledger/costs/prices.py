@@ -232,6 +232,14 @@ def parse(data: object, path: str = "<prices>") -> Prices:
         pg_extra_storage_usd_per_gib_month=_dated(pg, "extra_storage_usd_per_gib_month",
                                                   ".hosting.managed_postgres", positive=False),
         small_vm=small_vm, eur_usd=_dated(root, "eur_usd", ""))
+    if "eur_per_usd" in root:
+        # `ayni anchor --estimate` reads EUR per USD (the inverse of eur_usd, USD per EUR). Two
+        # spellings of one rate: refuse a file where they disagree (one inverted by analogy).
+        inverse = _dated(root, "eur_per_usd", "")
+        if abs(inverse.value * hosting.eur_usd.value - 1) > 0.01:
+            raise PricesError(f"eur_per_usd ({inverse.value:g} EUR per USD) must be 1 / eur_usd "
+                              f"({hosting.eur_usd.value:g} USD per EUR) = {1 / hosting.eur_usd.value:.4f}: "
+                              "one of them is inverted")
     return Prices(path, eth, tuple(scenarios), hosting)
 
 

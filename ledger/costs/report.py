@@ -27,7 +27,10 @@ def build(w: model.Workload, prices: Prices, m: Measurements, *, nonces: str = "
                     "db_storage_included_gib": prices.hosting.pg_storage_gib,
                     "db_extra_storage_usd_per_month": hosted.storage_usd_per_month,
                     "small_vm_usd_per_month": prices.hosting.small_vm_usd, "small_vms": hosted.small_vms,
-                    "transfers_per_small_vm_month": hosted.transfers_per_small_vm_month},
+                    "transfers_per_small_vm_month": hosted.transfers_per_small_vm_month,
+                    "transfers_per_small_sqlite_month": hosted.transfers_per_small_sqlite_month,
+                    "small_disk_gib_needed": hosted.small_disk_gib_needed,
+                    "small_disk_gib_usable": hosted.small_disk_gib_usable},
         "assumptions": ASSUMPTIONS,
         "prices": prices.to_json(),
         "modes": model.mode_labels(nonces),
@@ -95,7 +98,10 @@ def summary_lines(data: dict) -> list[str]:
             f"relayed transfers priced with {d['relayed_nonces']} nonces: {d['relayed_transfer_gas']:,.0f} gas each",
             f"one small VM ({data['prices']['hosting']['small_vm']['label']}, "
             f"{usd(d['small_vm_usd_per_month'])}/month) carries ~{d['transfers_per_small_vm_month']:,.0f} "
-            f"transfers/month at the same CPU rule; this workload needs {d['small_vms']}"]
+            f"transfers/month with PostgreSQL and ~{d['transfers_per_small_sqlite_month']:,.0f} with SQLite "
+            f"(one worker) at the measured HTTP CPU per transfer; this workload needs {d['small_vms']}; a year of "
+            f"data plus a local backup takes {d['small_disk_gib_needed']:,.1f} of the "
+            f"{d['small_disk_gib_usable']:,.0f} GiB it may use"]
 
 
 def render(data: dict, console: Console) -> None:
