@@ -212,3 +212,14 @@ def test_a_killed_worker_neither_hangs_nor_changes_the_findings(log, tmp_path):
     assert not t.is_alive(), "recovery hung after a worker died"
     assert findings(out["report"]) == expected
     assert [d["seq"] for d in expected if d["check"] == "signature"] == [9]
+
+
+def test_verify_stops_recovering_signatures_once_the_replay_stopped(log):
+    """`ayni verify` reports the first replay fault and replays no further, so the signatures
+    of the pages read after it are not sent to the pool (an honest log has 23 to recover)."""
+    tamper_signature(log, 9)
+    with Recovery(2, threshold=0, chunk=CHUNK, ahead=1) as recovery:  # one page ahead: seq 9 is met early
+        report = audit(log.c.ledger, page=CHUNK, recovery=recovery)
+    assert [(f.code, f.seq) for f in report.replay_faults] == [("signature", 9)]
+    assert verify_findings(report) == verify_findings(log.verify(1))
+    assert recovery.recovered < 23, recovery.recovered

@@ -150,7 +150,7 @@ class Recovery:
 
     def _submit(self, jobs: list[Job]):
         """The pending recovery of `jobs`: a future, or None when the pool is gone (inline)."""
-        if self._pool is None:
+        if self._pool is None or not jobs:  # nothing to recover: no round trip
             return None
         try:
             return self._pool.submit(recover_addresses, [(d, s) for _, d, s in jobs])
