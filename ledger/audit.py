@@ -41,10 +41,11 @@ def _snapshot(engine):
 
 
 def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, parallel_threshold: int | None = None,
-          page: int = PAGE):
+          page: int = PAGE, recovery=None):
     """`jobs`: cores recovering signatures (ledger/verify/parallel.py): pages are read ahead of
     the fold while their signatures are recovered in worker processes (from `parallel_threshold`
-    entries on); the fold still meets every entry in order and makes the same findings."""
+    entries on); the fold still meets every entry in order and makes the same findings.
+    `recovery`: a ledger.verify.parallel.Recovery to use instead (its counters are the caller's)."""
     from .service import VerifyReport
     from .verify.parallel import Recovery, signature_job
     chain_faults: list[Finding] = []
@@ -55,8 +56,8 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
     opened: dict[str, int] = {}
     count, prev_chain, expect_seq, last_entry = 0, ZERO32, 1, None
     replay_ok = True
-    recovery = Recovery(jobs, **({"threshold": parallel_threshold} if parallel_threshold is not None else {})) \
-        if verify_signatures else None
+    if recovery is None and verify_signatures:
+        recovery = Recovery(jobs, **({"threshold": parallel_threshold} if parallel_threshold is not None else {}))
     signatures = recovery.check if recovery is not None else None
     with _snapshot(ledger.engine) as conn, conn.begin():
         head = conn.execute(select(T.ledger_head.c.seq, T.ledger_head.c.chain_hash)).first()
@@ -85,6 +86,8 @@ def audit(ledger, *, verify_signatures: bool = True, jobs: int | None = 1, paral
                 after = hi
 
         def jobs_of(page):
+            if not replay_ok:  # the replay stopped at its first fault: no later signature is checked
+                return []
             return [j for j in (signature_job(e.seq, e.body) for e, _ in page[0]) if j is not None]
         stream = pages()
         if recovery is not None:

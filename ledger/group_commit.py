@@ -104,18 +104,32 @@ class GroupCommitter:
                         fut.set_exception(exc)
                     continue
                 # one poisoned item must not sink its neighbours: each alone, in its own transaction
+                lost: E.StoreConnectionLost | None = None  # the database went away mid-fallback
                 for bundle, fut in batch:
+                    if lost is not None:  # every later write would wait WRITE_RETRY_S for the same 503
+                        if len(bundle) == 1:
+                            fut.set_exception(lost)
+                        else:
+                            fut.set_result([lost] * len(bundle))
+                        continue
                     if len(bundle) == 1:  # a single caller gets its exception exactly as before
                         try:
                             fut.set_result(self._write([(bundle, None)])[0])
                         except Exception as single:  # noqa: BLE001 - reported to that caller only
+                            if isinstance(single, E.StoreConnectionLost):
+                                lost = single
                             fut.set_exception(single)
                         continue
                     results = []
                     for p in bundle:
+                        if lost is not None:
+                            results.append(lost)
+                            continue
                         try:
                             results.append(self._write([([p], None)])[0][0])
                         except E.LedgerError as single:  # reported in that action's place only
+                            if isinstance(single, E.StoreConnectionLost):
+                                lost = single
                             results.append(single)
                         except Exception as single:  # noqa: BLE001 - not a ledger answer: a fault
                             results.append(E.LedgerError(f"the ledger could not write this action: "

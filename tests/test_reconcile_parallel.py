@@ -162,3 +162,64 @@ def test_the_commands_take_jobs_and_report_the_bad_signature(log, tmp_path):
             "--jobs", "2", "--json")
     assert r.returncode == 1, r.stderr
     assert [(d["check"], d["seq"]) for d in json.loads(r.stdout)["discrepancies"]] == [("signature", 9)]
+
+
+def test_a_killed_worker_neither_hangs_nor_changes_the_findings(log, tmp_path):
+    """A pool worker killed mid-run (the OOM killer, an operator's kill -9) took a chunk with it:
+    the run must not wait for ever for that chunk; it recovers it, and the rest, in this process
+    and makes the findings a sequential run makes. The first chunk is padded with 3,000 extra
+    signatures so that a worker is surely busy with it when every worker is killed."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+    import time
+
+    from ledger.core import log_format
+    tamper_signature(log, 9)
+    expected = findings(log.reconcile_export(tmp_path, 1))
+    path = tmp_path / "log.jsonl"
+    export_log(log.c.ledger, path)
+    with open(path, encoding="ascii") as f:
+        entries = list(log_format.ExportReader(f).entries())
+    pad = signature_job(5, log.body(5))
+    padding = [(-1 - i, pad[1], pad[2]) for i in range(3000)]  # seqs no entry asks for
+    chunks = [entries[i:i + CHUNK] for i in range(0, len(entries), CHUNK)]
+
+    def source():
+        yield chunks[0]
+        time.sleep(0.05)  # the padded chunk is in a worker now
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGKILL)
+        yield from chunks[1:]
+
+    def jobs_of(chunk):
+        jobs = [j for j in (signature_job(e["seq"], e["body"]) for e in chunk) if j is not None]
+        return jobs + padding if chunk is chunks[0] else jobs
+    out: dict = {}
+
+    def run():
+        with Recovery(2, threshold=0, chunk=CHUNK) as recovery:
+            rec = Reconciler(signature_check=recovery.check)
+            for chunk in recovery.chunks(source(), jobs_of):
+                for entry in chunk:
+                    rec.feed(entry)
+            rec.finish_log()
+            out["report"] = rec.report
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "recovery hung after a worker died"
+    assert findings(out["report"]) == expected
+    assert [d["seq"] for d in expected if d["check"] == "signature"] == [9]
+
+
+def test_verify_stops_recovering_signatures_once_the_replay_stopped(log):
+    """`ayni verify` reports the first replay fault and replays no further, so the signatures
+    of the pages read after it are not sent to the pool (an honest log has 23 to recover)."""
+    tamper_signature(log, 9)
+    with Recovery(2, threshold=0, chunk=CHUNK, ahead=1) as recovery:  # one page ahead: seq 9 is met early
+        report = audit(log.c.ledger, page=CHUNK, recovery=recovery)
+    assert [(f.code, f.seq) for f in report.replay_faults] == [("signature", 9)]
+    assert verify_findings(report) == verify_findings(log.verify(1))
+    assert recovery.recovered < 23, recovery.recovered

@@ -188,3 +188,43 @@ def test_a_transfer_paying_a_request_in_a_batch_settles_it_once(served):
     got = reqs.get(r.id)
     assert got.status == "paid" and got.paid_seq == out[0]["body"]["seq"]
     assert c.balance("ana") == -45 and c.ledger.verify().ok
+
+
+def test_batch_items_take_effect_in_the_order_sent(served):
+    """A request payment is not moved behind the plain transfers of its batch: each item gets the
+    answer POST /v1/transfers gives when the items are sent one by one, in order (the reviewer's
+    t1_equiv case): dan pays an open request with nonce N, then sends a plain transfer under the
+    same nonce (refused: nonce used); cid pays the same open request again (refused: already
+    paid); every posted item's seq follows the order sent."""
+    from ledger.requests import PaymentRequests
+    c, http = served
+    reqs = PaymentRequests(c.ledger)
+    open_req = reqs.create(payee=c.addr("bea"), payer=None, currency="HOUR", amount=5, memo=None, expires_in_s=3600)
+    named = reqs.create(payee=c.addr("cid"), payer=c.addr("ana"), currency="HOUR", amount=4, memo=None,
+                        expires_in_s=3600)
+    rid = bytes.fromhex(open_req.id[2:])
+    before = c.pay("ana", "bea", 2)
+    pays = c.pay("dan", "bea", 5, request_id=rid)
+    same_nonce = c.pay("dan", "ana", 1, nonce=pays.action.nonce)
+    pays_named = c.pay("ana", "cid", 4, request_id=bytes.fromhex(named.id[2:]))
+    second = c.pay("cid", "bea", 5, request_id=rid)
+    after = c.pay("bea", "dan", 1)
+    items = [body_of(s) for s in (before, pays, same_nonce, pays_named, second, after)]
+    res = http.post("/v1/transfers/batch", json={"transfers": items})
+    assert res.status_code == 200, res.text
+    out = res.json()["results"]
+    assert [x["status"] for x in out] == [201, 201, 409, 201, 409, 201], out
+    assert out[2]["body"]["error"]["code"] == "nonce_reused"
+    assert out[4]["body"]["error"]["code"] == "request_not_open"
+    seqs = [x["body"]["seq"] for x in out if x["status"] == 201]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    got = reqs.get(open_req.id)
+    assert got.status == "paid" and got.paid_seq == out[1]["body"]["seq"]  # dan came first, dan paid it
+    # the single endpoint, item by item, agrees: the posted ones are retries, the refusals the same
+    for item, b in zip(items, out):
+        one = http.post("/v1/transfers", json=item)
+        if b["status"] == 201:
+            assert one.status_code == 200 and one.json()["seq"] == b["body"]["seq"], one.text
+        else:
+            assert one.status_code == b["status"] and one.json() == b["body"], one.text
+    assert c.ledger.verify().ok and sums_to_zero(c.ledger)

@@ -92,21 +92,31 @@ def _submission(item: Any) -> Submission:
     return Submission(t, body.signature, body.memo, salt)
 
 
-def _prepare_all(ctx: Context, items: list) -> tuple[list, list, list]:
+def _prepare_all(ctx: Context, items: list) -> tuple[list, list]:
     """Parse and check every item (signature recovery included): (results so far, with None where
-    a transfer waits for the writer; [(index, prepared or submission)] to write)."""
+    a transfer waits to be written; the runs to write, in the order sent). A run is ("plain",
+    [(index, prepared)]), consecutive transfers paying no request, written together by the writer,
+    or ("pay", [(index, submission)]), payments of payment requests, whose own checks run one by
+    one (ledger.requests). Keeping the runs in order makes each answer the one POST /v1/transfers
+    would have given had the items been sent one after another: an earlier item wins a nonce or a
+    request, and a later one sees its effects (a balance, a paid request)."""
     results: list = [None] * len(items)
-    plain, paying = [], []
+    runs: list[tuple[str, list]] = []
     for i, item in enumerate(items):
         try:
             sub = _submission(item)
             if sub.action.request_id != ZERO32:
-                paying.append((i, sub))  # the request's own checks, one by one (ledger.requests)
+                kind, job = "pay", (i, sub)
             else:
-                plain.append((i, ctx.ledger.prepare(sub)))
+                kind, job = "plain", (i, ctx.ledger.prepare(sub))
         except E.LedgerError as exc:
             results[i] = exc
-    return results, plain, paying
+            continue
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(job)
+        else:
+            runs.append((kind, [job]))
+    return results, runs
 
 
 def _pay_requests(ctx: Context, paying: list) -> list:
@@ -127,21 +137,23 @@ def _pay_requests(ctx: Context, paying: list) -> list:
 async def post_transfer_batch(body: PostTransferBatch, ctx: Context = Depends(context)):
     """Post up to 500 signed transfers at once (a shop's till, a relay). Each is accepted or refused
     on its own, exactly as POST /v1/transfers would: a refused transfer never holds back the others,
-    and re-sending the batch (or any item) returns the original results. The transfers that pay no
-    payment request are written together, in one transaction of the ledger's writer."""
+    and re-sending the batch (or any item) returns the original results. Items take effect in the order
+    sent; consecutive transfers that pay no payment request are written together, in one transaction
+    of the ledger's writer, and a payment of a request is written alone, between them."""
     items = body.transfers
     if len(items) > MAX_BATCH:
         raise E.LedgerError(f"a batch holds at most {MAX_BATCH} transfers; this one has {len(items)}: "
                             "split it", code="payload_too_large")
     # parsing and signature recovery off the event loop: ~0.1 ms each, 50 ms for a full batch
-    results, plain, paying = await run_in_threadpool(_prepare_all, ctx, items)
-    if plain:
-        written = await ctx.committer().write_many_async([p for _, p in plain])
-        for (i, _), outcome in zip(plain, written):
-            results[i] = outcome
-    if paying:
-        for i, outcome in await run_in_threadpool(_pay_requests, ctx, paying):
-            results[i] = outcome
+    results, runs = await run_in_threadpool(_prepare_all, ctx, items)
+    for kind, run in runs:  # in the order sent: each run sees what the runs before it wrote
+        if kind == "plain":
+            written = await ctx.committer().write_many_async([p for _, p in run])
+            for (i, _), outcome in zip(run, written):
+                results[i] = outcome
+        else:
+            for i, outcome in await run_in_threadpool(_pay_requests, ctx, run):
+                results[i] = outcome
     out, counts = [], {"posted": 0, "duplicate": 0, "refused": 0}
     for r in results:
         if isinstance(r, E.LedgerError):

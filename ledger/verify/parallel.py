@@ -13,13 +13,19 @@ sequential run makes, at the same seqs.
 
 A pool costs a fork and a round trip per chunk: below `THRESHOLD` entries, or with one
 core, recovery runs inline. Memory stays bounded: at most `ahead` chunks are in flight.
+A worker that dies (OOM killer, a signal) breaks the pool: every chunk not yet recovered, and
+all that follow, are then recovered inline, so the run finishes with the same findings instead
+of waiting for ever on a lost task (a multiprocessing.Pool silently drops it).
 Nothing here imports the service or its database (the wallet uses it too)."""
 from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 from typing import TypeVar
 
@@ -124,14 +130,33 @@ class Recovery:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def _start(self):
         if self._pool is None:
-            self._pool = multiprocessing.get_context("fork").Pool(self.jobs)
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"))
         return self._pool
+
+    def _broken(self, exc: BaseException) -> None:
+        """The pool lost a worker: say so once, and recover the rest in this process."""
+        if self.parallel:
+            print(f"warning: a signature-recovery worker died ({exc}); "
+                  "recovering the remaining signatures in this process", file=sys.stderr)
+        self.parallel = False
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _submit(self, jobs: list[Job]):
+        """The pending recovery of `jobs`: a future, or None when the pool is gone (inline)."""
+        if self._pool is None or not jobs:  # nothing to recover: no round trip
+            return None
+        try:
+            return self._pool.submit(recover_addresses, [(d, s) for _, d, s in jobs])
+        except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down after a break
+            self._broken(exc)
+            return None
 
     # -- reading ahead ------------------------------------------------------------------
     def chunks(self, chunks: Iterable[T], jobs_of: Callable[[T], list[Job]]) -> Iterator[T]:
@@ -139,7 +164,7 @@ class Recovery:
         if not self.parallel:
             yield from chunks
             return
-        pool = self._start()
+        self._start()
         pending: deque = deque()
         failure: list[Exception] = []
         it = _until_failure(chunks, failure)
@@ -151,11 +176,18 @@ class Recovery:
                     more = False
                     break
                 jobs = jobs_of(chunk)
-                pending.append((chunk, jobs, pool.apply_async(recover_addresses, ([(d, s) for _, d, s in jobs],))))
+                pending.append((chunk, jobs, self._submit(jobs)))
             if not pending:
                 break
             chunk, jobs, result = pending.popleft()
-            blob = result.get()
+            blob = None
+            if result is not None:
+                try:
+                    blob = result.result()
+                except BrokenProcessPool as exc:
+                    self._broken(exc)
+            if blob is None:  # no worker left: the same recovery, here
+                blob = recover_addresses([(d, s) for _, d, s in jobs])
             self._ready = {job[0]: (job[1], job[2], blob[i * 21:i * 21 + 21]) for i, job in enumerate(jobs)}
             self.recovered += len(jobs)
             yield chunk
