@@ -166,3 +166,25 @@ def test_asynchronous_failover_keeps_the_ledger_sound_and_counts_what_it_lost(pa
     # the loss itself is the figure this run exists for (docs/high-availability.md): recorded
     print(f"asynchronous failover: {f['acknowledged_lost']} acknowledged transfers lost "
           f"of {f['transfers_acknowledged']}")
+
+
+@pytest.mark.postgres
+def test_the_federation_driver_lock_is_not_held_by_a_dead_session(pg_server_url):
+    # a failover drops the server session that held the advisory lock: on the new primary the lock
+    # is free and another process may take it, so the old holder must notice and stop driving
+    from ledger.federation.driver import driver_lock
+    engine = make_engine(pg_server_url, create=False)
+    try:
+        first, second = driver_lock(engine), driver_lock(engine)
+        assert first.try_acquire() and not second.try_acquire()
+        pid = first._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        first._conn.commit()
+        with engine.connect() as admin:  # what a dead server does to the lock
+            admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        assert second.try_acquire()
+        assert not first.try_acquire()  # the ghost is dropped; the lock now belongs to `second`
+        second.release()
+        assert first.try_acquire()
+        first.release()
+    finally:
+        engine.dispose()
