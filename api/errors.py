@@ -86,9 +86,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # a bug: say so without leaking internals
+        # A database error some path did not translate (sign-in, rate limits, sessions during a
+        # failover): the same 503 + Retry-After as the ledger's own, never a 500.
+        from ledger.store.errors import as_domain_error
+        mapped = as_domain_error(exc)
+        if mapped is not None:
+            return await _ledger(request, mapped)
         log.error("%s %s: internal_error", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("internal_error", "the server failed; nothing was acknowledged"),
-                            status_code=500)
+        # not "nothing was acknowledged": a fault after a COMMIT was sent cannot know that
+        return JSONResponse(error_body("internal_error", "the server failed; a signed action may be "
+                                       "retried as it is (a retry never posts twice)"), status_code=500)
 
 
 def validation_message(errs) -> str:

@@ -14,12 +14,13 @@ Database failures reach callers as ledger.core.errors (the store translates them
 from __future__ import annotations
 
 import json
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from .core import errors as E
 from .core.amounts import Currency
@@ -49,6 +50,7 @@ PROFILE_LIMITS = {"displayName": 120, "contact": 240}
 # multi-host URL find the new primary) before answering 503: a failover that promotes within
 # this window is invisible to clients, a slower one is retried by them (docs/high-availability.md).
 WRITE_RETRY_S = 3.0
+_log = logging.getLogger("ayni.ledger")
 
 
 def now_ms() -> int:
@@ -127,6 +129,8 @@ class Ledger:
             unit_of_work = lambda readonly=False: SqlUnitOfWork(engine, sql, readonly=readonly)  # noqa: E731
         self.unit_of_work = unit_of_work
         self._genesis: Genesis | None = None
+        # The highest (seq, chain hash) this process has read or written: the fork guard (_guard).
+        self._seen: tuple[int, bytes] | None = None
         self.on_close: list[Callable[[], None]] = []  # e.g. stop the erasure reclaimer's retries
 
     @classmethod
@@ -293,6 +297,7 @@ class Ledger:
             # the head lock and every read under it (one round trip on PostgreSQL)
             head, accounts, positions, used = uow.lock_and_load(addresses, nonces)
             head_seq, prev_chain = head
+            self._guard(head_seq, prev_chain, uow)
             state = LedgerState(genesis=genesis, seq=head_seq)
             state.accounts.update(accounts)
             state.positions.update(positions)
@@ -359,7 +364,37 @@ class Ledger:
                                    for k in sorted(touched)]
                 batch.head = (state.seq, prev_chain)
                 uow.write_last(batch)  # nothing follows: PostgreSQL commits in the same round trip
+        self._saw(state.seq, prev_chain)
         return outcomes
+
+    def _guard(self, seq: int, chain_hash: bytes, uow=None) -> None:
+        """Refuse a database whose log is behind what this process already saw, or differs at a
+        seq it knows: an old primary that came back after a failover (first in a multi-host URL),
+        or a restored backup under a running service. Posting there would fork the log, and reads
+        would go back in time (docs/high-availability.md, "When the old primary comes back")."""
+        seen = self._seen
+        if seen is None:
+            return
+        known_seq, known_chain = seen
+        if seq == known_seq:
+            bad = chain_hash != known_chain
+        elif seq < known_seq:
+            bad = True
+        else:
+            at = getattr(uow, "chain_hash_at", None) if uow is not None else None
+            bad = at is not None and at(known_seq) not in (None, known_chain)
+        if bad:
+            msg = (f"this database's log (head seq {seq}) is behind or differs from the log this process "
+                   f"already saw (seq {known_seq}): it may be an old primary that came back after a "
+                   "failover; refusing to read or post on it. Fence that server or remove it from the "
+                   "database URL (docs/high-availability.md)")
+            _log.critical("ledger diverged: %s", msg)
+            raise E.StoreUnavailable(msg)
+
+    def _saw(self, seq: int, chain_hash: bytes) -> None:
+        seen = self._seen
+        if seen is None or seq >= seen[0]:
+            self._seen = (seq, chain_hash)
 
     @staticmethod
     def _open_account(batch: PostingBatch, genesis: Genesis, address: str, role: str, seq: int) -> None:
@@ -412,7 +447,31 @@ class Ledger:
 
     def head(self) -> tuple[int, bytes]:
         with self.unit_of_work(readonly=True) as uow:
-            return uow.head() or (0, ZERO32)
+            seq, chain_hash = uow.head() or (0, ZERO32)
+            if seq:
+                self._guard(seq, chain_hash, uow)
+        if seq:
+            self._saw(seq, chain_hash)
+        return seq, chain_hash
+
+    def server_info(self) -> dict:
+        """Which PostgreSQL server this is (system identifier, timeline: a promoted standby has a
+        new timeline, an old primary that came back the old one), and the COMMITs waiting for a
+        synchronous standby: their number and the oldest one's age in seconds. One cheap query;
+        {} on SQLite."""
+        if self.engine.dialect.name != "postgresql":
+            return {}
+        with domain_errors(), self._reader() as conn:
+            r = conn.execute(text(
+                "SELECT (SELECT system_identifier FROM pg_control_system())::text, pg_is_in_recovery(), "
+                "CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint()) "
+                "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
+                "count(*) FILTER (WHERE a.wait_event = 'SyncRep'), "
+                "coalesce(extract(epoch FROM max(clock_timestamp() - a.state_change) "
+                "FILTER (WHERE a.wait_event = 'SyncRep')), 0) "
+                "FROM pg_stat_activity a WHERE a.datname = current_database()")).one()
+        return {"systemIdentifier": r[0], "inRecovery": bool(r[1]), "timeline": int(r[2]),
+                "commitsWaitingForStandby": int(r[3]), "oldestStandbyWaitS": round(float(r[4]), 1)}
 
     def iter_entries(self, after_seq: int = 0, page: int = 2000) -> Iterator[Entry]:
         """All entries after `after_seq`, in order, fetched page by page (constant memory)."""

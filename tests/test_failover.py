@@ -188,3 +188,91 @@ def test_the_federation_driver_lock_is_not_held_by_a_dead_session(pg_server_url)
         first.release()
     finally:
         engine.dispose()
+
+
+def _admin(pg_url: str):
+    from sqlalchemy import create_engine
+    return create_engine(make_url(pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+@pytest.mark.postgres
+def test_a_database_whose_log_went_back_or_forked_is_refused(pg_server_url):
+    # An old primary that comes back first in the URL, or a restored backup under a running
+    # service: the log behind what the process saw, or a different entry at a seq it knows.
+    # Posting there would fork the ledger; reads would go back in time. 503, nothing posted.
+    _reset_pg(pg_server_url)
+    db = make_url(pg_server_url).database
+    old, new = f"{db}_old", f"{db}_new"
+    admin = _admin(pg_server_url)
+    c = SampleCommunity(pg_server_url)
+    try:
+        c.member("a"), c.member("b")
+        c.ledger.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{old}"'))
+            conn.execute(text(f'CREATE DATABASE "{old}" TEMPLATE "{db}"'))  # the old primary, one entry behind
+        posted = c.ledger.submit(c.pay("a", "b", 3))
+        assert c.ledger.head()[0] == posted.seq
+        c.ledger.engine.dispose()
+        with admin.connect() as conn:  # the old primary comes back under the same URL
+            conn.execute(text(f'ALTER DATABASE "{db}" RENAME TO "{new}"'))
+            conn.execute(text(f'ALTER DATABASE "{old}" RENAME TO "{db}"'))
+        with pytest.raises(E.StoreUnavailable, match="behind or differs"):
+            c.ledger.head()
+        with pytest.raises(E.StoreUnavailable, match="behind or differs"):
+            c.ledger.submit(c.pay("b", "a", 1))
+        # someone "unblocks" the old primary and it takes a different payment at the same seq
+        other = Ledger.open(pg_server_url, migrate=False)
+        try:
+            assert other.submit(c.pay("b", "a", 2)).seq == posted.seq
+            other.submit(c.pay("b", "a", 4))  # and moves past it: a fork, not a rollback
+        finally:
+            other.close()
+        with pytest.raises(E.StoreUnavailable, match="behind or differs"):
+            c.ledger.submit(c.pay("a", "b", 5))
+        c.ledger.engine.dispose()
+        with admin.connect() as conn:  # fenced: the promoted node again
+            conn.execute(text(f'ALTER DATABASE "{db}" RENAME TO "{old}"'))
+            conn.execute(text(f'ALTER DATABASE "{new}" RENAME TO "{db}"'))
+        assert c.ledger.submit(c.pay("a", "b", 6)).seq == posted.seq + 1
+    finally:
+        c.ledger.close()
+        with admin.connect() as conn:
+            for name in (old, new):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_a_commit_that_never_returns_answers_outcome_unknown_and_a_retry_finds_it(pg_server_url):
+    # A COMMIT waiting for a synchronous standby that is gone never returns. The caller must get a
+    # bounded 503 "outcome unknown, retry the same request", never a hang nor a 500 "nothing was
+    # acknowledged"; the retry answers the original seq once the commit goes through.
+    import asyncio
+
+    from ledger.group_commit import GroupCommitter
+    _reset_pg(pg_server_url)
+    c = SampleCommunity(pg_server_url)
+    committer = GroupCommitter(c.ledger, wait_s=0.5)
+    blocker = c.ledger.engine.connect()
+    try:
+        c.member("a"), c.member("b")
+        action = signing.set_limit(c.treasurer_key, c.domain, account=c.addr("a"), currency="HOUR",
+                                   credit_limit=555)
+        pay = c.pay("a", "b", 7)
+        head = c.ledger.head()[0]
+        # the writer stalls as it would in COMMIT: here on the head lock another session holds
+        blocker.execute(text("SELECT seq FROM ledger_head FOR UPDATE"))
+        for attempt in (lambda: committer.submit(action), lambda: asyncio.run(committer.submit_async(pay))):
+            with pytest.raises(E.StoreConnectionLost, match="outcome is unknown") as exc:
+                attempt()
+            assert exc.value.code == "unavailable"  # HTTP 503 with Retry-After
+        blocker.rollback()  # the standby came back
+        again = committer.submit(action)
+        assert again.duplicate and again.seq == head + 1  # it had committed: the retry says so
+        paid = asyncio.run(committer.submit_async(pay))
+        assert paid.duplicate and paid.seq == head + 2
+    finally:
+        blocker.close()
+        committer.close()
+        c.ledger.close()
