@@ -276,3 +276,64 @@ def test_a_commit_that_never_returns_answers_outcome_unknown_and_a_retry_finds_i
         blocker.close()
         committer.close()
         c.ledger.close()
+
+
+# -- URL spellings, mistakes and passwords (no server needed) -------------------------------------
+def test_every_documented_multi_host_spelling_gives_the_same_libpq_keywords():
+    from ledger.store.db import libpq_conninfo, normalized_url
+    want = {"user": "ayni", "password": "p@ss,:/", "dbname": "ayni", "host": "db1,db2", "port": "5432,5433",
+            "target_session_attrs": "read-write"}
+    pw, rw = "p%40ss%2C%3A%2F", "target_session_attrs=read-write"
+    for url in (f"postgresql+psycopg://ayni:{pw}@db1:5432,db2:5433/ayni?{rw}",
+                f"postgresql://ayni:{pw}@/ayni?host=db1:5432,db2:5433&{rw}",
+                f"postgresql+psycopg://ayni:{pw}@/ayni?host=db1,db2&port=5432,5433&{rw}",
+                f"postgresql+psycopg://ayni:{pw}@/ayni?host=db1:5432&host=db2:5433&{rw}"):
+        assert libpq_conninfo(url) == want, url
+        assert libpq_conninfo(normalized_url(url)) == want, url  # the form make_engine uses
+    # IPv6 (bracketed in the URI form, as libpq wants), and a host list without ports
+    assert libpq_conninfo("postgresql://u@[::1]:5432,[fe80::2]/d") == {
+        "user": "u", "dbname": "d", "host": "::1,fe80::2", "port": "5432,"}
+    assert libpq_conninfo("postgresql://u@/d?host=db1,db2") == {"user": "u", "dbname": "d", "host": "db1,db2"}
+    make_engine("postgresql+psycopg://u:pw@[::1]:5432,[::1]:5433/ayni").dispose()  # was a raw ValueError
+
+
+@pytest.mark.parametrize("url, says", [
+    ("postgresql+psycopg://u:S3cr/t@db1:5432,db2:5433/a?connect_timeout=abc", "connect_timeout"),
+    ("postgresql+psycopg://u:S3cr/t@/a?host=db1:5432,db2:5433&port=5432,5433", "mixes"),
+    ("postgresql+psycopg://u:S3cr/t@/a?host=db1,db2,db3&port=1,2", "3 hosts but 2 ports"),
+    ("postgresql+psycopg://u:S3cr/t@db1:x,db2:5433/a", "not a number"),
+    ("postgresql+psycopg://u:S3cr/t@[::1:5432,db2/a", ""),
+])
+def test_a_database_url_mistake_is_invalid_input_in_one_line_without_the_password(url, says):
+    # a configuration mistake is permanent: invalid_input, not the retryable `unavailable`; and
+    # the message (journals, tickets) never carries the password
+    with pytest.raises(E.LedgerError) as exc:
+        make_engine(url, create=False)
+    assert exc.value.code in ("invalid_input", "not_initialised"), exc.value
+    assert says in exc.value.message and "S3cr" not in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_ayni_commands_print_no_password_and_no_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AYNI_")}
+    ayni = str(Path(sys.executable).parent / "ayni")
+    for args in (["verify", "--db", "postgresql://u:S3cr%2Ft@db1:5432,db2:5433/a?connect_timeout=abc"],
+                 ["doctor", "--db", "postgresql://u:S3cr%2Ft@[::1]:1,db2:5433/a?connect_timeout=abc"]):
+        r = subprocess.run([ayni, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+                           check=False)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and "Traceback" not in out and "S3cr" not in out, out
+        assert "connect_timeout" in out, out
+
+
+@pytest.mark.postgres
+def test_a_host_list_without_ports_uses_the_default_port(pg_server_url):
+    u = make_url(pg_server_url)
+    if (u.port or 5432) != 5432:
+        pytest.skip("the local server is not on the default port")
+    engine = make_engine(f"postgresql://postgres@/{u.database}?host={u.host},{u.host}&target_session_attrs=read-write",
+                         create=False)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT inet_server_port()")).scalar() == 5432
+    finally:
+        engine.dispose()
