@@ -468,9 +468,11 @@ class Ledger:
                 "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
                 "count(*) FILTER (WHERE a.wait_event = 'SyncRep'), "
                 "coalesce(extract(epoch FROM max(clock_timestamp() - a.state_change) "
-                "FILTER (WHERE a.wait_event = 'SyncRep')), 0) "
+                "FILTER (WHERE a.wait_event = 'SyncRep')), 0), "
+                "coalesce(host(inet_server_addr()), 'local socket'), inet_server_port() "
                 "FROM pg_stat_activity a WHERE a.datname = current_database()")).one()
-        return {"systemIdentifier": r[0], "inRecovery": bool(r[1]), "timeline": int(r[2]),
+        return {"address": f"{r[5]}:{r[6]}" if r[6] else r[5],
+                "systemIdentifier": r[0], "inRecovery": bool(r[1]), "timeline": int(r[2]),
                 "commitsWaitingForStandby": int(r[3]), "oldestStandbyWaitS": round(float(r[4]), 1)}
 
     def iter_entries(self, after_seq: int = 0, page: int = 2000) -> Iterator[Entry]:

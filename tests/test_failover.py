@@ -97,6 +97,8 @@ def test_ayni_init_and_verify_take_a_multi_host_url(pg_server_url, tmp_path):
                        env=env,
                        cwd=tmp_path, timeout=120)
     assert v.returncode == 0 and json.loads(v.stdout)["entries"] == 1, v.stderr
+    server = json.loads(v.stdout)["server"]  # which server was checked, past the dead first host
+    assert server["address"].endswith(f":{make_url(pg_server_url).port or 5432}") and server["timeline"] >= 1
 
 
 def test_a_url_without_several_hosts_is_left_as_it_is():
@@ -137,6 +139,7 @@ def _common(r):
     assert f["served_by_one_process"] and f["acknowledged_after_last_kill"] > 0  # no restart needed
     assert f["transfers_acknowledged"] > 30, f
     assert f["answers_5xx_not_retryable"] == 0, f["answers_5xx_messages"]  # only 503 + Retry-After
+    assert f["reads_5xx_not_retryable"] == 0, f["reads_5xx_messages"]  # reads too (sign-in, sessions)
 
 
 @CLUSTERS[0]
