@@ -340,3 +340,36 @@ def test_a_host_list_without_ports_uses_the_default_port(pg_server_url):
             assert conn.execute(text("SELECT inet_server_port()")).scalar() == 5432
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_sign_in_and_signed_in_reads_answer_503_with_retry_after_while_the_database_is_gone(pg_server_url, tmp_path):
+    # during a failover every route, not just posting, answers the retryable 503 (docs section 3):
+    # sign-in (rate limiter, challenge store) and signed-in reads (the session check) had answered
+    # 500 internal_error
+    from .test_api import Api
+    _reset_pg(pg_server_url)
+    db = make_url(pg_server_url).database
+    a = Api(pg_server_url, tmp_path)
+    admin = _admin(pg_server_url)
+    try:
+        h = {**a.h("treasurer"), "Ayni-Purpose": "reconciliation"}
+        assert a.client.get("/v1/balances", headers=h).status_code == 200
+        with admin.connect() as conn:  # the server is gone: nothing connects, what was open dies
+            conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": db})
+        for r in (a.client.get("/v1/balances", headers=h),
+                  a.client.post("/v1/auth/challenge", json={"address": a.c.treasurer}),
+                  a.client.get("/readyz")):
+            assert r.status_code == 503, r.text
+            if r.request.url.path != "/readyz":
+                assert r.json()["error"]["code"] == "unavailable" and r.headers.get("retry-after"), r.text
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true'))
+        assert a.client.get("/v1/balances", headers=h).status_code == 200  # back, no restart
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        a.client.close()
+        a.c.dispose()
