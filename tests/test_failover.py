@@ -28,7 +28,7 @@ from ledger.service import WRITE_RETRY_S, Ledger
 from ledger.store.db import make_engine, multi_host_url
 
 from .conftest import _reset_pg
-from .pg_ha import TAIL_LOSS, Pair, run_failover, unavailable_reason
+from .pg_ha import PG_BIN, TAIL_LOSS, Pair, run_failover, unavailable_reason
 from .servers import free_port
 
 SECONDS = 8.0  # the kill comes half-way
@@ -373,3 +373,21 @@ def test_sign_in_and_signed_in_reads_answer_503_with_retry_after_while_the_datab
         admin.dispose()
         a.client.close()
         a.c.dispose()
+
+
+@pytest.mark.postgres
+def test_libpq_conninfo_takes_pg_dump_past_dead_hosts(pg_server_url):
+    # how `ayni backup` (and any libpq tool) uses a failover URL: the keywords as a conninfo, the
+    # password in PGPASSWORD (never on a command line)
+    from psycopg.conninfo import make_conninfo
+
+    from ledger.store.db import libpq_conninfo
+    _reset_pg(pg_server_url)
+    SampleCommunity(pg_server_url).dispose()
+    for url in _forms(pg_server_url).values():
+        info = libpq_conninfo(url.replace("postgres@", "postgres:unused%40pw@", 1))
+        env = {**os.environ, "PGPASSWORD": info.pop("password")}
+        r = subprocess.run([str(PG_BIN / "pg_dump"), "--schema-only", "-t", "ledger_head",
+                            "-d", make_conninfo(**info)], capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+        assert r.returncode == 0 and "CREATE TABLE public.ledger_head" in r.stdout, (url, r.stderr)
