@@ -53,6 +53,17 @@ WRITE_RETRY_S = 3.0
 _log = logging.getLogger("ayni.ledger")
 
 
+class _ChainAt:
+    """chain_hash_at on a plain connection (the fork guard outside a unit of work)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def chain_hash_at(self, seq: int) -> bytes | None:
+        r = self.conn.execute(select(T.entries.c.chain_hash).where(T.entries.c.seq == seq)).first()
+        return bytes(r.chain_hash) if r else None
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -441,8 +452,12 @@ class Ledger:
         from .audit import _snapshot
         with domain_errors(), _snapshot(self.engine) as conn, conn.begin():
             r = conn.execute(select(T.ledger_head)).first()
+            if r and r.seq:  # the fork guard (_guard): a reader must not go back in time either
+                self._guard(r.seq, bytes(r.chain_hash), _ChainAt(conn))
             positions = {(b.address, b.currency): Position(b.balance, b.credit_limit, b.ceiling, b.held_out, b.held_in)
                          for b in conn.execute(select(T.balances))}
+        if r and r.seq:
+            self._saw(r.seq, bytes(r.chain_hash))
         return (r.seq, r.chain_hash, positions) if r else (0, ZERO32, positions)
 
     def head(self) -> tuple[int, bytes]:

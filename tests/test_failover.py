@@ -222,6 +222,8 @@ def test_a_database_whose_log_went_back_or_forked_is_refused(pg_server_url):
             conn.execute(text(f'ALTER DATABASE "{old}" RENAME TO "{db}"'))
         with pytest.raises(E.StoreUnavailable, match="behind or differs"):
             c.ledger.head()
+        with pytest.raises(E.StoreUnavailable, match="behind or differs"):  # reads never go back
+            c.ledger.balance_sheet()
         with pytest.raises(E.StoreUnavailable, match="behind or differs"):
             c.ledger.submit(c.pay("b", "a", 1))
         # someone "unblocks" the old primary and it takes a different payment at the same seq
