@@ -53,6 +53,15 @@ WRITE_RETRY_S = 3.0
 _log = logging.getLogger("ayni.ledger")
 
 
+# A primary's current timeline is in its WAL file names; a standby's in its control file.
+_TIMELINE_SQL = ("CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint()) "
+                 "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END")
+
+
+class Diverged(E.StoreConnectionLost):
+    """The database's log is behind, or differs from, what this process saw (Ledger._guard)."""
+
+
 class _ChainAt:
     """chain_hash_at on a plain connection (the fork guard outside a unit of work)."""
 
@@ -140,8 +149,16 @@ class Ledger:
             unit_of_work = lambda readonly=False: SqlUnitOfWork(engine, sql, readonly=readonly)  # noqa: E731
         self.unit_of_work = unit_of_work
         self._genesis: Genesis | None = None
-        # The highest (seq, chain hash) this process has read or written: the fork guard (_guard).
-        self._seen: tuple[int, bytes] | None = None
+        # The highest (seq, chain hash, server timeline) this process has read or written: the
+        # fork guard (_guard). The timeline is re-read after each new database connection.
+        self._seen: tuple[int, bytes, int | None] | None = None
+        self._timeline_dirty = True
+        if engine is not None and engine.dialect.name == "postgresql":
+            from sqlalchemy import event
+
+            @event.listens_for(engine, "connect")
+            def _new_connection(*_):  # maybe another server now (a failover): re-read its timeline
+                self._timeline_dirty = True
         self.on_close: list[Callable[[], None]] = []  # e.g. stop the erasure reclaimer's retries
 
     @classmethod
@@ -284,8 +301,8 @@ class Ledger:
         while True:
             try:
                 return self._write_once(genesis, prepared)
-            except E.StoreConnectionLost:
-                if time.monotonic() + pause > deadline:
+            except E.StoreConnectionLost as exc:
+                if isinstance(exc, Diverged) or time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 0.5)
@@ -386,7 +403,7 @@ class Ledger:
         seen = self._seen
         if seen is None:
             return
-        known_seq, known_chain = seen
+        known_seq, known_chain, known_timeline = seen
         if seq == known_seq:
             bad = chain_hash != known_chain
         elif seq < known_seq:
@@ -394,18 +411,45 @@ class Ledger:
         else:
             at = getattr(uow, "chain_hash_at", None) if uow is not None else None
             bad = at is not None and at(known_seq) not in (None, known_chain)
+        if bad and known_timeline is not None:
+            now = self._timeline()
+            if now is not None and now > known_timeline:
+                # a promoted standby (newer timeline) whose log ends before what this process saw:
+                # asynchronous replication lost the tail. That is the new truth (docs section 5),
+                # not an old server: say so loudly and go on from here.
+                _log.critical("ledger rolled back by a failover: the promoted server (timeline %s) has "
+                              "the log up to seq %s; this process had seen seq %s on timeline %s: the "
+                              "entries after seq %s that were acknowledged are lost "
+                              "(docs/high-availability.md section 5)", now, seq, known_seq, known_timeline,
+                              seq)
+                self._seen = None
+                return
         if bad:
             msg = (f"this database's log (head seq {seq}) is behind or differs from the log this process "
                    f"already saw (seq {known_seq}): it may be an old primary that came back after a "
                    "failover; refusing to read or post on it. Fence that server or remove it from the "
                    "database URL (docs/high-availability.md)")
             _log.critical("ledger diverged: %s", msg)
-            raise E.StoreUnavailable(msg)
+            raise Diverged(msg)  # 503 + Retry-After: fixing the URL or fencing cures it
 
     def _saw(self, seq: int, chain_hash: bytes) -> None:
         seen = self._seen
         if seen is None or seq >= seen[0]:
-            self._seen = (seq, chain_hash)
+            timeline = seen[2] if seen is not None else None
+            if self._timeline_dirty or timeline is None:
+                self._timeline_dirty = False
+                timeline = self._timeline()
+            self._seen = (seq, chain_hash, timeline)
+
+    def _timeline(self) -> int | None:
+        """The PostgreSQL server's timeline (a promotion increments it); None elsewhere."""
+        if self.engine is None or self.engine.dialect.name != "postgresql":
+            return None
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(text(_TIMELINE_SQL)).scalar())
+        except Exception:  # noqa: BLE001 - unknown: the guard then refuses rather than accepts
+            return None
 
     @staticmethod
     def _open_account(batch: PostingBatch, genesis: Genesis, address: str, role: str, seq: int) -> None:
@@ -479,8 +523,7 @@ class Ledger:
         with domain_errors(), self._reader() as conn:
             r = conn.execute(text(
                 "SELECT (SELECT system_identifier FROM pg_control_system())::text, pg_is_in_recovery(), "
-                "CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint()) "
-                "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
+                f"{_TIMELINE_SQL}, "
                 "count(*) FILTER (WHERE a.wait_event = 'SyncRep'), "
                 "coalesce(extract(epoch FROM max(clock_timestamp() - a.state_change) "
                 "FILTER (WHERE a.wait_event = 'SyncRep')), 0), "
