@@ -437,8 +437,9 @@ class Ledger:
         if seen is None or seq >= seen[0]:
             timeline = seen[2] if seen is not None else None
             if self._timeline_dirty or timeline is None:
-                self._timeline_dirty = False
-                timeline = self._timeline()
+                now = self._timeline()  # None if the server went away just now: keep the last known
+                if now is not None:
+                    self._timeline_dirty, timeline = False, now
             self._seen = (seq, chain_hash, timeline)
 
     def _timeline(self) -> int | None:
