@@ -448,7 +448,7 @@ class Ledger:
             return None
         try:
             with self.engine.connect() as conn:
-                return int(conn.execute(text(_TIMELINE_SQL)).scalar())
+                return int(conn.execute(text(f"SELECT {_TIMELINE_SQL}")).scalar())
         except Exception:  # noqa: BLE001 - unknown: the guard then refuses rather than accepts
             return None
 

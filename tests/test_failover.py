@@ -216,6 +216,9 @@ def test_a_database_whose_log_went_back_or_forked_is_refused(pg_server_url):
             conn.execute(text(f'CREATE DATABASE "{old}" TEMPLATE "{db}"'))  # the old primary, one entry behind
         posted = c.ledger.submit(c.pay("a", "b", 3))
         assert c.ledger.head()[0] == posted.seq
+        # the guard knows the server's timeline (a newer one, a promoted standby whose log lost its
+        # tail to asynchronous replication, is accepted; the same one, as here, is not)
+        assert c.ledger._seen[2] == c.ledger.server_info()["timeline"] == 1
         c.ledger.engine.dispose()
         with admin.connect() as conn:  # the old primary comes back under the same URL
             conn.execute(text(f'ALTER DATABASE "{db}" RENAME TO "{new}"'))
