@@ -69,6 +69,19 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ledger.store.errors import _DRIVER_ERRORS, as_domain_error
+
+    async def _database(request: Request, exc: Exception):
+        # A database error a path did not translate itself (sign-in, sessions, rate limits, metrics
+        # during a failover): the same 503 + Retry-After as the ledger's own, never a 500.
+        mapped = as_domain_error(exc) or StoreConnectionLost(f"database error: {type(exc).__name__}")
+        return await _ledger(request, mapped)
+
+    for kind in (SQLAlchemyError, *_DRIVER_ERRORS):
+        app.add_exception_handler(kind, _database)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
         parts = []
@@ -86,9 +99,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # a bug: say so without leaking internals
+        mapped = as_domain_error(exc)  # a database error wrapped in something else: still a 503
+        if mapped is not None:
+            return await _ledger(request, mapped)
         log.error("%s %s: internal_error", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("internal_error", "the server failed; nothing was acknowledged"),
-                            status_code=500)
+        # not "nothing was acknowledged": a fault after a COMMIT was sent cannot know that
+        return JSONResponse(error_body("internal_error", "the server failed; a signed action may be "
+                                       "retried as it is (a retry never posts twice)"), status_code=500)
 
 
 def validation_message(errs) -> str:

@@ -88,10 +88,11 @@ def ayni_version() -> str:
 
 
 def _kind(url: str) -> str:
+    from .store.db import normalized_url, redact
     try:
-        driver = make_url(url).drivername
+        driver = make_url(normalized_url(url)).drivername
     except Exception:  # noqa: BLE001
-        raise E.InvalidInput(f"{url!r} is not a database URL") from None
+        raise E.InvalidInput(f"{redact(url)!r} is not a database URL") from None
     if driver.startswith("sqlite"):
         return "sqlite"
     if driver.startswith("postgres"):
@@ -100,7 +101,8 @@ def _kind(url: str) -> str:
 
 
 def _sqlite_file(url: str) -> Path:
-    db = make_url(url).database
+    from .store.db import normalized_url
+    db = make_url(normalized_url(url)).database
     if not db or db == ":memory:":
         raise E.InvalidInput("an in-memory SQLite database has nothing to back up or restore into: give a file")
     return Path(db)
@@ -215,22 +217,18 @@ def find_pg_tool(name: str, min_major: int) -> tuple[str, int]:
 
 
 def _libpq(url: str) -> tuple[str, dict]:
-    """A libpq URI for the tools, and the environment carrying the password (never on a command
-    line, where `ps` shows it)."""
-    u = make_url(url)
+    """A libpq conninfo for the tools, from any documented spelling of the URL (multi-host lists
+    included: ledger.store.db.libpq_conninfo), and the environment carrying the password (never
+    on a command line, where `ps` shows it)."""
+    from psycopg.conninfo import make_conninfo
+
+    from .store.db import libpq_conninfo
+    info = libpq_conninfo(url)
     env = dict(os.environ)
-    if u.password:
-        env["PGPASSWORD"] = str(u.password)
-    query = dict(u.query)
-    hosts = query.get("host")
-    if isinstance(hosts, tuple) or (isinstance(hosts, str) and ":" in hosts and "," not in hosts):
-        # SQLAlchemy's multi-host form (?host=a:5432&host=b:5433) is libpq's host=a,b&port=5432,5433
-        pairs = [h.rsplit(":", 1) if ":" in h else [h, ""] for h in (hosts if isinstance(hosts, tuple) else (hosts,))]
-        query["host"] = ",".join(h for h, _ in pairs)
-        if any(p for _, p in pairs):
-            query["port"] = ",".join(p or "5432" for _, p in pairs)
-    u = u.set(drivername="postgresql", password=None, query=query)
-    return u.render_as_string(hide_password=False), env
+    password = info.pop("password", None)
+    if password:
+        env["PGPASSWORD"] = str(password)
+    return make_conninfo(**info), env
 
 
 def _first_line(stderr: str) -> str:

@@ -16,16 +16,41 @@ from __future__ import annotations
 
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from .core import errors as E
 from .service import Ledger, Posted, Submission, _Prepared
 
 
+# How long a caller waits for its batch's COMMIT before it is answered "outcome unknown" (HTTP
+# 503, Retry-After). A COMMIT can wait without end: PostgreSQL holds it until a synchronous
+# standby has the WAL (a dead standby, or a promoted node still naming one). The commit is not
+# cancelled (cancelling it would make it visible unreplicated); the member retries the same signed
+# request, which answers the original seq once the commit went through, and never posts twice.
+SUBMIT_WAIT_S = 30.0
+OUTCOME_UNKNOWN = ("the database has not confirmed this write within {s:g} s (a commit may be waiting "
+                   "for a synchronous standby, or a failover is under way); the outcome is unknown: "
+                   "retry the same signed request, a retry never posts twice")
+
+
+def outcome_unknown(wait_s: float) -> E.StoreConnectionLost:
+    return E.StoreConnectionLost(OUTCOME_UNKNOWN.format(s=wait_s))
+
+
+def _settle(fut: Future, *, result=None, exc: BaseException | None = None) -> None:
+    """Answer a caller; one that gave up (a cancelled asyncio wait) must not stop the writer."""
+    try:
+        fut.set_exception(exc) if exc is not None else fut.set_result(result)
+    except InvalidStateError:
+        pass
+
+
 class GroupCommitter:
-    def __init__(self, ledger: Ledger, *, max_batch: int = 512):
+    def __init__(self, ledger: Ledger, *, max_batch: int = 512, wait_s: float = SUBMIT_WAIT_S):
         self.ledger = ledger
         self.max_batch = max_batch
+        self.wait_s = wait_s
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="ayni-group-commit", daemon=True)
@@ -38,23 +63,27 @@ class GroupCommitter:
         self._queue.put((prepared, fut))
         return fut
 
-    def submit(self, submission: Submission, timeout: float | None = 30.0) -> Posted:
-        """Post one signed action; raises LedgerError exactly as Ledger.submit would."""
+    def submit(self, submission: Submission, timeout: float | None = None) -> Posted:
+        """Post one signed action; raises LedgerError exactly as Ledger.submit would, or
+        StoreConnectionLost "outcome unknown" after `timeout` (default self.wait_s) seconds."""
         if self._closed:
             raise E.LedgerError("the ledger writer is shut down", code="unavailable")
         prepared = self.ledger.prepare(submission)  # raises on bad signature etc., nothing queued
-        result = self._enqueue([prepared]).result(timeout)[0]
+        wait = self.wait_s if timeout is None else timeout
+        try:
+            result = self._enqueue([prepared]).result(wait)[0]
+        except FutureTimeout:  # never the generic 500 "nothing was acknowledged": it may commit yet
+            raise outcome_unknown(wait) from None
         if isinstance(result, E.LedgerError):
             raise result
         return result
 
     async def submit_async(self, submission: Submission) -> Posted:
         """The same for an asyncio caller: no thread parked per request while the batch commits."""
-        import asyncio
         if self._closed:
             raise E.LedgerError("the ledger writer is shut down", code="unavailable")
         prepared = self.ledger.prepare(submission)
-        result = (await asyncio.wrap_future(self._enqueue([prepared])))[0]
+        result = (await self._wait(self._enqueue([prepared])))[0]
         if isinstance(result, E.LedgerError):
             raise result
         return result
@@ -62,10 +91,16 @@ class GroupCommitter:
     async def write_many_async(self, prepared: list[_Prepared]) -> list[Posted | E.LedgerError]:
         """Already prepared actions (Ledger.prepare), written together: one result each, in order
         (a refusal in its place; the others proceed)."""
-        import asyncio
         if not prepared:
             return []
-        return await asyncio.wrap_future(self._enqueue(list(prepared)))
+        return await self._wait(self._enqueue(list(prepared)))
+
+    async def _wait(self, fut: Future):
+        import asyncio
+        try:  # shield: the batch is not cancelled, only this caller stops waiting for it
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), self.wait_s)
+        except TimeoutError:  # asyncio's is the builtin since 3.11
+            raise outcome_unknown(self.wait_s) from None
 
     def _write(self, items: list) -> list[list]:
         """One transaction for every queued bundle; their results, bundle by bundle."""
@@ -95,30 +130,30 @@ class GroupCommitter:
                 size += len(nxt[0])
             try:
                 for (_, fut), results in zip(batch, self._write(batch)):
-                    fut.set_result(results)
+                    _settle(fut, result=results)
             except Exception as exc:  # noqa: BLE001 - the whole batch was rolled back
                 if size == 1 or isinstance(exc, E.StoreConnectionLost):
                     # a lost database fails every item alike: retrying each alone would make the
                     # last caller wait len(batch) times Ledger.WRITE_RETRY_S for the same answer
                     for _, fut in batch:
-                        fut.set_exception(exc)
+                        _settle(fut, exc=exc)
                     continue
                 # one poisoned item must not sink its neighbours: each alone, in its own transaction
                 lost: E.StoreConnectionLost | None = None  # the database went away mid-fallback
                 for bundle, fut in batch:
                     if lost is not None:  # every later write would wait WRITE_RETRY_S for the same 503
                         if len(bundle) == 1:
-                            fut.set_exception(lost)
+                            _settle(fut, exc=lost)
                         else:
-                            fut.set_result([lost] * len(bundle))
+                            _settle(fut, result=[lost] * len(bundle))
                         continue
                     if len(bundle) == 1:  # a single caller gets its exception exactly as before
                         try:
-                            fut.set_result(self._write([(bundle, None)])[0])
+                            _settle(fut, result=self._write([(bundle, None)])[0])
                         except Exception as single:  # noqa: BLE001 - reported to that caller only
                             if isinstance(single, E.StoreConnectionLost):
                                 lost = single
-                            fut.set_exception(single)
+                            _settle(fut, exc=single)
                         continue
                     results = []
                     for p in bundle:
@@ -134,7 +169,7 @@ class GroupCommitter:
                         except Exception as single:  # noqa: BLE001 - not a ledger answer: a fault
                             results.append(E.LedgerError(f"the ledger could not write this action: "
                                                          f"{type(single).__name__}", code="unavailable"))
-                    fut.set_result(results)
+                    _settle(fut, result=results)
 
     def close(self) -> None:
         self._closed = True

@@ -25,6 +25,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from .core.errors import RateLimited
 from .store import auth_tables as S
+from .store.errors import domain_errors
 
 PURGE_EVERY_S = 60  # expired counters are deleted at most this often per process
 
@@ -51,7 +52,11 @@ class SQLCounterStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self._now_ms()
-        with self.engine.begin() as conn:
+        with domain_errors(), self.engine.begin() as conn:  # a failover: 503, not 500
+            if conn.dialect.name == "postgresql":
+                # a counter need not wait for a synchronous standby: with the standby gone (or an
+                # old primary back) every rate-limited route, reads included, would hang on COMMIT
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = local")
             if now / 1000 - self._purged_at >= PURGE_EVERY_S:
                 self._purged_at = now / 1000
                 S.purge_expired_counters(conn, now)

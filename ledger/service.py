@@ -14,12 +14,13 @@ Database failures reach callers as ledger.core.errors (the store translates them
 from __future__ import annotations
 
 import json
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from .core import errors as E
 from .core.amounts import Currency
@@ -49,6 +50,27 @@ PROFILE_LIMITS = {"displayName": 120, "contact": 240}
 # multi-host URL find the new primary) before answering 503: a failover that promotes within
 # this window is invisible to clients, a slower one is retried by them (docs/high-availability.md).
 WRITE_RETRY_S = 3.0
+_log = logging.getLogger("ayni.ledger")
+
+
+# A primary's current timeline is in its WAL file names; a standby's in its control file.
+_TIMELINE_SQL = ("CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint()) "
+                 "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END")
+
+
+class Diverged(E.StoreConnectionLost):
+    """The database's log is behind, or differs from, what this process saw (Ledger._guard)."""
+
+
+class _ChainAt:
+    """chain_hash_at on a plain connection (the fork guard outside a unit of work)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def chain_hash_at(self, seq: int) -> bytes | None:
+        r = self.conn.execute(select(T.entries.c.chain_hash).where(T.entries.c.seq == seq)).first()
+        return bytes(r.chain_hash) if r else None
 
 
 def now_ms() -> int:
@@ -127,6 +149,16 @@ class Ledger:
             unit_of_work = lambda readonly=False: SqlUnitOfWork(engine, sql, readonly=readonly)  # noqa: E731
         self.unit_of_work = unit_of_work
         self._genesis: Genesis | None = None
+        # The highest (seq, chain hash, server timeline) this process has read or written: the
+        # fork guard (_guard). The timeline is re-read after each new database connection.
+        self._seen: tuple[int, bytes, int | None] | None = None
+        self._timeline_dirty = True
+        if engine is not None and engine.dialect.name == "postgresql":
+            from sqlalchemy import event
+
+            @event.listens_for(engine, "connect")
+            def _new_connection(*_):  # maybe another server now (a failover): re-read its timeline
+                self._timeline_dirty = True
         self.on_close: list[Callable[[], None]] = []  # e.g. stop the erasure reclaimer's retries
 
     @classmethod
@@ -269,8 +301,8 @@ class Ledger:
         while True:
             try:
                 return self._write_once(genesis, prepared)
-            except E.StoreConnectionLost:
-                if time.monotonic() + pause > deadline:
+            except E.StoreConnectionLost as exc:
+                if isinstance(exc, Diverged) or time.monotonic() + pause > deadline:
                     raise
                 time.sleep(pause)
                 pause = min(pause * 2, 0.5)
@@ -293,6 +325,7 @@ class Ledger:
             # the head lock and every read under it (one round trip on PostgreSQL)
             head, accounts, positions, used = uow.lock_and_load(addresses, nonces)
             head_seq, prev_chain = head
+            self._guard(head_seq, prev_chain, uow)
             state = LedgerState(genesis=genesis, seq=head_seq)
             state.accounts.update(accounts)
             state.positions.update(positions)
@@ -359,7 +392,65 @@ class Ledger:
                                    for k in sorted(touched)]
                 batch.head = (state.seq, prev_chain)
                 uow.write_last(batch)  # nothing follows: PostgreSQL commits in the same round trip
+        self._saw(state.seq, prev_chain)
         return outcomes
+
+    def _guard(self, seq: int, chain_hash: bytes, uow=None) -> None:
+        """Refuse a database whose log is behind what this process already saw, or differs at a
+        seq it knows: an old primary that came back after a failover (first in a multi-host URL),
+        or a restored backup under a running service. Posting there would fork the log, and reads
+        would go back in time (docs/high-availability.md, "When the old primary comes back")."""
+        seen = self._seen
+        if seen is None:
+            return
+        known_seq, known_chain, known_timeline = seen
+        if seq == known_seq:
+            bad = chain_hash != known_chain
+        elif seq < known_seq:
+            bad = True
+        else:
+            at = getattr(uow, "chain_hash_at", None) if uow is not None else None
+            bad = at is not None and at(known_seq) not in (None, known_chain)
+        if bad and known_timeline is not None:
+            now = self._timeline()
+            if now is not None and now > known_timeline:
+                # a promoted standby (newer timeline) whose log ends before what this process saw:
+                # asynchronous replication lost the tail. That is the new truth (docs section 5),
+                # not an old server: say so loudly and go on from here.
+                _log.critical("ledger rolled back by a failover: the promoted server (timeline %s) has "
+                              "the log up to seq %s; this process had seen seq %s on timeline %s: the "
+                              "entries after seq %s that were acknowledged are lost "
+                              "(docs/high-availability.md section 5)", now, seq, known_seq, known_timeline,
+                              seq)
+                self._seen = None
+                return
+        if bad:
+            msg = (f"this database's log (head seq {seq}) is behind or differs from the log this process "
+                   f"already saw (seq {known_seq}): it may be an old primary that came back after a "
+                   "failover; refusing to read or post on it. Fence that server or remove it from the "
+                   "database URL (docs/high-availability.md)")
+            _log.critical("ledger diverged: %s", msg)
+            raise Diverged(msg)  # 503 + Retry-After: fixing the URL or fencing cures it
+
+    def _saw(self, seq: int, chain_hash: bytes) -> None:
+        seen = self._seen
+        if seen is None or seq >= seen[0]:
+            timeline = seen[2] if seen is not None else None
+            if self._timeline_dirty or timeline is None:
+                now = self._timeline()  # None if the server went away just now: keep the last known
+                if now is not None:
+                    self._timeline_dirty, timeline = False, now
+            self._seen = (seq, chain_hash, timeline)
+
+    def _timeline(self) -> int | None:
+        """The PostgreSQL server's timeline (a promotion increments it); None elsewhere."""
+        if self.engine is None or self.engine.dialect.name != "postgresql":
+            return None
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(text(f"SELECT {_TIMELINE_SQL}")).scalar())
+        except Exception:  # noqa: BLE001 - unknown: the guard then refuses rather than accepts
+            return None
 
     @staticmethod
     def _open_account(batch: PostingBatch, genesis: Genesis, address: str, role: str, seq: int) -> None:
@@ -406,13 +497,42 @@ class Ledger:
         from .audit import _snapshot
         with domain_errors(), _snapshot(self.engine) as conn, conn.begin():
             r = conn.execute(select(T.ledger_head)).first()
+            if r and r.seq:  # the fork guard (_guard): a reader must not go back in time either
+                self._guard(r.seq, bytes(r.chain_hash), _ChainAt(conn))
             positions = {(b.address, b.currency): Position(b.balance, b.credit_limit, b.ceiling, b.held_out, b.held_in)
                          for b in conn.execute(select(T.balances))}
+        if r and r.seq:
+            self._saw(r.seq, bytes(r.chain_hash))
         return (r.seq, r.chain_hash, positions) if r else (0, ZERO32, positions)
 
     def head(self) -> tuple[int, bytes]:
         with self.unit_of_work(readonly=True) as uow:
-            return uow.head() or (0, ZERO32)
+            seq, chain_hash = uow.head() or (0, ZERO32)
+            if seq:
+                self._guard(seq, chain_hash, uow)
+        if seq:
+            self._saw(seq, chain_hash)
+        return seq, chain_hash
+
+    def server_info(self) -> dict:
+        """Which PostgreSQL server this is (system identifier, timeline: a promoted standby has a
+        new timeline, an old primary that came back the old one), and the COMMITs waiting for a
+        synchronous standby: their number and the oldest one's age in seconds. One cheap query;
+        {} on SQLite."""
+        if self.engine.dialect.name != "postgresql":
+            return {}
+        with domain_errors(), self._reader() as conn:
+            r = conn.execute(text(
+                "SELECT (SELECT system_identifier FROM pg_control_system())::text, pg_is_in_recovery(), "
+                f"{_TIMELINE_SQL}, "
+                "count(*) FILTER (WHERE a.wait_event = 'SyncRep'), "
+                "coalesce(extract(epoch FROM max(clock_timestamp() - a.state_change) "
+                "FILTER (WHERE a.wait_event = 'SyncRep')), 0), "
+                "coalesce(host(inet_server_addr()), 'local socket'), inet_server_port() "
+                "FROM pg_stat_activity a WHERE a.datname = current_database()")).one()
+        return {"address": f"{r[5]}:{r[6]}" if r[6] else r[5],
+                "systemIdentifier": r[0], "inRecovery": bool(r[1]), "timeline": int(r[2]),
+                "commitsWaitingForStandby": int(r[3]), "oldestStandbyWaitS": round(float(r[4]), 1)}
 
     def iter_entries(self, after_seq: int = 0, page: int = 2000) -> Iterator[Entry]:
         """All entries after `after_seq`, in order, fetched page by page (constant memory)."""

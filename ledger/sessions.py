@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .core.rules import AccountState
 from .store import auth_tables as S
+from .store.errors import domain_errors
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Sessions:
     def consume_challenge(self, *, nonce: str, address: str, issued_at: int, expires_at: int, now: int) -> bool:
         """Record a verified challenge as used (times in unix seconds): True the first time,
         False if it was already used. Rows of expired challenges are deleted on the way."""
-        with self.ledger.engine.begin() as conn:
+        with domain_errors(), self.ledger.engine.begin() as conn:
             S.purge_expired_challenges(conn, now)
             return S.record_used_challenge(conn, nonce=nonce, address=address, issued_at=issued_at,
                                            expires_at=expires_at, now_s=now)
@@ -46,7 +47,8 @@ class Sessions:
 
     def account(self, address: str, epoch: int) -> SessionAccount | None:
         """The account behind a session of `epoch`, and whether that session was revoked."""
-        with self.ledger.engine.connect().execution_options(ayni_readonly=True) as conn:  # no write lock
+        # domain_errors: a failover answers 503 + Retry-After on every signed-in request, not 500
+        with domain_errors(), self.ledger.engine.connect().execution_options(ayni_readonly=True) as conn:
             found = S.session_account(conn, address, epoch)
         if found is None:
             return None

@@ -103,6 +103,9 @@ class History:
     first_ready_s: float = 0.0
     elapsed_s: float = 0.0
     failed_reads: int = 0
+    # reads answered 5xx other than the retryable 503 `unavailable` + Retry-After (a database
+    # fault must never surface as a 500: docs/high-availability.md section 3)
+    reads_5xx_not_retryable: list[str] = field(default_factory=list)
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -272,6 +275,10 @@ def run(db_url: str, tmp: Path, cfg: BankConfig, fault=None) -> History:
                     if r is None or r.status_code != 200:
                         with lock:
                             hist.failed_reads += 1
+                            if r is not None and r.status_code >= 500 and not (
+                                    r.status_code == 503 and r.headers.get("retry-after")
+                                    and "unavailable" in r.text):
+                                hist.reads_5xx_not_retryable.append(f"{r.status_code} {r.text[:160]}")
                         time.sleep(0.05)
                         continue
                     data = r.json()
@@ -444,6 +451,7 @@ def check(hist: History, ledger: Ledger) -> tuple[list[str], dict]:
         "lost_acks_recovered_as_duplicates": recovered,
         "deliberate_reposts": sum(len(r.reposts) for r in hist.transfers.values()),
         "reads": len(hist.reads), "failed_reads": hist.failed_reads,
+        "reads_5xx_not_retryable": len(hist.reads_5xx_not_retryable),
         "log_entries": len(entries), "log_transfers": len(log_transfers),
         "acknowledged_per_s": round(len(acked) / hist.elapsed_s, 1) if hist.elapsed_s else None,
         "faults": len(faults),

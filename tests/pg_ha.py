@@ -187,6 +187,9 @@ class Pair:
                        "wal_level = replica\nmax_wal_senders = 5\nmax_replication_slots = 5\n"
                        "wal_log_hints = on\nhot_standby = on\nsynchronous_commit = on\n"
                        "max_connections = 60\nshared_buffers = 32MB\nmin_wal_size = 32MB\n"
+                       # docs/high-availability.md section 1: the WAL pg_rewind needs survives the
+                       # dead primary's crash recovery (without it a rejoin often fails)
+                       "wal_keep_size = 256MB\n"
                        "wal_retrieve_retry_interval = 200ms\n"
                        f"fsync = {'on' if fsync else 'off'}\n")
         a.start()
@@ -244,7 +247,12 @@ class Pair:
         return self.link.port
 
     def promote(self) -> None:
-        """`pg_ctl promote` on the standby; it becomes the primary (and runs alone until rejoin)."""
+        """`pg_ctl promote` on the standby; it becomes the primary (and runs alone until rejoin).
+        As docs/high-availability.md section 4 says, first check that the standby names no
+        synchronous standby of its own (make_standby_of removed the copied setting): a promoted
+        node that does waits for itself and every payment hangs."""
+        named = self.standby.sql("SHOW synchronous_standby_names")
+        assert named in ([], [("",)]), f"the standby would promote naming a synchronous standby: {named}"
         self.standby.promote()
         self.primary, self.standby = self.standby, self.primary
 
@@ -502,6 +510,8 @@ def run_failover(*, synchronous: bool, seconds: float, kills: int = 1, clients: 
         # every 5xx a client saw was the retryable one: 503 `unavailable` with Retry-After
         "answers_5xx_not_retryable": sum(1 for a in answers_5xx if not (
             a.status == 503 and a.retry_after and (a.body or {}).get("error", {}).get("code") == "unavailable")),
+        "reads_5xx_not_retryable": len(hist.reads_5xx_not_retryable),
+        "reads_5xx_messages": sorted(set(hist.reads_5xx_not_retryable))[:4],
         "answers_5xx_messages": sorted({str((a.body or {}).get("error", {}).get("message", a.body))[:160]
                                         for a in answers_5xx})[:4],
         "promote_after_s": promote_after_s, "replication_link_delay_s": pair.link_delay_s,

@@ -41,10 +41,13 @@ def verify(db: Db = None, as_json: AsJson = False,
     recovery and memory"): the same findings as one core, in about half the time."""
     from ..audit import audit
     try:
-        report = audit(open_ledger(db), jobs=jobs)
+        ledger = open_ledger(db)
+        # which server was checked: with a multi-host URL it matters (docs/high-availability.md)
+        server = ledger.server_info()
+        report = audit(ledger, jobs=jobs)
     except E.LedgerError as exc:
         fail_error(exc)
-    out = {"ok": report.ok, "entries": report.entries,
+    out = {"ok": report.ok, "entries": report.entries, **({"server": server} if server else {}),
            **{k: [f.as_json() for f in getattr(report, k)] for k in ("chain_faults", "replay_faults", "balance_faults")},
            "zero_sum_faults": report.zero_sum_faults}
     if as_json:
@@ -53,6 +56,9 @@ def verify(db: Db = None, as_json: AsJson = False,
         say(f"{report.entries} entries; chain faults {len(report.chain_faults)}, replay faults "
                    f"{len(report.replay_faults)}, balance faults {len(report.balance_faults)}, "
                    f"zero-sum faults {report.zero_sum_faults or 'none'}")
+        if server:
+            say(f"checked on {server['address']} (system {server['systemIdentifier']}, "
+                f"timeline {server['timeline']})")
         for fault in report.chain_faults + report.replay_faults + report.balance_faults:
             say(f"  {fault}")
     if not report.ok:

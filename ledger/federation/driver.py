@@ -291,6 +291,10 @@ class driver_lock:
         self.engine, self._conn, self._file = engine, None, None
 
     def try_acquire(self) -> bool:
+        if self._conn is not None and not self._still_held():
+            # the server that granted the lock died or was failed over: the lock went with it, and
+            # on the new primary another process may take it. Drop the ghost and ask again.
+            self._drop()
         if self._conn is not None or self._file is not None:
             return True
         dialect = self.engine.dialect.name
@@ -315,6 +319,26 @@ class driver_lock:
             return True
         self._file = True
         return True
+
+    def _still_held(self) -> bool:
+        """Our advisory lock is still held by this very session (one cheap query per round)."""
+        from sqlalchemy import text
+        try:
+            held = self._conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND ((classid::bigint << 32) | objid::bigint) = :k"),
+                {"k": self.KEY & 0xFFFFFFFFFFFFFFFF}).scalar()
+            self._conn.commit()
+            return bool(held)
+        except Exception:  # noqa: BLE001 - a dead connection: the lock is gone with its server
+            return False
+
+    def _drop(self) -> None:
+        try:
+            self._conn.invalidate()  # never back into the pool: it may still be a live session
+        except Exception:  # noqa: BLE001
+            pass
+        self._conn = None
 
     def release(self) -> None:
         if self._conn is not None:

@@ -43,6 +43,8 @@ def as_domain_error(exc: BaseException) -> E.LedgerError | None:
     if isinstance(exc, (sa_exc.IntegrityError, *_DRIVER_INTEGRITY)):
         return E.StoreConflict("a concurrent change collided with this one and it was rolled back; "
                                "read again and retry")
+    if isinstance(exc, sa_exc.ArgumentError):  # a malformed database URL: permanent, not "retry later"
+        return E.InvalidInput(f"database URL: {str(exc).strip().splitlines()[0][:200]}")
     first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
     if is_connection_lost(exc):
         return E.StoreConnectionLost(f"database error: {first[:160]}; {CONNECTION_LOST_HINT}")

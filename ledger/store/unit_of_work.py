@@ -132,6 +132,11 @@ class SqlUnitOfWork(FederationRepository, UnitOfWork):
                  for a, c, balance, limit, ceiling, out, in_ in positions.fetchall()},
                 {(signer, int(nonce)): (bytes(digest), seq) for signer, nonce, digest, seq in nonces.fetchall()})
 
+    def chain_hash_at(self, seq: int) -> bytes | None:
+        """The chain hash of entry `seq` (the service's fork guard: ledger.service.Ledger)."""
+        r = self.conn.execute(select(T.entries.c.chain_hash).where(T.entries.c.seq == seq)).first()
+        return bytes(r.chain_hash) if r else None
+
     def head(self):
         r = self.conn.execute(select(T.ledger_head.c.seq, T.ledger_head.c.chain_hash)).first()
         return (r.seq, bytes(r.chain_hash)) if r else None
