@@ -69,17 +69,15 @@ def install(app: FastAPI) -> None:
             headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from ledger.store.errors import _DRIVER_ERRORS, as_domain_error
+    from ledger.faults import as_ledger_error, storage_fault_types
 
     async def _database(request: Request, exc: Exception):
         # A database error a path did not translate itself (sign-in, sessions, rate limits, metrics
         # during a failover): the same 503 + Retry-After as the ledger's own, never a 500.
-        mapped = as_domain_error(exc) or StoreConnectionLost(f"database error: {type(exc).__name__}")
+        mapped = as_ledger_error(exc) or StoreConnectionLost(f"database error: {type(exc).__name__}")
         return await _ledger(request, mapped)
 
-    for kind in (SQLAlchemyError, *_DRIVER_ERRORS):
+    for kind in storage_fault_types():
         app.add_exception_handler(kind, _database)
 
     @app.exception_handler(RequestValidationError)
@@ -99,7 +97,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):  # a bug: say so without leaking internals
-        mapped = as_domain_error(exc)  # a database error wrapped in something else: still a 503
+        mapped = as_ledger_error(exc)  # a database error wrapped in something else: still a 503
         if mapped is not None:
             return await _ledger(request, mapped)
         log.error("%s %s: internal_error", request.method, request.url.path, exc_info=exc)
