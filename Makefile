@@ -29,9 +29,11 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# Two workers, one test file each at a time (loadfile keeps a module's shared node or server in
+# one process); every test makes its own databases and ports, so files run side by side.
 test: install node_modules/.package-lock.json $(CHROMIUM)
 	npm run --silent test:contracts
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: install node_modules/.package-lock.json
 	$(VENV)/bin/ayni bench --scale full --out benchmarks/results
