@@ -180,5 +180,5 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` (each worker process builds its own app)."""
     from ledger.federation.runtime import federation_from_env
     settings = Settings.from_env()
-    ledger = Ledger.open(settings.db_url, migrate=False)
+    ledger = Ledger.open(settings.db_url, migrate=False, fork_guard=True)
     return create_app(ledger, settings, federation=federation_from_env(ledger))

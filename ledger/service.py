@@ -138,7 +138,7 @@ def entry_from_row(row) -> Entry:
 
 class Ledger:
     def __init__(self, engine: Engine | None = None, *, clock: Callable[[], int] = now_ms,
-                 unit_of_work: Callable[..., UnitOfWork] | None = None):
+                 unit_of_work: Callable[..., UnitOfWork] | None = None, fork_guard: bool = False):
         """`unit_of_work(readonly=False)` makes a fresh UnitOfWork; by default one on `engine`.
         A ledger built on another unit of work (tests' in-memory one) has no engine: only the
         use cases that go through the unit of work (posting, requests, balances) work there."""
@@ -153,6 +153,11 @@ class Ledger:
         # fork guard (_guard). The timeline is re-read after each new database connection.
         self._seen: tuple[int, bytes, int | None] | None = None
         self._timeline_dirty = True
+        # On in the long-running server (api.app): a process that already served the log must not
+        # serve or post on an older or different one. Off in one-shot commands and in-process
+        # tools, which start fresh, and so that a database altered in place is still served as it
+        # is: catching that is verify's and reconcile's job, which need to read it.
+        self.fork_guard = fork_guard
         if engine is not None and engine.dialect.name == "postgresql":
             from sqlalchemy import event
 
@@ -401,7 +406,7 @@ class Ledger:
         or a restored backup under a running service. Posting there would fork the log, and reads
         would go back in time (docs/high-availability.md, "When the old primary comes back")."""
         seen = self._seen
-        if seen is None:
+        if seen is None or not self.fork_guard:
             return
         known_seq, known_chain, known_timeline = seen
         if seq == known_seq:

@@ -341,6 +341,7 @@ def test_estimate_prices_the_next_batch_without_sending(deployed, tmp_path):
     nonce = tx_count(chain)
     prices = json.loads((ROOT / "ledger/costs/prices.json").read_text())
     prices["eur_per_usd"] = {"value": 0.5, "as_of": "2026-11-29", "source": "test rate"}
+    prices["eur_usd"] = {"value": 2.0, "as_of": "2026-11-29", "source": "test rate"}  # the same rate, inverted
     (tmp_path / "prices.json").write_text(json.dumps(prices))
     args = [a for a in deployed["args"] if a not in ("--keystore", deployed["keystore"])]
     r = cli("ayni", "anchor", "--estimate", *args, "--chain-preset", "hardhat", "--max-fee-gwei", "30",
@@ -357,7 +358,7 @@ def test_estimate_prices_the_next_batch_without_sending(deployed, tmp_path):
     text = cli("ayni", "anchor", "--estimate", *args, "--max-fee-gwei", "30")
     assert text.returncode == 0, text.stderr
     assert f"next batch: entries 1..{head} ({head} entries)" in text.stdout and " ETH likely, at most " in text.stdout
-    assert "no EUR price" in text.stdout  # the shipped price file holds no EUR rate
+    assert " = EUR " in text.stdout  # the shipped price file holds a EUR rate (eur_per_usd)
     assert tx_count(chain) == nonce and Anchoring(deployed["coop"].ledger, chain).batches() == []
 
 

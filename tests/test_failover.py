@@ -208,6 +208,7 @@ def test_a_database_whose_log_went_back_or_forked_is_refused(pg_server_url):
     old, new = f"{db}_old", f"{db}_new"
     admin = _admin(pg_server_url)
     c = SampleCommunity(pg_server_url)
+    c.ledger.fork_guard = True  # as `ayni serve` runs it (api.app)
     try:
         c.member("a"), c.member("b")
         c.ledger.engine.dispose()
